@@ -1,0 +1,455 @@
+"""Reading preference datasets into pairs.
+
+Sources:
+- hh-rlhf JSONL (plain or gzip): ``{"chosen": transcript, "rejected": transcript}`` per line.
+- Generic JSONL / CSV / Parquet with (prompt, chosen, rejected) columns, or (chosen, rejected)
+  transcripts, or chat-message lists (``[{"role": ..., "content": ...}, ...]``), with a column map.
+- A Hugging Face dataset by name: ``hf:Anthropic/hh-rlhf`` (needs the ``datasets`` package and a
+  network, or a local cache).
+
+Each reader yields :class:`Pair` records and :class:`Issue` records; bad input never raises unless
+``strict`` is set, and then the error names the file and line.
+
+The split rule (as the SEAL paper scored hh-rlhf): a transcript is cut at its *last* ``"Assistant:"``.
+The context is everything before that marker, with trailing whitespace removed; the response is
+everything after it, with surrounding whitespace removed. ``tokenizer(context, response)`` is what the
+``pair`` scoring format feeds the RM.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .errors import InputError
+from .hashing import pair_id as make_pair_id
+from .hashing import text_id as make_text_id
+
+ASSISTANT = "Assistant:"
+HUMAN = "Human:"
+_TURN_RE = re.compile(r"(?:^|\n\n)(Human|Assistant|System):[ ]?")
+
+
+@dataclass
+class Pair:
+    subset: str
+    split: str
+    source: str
+    source_row: int  # 1-based line (JSONL), data row (CSV) or row index + 1 (Parquet/HF)
+    dataset: str
+    chosen_context: str
+    chosen_response: str
+    rejected_context: str
+    rejected_response: str
+    chosen_text: str
+    rejected_text: str
+
+    @property
+    def identical(self) -> bool:
+        return self.chosen_text == self.rejected_text
+
+    @property
+    def context_differs(self) -> bool:
+        return self.chosen_context != self.rejected_context
+
+    @property
+    def pair_id(self) -> str:
+        return make_pair_id(self.subset, self.split, self.source_row, self.chosen_text, self.rejected_text)
+
+    @property
+    def chosen_text_id(self) -> str:
+        return make_text_id(self.chosen_context, self.chosen_response)
+
+    @property
+    def rejected_text_id(self) -> str:
+        return make_text_id(self.rejected_context, self.rejected_response)
+
+
+@dataclass
+class Issue:
+    source: str
+    line: int
+    kind: str  # malformed_json | missing_field | empty_text | no_assistant | invalid_utf8 | identical | bad_value
+    message: str
+    excerpt: str = ""
+    fatal: bool = True  # False: the pair was kept but flagged (identical chosen/rejected)
+
+    def describe(self) -> str:
+        return f"{self.source}:{self.line}: {self.kind}: {self.message}"
+
+
+@dataclass
+class ReadOptions:
+    subset: str | None = None
+    split: str | None = None
+    fmt: str | None = None  # hh | jsonl | csv | parquet | hf ; None: from the name
+    mapping: dict[str, str] = field(default_factory=dict)  # our name -> column name
+    hf_split: str = "train"
+    hf_data_dir: str | None = None
+    limit: int | None = None
+
+
+class _RowError(Exception):
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------
+# transcripts
+
+
+def split_transcript(text: str) -> tuple[str, str]:
+    """Split a transcript at its last ``"Assistant:"`` into (context, response).
+
+    Raises ``_RowError('no_assistant')`` when there is no assistant turn.
+    """
+    idx = text.rfind(ASSISTANT)
+    if idx < 0:
+        raise _RowError("no_assistant", 'no "Assistant:" turn in the text')
+    return text[:idx].rstrip(), text[idx + len(ASSISTANT) :].strip()
+
+
+def join_transcript(context: str, response: str) -> str:
+    """The inverse of :func:`split_transcript` in hh-rlhf's layout."""
+    return f"{context}\n\n{ASSISTANT} {response}"
+
+
+def transcript_to_messages(context: str, response: str | None = None) -> list[dict[str, str]]:
+    """Turn an hh-rlhf style transcript into chat messages (for chat-template scoring)."""
+    text = context if response is None else join_transcript(context, response)
+    parts = _TURN_RE.split(text)
+    messages: list[dict[str, str]] = []
+    # parts: [preamble, role, content, role, content, ...]
+    preamble = parts[0].strip()
+    if preamble:
+        messages.append({"role": "user", "content": preamble})
+    role_map = {"Human": "user", "Assistant": "assistant", "System": "system"}
+    for i in range(1, len(parts) - 1, 2):
+        messages.append({"role": role_map[parts[i]], "content": parts[i + 1].strip()})
+    return messages
+
+
+def messages_to_transcript(messages: list[dict[str, Any]], where: str = "") -> str:
+    names = {"user": HUMAN, "human": HUMAN, "assistant": ASSISTANT, "gpt": ASSISTANT, "system": "System:"}
+    out = []
+    for m in messages:
+        if not isinstance(m, dict) or "content" not in m:
+            raise _RowError("bad_value", f"{where}chat message without 'content': {str(m)[:80]}")
+        role = str(m.get("role", m.get("from", ""))).lower()
+        if role not in names:
+            raise _RowError("bad_value", f"{where}unknown chat role {role!r}")
+        content = m["content"]
+        if not isinstance(content, str):
+            content = json.dumps(content, ensure_ascii=False)
+        out.append(f"\n\n{names[role]} {content.strip()}")
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# naming
+
+
+_SPLITS = ("train", "test", "validation", "valid", "dev", "eval")
+
+
+def subset_split_from_name(path: str | Path) -> tuple[str, str]:
+    """``harmless-base-test.jsonl.gz`` -> (``harmless-base``, ``test``); unknown split -> ``unknown``."""
+    name = Path(str(path)).name
+    for suffix in (".gz", ".jsonl", ".json", ".csv", ".parquet", ".tsv"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    for suffix in (".gz", ".jsonl", ".json", ".csv", ".parquet"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    for sp in _SPLITS:
+        for sep in ("-", "_", "."):
+            if name.endswith(sep + sp):
+                return name[: -len(sp) - 1] or name, sp
+        if name == sp:
+            parent = Path(str(path)).parent.name or "default"
+            return parent, sp
+    return name, "unknown"
+
+
+def parse_mapping(items: Iterable[str] | str | None) -> dict[str, str]:
+    """``["chosen=response_a", "rejected=response_b"]`` or ``"chosen=a,rejected=b"`` -> dict."""
+    if not items:
+        return {}
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, str] = {}
+    allowed = {"prompt", "chosen", "rejected", "subset", "split"}
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise InputError(f"--map {part!r}: expected NAME=COLUMN, e.g. chosen=response_a", "Bad option")
+            k, v = (s.strip() for s in part.split("=", 1))
+            if k not in allowed:
+                raise InputError(
+                    f"--map {part!r}: {k!r} is not one of {', '.join(sorted(allowed))}", "Bad option"
+                )
+            out[k] = v
+    return out
+
+
+def detect_format(spec: str) -> str:
+    if spec.startswith("hf:"):
+        return "hf"
+    name = spec.lower()
+    if name.endswith((".parquet", ".pq")):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+        return "csv"
+    if name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")):
+        return "jsonl"
+    raise InputError(
+        f"{spec}: cannot tell the format from the name; use --format hh|jsonl|csv|parquet or an hf: name",
+        "Unknown format",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# row -> pair
+
+
+def _as_side(value: Any, where: str, name: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        raise _RowError("missing_field", f"{where}field {name!r} is missing or null")
+    if isinstance(value, list):
+        return messages_to_transcript(value, where)
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            try:
+                parsed = json.loads(stripped)
+            except ValueError:
+                return value
+            if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
+                return messages_to_transcript(parsed, where)
+        return value
+    if hasattr(value, "tolist"):  # numpy arrays from parquet
+        return _as_side(value.tolist(), where, name)
+    raise _RowError("bad_value", f"{where}field {name!r} has type {type(value).__name__}, expected text or chat messages")
+
+
+def row_to_pair(row: dict[str, Any], *, source: str, line: int, subset: str, split: str, dataset: str,
+                mapping: dict[str, str]) -> Pair:
+    col = {k: mapping.get(k, k) for k in ("prompt", "chosen", "rejected", "subset", "split")}
+    for k in ("chosen", "rejected"):
+        if col[k] not in row:
+            raise _RowError("missing_field", f"field {col[k]!r} is missing")
+    chosen = _as_side(row[col["chosen"]], "", col["chosen"])
+    rejected = _as_side(row[col["rejected"]], "", col["rejected"])
+    prompt_val = row.get(col["prompt"]) if col["prompt"] in row else None
+    if col["subset"] in row and mapping.get("subset"):
+        subset = str(row[col["subset"]])
+    if col["split"] in row and mapping.get("split"):
+        split = str(row[col["split"]])
+    if prompt_val is not None and not (isinstance(prompt_val, float) and prompt_val != prompt_val):
+        prompt = _as_side(prompt_val, "", col["prompt"])
+        if not prompt.strip():
+            raise _RowError("empty_text", f"field {col['prompt']!r} is empty")
+        if ASSISTANT not in prompt and HUMAN not in prompt:
+            context = f"\n\n{HUMAN} {prompt.strip()}"
+        else:
+            context = prompt.rstrip()
+        # chosen/rejected may be bare responses or whole transcripts that repeat the prompt
+        sides = []
+        for name, val in (("chosen", chosen), ("rejected", rejected)):
+            if val.lstrip().startswith(("Human:", "\n\nHuman:")) or (ASSISTANT in val and HUMAN in val):
+                c, r = split_transcript(val)
+            else:
+                r = val.strip()
+                if r.startswith(ASSISTANT):
+                    r = r[len(ASSISTANT):].strip()
+                c = context
+            sides.append((c, r))
+        (cc, cr), (rc, rr) = sides
+    else:
+        for name, val in (("chosen", chosen), ("rejected", rejected)):
+            if not val.strip():
+                raise _RowError("empty_text", f"the {name} text is empty")
+        cc, cr = split_transcript(chosen)
+        rc, rr = split_transcript(rejected)
+    return Pair(
+        subset=subset, split=split, source=source, source_row=line, dataset=dataset,
+        chosen_context=cc, chosen_response=cr, rejected_context=rc, rejected_response=rr,
+        chosen_text=join_transcript(cc, cr), rejected_text=join_transcript(rc, rr),
+    )
+
+
+def _excerpt(s: str | bytes, n: int = 120) -> str:
+    if isinstance(s, bytes):
+        s = s.decode("utf-8", "replace")
+    s = s.replace("\n", "\\n")
+    return s[:n] + ("..." if len(s) > n else "")
+
+
+# ---------------------------------------------------------------------------------------------
+# readers
+
+
+def _open_bytes(path: Path):
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _read_jsonl(path: Path, opts: ReadOptions, subset: str, split: str, dataset: str) -> Iterator[Pair | Issue]:
+    src = str(path)
+    with _open_bytes(path) as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if opts.limit is not None and lineno > opts.limit:
+                break
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield Issue(src, lineno, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", _excerpt(raw))
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as e:
+                yield Issue(src, lineno, "malformed_json", f"malformed JSON: {e.msg} (column {e.colno})", _excerpt(line))
+                continue
+            if not isinstance(obj, dict):
+                yield Issue(src, lineno, "malformed_json", f"expected a JSON object, got {type(obj).__name__}", _excerpt(line))
+                continue
+            yield from _row(obj, src, lineno, opts, subset, split, dataset, line)
+
+
+def _row(obj: dict, src: str, lineno: int, opts: ReadOptions, subset: str, split: str, dataset: str,
+         raw: str) -> Iterator[Pair | Issue]:
+    try:
+        pair = row_to_pair(obj, source=src, line=lineno, subset=subset, split=split, dataset=dataset,
+                           mapping=opts.mapping)
+    except _RowError as e:
+        yield Issue(src, lineno, e.kind, e.message, _excerpt(raw))
+        return
+    if pair.identical:
+        yield Issue(src, lineno, "identical", "chosen and rejected are identical (kept, flagged)",
+                    _excerpt(pair.chosen_response), fatal=False)
+    for side in ("chosen", "rejected"):
+        if not getattr(pair, f"{side}_response"):
+            # real hh-rlhf has a few of these: the assistant's last turn is empty. Kept, flagged.
+            yield Issue(src, lineno, "empty_response",
+                        f'the {side} response after the last "Assistant:" is empty (kept, flagged)',
+                        _excerpt(raw), fatal=False)
+    yield pair
+
+
+def _read_csv(path: Path, opts: ReadOptions, subset: str, split: str, dataset: str) -> Iterator[Pair | Issue]:
+    src = str(path)
+    raw = _open_bytes(path).read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        yield Issue(src, line, "invalid_utf8", f"invalid UTF-8 at byte {e.start}; the file was not read", "")
+        return
+    delim = "\t" if ".tsv" in path.name else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
+    n = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            yield Issue(src, reader.line_num, "malformed_csv", f"malformed CSV: {e}", "")
+            break
+        n += 1
+        if opts.limit is not None and n > opts.limit:
+            break
+        lineno = reader.line_num  # physical line where this record ended
+        if None in row:
+            yield Issue(src, lineno, "malformed_csv", "more fields than the header names", _excerpt(str(row.get(None))))
+            continue
+        yield from _row(row, src, lineno, opts, subset, split, dataset, json.dumps(row, ensure_ascii=False))
+
+
+def _read_frame_rows(rows: Iterable[dict], src: str, opts: ReadOptions, subset: str, split: str,
+                     dataset: str) -> Iterator[Pair | Issue]:
+    for i, row in enumerate(rows, start=1):
+        if opts.limit is not None and i > opts.limit:
+            break
+        yield from _row(row, src, i, opts, subset, split, dataset, str(row)[:200])
+
+
+def _read_parquet(path: Path, opts: ReadOptions, subset: str, split: str, dataset: str) -> Iterator[Pair | Issue]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # pyarrow raises several types for broken files
+        raise InputError(f"{path}: cannot read Parquet: {e}", "Bad input") from e
+    yield from _read_frame_rows(table.to_pylist(), str(path), opts, subset, split, dataset)
+
+
+def _read_hf(spec: str, opts: ReadOptions) -> Iterator[Pair | Issue]:
+    name = spec[3:]
+    try:
+        import datasets  # type: ignore
+    except ImportError as e:
+        raise InputError(
+            f"{spec}: reading a Hugging Face dataset needs the 'datasets' package: pip install 'rmtui[hf]'",
+            "Missing package",
+        ) from e
+    try:
+        ds = datasets.load_dataset(name, data_dir=opts.hf_data_dir, split=opts.hf_split)
+    except Exception as e:
+        raise InputError(
+            f"{spec}: could not load split {opts.hf_split!r}"
+            + (f" of data_dir {opts.hf_data_dir!r}" if opts.hf_data_dir else "")
+            + f" (no network or local cache?): {type(e).__name__}: {e}",
+            "Dataset not reachable",
+        ) from e
+    subset = opts.subset or (opts.hf_data_dir or name.split("/")[-1])
+    split = opts.split or opts.hf_split
+    yield from _read_frame_rows(iter(ds), spec, opts, subset, split, name)
+
+
+def read_pairs(spec: str | Path, opts: ReadOptions | None = None) -> Iterator[Pair | Issue]:
+    """Yield pairs and issues from one source (file path or ``hf:NAME``)."""
+    opts = opts or ReadOptions()
+    spec = str(spec)
+    fmt = opts.fmt or detect_format(spec)
+    if fmt == "hf":
+        yield from _read_hf(spec, opts)
+        return
+    path = Path(spec)
+    if not path.exists():
+        raise InputError(f"{spec}: no such file", "File not found")
+    if path.is_dir():
+        raise InputError(f"{spec}: is a folder; name the files to ingest", "Bad input")
+    subset_guess, split_guess = subset_split_from_name(path)
+    subset = opts.subset or subset_guess
+    split = opts.split or split_guess
+    dataset = "hh-rlhf" if fmt == "hh" or _looks_like_hh(path) else subset
+    if fmt in ("hh", "jsonl"):
+        yield from _read_jsonl(path, opts, subset, split, dataset)
+    elif fmt == "csv":
+        yield from _read_csv(path, opts, subset, split, dataset)
+    elif fmt == "parquet":
+        yield from _read_parquet(path, opts, subset, split, dataset)
+    else:
+        raise InputError(f"{spec}: unknown format {fmt!r} (hh, jsonl, csv, parquet, hf)", "Bad option")
+
+
+_HH_SUBSETS = ("harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled", "red-team-attempts")
+
+
+def _looks_like_hh(path: Path) -> bool:
+    return any(path.name.startswith(s) for s in _HH_SUBSETS) or "hh-rlhf" in str(path)

@@ -1,0 +1,8 @@
+"""The study store: the only part of rmtui that writes SQL.
+
+``core`` opens the file and migrates it; one module per area reads and writes its tables.
+"""
+
+from .core import Study, now, open_study
+
+__all__ = ["Study", "open_study", "now"]

@@ -1,0 +1,175 @@
+"""The study file: one DuckDB database per study.
+
+:class:`Study` wraps one connection. Writes go through :meth:`Study.transaction`, so a job killed in
+the middle leaves every committed chunk and nothing half-written. DuckDB lets one process hold a
+read-write connection; a second process cannot open the file at all while it does (not even
+read-only). That case is reported as :class:`StudyLockedError` with the other process's PID.
+Inside one process, threads use :meth:`Study.cursor`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import re
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+import pandas as pd
+
+from .. import __version__
+from ..errors import StudyError, StudyLockedError
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
+
+def now() -> _dt.datetime:
+    return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+
+
+class Study:
+    """One open study file."""
+
+    def __init__(self, path: str | Path, *, read_only: bool = False, create: bool = True) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if not self.path.exists():
+            if read_only or not create:
+                raise StudyError(f"{self.path}: no such study file", "Study not found")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as e:
+            raise _translate_open_error(self.path, e) from e
+        except duckdb.Error as e:
+            raise StudyError(f"{self.path}: not a readable DuckDB study file: {e}") from e
+        self._migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self.con.close()
+            except duckdb.Error:
+                pass
+
+    def __enter__(self) -> "Study":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for use in another thread (DuckDB connections are not shared across threads)."""
+        return self.con.cursor()
+
+    # -- schema ----------------------------------------------------------------------------------
+    def _current_version(self) -> int:
+        exists = self.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'study'"
+        ).fetchone()[0]
+        if not exists:
+            return 0
+        row = self.con.execute("SELECT value FROM study WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        version = self._current_version()
+        if version > SCHEMA_VERSION:
+            raise StudyError(
+                f"{self.path}: schema version {version} is newer than this rmtui understands "
+                f"({SCHEMA_VERSION}); upgrade rmtui"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if self.read_only:
+            raise StudyError(
+                f"{self.path}: schema version {version}, this rmtui needs {SCHEMA_VERSION}; "
+                "open it once read-write (any rmtui command that writes) to migrate"
+            )
+        with self.transaction() as cur:
+            for stmts in MIGRATIONS[version:]:
+                for stmt in stmts:
+                    cur.execute(stmt)
+            created = cur.execute("SELECT value FROM study WHERE key='created_at'").fetchone()
+            if not created:
+                cur.execute("INSERT INTO study VALUES ('created_at', ?)", [now().isoformat()])
+            cur.execute(
+                "INSERT OR REPLACE INTO study VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+            cur.execute("INSERT OR REPLACE INTO study VALUES ('rmtui_version', ?)", [__version__])
+
+    # -- transactions and plain SQL ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``with study.transaction() as cur:`` commits on success, rolls back on any exception."""
+        if self.read_only:
+            raise StudyError(f"{self.path}: opened read-only; cannot write")
+        with self._lock:
+            cur = self.con.cursor()
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def execute(self, sql: str, params: list | tuple | None = None) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            return self.con.execute(sql, params or [])
+
+    def df(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
+        """Run a query and return a DataFrame (thread-safe: uses its own cursor)."""
+        cur = self.con.cursor()
+        try:
+            return cur.execute(sql, params or []).df()
+        finally:
+            cur.close()
+
+    def scalar(self, sql: str, params: list | tuple | None = None) -> Any:
+        cur = self.con.cursor()
+        try:
+            row = cur.execute(sql, params or []).fetchone()
+        finally:
+            cur.close()
+        return None if row is None else row[0]
+
+    # -- metadata --------------------------------------------------------------------------------
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        v = self.scalar("SELECT value FROM study WHERE key = ?", [key])
+        return default if v is None else v
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as cur:
+            cur.execute("INSERT OR REPLACE INTO study VALUES (?, ?)", [key, value])
+
+    def table_counts(self) -> dict[str, int]:
+        names = [r[0] for r in self.con.cursor().execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema='main' ORDER BY 1"
+        ).fetchall()]
+        return {n: int(self.scalar(f'SELECT count(*) FROM "{n}"')) for n in names}
+
+
+_PID_RE = re.compile(r"PID (\d+)")
+
+
+def _translate_open_error(path: Path, e: Exception) -> Exception:
+    msg = str(e)
+    if "lock" in msg.lower():
+        m = _PID_RE.search(msg)
+        who = f"process {m.group(1)}" if m else "another process"
+        return StudyLockedError(
+            f"{path}: {who} has this study open for writing (DuckDB allows one writer and no "
+            "readers beside it). Wait for that job to finish or stop it, then open the study again."
+        )
+    return StudyError(f"{path}: cannot open: {msg}")
+
+
+def open_study(path: str | Path, *, read_only: bool = False, create: bool = True) -> Study:
+    return Study(path, read_only=read_only, create=create)

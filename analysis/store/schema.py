@@ -1,0 +1,112 @@
+"""The study schema: every table a user can query with plain SQL, and its migrations.
+
+Documented in docs/schema.md. A migration is a list of statements; ``MIGRATIONS[i]`` brings a study
+from version ``i`` to ``i + 1``. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+V1 = [
+    # key/value metadata: schema_version, created_at, rmtui_version, ...
+    """CREATE TABLE IF NOT EXISTS study (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE SEQUENCE IF NOT EXISTS ingest_seq START 1""",
+    """CREATE TABLE IF NOT EXISTS ingests (
+        ingest_id INTEGER PRIMARY KEY,
+        source VARCHAR, options VARCHAR, rmtui_version VARCHAR,
+        started_at TIMESTAMP, finished_at TIMESTAMP,
+        n_read INTEGER, n_added INTEGER, n_issues INTEGER, status VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS pairs (
+        pair_id VARCHAR PRIMARY KEY,
+        dataset VARCHAR, subset VARCHAR, split VARCHAR, source VARCHAR, source_row INTEGER,
+        context VARCHAR,                -- the chosen side's context (the shared conversation)
+        chosen_response VARCHAR, rejected_response VARCHAR,
+        chosen_text VARCHAR, rejected_text VARCHAR,
+        chosen_text_id VARCHAR, rejected_text_id VARCHAR,
+        rejected_context VARCHAR,       -- differs from context in a handful of hh-rlhf rows
+        context_differs BOOLEAN,
+        identical BOOLEAN,
+        heldout BOOLEAN,                -- NULL: unknown; TRUE: no RM of the study trained on it
+        ingest_id INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS texts (
+        pair_id VARCHAR, side VARCHAR, text_id VARCHAR,
+        context VARCHAR, response VARCHAR, text VARCHAR,
+        PRIMARY KEY (pair_id, side))""",
+    """CREATE TABLE IF NOT EXISTS ingest_issues (
+        ingest_id INTEGER, source VARCHAR, line INTEGER, kind VARCHAR, message VARCHAR,
+        excerpt VARCHAR, fatal BOOLEAN)""",
+    # scoring
+    """CREATE TABLE IF NOT EXISTS models (
+        model_id VARCHAR PRIMARY KEY,
+        name VARCHAR, path_or_hub_id VARCHAR, revision VARCHAR, role VARCHAR,
+        format VARCHAR, dtype VARCHAR, device VARCHAR, max_length INTEGER,
+        padding_side VARCHAR, truncation_side VARCHAR, token_budget INTEGER,
+        trust_remote_code BOOLEAN, settings VARCHAR, created_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS scores (
+        model_id VARCHAR, text_id VARCHAR, reward DOUBLE, truncated BOOLEAN, n_tokens INTEGER,
+        PRIMARY KEY (model_id, text_id))""",
+    """CREATE TABLE IF NOT EXISTS score_runs (
+        run_id VARCHAR, model_id VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP,
+        n_scored INTEGER, n_skipped INTEGER, n_truncated INTEGER, texts_per_s DOUBLE,
+        device VARCHAR, settings VARCHAR)""",
+    # features
+    """CREATE TABLE IF NOT EXISTS featurizers (
+        featurizer VARCHAR PRIMARY KEY, version VARCHAR, config VARCHAR, created_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS feature_defs (
+        featurizer VARCHAR, name VARCHAR, kind VARCHAR, role VARCHAR, proxy BOOLEAN,
+        description VARCHAR, PRIMARY KEY (featurizer, name))""",
+    """CREATE TABLE IF NOT EXISTS features (
+        text_id VARCHAR, featurizer VARCHAR, name VARCHAR, value DOUBLE,
+        PRIMARY KEY (text_id, featurizer, name))""",
+    """CREATE TABLE IF NOT EXISTS label_failures (
+        text_id VARCHAR, featurizer VARCHAR, reason VARCHAR, attempts INTEGER, updated_at TIMESTAMP,
+        PRIMARY KEY (text_id, featurizer))""",
+    """CREATE TABLE IF NOT EXISTS llm_calls (
+        call_id VARCHAR, request_id VARCHAR, purpose VARCHAR, endpoint VARCHAR, model VARCHAR,
+        text_id VARCHAR, attempt INTEGER, status VARCHAR, http_status INTEGER, latency_s DOUBLE,
+        prompt_tokens INTEGER, completion_tokens INTEGER, error VARCHAR, created_at TIMESTAMP)""",
+    # metrics
+    """CREATE TABLE IF NOT EXISTS fits (
+        fit_id VARCHAR PRIMARY KEY, kind VARCHAR, created_at TIMESTAMP, options VARCHAR,
+        pre_model_id VARCHAR, post_model_id VARCHAR, se_type VARCHAR, n INTEGER, messages VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS imprint (
+        fit_id VARCHAR, target VARCHAR, feature VARCHAR, estimate DOUBLE, se DOUBLE,
+        ci_low DOUBLE, ci_high DOUBLE, p DOUBLE, p_bonferroni DOUBLE, p_bh DOUBLE, n INTEGER,
+        se_type VARCHAR, vif DOUBLE, r2 DOUBLE)""",
+    # any other regression a fit makes (theta on features, misalignment LPM/logit, ...)
+    """CREATE TABLE IF NOT EXISTS coefficients (
+        fit_id VARCHAR, analysis VARCHAR, target VARCHAR, term VARCHAR, estimate DOUBLE, se DOUBLE,
+        ci_low DOUBLE, ci_high DOUBLE, p DOUBLE, p_bonferroni DOUBLE, p_bh DOUBLE, n INTEGER,
+        se_type VARCHAR, r2 DOUBLE)""",
+    """CREATE TABLE IF NOT EXISTS pair_metrics (
+        pair_id VARCHAR PRIMARY KEY, fit_id VARCHAR,
+        reward_chosen_pre DOUBLE, reward_rejected_pre DOUBLE,
+        reward_chosen_post DOUBLE, reward_rejected_post DOUBLE,
+        margin_pre DOUBLE, margin_post DOUBLE,
+        agree_pre INTEGER, agree_post INTEGER,   -- 1 agree, 0 disagree, NULL tie or unscored
+        tie_pre BOOLEAN, tie_post BOOLEAN,
+        regime VARCHAR, gamma VARCHAR, theta DOUBLE,
+        same_target_labels BOOLEAN, near_identical BOOLEAN, labeler_sides_with_rm BOOLEAN,
+        confusing BOOLEAN)""",
+    # rewrites and robustness
+    """CREATE TABLE IF NOT EXISTS rewrites (
+        rewrite_id VARCHAR PRIMARY KEY, pair_id VARCHAR, side VARCHAR, rewriter VARCHAR,
+        params VARCHAR, original_text_id VARCHAR, new_text_id VARCHAR,
+        new_context VARCHAR, new_response VARCHAR, new_text VARCHAR,
+        similarity DOUBLE, experiment VARCHAR, kept BOOLEAN, created_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS robustness (
+        fit_id VARCHAR, outcome VARCHAR, term VARCHAR, estimate DOUBLE, se DOUBLE,
+        ci_low DOUBLE, ci_high DOUBLE, p DOUBLE, n INTEGER, se_type VARCHAR)""",
+    # triage
+    """CREATE TABLE IF NOT EXISTS triage (
+        pair_id VARCHAR, tag VARCHAR, note VARCHAR, updated_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS triage_log (
+        seq BIGINT, pair_id VARCHAR, action VARCHAR, value VARCHAR, created_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS selection (pair_id VARCHAR PRIMARY KEY)""",
+    # pipeline steps (rmtui run): what was done with which inputs
+    """CREATE TABLE IF NOT EXISTS steps (
+        step VARCHAR PRIMARY KEY, fingerprint VARCHAR, finished_at TIMESTAMP, seconds DOUBLE,
+        summary VARCHAR)""",
+]
+
+MIGRATIONS: list[list[str]] = [V1]
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,151 @@
+"""Readers, the split rule, bad input, idempotence."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from analysis.data import (
+    Issue, Pair, ReadOptions, read_pairs, split_transcript, subset_split_from_name, transcript_to_messages,
+)
+from analysis.errors import InputError
+from analysis.ingest import ingest
+from analysis.store import open_study
+
+from .conftest import HH_FILES
+
+
+def _pairs(items):
+    return [i for i in items if isinstance(i, Pair)]
+
+
+def _issues(items):
+    return [i for i in items if isinstance(i, Issue)]
+
+
+def test_split_multi_turn_at_last_assistant():
+    t = "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how are you?\n\nAssistant: fine, thanks"
+    ctx, resp = split_transcript(t)
+    assert ctx == "\n\nHuman: hi\n\nAssistant: hello\n\nHuman: how are you?"
+    assert resp == "fine, thanks"
+
+
+def test_transcript_to_messages_roles():
+    msgs = transcript_to_messages("\n\nHuman: a\n\nAssistant: b\n\nHuman: c", "d")
+    assert [m["role"] for m in msgs] == ["user", "assistant", "user", "assistant"]
+    assert [m["content"] for m in msgs] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("harmless-base-test.jsonl.gz", ("harmless-base", "test")),
+    ("helpful-rejection-sampled-train.jsonl", ("helpful-rejection-sampled", "train")),
+    ("prefs.csv", ("prefs", "unknown")),
+])
+def test_subset_split_from_name(name, expected):
+    assert subset_split_from_name(name) == expected
+
+
+def test_hh_reader_context_differs(tmp_path):
+    f = tmp_path / "x-test.jsonl"
+    f.write_text(json.dumps({
+        "chosen": "\n\nHuman: q1\n\nAssistant: a\n\nHuman: q2\n\nAssistant: good",
+        "rejected": "\n\nHuman: q1\n\nAssistant: b\n\nHuman: q2\n\nAssistant: bad",
+    }) + "\n")
+    (p,) = _pairs(read_pairs(f))
+    assert p.context_differs
+    assert p.chosen_response == "good" and p.rejected_response == "bad"
+    assert p.subset == "x" and p.split == "test"
+
+
+def test_bad_lines_named_and_good_rows_kept(tmp_path):
+    good = {"chosen": "\n\nHuman: q\n\nAssistant: yes", "rejected": "\n\nHuman: q\n\nAssistant: no"}
+    lines = [
+        json.dumps(good).encode(),
+        b'{"chosen": "broken',                                              # 2 malformed json
+        json.dumps({"chosen": good["chosen"]}).encode(),                    # 3 missing field
+        json.dumps({"chosen": "", "rejected": good["rejected"]}).encode(),  # 4 empty text
+        json.dumps({"chosen": "no turns here", "rejected": "nor here"}).encode(),  # 5 no assistant
+        b'{"chosen": "\xff\xfe", "rejected": "x"}',                         # 6 invalid utf-8
+        json.dumps({"chosen": good["chosen"], "rejected": good["chosen"]}).encode(),  # 7 identical
+        json.dumps({"chosen": good["chosen"] + "!", "rejected": good["rejected"]}).encode(),
+    ]
+    f = tmp_path / "bad-test.jsonl.gz"
+    with gzip.open(f, "wb") as fh:
+        fh.write(b"\n".join(lines) + b"\n")
+    items = list(read_pairs(f))
+    kinds = {(i.line, i.kind) for i in _issues(items)}
+    assert kinds == {(2, "malformed_json"), (3, "missing_field"), (4, "empty_text"), (5, "no_assistant"),
+                     (6, "invalid_utf8"), (7, "identical")}
+    assert [p.source_row for p in _pairs(items)] == [1, 7, 8]
+
+    with open_study(tmp_path / "s.duckdb") as st:
+        res = ingest(st, str(f))
+        assert res.n_added == 3
+        assert st.scalar("SELECT count(*) FROM ingest_issues WHERE fatal") == 5
+        assert st.scalar("SELECT count(*) FROM pairs WHERE identical") == 1
+        assert ingest(st, str(f)).n_added == 0  # idempotent
+        assert st.scalar("SELECT count(*) FROM pairs") == 3
+
+    with open_study(tmp_path / "strict.duckdb") as st:
+        with pytest.raises(InputError) as ei:
+            ingest(st, str(f), strict=True)
+        assert "bad-test.jsonl.gz:2" in ei.value.message
+        assert st.scalar("SELECT count(*) FROM pairs") == 1  # the good line before it is kept
+
+
+def test_generic_csv_with_mapping_and_prompt(tmp_path):
+    f = tmp_path / "prefs.csv"
+    f.write_text('question,response_a,response_b\n"What is 2+2?","4","5"\n"Hi","Hello!",""\n')
+    items = list(read_pairs(f, ReadOptions(mapping={"prompt": "question", "chosen": "response_a",
+                                                    "rejected": "response_b"})))
+    pairs = _pairs(items)
+    assert pairs[0].chosen_context == "\n\nHuman: What is 2+2?"
+    assert pairs[0].chosen_response == "4" and pairs[0].rejected_response == "5"
+    assert pairs[0].chosen_text == "\n\nHuman: What is 2+2?\n\nAssistant: 4"
+
+
+def test_chat_message_lists_jsonl_and_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    row = {
+        "chosen": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}],
+        "rejected": [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "No."}],
+    }
+    f = tmp_path / "uf-train.jsonl"
+    f.write_text(json.dumps(row) + "\n")
+    (p,) = _pairs(read_pairs(f))
+    assert p.chosen_context == "\n\nHuman: Name a colour." and p.chosen_response == "Blue."
+    pf = tmp_path / "uf-train.parquet"
+    pq.write_table(pa.Table.from_pylist([row]), pf)
+    (q,) = _pairs(read_pairs(pf))
+    assert q.chosen_text == p.chosen_text and q.split == "train"
+
+
+def test_hf_without_datasets_is_clear(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_datasets(name, *a, **k):
+        if name == "datasets":
+            raise ImportError("no datasets")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    with pytest.raises(InputError) as ei:
+        list(read_pairs("hf:Anthropic/hh-rlhf"))
+    assert "datasets" in ei.value.message
+
+
+def test_sample_ingest_counts(tmp_path):
+    with open_study(tmp_path / "s.duckdb") as st:
+        for f in HH_FILES:
+            ingest(st, str(f))
+        assert st.scalar("SELECT count(*) FROM pairs") == 8552
+        assert st.scalar("SELECT count(*) FROM texts") == 17104
+        assert st.scalar("SELECT count(*) FROM pairs WHERE identical") == 36
+        added = sum(ingest(st, str(f)).n_added for f in HH_FILES)
+        assert added == 0
