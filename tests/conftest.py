@@ -20,3 +20,19 @@ HH_FILES = sorted((SAMPLE / "hh-rlhf").glob("*.jsonl.gz"))
 @pytest.fixture
 def study_path(tmp_path: Path) -> Path:
     return tmp_path / "study.duckdb"
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir(tmp_path_factory) -> Path:
+    """A tiny real BERT reward model saved to a folder (seed 0)."""
+    from .helpers.tiny_rm import make_tiny_rm
+
+    return make_tiny_rm(tmp_path_factory.mktemp("models") / "tiny-rm-0", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir_b(tmp_path_factory) -> Path:
+    """A second tiny reward model with other weights (seed 1): a stand-in post-D model."""
+    from .helpers.tiny_rm import make_tiny_rm
+
+    return make_tiny_rm(tmp_path_factory.mktemp("models") / "tiny-rm-1", seed=1)
