@@ -756,12 +756,14 @@ def check_invariance(model: RewardModel, texts: pd.DataFrame) -> float:
 
 def score_study(study, spec: str | RewardModel, role: str, *, name: str | None = None,
                 settings: ScoreSettings | None = None, limit: int | None = None,
-                progress: Progress | None = None, check_invariance_n: int = 0) -> ScoreRunResult:
+                progress: Progress | None = None, check_invariance_n: int = 0,
+                on_commit: Callable[[int, int], None] | None = None) -> ScoreRunResult:
     """Score every text of the study's pairs not yet scored by this model run.
 
     Chunks of ``settings.chunk_size`` texts are committed one transaction each; a rerun after a
     crash or kill skips what was committed. ``role`` 'pre' or 'post' moves a previous model of the
-    same role to 'other' (a study has one pre-D and one post-D RM).
+    same role to 'other' (a study has one pre-D and one post-D RM). ``on_commit(n_committed,
+    n_pending)`` is called after every committed chunk; ``progress(n_done, n_pending)`` per batch.
     """
     from .store import scores as store
 
@@ -792,6 +794,8 @@ def score_study(study, spec: str | RewardModel, role: str, *, name: str | None =
             store.add_scores(study, rm.model_id, part)
             res.n_scored += len(part)
             res.n_truncated += int(part["truncated"].sum())
+            if on_commit:
+                on_commit(res.n_scored, len(pending))
     finally:
         res.seconds = time.perf_counter() - t0
         res.texts_per_s = res.n_scored / res.seconds if res.seconds > 0 else 0.0
