@@ -584,8 +584,6 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     settings.validate()
     device = _resolve_device(settings.device)
     dtype = _resolve_dtype(settings.dtype, device)
-    if dtype != "fp32" and device == "cpu" and settings.dtype == "auto":
-        dtype = "fp32"
 
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -642,7 +640,7 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
             + ("; it ships custom code, pass --trust-remote-code if you trust it" if has_auto_map else ""),
             "Not a reward model",
         )
-    trained_head = any(a.endswith(("ForSequenceClassification", "ForRewardModel", "RewardModel")) for a in archs)
+    trained_head = not archs or any(a.endswith(("ForSequenceClassification", "ForRewardModel", "RewardModel")) for a in archs)
     if not trained_head and not settings.allow_untrained_head:
         raise ModelError(
             f"{source}: not a sequence classifier: its architectures are {', '.join(archs) or 'unknown'}, "
@@ -665,13 +663,13 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     except Exception as e:
         raise ModelError(f"{source}: cannot load as a sequence classifier: {type(e).__name__}: {e}",
                          "Model") from e
-    missing = [k for k in (info or {}).get("missing_keys", [])]
-    head_missing = [k for k in missing if k.split(".")[0] in ("classifier", "score", "v_head", "out_proj")
-                    or ".out_proj." in k or k.startswith(("classifier", "score"))]
-    if head_missing and not settings.allow_untrained_head:
+    missing = sorted((info or {}).get("missing_keys", []) or [])
+    if missing and not settings.allow_untrained_head:
         raise ModelError(
-            f"{source}: not a sequence classifier: the checkpoint has no weights for its head "
-            f"({', '.join(sorted(head_missing)[:3])}); the rewards would be random", "Not a reward model")
+            f"{source}: not a sequence classifier: the checkpoint has no weights for "
+            f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}; they would be initialised at "
+            "random and the rewards would mean nothing", "Not a reward model")
+    head_missing = missing
 
     rm = RewardModel()
     rm.spec = str(spec)

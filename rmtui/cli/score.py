@@ -56,12 +56,12 @@ def score(
         from analysis.errors import RmtuiError
 
         raise RmtuiError(f"--role {role!r}: expected pre, post or other", "Bad option")
-    with console.status(f"loading {model}"):
-        rm = load_reward_model(model, settings, name=name)
-    _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
-                  f"max length {rm.max_length}, padding {rm.padding_side}, reward {rm.reward_rule}, "
-                  f"revision {rm.revision}")
-    with open_study(study) as st:
+    with open_study(study) as st:  # first: a locked or unreadable study fails before the model loads
+        with console.status(f"loading {model}"):
+            rm = load_reward_model(model, settings, name=name)
+        _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
+             f"max length {rm.max_length}, padding {rm.padding_side}, reward {rm.reward_rule}, "
+             f"revision {rm.revision}")
         with _progress() as prog:
             task = prog.add_task(f"score {rm.name}", total=None, rate="")
             state = {"t0": None}
