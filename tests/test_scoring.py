@@ -66,8 +66,8 @@ def tiny_llama_dir(tmp_path_factory):
                       num_labels=1, bos_token_id=101, eos_token_id=102, pad_token_id=None)
     model = LlamaForSequenceClassification(cfg).eval()
     tok = BertTokenizerFast(vocab=str(VOCAB), do_lower_case=True, model_max_length=512,
-                            padding_side="left", eos_token="[SEP]", pad_token=None)
-    tok.chat_template = CHAT_TEMPLATE
+                            padding_side="left", eos_token="[SEP]", bos_token="[CLS]", pad_token=None)
+    tok.chat_template = "{{ bos_token }}" + CHAT_TEMPLATE
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
@@ -177,6 +177,13 @@ def test_decoder_with_chat_template_defaults_to_chat(tiny_llama_dir, texts):
     # left padding with position ids from the mask: batched equals one at a time
     assert check_invariance(rm, texts.head(16)) < 1e-4
     assert load_reward_model(str(tiny_llama_dir), ScoreSettings(format="pair")).format == "pair"
+    # chat truncation: from the left, the leading BOS kept, the response's end survives
+    short = load_reward_model(str(tiny_llama_dir), ScoreSettings(max_length=12))
+    f = _frame([("\n\nHuman: " + " ".join(["blah"] * 30), "the answer is purple")])
+    enc = short.encode(f)
+    toks = short.tokenizer.convert_ids_to_tokens(enc.ids[0])
+    assert enc.truncated[0] and len(toks) == 12 and toks[0] == "[CLS]"
+    assert toks[-5:] == ["the", "answer", "is", "purple", "[SEP]"]
 
 
 def test_truncation_from_the_left_keeps_response(tiny_rm_dir):
