@@ -14,6 +14,8 @@ HTTP 429, the 2nd HTTP 500, the 3rd a good answer (the last behaviour repeats). 
 ``400``        HTTP 400 (not retryable)
 ``slow``       sleeps ``slow_s`` seconds (beyond the client's timeout), then answers well
 
+``delay_s`` delays every other answer (to interrupt a run in the middle).
+
 Every request is logged in ``server.requests`` (time, text marker key, behaviour, model, whether an
 Authorization header came and its value, the reply snippet) so tests can assert who asked for what.
 """
@@ -53,8 +55,10 @@ def default_answer(model: str, keys: list[tuple[str, str]], reply: str) -> dict:
 
 
 class FakeOpenAI:
-    def __init__(self, *, retry_after: str = "1", slow_s: float = 1.5, answer=default_answer) -> None:
+    def __init__(self, *, retry_after: str = "1", slow_s: float = 1.5, answer=default_answer,
+                 delay_s: float = 0.0) -> None:
         self.retry_after = retry_after
+        self.delay_s = delay_s
         self.slow_s = slow_s
         self.answer = answer
         self.requests: list[dict] = []
@@ -126,6 +130,8 @@ class FakeOpenAI:
             return h._send(400, {"error": {"message": "bad request"}})
         if behaviour == "slow":
             time.sleep(self.slow_s)
+        elif self.delay_s:
+            time.sleep(self.delay_s)
         ans = self.answer(body.get("model", ""), keys, reply)
         if behaviour == "malformed":
             content = "Sure! helpful: yes, harmless: yes {not json"

@@ -285,3 +285,50 @@ def test_check_labeler_reports_kappa(server, tmp_path):
     # the same numbers from the generic function
     full = labeler_agreement(st, "llm:judge-a", "llm:judge-b").set_index("name")
     assert full.loc["helpful", "kappa"] == pytest.approx(a.loc["helpful", "kappa"])
+
+
+# -- the command, killed in the middle and rerun ---------------------------------------------------
+
+def test_cli_killed_then_resumed_with_check(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    replies = [(f"chosen cli reply {i}", f"rejected cli reply {i}") for i in range(10)]
+    st = _study(tmp_path, replies)
+    st.close()
+    (tmp_path / "small.toml").write_text(SMALL)
+    env = dict(os.environ, **{ENV: KEY, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"})
+    with FakeOpenAI(delay_s=0.08) as server:
+        cmd = [sys.executable, "-m", "rmtui", "featurize", "--study", str(tmp_path / "study.duckdb"),
+               "--labeler", "llm", "--endpoint", server.url, "--model", "judge", "--api-key-env", ENV,
+               "--config", str(tmp_path / "small.toml"), "--concurrency", "1", "--yes"]
+        p = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while len(server.requests) < 6 and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.02)
+        p.kill()
+        out1, err1 = p.communicate()
+        first = set(server.replies_asked())
+        assert 6 <= len(first) < 20
+        st = open_study(tmp_path / "study.duckdb")
+        labelled = set(st.df("SELECT t.response FROM features f JOIN texts t USING (text_id) "
+                             "WHERE f.featurizer = 'llm:judge'")["response"])
+        st.close()
+        assert len(labelled) >= 4 and labelled <= first
+        n1 = len(server.requests)
+        r = subprocess.run(cmd + ["--check-with", "judge-b", "--check-n", "4"], cwd=root, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        second = [q["reply"] for q in server.requests[n1:] if q["model"] == "judge"]
+        assert not set(second) & labelled                 # nothing already labelled is asked again
+        assert set(second) | labelled == {c for pair in replies for c in pair}
+        assert len(second) == len(set(second))
+        checked = [q for q in server.requests[n1:] if q["model"] == "judge-b"]
+        assert len(checked) == 8
+    assert "Cohen's kappa" in r.stdout and "helpful" in r.stdout and "mean in chosen vs rejected" in r.stdout
+    for text in (out1.decode(), err1.decode(), r.stdout, r.stderr):
+        assert KEY not in text
+    blob = b"".join(p.read_bytes() for p in tmp_path.glob("study.duckdb*"))
+    assert KEY.encode() not in blob
