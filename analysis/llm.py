@@ -10,7 +10,8 @@ Shared by the LLM labeler (``analysis/features/llm.py``) and the LLM rewriter. S
         ...                                        # outcome: fn's return value or the exception it raised
 
 * ``base_url``: the API root, e.g. ``http://127.0.0.1:8000/v1`` (``/chat/completions`` is appended;
-  a URL that already ends in ``/chat/completions`` is used as is; a bare ``http://host:port`` gets ``/v1``).
+  a URL that already ends in ``/chat/completions`` is used as is; a bare ``http://host:port`` with no
+  path gets ``/v1``; any other path is kept as given).
 * The API key is read from the environment variable ``api_key_env`` when the client is built and sent
   only as the ``Authorization: Bearer`` header. It is never stored in the study, never logged, never
   put into an exception message (any text that would be stored is scrubbed of it). No key set: no header
@@ -95,7 +96,7 @@ def normalise_base_url(base_url: str) -> str:
         raise EndpointError(f"endpoint {url!r} must start with http:// or https://")
     if url.endswith("/chat/completions"):
         return url
-    if "/v1" not in url.split("//", 1)[1]:
+    if "/" not in url.split("//", 1)[1]:      # bare scheme://host[:port]: the usual /v1 root
         url += "/v1"
     return url + "/chat/completions"
 

@@ -123,6 +123,19 @@ def test_map_bounds_concurrency(server):
     assert out == list(range(8)) and peak[0] == 2
 
 
+def test_endpoint_urls():
+    from analysis.llm import normalise_base_url
+
+    assert normalise_base_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1/chat/completions"
+    assert normalise_base_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"
+    assert normalise_base_url("https://x.ai/openai/v1beta") == "https://x.ai/openai/v1beta/chat/completions"
+    assert normalise_base_url("http://h/v1/chat/completions") == "http://h/v1/chat/completions"
+    from analysis.errors import EndpointError
+
+    with pytest.raises(EndpointError):
+        normalise_base_url("localhost:8000")
+
+
 def test_parse_json_object_fences_and_prose():
     assert parse_json_object('```json\n{"a": 1}\n```') == {"a": 1}
     assert parse_json_object('Here: {"a": true} done') == {"a": True}
