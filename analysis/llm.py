@@ -261,6 +261,11 @@ class ChatClient:
                         job = inflight.pop(fut)
                         exc = fut.exception()
                         yield job, (exc if exc is not None else fut.result())
+            except BaseException:
+                # Ctrl-C or the consumer closed us: in-flight calls stop at their next attempt
+                if cancel is not None:
+                    cancel.set()
+                raise
             finally:
                 for fut in inflight:
                     fut.cancel()

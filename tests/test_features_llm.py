@@ -270,6 +270,22 @@ def test_confirmation_refused_sends_nothing(server, tmp_path):
     assert server.requests == []
 
 
+def test_changed_label_config_is_not_mixed_in(server, tmp_path):
+    from analysis.errors import RmtuiError
+
+    st = _study(tmp_path, [("a", "b")])
+    (tmp_path / "small.toml").write_text(SMALL)
+    (tmp_path / "other.toml").write_text(SMALL.replace('name = "harmless"', 'name = "polite"'))
+    opts = dict(endpoint=server.url, model="judge", api_key_env=ENV, **FAST)
+    featurize_study(st, "llm", config=str(tmp_path / "small.toml"), **opts)
+    with pytest.raises(RmtuiError, match="--replace"):
+        featurize_study(st, "llm", config=str(tmp_path / "other.toml"), **opts)
+    assert st.scalar("SELECT count(*) FROM features WHERE name = 'harmless'") == 2   # untouched
+    res = featurize_study(st, "llm", config=str(tmp_path / "other.toml"), replace=True, **opts)
+    assert res.n_done == 2
+    assert set(st.df("SELECT DISTINCT name FROM features")["name"]) == {"helpful", "polite", "sentiment"}
+
+
 def test_cohens_kappa_hand_computed():
     a = [1, 1, 0, 0, 1, 0, 1, 1, 0, 1]
     b = [1, 0, 0, 0, 1, 1, 1, 1, 0, 0]

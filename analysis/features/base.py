@@ -137,7 +137,11 @@ def run_featurizer(study, fz: Featurizer, texts: pd.DataFrame, *, progress: Call
     """Featurize ``texts`` with ``fz``, skipping texts it already holds values for; commit per chunk."""
     from ..store import features as store
 
+    import threading
+
     t0 = time.perf_counter()
+    if cancel is None:
+        cancel = threading.Event()   # set on Ctrl-C inside the LLM client, so in-flight calls stop early
     res = FeaturizeResult(fz.name, fz.version)
     texts = texts.drop_duplicates("text_id")
     res.n_texts = len(texts)

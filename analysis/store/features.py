@@ -40,8 +40,11 @@ def register_featurizer(study: Study, featurizer: str, version: str, config: dic
             cur.execute("DELETE FROM features WHERE featurizer = ?", [featurizer])
             cur.execute("DELETE FROM label_failures WHERE featurizer = ?", [featurizer])
             dropped = bool(n)
-        cur.execute("DELETE FROM featurizers WHERE featurizer = ?", [featurizer])
-        cur.execute("INSERT INTO featurizers VALUES (?, ?, ?, ?)", [featurizer, version, cfg, now()])
+        if row is not None and row[0] == version:
+            cur.execute("UPDATE featurizers SET config = ? WHERE featurizer = ?", [cfg, featurizer])
+        else:
+            cur.execute("DELETE FROM featurizers WHERE featurizer = ?", [featurizer])
+            cur.execute("INSERT INTO featurizers VALUES (?, ?, ?, ?)", [featurizer, version, cfg, now()])
         cur.execute("DELETE FROM feature_defs WHERE featurizer = ?", [featurizer])
         rows = [(featurizer, d.name, d.kind, d.role, bool(d.proxy), d.description) for d in defs]
         if rows:
