@@ -49,6 +49,15 @@ def _study(tmp_path, replies):
     return st
 
 
+def _assert_key_nowhere(st):
+    """No VARCHAR cell of any table holds the key (the byte check alone could miss compressed strings)."""
+    cols = st.df("SELECT table_name, column_name FROM information_schema.columns "
+                 "WHERE table_schema = 'main' AND data_type = 'VARCHAR'")
+    for t, c in cols.itertuples(index=False, name=None):
+        assert st.scalar(f'SELECT count(*) FROM "{t}" WHERE "{c}" LIKE ?', [f"%{KEY}%"]) == 0, (t, c)
+    assert st.scalar("SELECT count(*) FROM llm_calls") > 0
+
+
 def _msgs(text="hello"):
     return [{"role": "user", "content": f"The assistant's last reply:\n<<<\n{text}\n>>>"}]
 
@@ -224,6 +233,7 @@ def test_label_study_with_failures_every_text_accounted_for(server, tmp_path, ca
                     config=str(tmp_path / "small.toml"), **FAST)
     again = {q["reply"] for q in server.requests[before:]}
     assert again == set(reasons)
+    _assert_key_nowhere(st)
     st.close()
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("study.duckdb*"))
     assert KEY.encode() not in blob
@@ -356,6 +366,9 @@ def test_cli_killed_then_resumed_with_check(tmp_path):
         assert len(second) == len(set(second))
         checked = [q for q in server.requests[n1:] if q["model"] == "judge-b"]
         assert len(checked) == 8
+    st = open_study(tmp_path / "study.duckdb")
+    _assert_key_nowhere(st)
+    st.close()
     assert "Cohen's kappa" in r.stdout and "helpful" in r.stdout and "mean in chosen vs rejected" in r.stdout
     for text in (out1.decode(), err1.decode(), r.stdout, r.stderr):
         assert KEY not in text

@@ -52,7 +52,8 @@ def featurize(
     batch_size: int = typer.Option(32, help="hf: texts per batch."),
     file_source: Optional[str] = typer.Option(None, help="file: the pairs.source that a paper-layout file's "
                                               "row ids refer to."),
-    workers: int = typer.Option(1, help="heuristic: processes (worth it on many free cores)."),
+    workers: Optional[int] = typer.Option(None, help="heuristic: processes (default: 1, or up to 8 on a box "
+                                          "with 4+ cores for 20,000+ texts)."),
     check_with: Optional[str] = typer.Option(None, help="llm: after labelling, relabel a seeded sample with this "
                                              "second model and report Cohen's kappa per feature."),
     check_endpoint: Optional[str] = typer.Option(None, help="Endpoint of the check model (default: --endpoint)."),
