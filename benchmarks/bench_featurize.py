@@ -22,12 +22,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from analysis.features import featurize_study
+    from analysis.features import feature_matrix, featurize_study
     from analysis.ingest import ingest
     from analysis.store import open_study
 
     with tempfile.TemporaryDirectory() as d:
         files = sorted((ROOT / "sample_data" / "hh-rlhf").glob("*.jsonl.gz"))
+        mats = []
         runs = [("1 process", 1)] + ([(f"{args.workers} processes", args.workers)] if args.workers > 1 else [])
         for label, workers in runs:
             st = open_study(Path(d) / f"bench-{workers}.duckdb")
@@ -42,7 +43,11 @@ def main() -> None:
             t0 = time.perf_counter()
             r2 = featurize_study(st, "heuristic", workers=workers)
             print(f"  cached rerun: {r2.n_done} computed, {r2.n_cached:,} cached, {time.perf_counter() - t0:.2f} s")
+            mats.append(feature_matrix(st).set_index("text_id").sort_index())
             st.close()
+        if len(mats) == 2:
+            same = mats[0].shape == mats[1].shape and bool(((mats[0] - mats[1]).abs() < 1e-12).all().all())
+            print(f"  {args.workers}-process values identical to 1-process values: {same}")
 
 
 if __name__ == "__main__":

@@ -93,8 +93,6 @@ class HFClassifierFeaturizer(Featurizer):
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
         except ImportError as e:  # pragma: no cover
             raise ModelError(f"hf featurizer needs torch and transformers: {e}") from e
-        from ..errors import RmtuiError as _E  # noqa: F401
-
         try:
             import transformers
 

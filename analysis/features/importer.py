@@ -275,8 +275,6 @@ class FileFeaturizer(Featurizer):
         return self.values[self.values["text_id"].isin(set(texts["text_id"]))].reset_index(drop=True)
 
     def featurize_iter(self, texts: pd.DataFrame, *, cancel=None):
-        from .base import Chunk
-
         have = set(self.values["text_id"])
         texts = texts[texts["text_id"].isin(have)]
         yield from super().featurize_iter(texts, cancel=cancel)

@@ -201,11 +201,7 @@ class LabelConfig:
                 if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                     raise AnswerError(f"key {s.name!r}: expected a list of strings, got {v!r}", "bad_value")
                 chosen = {slug(x) for x in v}
-                allowed = {slug(a) for a in s.values}
-                unknown = chosen - allowed
-                if unknown and len(unknown) == len(chosen) and chosen:
-                    raise AnswerError(f"key {s.name!r}: no allowed value in {v!r}", "bad_value")
-                for a in s.values:  # values outside the list are ignored when some are allowed ones
+                for a in s.values:  # values outside the allowed list are ignored (matched by slug)
                     out[f"{s.name}:{slug(a)}"] = 1.0 if slug(a) in chosen else 0.0
         return out
 
