@@ -9,6 +9,7 @@ Ingests the four sample files into a temporary study, then featurizes with 1 pro
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -35,11 +36,13 @@ def main() -> None:
             for f in files:
                 ingest(st, str(f))
             n_sides = st.scalar("SELECT count(*) FROM texts")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             r = featurize_study(st, "heuristic", workers=workers)
-            dt = time.perf_counter() - t0
-            print(f"heuristic, {label}: {n_sides:,} texts ({r.n_texts:,} distinct) featurized in {dt:.1f} s "
-                  f"= {r.n_texts / dt:,.0f} texts/s, {r.n_values:,} values")
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+            load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+            print(f"heuristic, {label}: {n_sides:,} texts ({r.n_texts:,} distinct) featurized in {dt:.1f} s wall "
+                  f"= {r.n_texts / dt:,.0f} texts/s, {r.n_values:,} values; this process's CPU {cpu:.1f} s; "
+                  f"load average {load:.1f} on {os.cpu_count()} cores")
             t0 = time.perf_counter()
             r2 = featurize_study(st, "heuristic", workers=workers)
             print(f"  cached rerun: {r2.n_done} computed, {r2.n_cached:,} cached, {time.perf_counter() - t0:.2f} s")
