@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import featurize as _featurize  # noqa: F401
 from . import ingest as _ingest  # noqa: F401  (registers commands)
 from . import score as _score  # noqa: F401
 from .base import app, main
