@@ -46,7 +46,7 @@ def _p(v: Any) -> str:
 def _table(title: str, columns: list[str], rows: list[list[str]], *, left: int = 1) -> Table:
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
     for i, c in enumerate(columns):
-        t.add_column(c, justify="left" if i < left else "right")
+        t.add_column(c, justify="left" if i < left else "right", overflow="fold")
     for r in rows:
         t.add_row(*r)
     return t
@@ -106,16 +106,20 @@ def _print_summary(s: dict) -> None:
     # agreement
     if s["agreement"]:
         rows = []
-        for r in s["agreement"]:
-            label = "all" if r["group"] == "all" else f"{r['group']}={r['value']}"
-            rows.append([f"{r['name'] or r['model_id']}", r["role"] or "-", label, _num(r["n"]),
-                         _num(r["agree"]), _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]),
-                         _num(r["agreement"]), _num(r["agreement_decided"])])
+        for r in (x for x in s["agreement"] if x["group"] == "all"):
+            rows.append([f"{r['name'] or r['model_id']} ({r['role'] or '-'})", _num(r["n"]), _num(r["agree"]),
+                         _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]), _num(r["agreement"]),
+                         _num(r["agreement_decided"])])
         console.print(_table(
-            f"Agreement per RM (ties: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / "
-            "scored, decided = agree / (agree + disagree))",
-            ["model", "role", "group", "pairs", "agree", "disagree", "tie", "unscored", "agreement", "decided"],
-            rows, left=3))
+            f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / scored, "
+            "decided = agree / (agree + disagree))",
+            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement", "decided"], rows))
+        rows = []
+        for r in (x for x in s["agreement"] if x["group"] != "all"):
+            rows.append([r["name"] or r["model_id"], f"{r['group']}={r['value']}", _num(r["n"]), _num(r["tie"]),
+                         _num(r["agreement"]), _num(r["agreement_decided"])])
+        console.print(_table("Agreement per RM by subset, split and held-out (pairs.heldout)",
+                             ["model", "group", "pairs", "tie", "agreement", "decided"], rows, left=2))
 
     # regimes (paper's Table 1)
     if s.get("regimes"):
@@ -129,29 +133,32 @@ def _print_summary(s: dict) -> None:
             t = s["ties"]
             console.print(f"ties: pre {t['pre']:,}, post {t['post']:,}, both {t['both']:,} "
                           f"(identical pairs {t['identical_pairs']:,})")
-    for key, by, title in (("regimes_by_gamma", "gamma", "Regimes by LM-labeler preference gamma (c agrees "
-                            "with the human, i indifferent, r disagrees)"),
+    regs = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed"]
+    for key, by, title in (("regimes_by_gamma", "gamma", "Regimes by LM-labeler preference gamma (c: labeler "
+                            "agrees with the human, i: indifferent, r: disagrees)"),
                            ("regimes_by_subset", "subset", "Regimes by subset")):
         rr = s.get(key) or []
         if not rr:
             continue
         groups = list(dict.fromkeys(r[by] for r in rr))
-        regs = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed", "tie", "unscored"]
         rows = []
         mis = {m[by]: m for m in (s.get(f"misalignment_by_{by}") or [])}
         for g in groups:
             cells = {r["regime"]: r for r in rr if r[by] == g}
             n = sum(c["n"] for c in cells.values())
             rows.append([str(g) if g is not None else "(none)", _num(n)]
-                        + [f"{cells[x]['n']:,} ({_pct(cells[x]['share_decided'] if x in regs[:4] else cells[x]['share'])})"
-                           for x in regs]
-                        + [_pct(mis.get(g, {}).get("misalignment"))])
-        console.print(_table(title + "; % of decided pairs (tie/unscored: % of all)",
-                             [by, "pairs"] + regs + ["post-D misaligned"], rows))
+                        + [f"{cells[x]['n']:,}\n{_pct(cells[x]['share_decided'])}" for x in regs]
+                        + [f"{cells['tie']['n']:,}/{cells['unscored']['n']:,}",
+                           _pct(mis.get(g, {}).get("misalignment"))])
+        console.print(_table(title + "; counts and % of decided pairs",
+                             [by, "pairs", "stayed", "got", "resists", "reversed", "tie/unsc", "post-D misal."],
+                             rows))
 
     # imprint
     imp = s.get("imprint") or []
     if imp:
+        from analysis.metrics.linreg import significance_marker
+
         feats = list(dict.fromkeys(r["feature"] for r in imp))
         targets = [t for t in ("pre", "post", "shift") if any(r["target"] == t for r in imp)]
         cell = {(r["target"], r["feature"]): r for r in imp}
@@ -161,26 +168,20 @@ def _print_summary(s: dict) -> None:
             for t in targets:
                 r = cell.get((t, f))
                 if r is None:
-                    row += ["-", "-", "-"]
+                    row.append("-")
                     continue
-                from analysis.metrics.linreg import significance_marker
-
-                row += [f"{_num(r['estimate'])}{significance_marker(r['p_bonferroni'])}",
-                        f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]", _p(r["p_bonferroni"])]
+                row.append(f"{_num(r['estimate'])}{significance_marker(r['p_bonferroni']) or ''}\n"
+                           f"[{_num(r['ci_low'], '{:.2f}')}, {_num(r['ci_high'], '{:.2f}')}]")
             vif = cell.get((targets[0], f), {}).get("vif")
             row.append(_num(vif, "{:.1f}"))
             rows.append(row)
-        cols = ["feature"]
-        for t in targets:
-            cols += [f"{t}", f"{t} 95% CI", f"{t} p_bonf"]
-        cols.append("VIF")
         n = imp[0]["n"]
         r2 = {t: next((r["r2"] for r in imp if r["target"] == t), None) for t in targets}
         console.print(_table(
-            f"Feature imprint (OLS of reward on features; n = {n:,} "
-            f"{'pairs, within-pair' if s.get('pair_fe') else 'texts'}; SE {s.get('se_label') or s.get('se_type')}; "
+            f"Feature imprint: OLS of reward on features, estimate and 95% CI; n = {n:,} "
+            f"{'pairs, within-pair (pair FE)' if s.get('pair_fe') else 'texts'}; SE {s.get('se_label') or s.get('se_type')}; "
             f"units: {s.get('units') or 'raw'}; R^2 " + ", ".join(f"{t} {_num(v)}" for t, v in r2.items())
-            + f"; {SIG_NOTE})", cols, rows))
+            + f"; {SIG_NOTE}", ["feature"] + targets + ["VIF"], rows))
 
     # theta
     for key, by in (("theta_by_regime", "regime"), ("theta_by_gamma", "gamma")):
@@ -215,10 +216,7 @@ def _print_summary(s: dict) -> None:
                              ["flag", "pairs", "unknown"], rows))
 
     for name, rr in (s.get("robustness") or {}).items():
-        cols = [k for k in rr[0].keys() if k != "fit_id"]
-        rows = [[_num(r[k]) if k not in ("p",) else _p(r[k]) for k in cols] for r in rr]
-        console.print(_table(f"Robustness: table {name}", cols, rows,
-                             left=sum(1 for k in cols if isinstance(rr[0][k], str))))
+        console.print(_generic_table(f"Robustness: table {name}", rr))
 
     fit_msgs = (fit or {}).get("messages") or []
     if fit_msgs:
@@ -227,6 +225,32 @@ def _print_summary(s: dict) -> None:
             console.print(f"  {m}", soft_wrap=True)
     for m in s.get("missing") or []:
         console.print(f"[yellow]not yet[/]: {m}", soft_wrap=True)
+
+
+def _generic_table(title: str, rr: list[dict]) -> Table:
+    """Any table's rows: estimate with a significance marker and one 95% CI column when present."""
+    keys = [k for k in rr[0].keys() if k not in ("fit_id", "se_type")]
+    has_ci = "ci_low" in keys and "ci_high" in keys
+    cols = [k for k in keys if k not in ("ci_low", "ci_high")]
+    if has_ci and "estimate" in cols:
+        cols.insert(cols.index("estimate") + 1, "95% CI")
+    rows = []
+    for r in rr:
+        row = []
+        for k in cols:
+            if k == "95% CI":
+                row.append(f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]")
+            elif k == "estimate":
+                row.append(f"{_num(r[k])}{_sig(r.get('p_bonferroni', r.get('p')))}")
+            elif k.startswith("p") and k in ("p", "p_bonferroni", "p_bh", "p_value"):
+                row.append(_p(r[k]))
+            else:
+                row.append(_num(r[k]))
+        rows.append(row)
+    se = rr[0].get("se_type")
+    left = sum(1 for k in cols if isinstance(rr[0].get(k), str))
+    return _table(title + (f"; SE {se}" if se else "") + ("; * p < 0.05, ** < 0.01, *** < 0.001" if "estimate" in cols else ""),
+                  cols, rows, left=left)
 
 
 def _sig(p: Any) -> str:
