@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .linreg import SE_LABELS, adjust_p, check_design, ols, vif
+from .linreg import SE_LABELS, adjust_p, blas_single_thread, check_design, ols, vif
 
 DEFAULT_TARGETS = ("pre", "post", "shift")
 BINARY_KINDS = {"binary", "bool", "boolean", "indicator", "flag"}
@@ -67,6 +67,13 @@ def should_standardize(values: pd.Series, kind: str | None) -> bool:
 
 
 def imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
+            **kwargs) -> ImprintResult:
+    """Fit the imprint of ``features`` on each target column of ``rows`` (see :func:`_imprint`)."""
+    with blas_single_thread():
+        return _imprint(rows, features, targets, **kwargs)
+
+
+def _imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
             *, se: str = "cluster", pair_fe: bool = False, standardize: bool = False,
             kinds: dict[str, str] | None = None, alpha: float = 0.05,
             group_col: str = "pair_id", side_col: str = "side") -> ImprintResult:

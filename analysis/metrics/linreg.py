@@ -64,6 +64,28 @@ class OLSFit:
         return pd.concat(out, ignore_index=True)
 
 
+def blas_single_thread():
+    """Run tall-skinny linear algebra on one BLAS thread. The matrices are n x ~20: threads gain little,
+    and on a busy machine OpenBLAS threads spinning for cores made the 321,600-row imprint 10-20x
+    slower (measured: 11-24 s with threads, 0.9 s with one). No-op without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _gram(X: np.ndarray, centered: bool) -> np.ndarray:
+    """X'X, or the centred cross-products (X - mean)'(X - mean), without copying X."""
+    G = X.T @ X
+    if centered:
+        mu = X.mean(axis=0)
+        G = G - len(X) * np.outer(mu, mu)
+    return G
+
+
 def check_design(X: np.ndarray, names: list[str], *, intercept: bool, what: str = "feature",
                  tol: float = COLLINEAR_TOL) -> tuple[np.ndarray, list[str], list[str]]:
     """Drop constant and collinear columns (in order). Returns (keep_mask, kept_names, messages).
@@ -78,8 +100,7 @@ def check_design(X: np.ndarray, names: list[str], *, intercept: bool, what: str 
     msgs: list[str] = []
     if k == 0:
         return keep, [], msgs
-    Xc = X - X.mean(axis=0) if intercept else X
-    G = Xc.T @ Xc
+    G = _gram(X, intercept)
     kept: list[int] = []
     for j in range(k):
         gjj = G[j, j]
@@ -127,11 +148,8 @@ def ols(X: np.ndarray, Y: np.ndarray, names: list[str], *, se: str = "cluster",
     m = Y.shape[1]
     if n <= k:
         raise ValueError(f"{n} rows for {k} terms: too few to fit")
-    Q, R = np.linalg.qr(X, mode="reduced")
-    B = np.linalg.solve(R, Q.T @ Y)                     # (k, m)
+    B, bread = _solve_normal(X, Y)
     E = Y - X @ B
-    Rinv = np.linalg.solve(R, np.eye(k))
-    bread = Rinv @ Rinv.T                               # (X'X)^-1
     ssr = (E ** 2).sum(axis=0)
     if has_intercept:
         sst = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
@@ -160,15 +178,44 @@ def ols(X: np.ndarray, Y: np.ndarray, names: list[str], *, se: str = "cluster",
             raise ValueError("cluster-robust SEs need at least 2 clusters")
         df = G - 1
         corr = (G / (G - 1)) * ((n - 1) / (n - k))
+        # group sums of the scores X_i e_i for every target at once: a sparse (G x n) indicator product
+        from scipy import sparse
+
+        P = sparse.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(G, n))
+        S_all = np.hstack([X * E[:, j:j + 1] for j in range(m)])
+        Sg_all = np.asarray(P @ S_all)
         for j in range(m):
-            S = X * E[:, j:j + 1]
-            Sg = np.empty((G, k))
-            for c in range(k):
-                Sg[:, c] = np.bincount(codes, weights=S[:, c], minlength=G)
+            Sg = Sg_all[:, j * k:(j + 1) * k]
             covs.append(bread @ (Sg.T @ Sg) @ bread * corr)
     SE = np.column_stack([np.sqrt(np.clip(np.diag(c), 0, None)) for c in covs])
     return OLSFit(names=list(names), params=B, se=SE, df_inference=float(df), n=n, k=k, r2=r2,
                   se_type=se, n_groups=n_groups, centered_r2=has_intercept, cov=covs)
+
+
+def _solve_normal(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least squares by the (column-scaled) normal equations with one step of iterative refinement,
+    and (X'X)^-1. A tall QR costs ~1 s at 321,600 x 21 on these CPUs; this costs ~0.05 s. The design
+    has passed :func:`check_design`, so X'X is well enough conditioned; refinement restores the
+    accuracy lost to squaring the condition number. Falls back to lstsq/pinv if Cholesky fails."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    XtX = X.T @ X
+    d = np.sqrt(np.diag(XtX))
+    d[d == 0] = 1.0
+    A = XtX / np.outer(d, d)
+    try:
+        c = cho_factor(A, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        B = np.linalg.lstsq(X, Y, rcond=None)[0]
+        return B, np.linalg.pinv(XtX)
+
+    def solve(rhs: np.ndarray) -> np.ndarray:
+        return cho_solve(c, rhs / d[:, None], check_finite=False) / d[:, None]
+
+    B = solve(X.T @ Y)
+    B = B + solve(X.T @ (Y - X @ B))
+    bread = cho_solve(c, np.eye(len(d)), check_finite=False) / np.outer(d, d)
+    return B, bread
 
 
 def vif(X: np.ndarray, *, centered: bool = True) -> np.ndarray:
@@ -183,8 +230,7 @@ def vif(X: np.ndarray, *, centered: bool = True) -> np.ndarray:
         return np.array([])
     if k == 1:
         return np.array([1.0])
-    Xc = X - X.mean(axis=0) if centered else X
-    G = Xc.T @ Xc
+    G = _gram(X, centered)
     d = np.sqrt(np.diag(G))
     C = G / np.outer(d, d)
     try:
@@ -243,8 +289,9 @@ def regress(df: pd.DataFrame, y: str, xcols: list[str], *, se: str = "hc1", grou
     if len(d) <= X.shape[1] + 1 or X.shape[1] == 0:
         msgs.append(f"{what}: {len(d)} usable rows for {X.shape[1]} terms: not fitted")
         return empty, msgs
-    fit = ols(X, d[y].to_numpy(float), names, se=se,
-              groups=d[groups].to_numpy() if groups else None, has_intercept=intercept)
+    with blas_single_thread():
+        fit = ols(X, d[y].to_numpy(float), names, se=se,
+                  groups=d[groups].to_numpy() if groups else None, has_intercept=intercept)
     tab = fit.table([target or y], alpha=alpha)
     tab["p_bonferroni"] = np.nan
     tab["p_bh"] = np.nan
