@@ -152,6 +152,14 @@ def fit_study(study: Study, options: FitOptions | None = None,
               progress: Callable[[str], None] | None = None) -> FitResult:
     """Compute agreement, regimes, gamma, theta, confusing flags, imprint, theta regression and drivers;
     write them as one fit. Parts whose inputs are missing are skipped with a message."""
+    from .metrics.linreg import blas_single_thread
+
+    with blas_single_thread():
+        return _fit_study(study, options, progress)
+
+
+def _fit_study(study: Study, options: FitOptions | None,
+               progress: Callable[[str], None] | None) -> FitResult:
     o = options or FitOptions()
     if o.se not in SE_TYPES:
         raise RmtuiError(f"--se must be one of cluster, iid (hc1 also accepted), not {o.se!r}", "Bad option")

@@ -312,8 +312,8 @@ def test_drivers_perfect_separation_reported_not_raised():
 # -- confusing -------------------------------------------------------------------------------------------
 def test_confusing_flags():
     df = pd.DataFrame({
-        "chosen_response": ["Sure, here it is.", "abcdefghijklmnopqrstuvwxyz" * 4, "No.", "x", "same"],
-        "rejected_response": ["I can't help.", "abcdefghijklmnopqrstuvwxyz" * 4 + "!", "Yes, gladly.", "y", "same"],
+        "chosen_response": ["Sure, here it is.", "w " * 30, "No.", "x", "same"],
+        "rejected_response": ["I can't help.", "w " * 30 + "extra", "Yes, gladly.", "y", "same"],
         "identical": [False, False, False, False, True],
         "gamma": ["r", "c", "r", None, "i"],
         "agree_post": pd.array([0, 1, 1, 0, pd.NA], dtype="Int64"),
@@ -324,6 +324,16 @@ def test_confusing_flags():
     assert f.labeler_sides_with_rm.astype(object).where(f.labeler_sides_with_rm.notna(), None).tolist() == \
         [True, False, False, None, None]
     assert f.confusing.tolist() == [True, True, True, False, True]
+
+
+def test_response_similarity_words():
+    from analysis.metrics import response_similarity
+
+    a = " ".join(f"w{i}" for i in range(30))
+    assert response_similarity(a, a + " extra") == pytest.approx(60 / 61)      # 2*30 / (30 + 31)
+    assert response_similarity(a, a + " x y z") == pytest.approx(60 / 63)
+    assert response_similarity(a, " ".join(reversed(a.split())), 0.95) < 0.95  # same bag, other order
+    assert response_similarity("", "") == 1.0 and np.isnan(response_similarity(None, "a"))
 
 
 def test_significance_marker():

@@ -2,9 +2,11 @@
 
 - same_target_labels: chosen and rejected carry identical target labels (every gamma feature equal);
   NULL when a label is missing.
-- near_identical: identical texts, or last responses with a difflib ``SequenceMatcher`` ratio >= 0.95
-  (2 * matches / total length, autojunk off; the cheap upper bounds ``real_quick_ratio`` and
-  ``quick_ratio`` skip most pairs before the full comparison).
+- near_identical: identical texts, or last responses whose word sequences have a difflib
+  ``SequenceMatcher`` ratio >= 0.95 (2 * matched words / total words, words split on whitespace,
+  autojunk off; the cheap upper bounds ``real_quick_ratio`` and ``quick_ratio`` skip most pairs before
+  the full comparison). On words rather than characters: about 10x faster on hh-rlhf, and a bag of
+  characters bounds nothing (most English texts of similar length share 95 % of their letters).
 - labeler_sides_with_rm: gamma = 'r' (the LM labeler prefers the rejected side) and the post-D RM
   also prefers the rejected side (agree_post = 0): labeler and RM agree against the human label.
 - confusing: any of the three.
@@ -12,31 +14,35 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from difflib import SequenceMatcher
 
 import numpy as np
 import pandas as pd
 
 NEAR_IDENTICAL = 0.95
-SIMILARITY_MEASURE = "difflib SequenceMatcher ratio of the last responses"
+SIMILARITY_MEASURE = "difflib SequenceMatcher ratio of the last responses' words"
 
 
 def response_similarity(a: str | None, b: str | None, threshold: float | None = None) -> float:
-    """SequenceMatcher ratio in [0, 1]. With ``threshold``, returns a cheap upper bound when that
+    """SequenceMatcher ratio of the word sequences in [0, 1]. With ``threshold``, returns a cheap upper bound when that
     bound is already below the threshold (enough to decide 'not near-identical')."""
     if a is None or b is None:
         return float("nan")
     if a == b:
         return 1.0
-    sm = SequenceMatcher(None, a, b, autojunk=False)
+    wa, wb = a.split(), b.split()
+    total = len(wa) + len(wb)
+    if total == 0:
+        return 1.0
     if threshold is not None:
-        ub = sm.real_quick_ratio()
+        ub = 2 * min(len(wa), len(wb)) / total            # real_quick_ratio
         if ub < threshold:
             return ub
-        ub = sm.quick_ratio()
+        ub = 2 * sum((Counter(wa) & Counter(wb)).values()) / total   # quick_ratio
         if ub < threshold:
             return ub
-    return sm.ratio()
+    return SequenceMatcher(None, wa, wb, autojunk=False).ratio()
 
 
 def near_identical(chosen: pd.Series, rejected: pd.Series, identical=None,
