@@ -95,6 +95,13 @@ def bench_fit_study(n_pairs: int, k: int) -> None:
         parts = ", ".join(f"{marks[i][0]} {marks[i + 1][1] - marks[i][1]:.2f} s" for i in range(1, len(marks) - 1))
         print(f"fit_study end to end: {t1 - t0:.2f} s ({parts}); {len(res.imprint)} imprint rows, "
               f"{len(res.coefficients)} other coefficients")
+        from analysis.fit import summary
+
+        with open_study(path, read_only=True) as st:
+            t0 = time.perf_counter()
+            s = summary(st)
+            print(f"summary (read-only, what `rmtui summary` prints): {time.perf_counter() - t0:.2f} s; "
+                  f"{len(s['agreement'])} agreement rows, {len(s['imprint'])} imprint rows")
 
 
 def main() -> None:

@@ -80,6 +80,7 @@ def test_clustered_se_equals_hand_sandwich_and_statsmodels():
     assert np.allclose(got["se"], smr.bse[1:], rtol=1e-8)
     assert np.allclose(got["p"], smr.pvalues[1:], rtol=1e-6)
     assert np.allclose(got["ci_low"], smr.conf_int()[1:, 0], rtol=1e-8)
+    assert np.isclose(res.intercepts["estimate"].iloc[0], beta[0]) and np.isclose(res.intercepts["se"].iloc[0], smr.bse[0])
     # the clustered SE differs from iid here (a strong pair effect)
     iid = imprint(rows, ["x_bin", "x_cont"], ("pre",), se="iid").table.set_index("feature")
     smi = sm.OLS(y, X).fit()
@@ -349,3 +350,27 @@ def test_regress_too_few_rows_reports():
 
 def test_vif_single_column():
     assert vif(np.ones((5, 1))).tolist() == [1.0]
+
+
+def test_shared_text_gives_one_row_per_pair_side():
+    from analysis.fit import imprint_rows
+
+    pm = pd.DataFrame({"pair_id": ["a", "b"], "chosen_text_id": ["t1", "t1"], "rejected_text_id": ["t2", "t3"],
+                       "reward_chosen_pre": [1.0, 1.0], "reward_rejected_pre": [0.0, 2.0],
+                       "reward_chosen_post": [2.0, 2.0], "reward_rejected_post": [1.0, 1.0]})
+    wide = pd.DataFrame({"f": [1.0, 0.0, 5.0]}, index=pd.Index(["t1", "t2", "t3"], name="text_id"))
+    rows = imprint_rows(pm, wide, ["f"])
+    assert len(rows) == 4 and (rows.text_id == "t1").sum() == 2
+    assert rows.groupby("pair_id").size().tolist() == [2, 2]
+    assert rows.set_index(["pair_id", "side"]).loc[("b", "rejected"), "f"] == 5.0
+    assert rows.set_index(["pair_id", "side"]).loc[("b", "chosen"), "shift"] == 1.0
+
+
+def test_large_mean_column_not_mistaken_for_constant():
+    rng = np.random.default_rng(12)
+    rows = planted_rows(n_pairs=300, seed=12)
+    rows["stamp"] = 1e7 + rng.normal(0, 1, len(rows))       # mean 1e7, sd 1
+    rows["pre"] = rows["pre"] + 0.5 * (rows["stamp"] - 1e7)
+    res = imprint(rows, ["x_bin", "stamp"], ("pre",))
+    t = res.table.set_index("feature")
+    assert "stamp" in t.index and t.loc["stamp", "ci_low"] <= 0.5 <= t.loc["stamp", "ci_high"]

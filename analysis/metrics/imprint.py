@@ -142,7 +142,8 @@ def _imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] |
         n_pairs = int(pd.unique(groups).size)
     res.n_pairs = n_pairs
 
-    keep, kept, dmsgs = check_design(Xf, features, intercept=intercept)
+    gram: list = []
+    keep, kept, dmsgs = check_design(Xf, features, intercept=intercept, gram_out=gram)
     msgs += ["imprint: " + m for m in dmsgs]
     res.dropped = [f for f, k in zip(features, keep) if not k]
     res.features = kept
@@ -162,7 +163,7 @@ def _imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] |
     fit = ols(X, Y, names, se=se, groups=groups, has_intercept=intercept)
     res.n = fit.n
     tab = fit.table(targets, alpha=alpha)
-    v = vif(Xk, centered=intercept)
+    v = vif(Xk, centered=intercept, gram=gram[0][np.ix_(keep, keep)])
     vmap = dict(zip(kept, v))
     for f, val in vmap.items():
         if val > VIF_WARN:

@@ -78,16 +78,16 @@ def blas_single_thread():
 
 
 def _gram(X: np.ndarray, centered: bool) -> np.ndarray:
-    """X'X, or the centred cross-products (X - mean)'(X - mean), without copying X."""
-    G = X.T @ X
+    """X'X, or the centred cross-products (X - mean)'(X - mean) (centred first: no cancellation for
+    columns whose mean is large against their spread)."""
     if centered:
-        mu = X.mean(axis=0)
-        G = G - len(X) * np.outer(mu, mu)
-    return G
+        Xc = X - X.mean(axis=0)
+        return Xc.T @ Xc
+    return X.T @ X
 
 
 def check_design(X: np.ndarray, names: list[str], *, intercept: bool, what: str = "feature",
-                 tol: float = COLLINEAR_TOL) -> tuple[np.ndarray, list[str], list[str]]:
+                 tol: float = COLLINEAR_TOL, gram_out: list | None = None) -> tuple[np.ndarray, list[str], list[str]]:
     """Drop constant and collinear columns (in order). Returns (keep_mask, kept_names, messages).
 
     ``X`` holds the candidate columns only (no intercept column). With ``intercept`` the columns are
@@ -101,6 +101,8 @@ def check_design(X: np.ndarray, names: list[str], *, intercept: bool, what: str 
     if k == 0:
         return keep, [], msgs
     G = _gram(X, intercept)
+    if gram_out is not None:
+        gram_out.append(G)
     kept: list[int] = []
     for j in range(k):
         gjj = G[j, j]
@@ -148,7 +150,18 @@ def ols(X: np.ndarray, Y: np.ndarray, names: list[str], *, se: str = "cluster",
     m = Y.shape[1]
     if n <= k:
         raise ValueError(f"{n} rows for {k} terms: too few to fit")
-    B, bread = _solve_normal(X, Y)
+    # with an intercept, solve on centred columns (slopes unchanged, far better conditioned when a
+    # column's mean is large against its spread) and map back: beta = T beta_c, cov = T cov_c T'
+    T = None
+    Xw = X
+    if has_intercept and k > 1 and np.all(X[:, 0] == 1.0):
+        mu = X[:, 1:].mean(axis=0)
+        Xw = X.copy()
+        Xw[:, 1:] -= mu
+        T = np.eye(k)
+        T[0, 1:] = -mu
+    B, bread = _solve_normal(Xw, Y)
+    X = Xw
     E = Y - X @ B
     ssr = (E ** 2).sum(axis=0)
     if has_intercept:
@@ -187,6 +200,9 @@ def ols(X: np.ndarray, Y: np.ndarray, names: list[str], *, se: str = "cluster",
         for j in range(m):
             Sg = Sg_all[:, j * k:(j + 1) * k]
             covs.append(bread @ (Sg.T @ Sg) @ bread * corr)
+    if T is not None:
+        B = T @ B
+        covs = [T @ c @ T.T for c in covs]
     SE = np.column_stack([np.sqrt(np.clip(np.diag(c), 0, None)) for c in covs])
     return OLSFit(names=list(names), params=B, se=SE, df_inference=float(df), n=n, k=k, r2=r2,
                   se_type=se, n_groups=n_groups, centered_r2=has_intercept, cov=covs)
@@ -218,7 +234,7 @@ def _solve_normal(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return B, bread
 
 
-def vif(X: np.ndarray, *, centered: bool = True) -> np.ndarray:
+def vif(X: np.ndarray, *, centered: bool = True, gram: np.ndarray | None = None) -> np.ndarray:
     """Variance inflation factor of each column of ``X`` (no intercept column in ``X``).
 
     Centered (a model with an intercept): 1 / (1 - R_j^2) of column j on the others plus a constant,
@@ -230,7 +246,7 @@ def vif(X: np.ndarray, *, centered: bool = True) -> np.ndarray:
         return np.array([])
     if k == 1:
         return np.array([1.0])
-    G = _gram(X, centered)
+    G = _gram(X, centered) if gram is None else gram
     d = np.sqrt(np.diag(G))
     C = G / np.outer(d, d)
     try:
@@ -270,6 +286,12 @@ def regress(df: pd.DataFrame, y: str, xcols: list[str], *, se: str = "hc1", grou
     """OLS of ``df[y]`` on ``df[xcols]`` with rows missing any of them left out; returns a
     coefficients table (COEF_COLUMNS, term 'const' for the intercept) and messages. Never raises on
     a singular design or too few rows: returns an empty table and says why."""
+    with blas_single_thread():
+        return _regress(df, y, xcols, se=se, groups=groups, intercept=intercept, alpha=alpha, what=what,
+                        target=target)
+
+
+def _regress(df, y, xcols, *, se, groups, intercept, alpha, what, target):
     msgs: list[str] = []
     cols = [y] + xcols + ([groups] if groups else [])
     d = df[cols]
@@ -289,9 +311,8 @@ def regress(df: pd.DataFrame, y: str, xcols: list[str], *, se: str = "hc1", grou
     if len(d) <= X.shape[1] + 1 or X.shape[1] == 0:
         msgs.append(f"{what}: {len(d)} usable rows for {X.shape[1]} terms: not fitted")
         return empty, msgs
-    with blas_single_thread():
-        fit = ols(X, d[y].to_numpy(float), names, se=se,
-                  groups=d[groups].to_numpy() if groups else None, has_intercept=intercept)
+    fit = ols(X, d[y].to_numpy(float), names, se=se,
+              groups=d[groups].to_numpy() if groups else None, has_intercept=intercept)
     tab = fit.table([target or y], alpha=alpha)
     tab["p_bonferroni"] = np.nan
     tab["p_bh"] = np.nan
