@@ -207,6 +207,10 @@ def test_featurizers_option_and_unknown_names(study_path):
         assert r2.pre_model_id == "old-pre" and r2.post_model_id == "rm-pre"
         g = fit_study(st, FitOptions(gamma_features=["helpful", "harmless"]))
         assert g.gamma_features == ["llm.helpful", "llm.harmless"]
+        wide = fit_study(st, FitOptions(tie_tol=1e9, drivers=False))          # every pair a tie
+        assert (wide.pair_metrics["regime"] == "tie").all() and wide.pair_metrics["agree_post"].isna().all()
+        s = summary(st)
+        assert s["tie_tol"] == 1e9 and all(r["tie"] == r["n"] for r in s["agreement"])
 
 
 def test_summary_without_features_and_without_fit(study_path):
@@ -250,13 +254,17 @@ def test_summary_prints_robustness_tables(study_path, monkeypatch):
             cur.execute("INSERT INTO fits (fit_id, kind, created_at) VALUES ('rob-1', 'robustness', ?)", [now()])
             cur.execute("INSERT INTO robustness VALUES ('rob-1', 'became_misaligned', 'chosen:sentiment_down', "
                         "0.117, 0.035, 0.05, 0.19, 0.001, 1608, 'hc1')")
-            cur.execute("CREATE TABLE robustness_sensitivity (perturbation VARCHAR, n INTEGER, flip_rate DOUBLE)")
-            cur.execute("INSERT INTO robustness_sensitivity VALUES ('add_apology', 40, 0.125)")
+            # the robustness branch's table (CREATE IF NOT EXISTS: present once merged)
+            cur.execute("CREATE TABLE IF NOT EXISTS sensitivity (fit_id VARCHAR, perturbation VARCHAR, side VARCHAR, "
+                        "model_id VARCHAR, role VARCHAR, mean_change DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n INTEGER)")
+            cur.execute("INSERT INTO sensitivity (fit_id, perturbation, side, model_id, role, mean_change, ci_low, "
+                        "ci_high, n) VALUES ('rob-1', 'add_apology', 'chosen', 'rm-post', 'post', -0.125, -0.2, -0.05, 40)")
     s = json.loads(invoke("summary", "--study", str(study_path), "--json").output)
     assert s["robustness"]["robustness"][0]["term"] == "chosen:sentiment_down"
-    assert s["robustness"]["robustness_sensitivity"][0]["flip_rate"] == 0.125
+    assert s["robustness"]["sensitivity"][0]["mean_change"] == -0.125
     out = invoke("summary", "--study", str(study_path)).output
     assert "Robustness: table robustness" in out and "chosen:sentiment_down" in out and "add_apology" in out
+    assert "Robustness: table sensitivity" in out and "[-0.200, -0.050]" in out and "[0.050, 0.190]" in out
 
 
 def test_fit_bad_se_option(study_path):

@@ -231,9 +231,7 @@ def _generic_table(title: str, rr: list[dict]) -> Table:
     """Any table's rows: estimate with a significance marker and one 95% CI column when present."""
     keys = [k for k in rr[0].keys() if k not in ("fit_id", "se_type")]
     has_ci = "ci_low" in keys and "ci_high" in keys
-    cols = [k for k in keys if k not in ("ci_low", "ci_high")]
-    if has_ci and "estimate" in cols:
-        cols.insert(cols.index("estimate") + 1, "95% CI")
+    cols = [("95% CI" if (k == "ci_low" and has_ci) else k) for k in keys if not (has_ci and k == "ci_high")]
     rows = []
     for r in rr:
         row = []
