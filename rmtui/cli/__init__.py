@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import featurize as _featurize  # noqa: F401
+from . import fit as _fit  # noqa: F401
 from . import ingest as _ingest  # noqa: F401  (registers commands)
 from . import score as _score  # noqa: F401
 from .base import app, main
