@@ -623,7 +623,7 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
         raise ModelError(
             f"{source}: not found locally and the hub is unreachable"
             + (" (HF_HUB_OFFLINE is set)" if offline else "")
-            + f": {type(e).__name__}: {msg.splitlines()[0] if msg else ''}. Give a local folder, or "
+            + f": {type(e).__name__}: {msg.splitlines()[0].rstrip('.') if msg else ''}. Give a local folder, or "
             "download it first on a machine with network (huggingface-cli download ...)",
             "Model not found",
         ) from e
