@@ -33,7 +33,7 @@ def score(
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32."),
     token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Padded tokens per batch, halved on "
-                                               "CUDA OOM (default: 16384 on cuda, 2048 on cpu)."),
+                                               "CUDA OOM (default: 16384 on cuda, 4096 on cpu)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="pair | raw | chat (default: chat for decoder RMs "
                                       "with a chat template, else pair)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per text (default: the model's); "
@@ -106,7 +106,7 @@ def bench_scoring(
     n: int = typer.Option(256, "--n", help="Texts to score."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="Engine dtype (the naive loop is always fp32)."),
-    token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Default: 16384 on cuda, 2048 on cpu."),
+    token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Default: 16384 on cuda, 4096 on cpu."),
     max_length: Optional[int] = typer.Option(None, "--max-length"),
     texts: Optional[str] = typer.Option(None, "--texts", help="Dataset file (default: sample_data hh-rlhf harmless-base)."),
     untrained_head: bool = typer.Option(False, "--allow-untrained-head", help="Accept an encoder without a "
