@@ -383,7 +383,7 @@ def test_resume_after_sigkill_no_duplicates_no_loss(tiny_rm_dir, tmp_path):
     st = _study(killed, 120)
     n = store_scores.n_texts(st)
     st.close()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "rmtui", "score", "--study", str(killed), "--model", str(tiny_rm_dir),
            "--role", "pre", "--chunk-size", "10", "--max-length", "64"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

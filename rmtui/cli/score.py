@@ -27,7 +27,7 @@ def _progress():
 @app.command()
 def score(
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
-    model: str = typer.Option(..., "--model", "-m", help="Hub id (owner/name[@revision]) or local model folder."),
+    model: str = typer.Option(..., "--model", "-m", help="Hub id (owner/name or owner/name@REVISION) or local model folder."),
     role: str = typer.Option(..., "--role", help="pre | post | other (a new pre/post moves the old one to other)."),
     name: Optional[str] = typer.Option(None, "--name", help="Display name (default: folder name or hub id)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
