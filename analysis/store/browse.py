@@ -164,7 +164,8 @@ def fetch_window(study: Study, filt: EntryFilter, sort: tuple[str, bool] | None,
     sql = (
         "SELECT p.pair_id, p.subset, p.split, m.margin_pre, m.margin_post, m.regime, m.gamma, m.theta, "
         "p.heldout, tg.tags, p.pair_id IN (SELECT pair_id FROM selection) AS selected, "
-        "substr(regexp_replace(p.context, '\\s+', ' ', 'g'), 1, 160) AS prompt "
+        "substr(trim(regexp_replace(list_extract(string_split(p.context, 'Human:'), -1), '\\s+', ' ', 'g')), 1, 160) "
+        "AS prompt "
         f"{_FROM}{where} {_order(sort)} LIMIT ? OFFSET ?"
     )
     cur = study.cursor()
