@@ -165,8 +165,12 @@ def _ols_cluster(X: np.ndarray, y: np.ndarray, clusters: int) -> tuple[np.ndarra
 
 
 def make_synthetic_study(path: str | Path, n_pairs: int = 1000, seed: int = 0, *, overwrite: bool = False,
-                         heldout_frac: float = 0.2) -> SynthResult:
-    """Write a synthetic study of ``n_pairs`` pairs to ``path`` (a new DuckDB file)."""
+                         heldout_frac: float = 0.2, with_models: bool = True) -> SynthResult:
+    """Write a synthetic study of ``n_pairs`` pairs to ``path`` (a new DuckDB file).
+
+    ``with_models=False`` leaves out the synthetic models and scores (the rest stays), so a test can
+    score the study's texts with real reward models.
+    """
     import time
 
     from scipy import stats
@@ -342,12 +346,15 @@ def make_synthetic_study(path: str | Path, n_pairs: int = 1000, seed: int = 0, *
                              "rmtui_version": "synthetic", "started_at": FIXED_TIME, "finished_at": FIXED_TIME,
                              "n_read": n, "n_added": n, "n_issues": 0, "status": "done"}])
 
+    frames = {
+        "ingests": ingests, "pairs": pairs, "texts": texts, "models": models, "scores": scores,
+        "featurizers": featurizers, "feature_defs": feature_defs, "features": feats, "fits": fits,
+        "imprint": imprint, "pair_metrics": metrics,
+    }
+    if not with_models:
+        del frames["models"], frames["scores"]
     with open_study(path) as st:
-        bulk_insert(st, {
-            "ingests": ingests, "pairs": pairs, "texts": texts, "models": models, "scores": scores,
-            "featurizers": featurizers, "feature_defs": feature_defs, "features": feats, "fits": fits,
-            "imprint": imprint, "pair_metrics": metrics,
-        })
+        bulk_insert(st, frames)
         st.set_meta("synthetic", json.dumps({"n_pairs": n, "seed": seed}))
     counts = pd.Series(regime).value_counts().to_dict()
     return SynthResult(path, n, time.perf_counter() - t0, {k: int(v) for k, v in counts.items()})

@@ -25,6 +25,12 @@ GAMMAS = ["c", "i", "r"]
 DEFAULT_TAGS = ["label-noise", "rm-error", "ambiguous", "interesting"]
 
 
+def _first(res):
+    """The first row of a result, consuming the rest (DuckDB 2 refuses new work on an unfinished result)."""
+    rows = res.fetchall()
+    return rows[0] if rows else None
+
+
 def bulk_insert(study: Study, frames: dict) -> None:
     """Append DataFrames or Arrow tables to tables (columns by name) in one transaction (used by the synthetic study)."""
     with study.transaction() as cur:
@@ -223,12 +229,12 @@ def get_entry(study: Study, pair_id: str) -> Entry:
     cur = study.cursor()
     try:
         res = cur.execute("SELECT * FROM pairs WHERE pair_id = ?", [pair_id])
-        row = res.fetchone()
+        row = _first(res)
         if row is None:
             raise RmtuiError(f"{study.path}: no pair {pair_id!r}", "Entry not found")
         pair = dict(zip([d[0] for d in res.description], row))
         res = cur.execute("SELECT * FROM pair_metrics WHERE pair_id = ?", [pair_id])
-        mrow = res.fetchone()
+        mrow = _first(res)
         metrics = dict(zip([d[0] for d in res.description], mrow)) if mrow else None
         rewards = cur.execute(
             "SELECT mo.model_id, mo.name, mo.role, t.side, s.reward FROM models mo "
@@ -247,8 +253,8 @@ def get_entry(study: Study, pair_id: str) -> Entry:
         ).df()
         tags = [r[0] for r in cur.execute(
             "SELECT DISTINCT tag FROM triage WHERE pair_id = ? AND tag IS NOT NULL ORDER BY 1", [pair_id]).fetchall()]
-        note = cur.execute("SELECT note FROM triage WHERE pair_id = ? AND tag IS NULL LIMIT 1", [pair_id]).fetchone()
-        selected = cur.execute("SELECT count(*) FROM selection WHERE pair_id = ?", [pair_id]).fetchone()[0] > 0
+        note = _first(cur.execute("SELECT note FROM triage WHERE pair_id = ? AND tag IS NULL LIMIT 1", [pair_id]))
+        selected = _first(cur.execute("SELECT count(*) FROM selection WHERE pair_id = ?", [pair_id]))[0] > 0
         rewrites = cur.execute(
             "SELECT rewrite_id, side, rewriter, params, new_response, similarity, kept, created_at "
             "FROM rewrites WHERE pair_id = ? ORDER BY created_at, rewrite_id", [pair_id]).df()
@@ -276,7 +282,7 @@ def tag_counts(study: Study) -> dict[str, int]:
 
 
 def _next_seq(cur) -> int:
-    return int(cur.execute("SELECT coalesce(max(seq), 0) + 1 FROM triage_log").fetchone()[0])
+    return int(_first(cur.execute("SELECT coalesce(max(seq), 0) + 1 FROM triage_log"))[0])
 
 
 def _check_tag(tag: str) -> str:
@@ -291,7 +297,7 @@ def toggle_tag(study: Study, pair_id: str, tag: str) -> bool:
     tag = _check_tag(tag)
     with study.transaction() as cur:
         seq = _next_seq(cur)
-        have = cur.execute("SELECT count(*) FROM triage WHERE pair_id = ? AND tag = ?", [pair_id, tag]).fetchone()[0]
+        have = _first(cur.execute("SELECT count(*) FROM triage WHERE pair_id = ? AND tag = ?", [pair_id, tag]))[0]
         if have:
             cur.execute("DELETE FROM triage WHERE pair_id = ? AND tag = ?", [pair_id, tag])
             cur.execute("INSERT INTO triage_log VALUES (?, ?, 'untag', ?, ?)", [seq, pair_id, tag, now()])
@@ -325,7 +331,7 @@ def set_note(study: Study, pair_id: str, note: str | None) -> None:
     note = (note or "").strip() or None
     with study.transaction() as cur:
         seq = _next_seq(cur)
-        old = cur.execute("SELECT note FROM triage WHERE pair_id = ? AND tag IS NULL LIMIT 1", [pair_id]).fetchone()
+        old = _first(cur.execute("SELECT note FROM triage WHERE pair_id = ? AND tag IS NULL LIMIT 1", [pair_id]))
         cur.execute("DELETE FROM triage WHERE pair_id = ? AND tag IS NULL", [pair_id])
         if note is not None:
             cur.execute("INSERT INTO triage VALUES (?, NULL, ?, ?)", [pair_id, note, now()])
@@ -360,11 +366,11 @@ def select(study: Study, pair_ids: Sequence[str] | None = None, *, filt: EntryFi
             cur.execute("CREATE OR REPLACE TEMP TABLE _sel_on AS SELECT pair_id FROM _sel_ids "
                         "ANTI JOIN selection USING (pair_id)")
         if mode in ("unselect", "toggle"):
-            n += cur.execute("SELECT count(*) FROM _sel_off").fetchone()[0]
+            n += _first(cur.execute("SELECT count(*) FROM _sel_off"))[0]
             cur.execute("DELETE FROM selection WHERE pair_id IN (SELECT pair_id FROM _sel_off)")
             cur.execute("INSERT INTO triage_log SELECT ?, pair_id, 'unselect', NULL, ? FROM _sel_off", [seq, ts])
         if mode in ("select", "toggle"):
-            n += cur.execute("SELECT count(*) FROM _sel_on").fetchone()[0]
+            n += _first(cur.execute("SELECT count(*) FROM _sel_on"))[0]
             cur.execute("INSERT INTO selection SELECT pair_id FROM _sel_on")
             cur.execute("INSERT INTO triage_log SELECT ?, pair_id, 'select', NULL, ? FROM _sel_on", [seq, ts])
         for t in ("_sel_ids", "_sel_on", "_sel_off"):
@@ -383,7 +389,7 @@ def selected_ids(study: Study) -> list[str]:
 def undo_last(study: Study) -> str | None:
     """Revert the last triage action (tag, untag, note, select, unselect). Returns what was undone."""
     with study.transaction() as cur:
-        seq = cur.execute("SELECT max(seq) FROM triage_log").fetchone()[0]
+        seq = _first(cur.execute("SELECT max(seq) FROM triage_log"))[0]
         if seq is None:
             return None
         rows = cur.execute("SELECT pair_id, action, value FROM triage_log WHERE seq = ?", [seq]).fetchall()
@@ -421,7 +427,7 @@ def latest_fit(study: Study) -> dict | None:
     try:
         res = cur.execute("SELECT * FROM fits WHERE fit_id IN (SELECT DISTINCT fit_id FROM imprint) "
                           "ORDER BY created_at DESC, fit_id DESC LIMIT 1")
-        row = res.fetchone()
+        row = _first(res)
         return dict(zip([d[0] for d in res.description], row)) if row else None
     finally:
         cur.close()
@@ -454,9 +460,9 @@ def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
 
 def agreement(study: Study) -> dict:
     """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics."""
-    row = study.con.cursor().execute(
+    row = _first(study.con.cursor().execute(
         "SELECT count(*), avg(agree_pre), avg(agree_post), count(*) FILTER (WHERE tie_pre), "
-        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post) FROM pair_metrics").fetchone()
+        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post) FROM pair_metrics"))
     return {"n": int(row[0]), "pre": row[1], "post": row[2], "ties_pre": int(row[3]), "ties_post": int(row[4]),
             "n_pre": int(row[5]), "n_post": int(row[6])}
 

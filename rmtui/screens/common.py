@@ -141,7 +141,7 @@ class TriageMixin:
         pid = self.current_pair()
         if pid is None:
             return
-        n = self._guard(self.rapp.service.select, [pid], None, mode)
+        n = self._guard(lambda: self.rapp.service.select([pid], mode=mode))
         if n is not None:
             self.after_triage(f"{mode}: {pid[:8]} ({self.rapp.service.selection_count():,} selected)")
 
