@@ -107,6 +107,12 @@ class StudyService:
     def window(self, filt: EntryFilter, sort: tuple[str, bool] | None, offset: int, limit: int) -> list[tuple]:
         return browse.fetch_window(self.study, filt, sort, offset, limit)
 
+    def order(self, filt: EntryFilter, sort: tuple[str, bool] | None) -> list[str]:
+        return browse.sorted_ids(self.study, filt, sort)
+
+    def rows(self, ids: list[str]) -> list[tuple]:
+        return browse.fetch_rows(self.study, ids)
+
     def position(self, filt: EntryFilter, sort, pair_id: str) -> int | None:
         return browse.position_of(self.study, filt, sort, pair_id)
 

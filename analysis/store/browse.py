@@ -165,18 +165,67 @@ def count_entries(study: Study, filt: EntryFilter) -> int:
 
 def fetch_window(study: Study, filt: EntryFilter, sort: tuple[str, bool] | None, offset: int,
                  limit: int) -> list[tuple]:
-    """Rows ``offset .. offset+limit`` of the sorted, filtered list, as tuples in ``LIST_COLUMNS`` order."""
+    """Rows ``offset .. offset+limit`` of the sorted, filtered list, as tuples in ``LIST_COLUMNS`` order.
+
+    The sort runs on keys only; display columns (the prompt snippet, selection) are computed for the
+    window's rows alone, so a page of 200 costs the same at any depth of a 160,000-row list.
+    """
     where, params = _where(filt)
     sql = (
+        f"WITH w AS (SELECT p.pair_id, row_number() OVER () AS rn FROM (SELECT p.pair_id {_FROM}{where} "
+        f"{_order(sort)} LIMIT ? OFFSET ?) p) "
         "SELECT p.pair_id, p.subset, p.split, m.margin_pre, m.margin_post, m.regime, m.gamma, m.theta, "
-        "p.heldout, tg.tags, p.pair_id IN (SELECT pair_id FROM selection) AS selected, "
+        "p.heldout, tg.tags, s.pair_id IS NOT NULL AS selected, "
         "substr(trim(regexp_replace(list_extract(string_split(p.context, 'Human:'), -1), '\\s+', ' ', 'g')), 1, 160) "
         "AS prompt "
-        f"{_FROM}{where} {_order(sort)} LIMIT ? OFFSET ?"
+        "FROM w JOIN pairs p ON p.pair_id = w.pair_id LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
+        "LEFT JOIN (SELECT pair_id, string_agg(tag, ' ' ORDER BY tag) AS tags FROM triage "
+        "           WHERE tag IS NOT NULL GROUP BY pair_id) tg ON tg.pair_id = p.pair_id "
+        "LEFT JOIN selection s ON s.pair_id = p.pair_id ORDER BY w.rn"
     )
     cur = study.cursor()
     try:
         return cur.execute(sql, params + [int(limit), int(offset)]).fetchall()
+    finally:
+        cur.close()
+
+
+_ROW_SELECT = (
+    "SELECT p.pair_id, p.subset, p.split, m.margin_pre, m.margin_post, m.regime, m.gamma, m.theta, "
+    "p.heldout, tg.tags, s.pair_id IS NOT NULL AS selected, "
+    "substr(trim(regexp_replace(list_extract(string_split(p.context, 'Human:'), -1), '\\s+', ' ', 'g')), 1, 160) "
+    "AS prompt "
+)
+
+
+def sorted_ids(study: Study, filt: EntryFilter, sort: tuple[str, bool] | None = None) -> list[str]:
+    """Every pair id of the filter in list order: the app's list runs this once per filter or sort
+    change and then fetches pages of rows by slicing it (:func:`fetch_rows`)."""
+    where, params = _where(filt)
+    col = (sort or DEFAULT_SORT)[0]
+    src = _FROM if col == "tags" else "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
+    cur = study.cursor()
+    try:
+        return [r[0] for r in cur.execute(f"SELECT p.pair_id {src}{where} {_order(sort)}", params).fetchall()]
+    finally:
+        cur.close()
+
+
+def fetch_rows(study: Study, ids: Sequence[str]) -> list[tuple]:
+    """List rows (``LIST_COLUMNS`` order) of the given pairs, in the order given."""
+    if not ids:
+        return []
+    sql = (
+        _ROW_SELECT
+        + "FROM (SELECT unnest(?::VARCHAR[]) AS pair_id, unnest(range(1, ?)) AS rn) w "
+        "JOIN pairs p ON p.pair_id = w.pair_id LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
+        "LEFT JOIN (SELECT pair_id, string_agg(tag, ' ' ORDER BY tag) AS tags FROM triage "
+        "           WHERE tag IS NOT NULL GROUP BY pair_id) tg ON tg.pair_id = p.pair_id "
+        "LEFT JOIN selection s ON s.pair_id = p.pair_id ORDER BY w.rn"
+    )
+    cur = study.cursor()
+    try:
+        return cur.execute(sql, [list(ids), len(ids) + 1]).fetchall()
     finally:
         cur.close()
 

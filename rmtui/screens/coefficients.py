@@ -54,6 +54,8 @@ def _fmt(v, nd=2) -> str:
 def _p(v) -> str:
     if v is None or v != v:
         return "-"
+    if v < 1e-16:
+        return "<1e-16"
     return f"{v:.0e}" if v < 0.001 else f"{v:.3f}"
 
 
@@ -103,6 +105,7 @@ class CoefficientScreen(Screen):
             self.query_one("#coef-legend", Static).update("")
             return
         r2 = {r.target: r.r2 for r in df.drop_duplicates("target").itertuples()}
+        r2 = {k: r2[k] for k in sorted(r2, key=lambda x: TARGETS.index(x) if x in TARGETS else 9)}
         se = df["se_type"].dropna().iloc[0] if df["se_type"].notna().any() else fit.get("se_type")
         n = int(df["n"].max()) if df["n"].notna().any() else fit.get("n")
         head = Text()

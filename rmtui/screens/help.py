@@ -25,7 +25,7 @@ def bindings_table(screen: Screen) -> Table:
     seen = set()
     for key, ab in screen.active_bindings.items():
         b = ab.binding
-        if not b.description or (b.action, b.description) in seen:
+        if not b.description or not b.id or (b.action, b.description) in seen:
             continue
         seen.add((b.action, b.description))
         t.add_row(screen.app.get_key_display(b), b.description, b.id or "")

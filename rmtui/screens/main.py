@@ -12,6 +12,7 @@ from textual.widgets import Footer, Header, Static
 from analysis.store.browse import REGIMES, EntryFilter
 
 from ..widgets.entry_list import EntryList
+from ..widgets.line import Line
 from .common import TRIAGE_BINDINGS, TriageMixin, WorkFailed, error_parts
 from .dialogs import ChoiceDialog, ConfirmDialog, InputDialog
 
@@ -51,14 +52,15 @@ class ListScreen(TriageMixin, Screen):
     def __init__(self) -> None:
         super().__init__()
         self._status_msg = ""
+        self._n_selected: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(id="filter-bar")
-        yield Static(id="list-header")
+        yield Line(id="filter-bar")
+        yield Line(id="list-header")
         svc = self.rapp.service
-        yield EntryList(svc.window, svc.count, id="entries")
-        yield Static(id="status")
+        yield EntryList(svc.order, svc.rows, id="entries")
+        yield Line(id="status")
         yield Footer()
 
     @property
@@ -87,6 +89,7 @@ class ListScreen(TriageMixin, Screen):
     # -- status ------------------------------------------------------------------------------------
     def set_status(self, msg: str) -> None:
         self._status_msg = msg
+        self._n_selected = None  # triage may have changed it
         self._update_bars()
 
     def on_entry_list_changed(self, event: EntryList.Changed) -> None:
@@ -96,14 +99,17 @@ class ListScreen(TriageMixin, Screen):
         if not self.is_mounted:
             return
         el = self.entries
-        self.query_one("#filter-bar", Static).update(f"[b]Filter[/b] {el.filt.describe()} · "
-                                                     f"[b]{el.total:,}[/b] pairs")
-        self.query_one("#list-header", Static).update(el.header_text(el.size.width or self.size.width))
+        self.query_one("#filter-bar", Line).set(f"[b]Filter[/b] {el.filt.describe()} · [b]{el.total:,}[/b] pairs")
+        hkey = (el.size.width, el.sort, el.col)
+        if hkey != getattr(self, "_header_key", None):
+            self._header_key = hkey
+            self.query_one("#list-header", Line).set(el.header_text(el.size.width or self.size.width))
         pos = f"{el.cursor + 1:,}/{el.total:,}" if el.total else "0/0"
-        sel = self.rapp.service.selection_count()
+        if self._n_selected is None:
+            self._n_selected = self.rapp.service.selection_count()
         g = " · [b]g-[/b]" if self._g_pending else ""
         msg = f" · {self._status_msg}" if self._status_msg else ""
-        self.query_one("#status", Static).update(f"row {pos} · selected {sel:,}{g}{msg}")
+        self.query_one("#status", Line).set(f"row {pos} · selected {self._n_selected:,}{g}{msg}")
 
     # -- actions -----------------------------------------------------------------------------------
     def action_open(self) -> None:

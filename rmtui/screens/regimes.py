@@ -35,13 +35,13 @@ class RegimeScreen(Screen):
         with VerticalScroll(id="regime-body"):
             yield Label("All pairs", classes="section")
             yield DataTable(id="t-all", cursor_type="cell")
-            yield Label("By labeler preference γ (c: labeler agrees with the human, i: indifferent, r: disagrees)",
+            yield Label("By labeler preference γ (c: agrees with human, i: indifferent, r: disagrees)",
                         classes="section")
             yield DataTable(id="t-gamma", cursor_type="cell")
             yield Label("By subset", classes="section")
             yield DataTable(id="t-subset", cursor_type="cell")
-        yield Static("enter on a count: show those pairs · tab: next table · post-D mis.: post-D RM prefers "
-                     "the rejected side", id="regime-legend")
+        yield Static("enter on a count: those pairs · tab: next table · mis%: post-D RM prefers the "
+                     "rejected side, % of scored pairs", id="regime-legend")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -70,7 +70,7 @@ class RegimeScreen(Screen):
         for r in cols:
             t.add_column(REGIME_SHORT[r], key=r)
         t.add_column("total", key="total")
-        t.add_column("post-D mis.", key="mis")
+        t.add_column("mis%", key="mis")
         piv = df.pivot_table(index="grp", columns="regime", values="n", aggfunc="sum", fill_value=0) if len(df) else None
         if piv is None:
             return
@@ -79,16 +79,20 @@ class RegimeScreen(Screen):
             total = int(row.sum())
             scored = int(sum(row.get(r, 0) for r in ("stayed_aligned", "got_aligned", "resists_alignment", "reversed")))
             mis = sum(int(row.get(r, 0)) for r in MISALIGNED)
-            cells = [Text(str(g), style="bold")]
+            label = str(g) if len(str(g)) <= 14 else str(g)[:13] + "…"
+            cells = [Text(label, style="bold")]
             for r in cols:
                 n = int(row.get(r, 0))
-                pct = f" {100 * n / total:4.1f}%" if total and by is None else ""
-                cells.append(Text(f"{n:,}{pct}", style="bold red" if r == "resists_alignment" else ""))
+                cells.append(Text(f"{n:,}", style="bold red" if r == "resists_alignment" else ""))
                 self.cells[(tid, str(g), r)] = {"regime": r, **({by: str(g)} if by else {})}
             cells.append(Text(f"{total:,}"))
             self.cells[(tid, str(g), "total")] = {"regime": None, **({by: str(g)} if by else {})}
-            cells.append(Text(f"{100 * mis / scored:.1f}%" if scored else "-"))
+            cells.append(Text(f"{100 * mis / scored:.1f}" if scored else "-"))
             t.add_row(*cells, key=str(g))
+            if by is None and total:
+                pct = [Text("%", style="dim")] + [Text(f"{100 * int(row.get(r, 0)) / total:.1f}", style="dim")
+                                                  for r in cols] + [Text("100"), Text("")]
+                t.add_row(*pct, key="%")
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
         event.stop()
