@@ -270,6 +270,33 @@ async def test_g_prefix_selects_every_pair_of_filter_and_undo(study_file):
         assert app.service.selection_count() == el.total - 1
         await pilot.press("U", "U")
         assert app.service.selection_count() == 0
+        # g counts only for the next key on the same pair: g, move, s selects one pair
+        await pilot.press("g", "down", "s")
+        await app.workers.wait_for_complete()
+        assert app.service.selection_count() == 1
+
+
+async def test_command_palette_offers_screen_actions_and_entry_steps(study_file):
+    from rmtui.screens.coefficients import CoefficientScreen
+    from rmtui.screens.entry import EntryScreen
+    from rmtui.widgets.entry_list import EntryList
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        cmds = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {"Open", "Filter", "Export", "Coefs", "Regimes", "Undo", "Help"} <= set(cmds)
+        cmds["Coefs"].callback()
+        await settle(pilot)
+        assert isinstance(app.screen, CoefficientScreen)
+        await pilot.press("escape")
+        el = app.screen.query_one(EntryList)
+        second = el.value(1, "pair_id")
+        await pilot.press("enter", "j")
+        await settle(pilot)
+        assert isinstance(app.screen, EntryScreen) and app.screen.pair_id == second
+        await pilot.press("k")
+        assert app.screen.pair_id == el.value(0, "pair_id")
 
 
 async def test_coefficient_row_filters_list_by_feature(study_file):

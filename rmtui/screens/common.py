@@ -58,7 +58,8 @@ TRIAGE_BINDINGS = [
 class TriageMixin:
     """Needs ``current_pair() -> str | None``, ``current_filter() -> EntryFilter``, ``after_triage(msg)``."""
 
-    _g_pending: bool = False
+    _g_at: tuple[float, str | None] | None = None  # when g was pressed, and on which pair
+    G_TIMEOUT = 2.0
 
     @property
     def rapp(self) -> "RmtuiApp":
@@ -127,13 +128,30 @@ class TriageMixin:
         self.app.push_screen(InputDialog(f"Note on {pid[:8]}", value=old,
                                          help="enter: save (empty clears) · escape: cancel"), done)
 
+    @property
+    def _g_pending(self) -> bool:
+        """g counts only for the very next triage key: within 2 s and on the same pair."""
+        import time
+
+        if self._g_at is None:
+            return False
+        at, pid = self._g_at
+        return time.monotonic() - at < self.G_TIMEOUT and pid == self.current_pair()
+
+    @_g_pending.setter
+    def _g_pending(self, on: bool) -> None:
+        import time
+
+        self._g_at = (time.monotonic(), self.current_pair()) if on else None
+
     def action_g_prefix(self) -> None:
         self._g_pending = True
         self.rapp.notify_status("g-: s select all · t toggle all · u unselect all (in the current filter)")
 
     def action_select(self, mode: str) -> None:
-        if self._g_pending:
-            self._g_pending = False
+        pending = self._g_pending
+        self._g_pending = False
+        if pending:
             filt = self.current_filter()
             self.rapp.notify_status(f"{mode} every pair of the filter…")
             self._bulk_select(filt, mode)

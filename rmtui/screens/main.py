@@ -80,7 +80,7 @@ class ListScreen(TriageMixin, Screen):
 
     def after_triage(self, summary: str) -> None:
         el = self.entries
-        if el.filt.tag is not None or el.filt.selected:
+        if el.filt.tag is not None or el.filt.selected or el.sort[0] == "tags":
             el.load(keep_cursor=True)
         else:
             el.invalidate()
