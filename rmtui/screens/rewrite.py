@@ -37,6 +37,13 @@ def _num(v, nd=3) -> str:
         return "-"
 
 
+def is_flip(v) -> bool:
+    """A flip: True, or a label like ``aligned->misaligned`` (not ``stays aligned``)."""
+    if isinstance(v, str):
+        return "->" in v
+    return bool(v)
+
+
 def outcome_table(o) -> Table:
     """Old vs new rewards per model, margins and flips per role, similarity."""
     t = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False, expand=False)
@@ -55,10 +62,12 @@ def outcome_summary(o) -> Text:
     mo, mn, fl = getattr(o, "margin_old", {}) or {}, getattr(o, "margin_new", {}) or {}, getattr(o, "flips", {}) or {}
     for role in sorted(set(mo) | set(mn)):
         t.append(f"{role}: margin {_num(mo.get(role), 2)} → {_num(mn.get(role), 2)}")
-        if fl.get(role):
-            t.append("  FLIPS", style="bold reverse red")
+        v = fl.get(role)
+        label = f" ({v})" if isinstance(v, str) else ""
+        if is_flip(v):
+            t.append("  FLIPS" + label, style="bold reverse red")
         else:
-            t.append("  no flip", style="dim")
+            t.append("  no flip" + label, style="dim")
         t.append("\n")
     sim = getattr(o, "similarity", None)
     t.append(f"similarity {sim:.2f}" if isinstance(sim, (int, float)) else "similarity -")
@@ -165,7 +174,7 @@ class RewriteScreen(Screen):
             ta.text = o.new_response
         self.query_one("#rw-result", Static).update(outcome_table(o))
         self.query_one("#rw-summary", Static).update(outcome_summary(o))
-        flips = [r for r, f in (getattr(o, "flips", {}) or {}).items() if f]
+        flips = [r for r, f in (getattr(o, "flips", {}) or {}).items() if is_flip(f)]
         self.set_status(("the pair FLIPS for " + ", ".join(flips) if flips else "no flip")
                         + " · ctrl+s keep · ctrl+g discard")
 
