@@ -71,6 +71,10 @@ class ListScreen(TriageMixin, Screen):
         self.entries.load(self.rapp.initial_filter)
         self.entries.focus()
 
+    def on_screen_resume(self) -> None:
+        self._n_selected = None  # the entry view may have changed the selection
+        self._update_bars()
+
     # -- TriageMixin hooks -------------------------------------------------------------------------
     def current_pair(self) -> str | None:
         return self.entries.current_pair

@@ -104,7 +104,9 @@ class RewriteScreen(Screen):
             yield Label("Original", classes="rw-label", id="rw-original-label")
             yield Static(id="rw-original")
             yield Label("Edit, then ctrl+r to rescore", classes="rw-label")
-            yield TextArea(id="rw-edit", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+            ta = TextArea(id="rw-edit", soft_wrap=True, show_line_numbers=False, tab_behavior="focus")
+            ta.cursor_blink = False  # a steady cursor (and deterministic snapshots)
+            yield ta
             with Vertical(id="rw-result-box"):
                 yield Static(id="rw-result")
                 yield Static(id="rw-summary")
