@@ -705,7 +705,8 @@ def mark_heldout_from_keys(study, trained_keys: set[str], *, keep_in_sample: boo
 
     ids = pair_text_ids(study)
     keys = [pair_key(c, r) for c, r in zip(ids["chosen_text_id"], ids["rejected_text_id"])]
-    was_in = ids["heldout"].eq(False).tolist() if keep_in_sample else [False] * len(ids)
+    was_in = (ids["heldout"].eq(False).fillna(False).astype(bool).tolist() if keep_in_sample
+              else [False] * len(ids))
     held = [p for p, k, w in zip(ids["pair_id"], keys, was_in) if k not in trained_keys and not w]
     set_heldout(study, held, all_known=True)
     return len(held), len(ids) - len(held)
