@@ -425,8 +425,84 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
                                           "accuracy": acc.to_dict(orient="records")}
                 log(f"{role}: materialised folder vs build, {len(sample)} held-out pairs: max |reward diff| {diff:.2e}")
         report["seconds_verify"] = round(time.perf_counter() - t, 1)
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    report["cpu_seconds"] = round(ru.ru_utime + ru.ru_stime, 1)
+    report["command"] = COMMAND
     (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_readme(out, report)
     return report
+
+
+COMMAND = ("HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build --out sample_data/models --seed 0 "
+           "--max-length 128 --keep-layers 3 --train-layers 1 --epochs-pre 2 --epochs-post 2 --lr 2e-4 --batch-size 16")
+
+
+def accuracy_table(report: dict, key: str = "accuracy_cached") -> str:
+    """Markdown table: held-out pairwise accuracy per subset for base, pre-D and post-D."""
+    acc = report[key]
+    rows = {}
+    for model in ("base", "pre", "post"):
+        for r in acc[model]:
+            rows.setdefault(r["subset"], {"n": r["n"]})[model] = r["accuracy"]
+    order = [s for s in ("harmless-base",) + HELPFUL if s in rows] + ["all"]
+    lines = ["| subset (held out) | pairs | base, random head | pre-D | post-D | post - pre |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for s in order:
+        r = rows[s]
+        lines.append(f"| {s} | {r['n']:,} | {r['base']:.3f} | {r['pre']:.3f} | {r['post']:.3f} | "
+                     f"{100 * (r['post'] - r['pre']):+.1f} pts |")
+    return "\n".join(lines)
+
+
+def _ties(report: dict) -> str:
+    acc = report["accuracy_cached"]
+    return ", ".join(f"{m} {sum(r['ties'] for r in acc[m] if r['subset'] != 'all')}" for m in ("base", "pre", "post"))
+
+
+def write_readme(out: str | Path, report: dict) -> None:
+    """Fill the generated part of sample_data/models/README.md (between the markers) from the report."""
+    out = Path(out)
+    readme = out / "README.md"
+    text = readme.read_text() if readme.exists() else "<!-- build:start -->\n<!-- build:end -->\n"
+    if "<!-- build:start -->" not in text:
+        text += "\n<!-- build:start -->\n<!-- build:end -->\n"
+    held = report.get("heldout_per_subset", {})
+    trained = report.get("train_per_subset", {})
+    s = report["settings"]
+    body = [
+        "<!-- build:start -->",
+        "### Held-out pairwise accuracy (generated from build_report.json)",
+        "",
+        accuracy_table(report),
+        "",
+        "Accuracy: the share of held-out, non-identical pairs where the model gives the chosen response the",
+        f"higher reward (ties count as misses; ties: {_ties(report)}). The base is all-MiniLM-L6-v2's first "
+        f"{s['keep_layers']} layers with a freshly initialised (seed {report['seed']}) reward head: it has "
+        "learned nothing about preferences, so its numbers are chance plus noise.",
+        "",
+        f"- Seed: {report['seed']}; held out: {report['n_heldout']:,} of {report['n_pairs']:,} pairs "
+        f"({', '.join(f'{k} {v:,}' for k, v in held.items())}); in-sample: "
+        f"{', '.join(f'{k} {v:,}' for k, v in trained.items())}.",
+        f"- Settings: max_length {s['max_length']} (context cut from the left), first {s['keep_layers']} encoder layers "
+        f"of the base, top {s['train_layers']} trained with the pooler and head, lr {s['lr']}, batch "
+        f"{s['batch_size']} pairs, epochs pre-D {s['epochs']}, post-D {report.get('epochs_post')}.",
+        f"- Build time: {report['build_seconds'] / 60:.1f} min wall clock for both models "
+        f"(frozen-layer pass {report['seconds_frozen_cache']:.0f} s, pre-D {report['seconds_pre']:.0f} s, post-D "
+        f"{report['seconds_post']:.0f} s), plus {report.get('seconds_verify', 0):.0f} s of verification; "
+        + (f"{report['cpu_seconds'] / 60:.1f} CPU-minutes in all; " if report.get("cpu_seconds") else "")
+        + "on 2 CPU cores shared with other jobs.",
+    ]
+    ver = report.get("verify") or {}
+    if ver:
+        body.append("- Verified: each model was materialised from the stored delta and loaded with plain "
+                    "`AutoModelForSequenceClassification.from_pretrained`; on "
+                    f"{ver['pre']['pairs']} held-out pairs its rewards equal the build's to within "
+                    f"{max(v['max_abs_reward_diff'] for v in ver.values()):.1e}.")
+    body += ["", "Command:", "", "```", report.get("command", COMMAND), "```", "<!-- build:end -->"]
+    start, end = text.index("<!-- build:start -->"), text.index("<!-- build:end -->") + len("<!-- build:end -->")
+    readme.write_text(text[:start] + "\n".join(body) + text[end:])
 
 
 def _score_folder(folder: Path, held):
@@ -466,6 +542,8 @@ def _main(argv: list[str] | None = None) -> None:
     b.add_argument("--batch-size", type=int, default=16)
     b.add_argument("--limit", type=int, default=None, help="pairs per subset (a quick trial)")
     b.add_argument("--no-verify", action="store_true")
+    r = sub.add_parser("readme", help="regenerate the table in README.md from build_report.json")
+    r.add_argument("--out", default=str(EMBED_DIR))
     m = sub.add_parser("path", help="materialise and print the folder of embedded:pre|post")
     m.add_argument("role", choices=sorted(ROLES))
     args = ap.parse_args(argv)
@@ -476,6 +554,8 @@ def _main(argv: list[str] | None = None) -> None:
                              limit=args.limit, verify=not args.no_verify,
                              log=lambda s: print(s, flush=True))
         print(f"build {rep['build_seconds']:.0f} s (+ verify {rep.get('seconds_verify', 0):.0f} s)", flush=True)
+    elif args.cmd == "readme":
+        write_readme(args.out, json.loads((Path(args.out) / "build_report.json").read_text()))
     else:
         print(embedded_model_path(args.role))
 

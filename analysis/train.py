@@ -643,6 +643,7 @@ def train(base: str, out: str | Path, frame: pd.DataFrame, settings: TrainSettin
     res = TrainResult(out=out, base=base, settings=settings, n_train=len(train_f), n_heldout=len(held_f),
                       accuracy=acc, base_accuracy=base_acc, phase=phase, seconds=time.perf_counter() - t0,
                       n_truncated=enc.n_truncated, heldout_ids=list(held_f["pair_id"]))
+    tok.model_max_length = settings.max_length  # score the way it was trained: truncation=True cuts here
     save_model(net.model, tok, out, meta=_meta(res), trained=train_f)
     return res
 
