@@ -151,7 +151,7 @@ def test_cli_train_needs_exactly_one_source(tiny_rm_dir, tmp_path):
 # embedded models
 
 
-EMBED = SAMPLE / "models"
+EMBED = Path(os.environ.get("RMTUI_EMBEDDED_DIR", SAMPLE / "models"))
 needs_embedded = pytest.mark.skipif(not (EMBED / "post-d" / "delta.safetensors").exists(),
                                     reason="embedded models not built")
 
@@ -166,8 +166,25 @@ def test_resolve_model_spec_passes_other_specs_through():
         resolve_model_spec("embedded:nope")
 
 
+def test_completion_marker_checks_hash_and_every_file_size(tmp_path):
+    from analysis.embedded import MARKER, _complete
+
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "model.safetensors").write_bytes(b"x" * 100)
+    (d / "config.json").write_text("{}")
+    assert not _complete(d, "h1")  # no marker: a writer died before finishing
+    (d / MARKER).write_text(json.dumps({"hash": "h1", "files": {"model.safetensors": 100, "config.json": 2}}))
+    assert _complete(d, "h1")
+    assert not _complete(d, "h2")  # another build of the model
+    (d / "model.safetensors").write_bytes(b"x" * 99)
+    assert not _complete(d, "h1")  # truncated
+    (d / "model.safetensors").unlink()
+    assert not _complete(d, "h1")
+
+
 @needs_embedded
-def test_embedded_materialisation_is_idempotent_and_repairs_a_half_written_cache(tmp_path, monkeypatch):
+def test_embedded_materialisation_is_idempotent_repairs_a_damaged_cache_and_loads_offline(tmp_path, monkeypatch):
     from analysis.embedded import MARKER, embedded_model_path, resolve_model_spec
 
     monkeypatch.setenv("RMTUI_CACHE", str(tmp_path / "cache"))
@@ -193,23 +210,11 @@ def test_embedded_materialisation_is_idempotent_and_repairs_a_half_written_cache
     assert not stale.exists()
     assert _score(path, ctx, resp) == pytest.approx(rewards, abs=1e-6)
 
-    # a folder left without a marker (killed before the rename in an older layout): rebuilt
-    (path / MARKER).unlink()
-    (path / "config.json").write_text("{")
-    assert embedded_model_path("post") == path
-    assert _score(path, ctx, resp) == pytest.approx(rewards, abs=1e-6)
-
-
-@needs_embedded
-def test_embedded_models_load_offline_with_plain_transformers(tmp_path, monkeypatch):
-    from analysis.embedded import embedded_model_path
-
+    # pre-D is another model; both load offline with plain transformers
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
-    monkeypatch.setenv("RMTUI_CACHE", str(tmp_path / "cache"))
-    pre, post = embedded_model_path("pre"), embedded_model_path("post")
-    assert pre != post
-    ctx = ["\n\nHuman: Can you help me write a poem?"]
-    assert _score(pre, ctx, ["Sure!"]) != _score(post, ctx, ["Sure!"])
+    pre = embedded_model_path("pre")
+    assert pre != path and pre.name.startswith("rmtui-minilm-pre-d-")
+    assert _score(pre, ctx, resp) != pytest.approx(rewards, abs=1e-3)
 
 
 @needs_embedded
