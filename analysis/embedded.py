@@ -449,10 +449,14 @@ def accuracy_table(report: dict, key: str = "accuracy_cached") -> str:
     order = [s for s in ("harmless-base",) + HELPFUL if s in rows] + ["all"]
     lines = ["| subset (held out) | pairs | base, random head | pre-D | post-D | post - pre |",
              "|---|---:|---:|---:|---:|---:|"]
+
+    def cell(a: float, n: int) -> str:  # accuracy and the half-width of its 95 % normal interval
+        return f"{a:.3f} ±{1.96 * (a * (1 - a) / max(n, 1)) ** 0.5:.3f}"
+
     for s in order:
         r = rows[s]
-        lines.append(f"| {s} | {r['n']:,} | {r['base']:.3f} | {r['pre']:.3f} | {r['post']:.3f} | "
-                     f"{100 * (r['post'] - r['pre']):+.1f} pts |")
+        lines.append(f"| {s} | {r['n']:,} | {cell(r['base'], r['n'])} | {cell(r['pre'], r['n'])} | "
+                     f"{cell(r['post'], r['n'])} | {100 * (r['post'] - r['pre']):+.1f} pts |")
     return "\n".join(lines)
 
 

@@ -95,13 +95,16 @@ def pair_key(chosen_text_id: str, rejected_text_id: str) -> str:
 # data
 
 
-def pairs_from_files(paths: Sequence[str | Path], subsets: Sequence[str] | None = None) -> pd.DataFrame:
-    """Read preference files (hh-rlhf JSONL or anything analysis.data reads) into a pair frame."""
-    from .data import Pair, read_pairs
+def pairs_from_files(paths: Sequence[str | Path], subsets: Sequence[str] | None = None,
+                     limit: int | None = None) -> pd.DataFrame:
+    """Read preference files (hh-rlhf JSONL or anything analysis.data reads) into a pair frame.
+
+    ``limit``: read at most that many rows per file."""
+    from .data import Pair, ReadOptions, read_pairs
 
     rows = []
     for p in paths:
-        for item in read_pairs(p):
+        for item in read_pairs(p, ReadOptions(limit=limit)):
             if isinstance(item, Pair):
                 rows.append((item.pair_id, item.subset, item.chosen_context, item.chosen_response,
                              item.rejected_context, item.rejected_response, item.identical))

@@ -144,7 +144,7 @@ def test_cli_train_needs_exactly_one_source(tiny_rm_dir, tmp_path):
     with pytest.raises(InputError):
         train_cmd(base=str(tiny_rm_dir), out=str(tmp_path / "x"), study=None, data=None, subsets=None, seed=0,
                   epochs=1, lr=1e-4, max_length=64, batch_size=4, heldout_frac=0.2, train_layers=1,
-                  keep_layers=None, mark_heldout=True, overwrite=False)
+                  keep_layers=None, limit=None, mark_heldout=True, overwrite=False)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ def train(
     heldout_frac: float = typer.Option(0.2, help="Fraction of every subset held out (seeded hash of the pair id)."),
     train_layers: int = typer.Option(1, help="Top encoder layers to train (with pooler and head); -1: all."),
     keep_layers: Optional[int] = typer.Option(None, help="Keep only the bottom N encoder layers of the base."),
+    limit: Optional[int] = typer.Option(None, help="With --data: read at most N rows per file (a quick trial)."),
     mark_heldout: bool = typer.Option(True, help="With --study: write pairs.heldout (pairs this model never saw)."),
     overwrite: bool = typer.Option(False, help="Write into a non-empty --out folder."),
 ) -> None:
@@ -55,7 +56,7 @@ def train(
         # never train on a pair the study already holds out for another model
         extra_held = list(frame.loc[frame["heldout"].eq(True), "pair_id"])
     else:
-        frame = pairs_from_files(data or [], subset_list)
+        frame = pairs_from_files(data or [], subset_list, limit=limit)
     console.print(f"{len(frame):,} pairs from {study or ', '.join(data or [])}"
                   + (f" (held out in the study already: {len(extra_held):,})" if extra_held else ""))
 
