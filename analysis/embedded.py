@@ -546,6 +546,12 @@ def _main(argv: list[str] | None = None) -> None:
     b.add_argument("--batch-size", type=int, default=16)
     b.add_argument("--limit", type=int, default=None, help="pairs per subset (a quick trial)")
     b.add_argument("--no-verify", action="store_true")
+    bp = sub.add_parser("build-post", help="retrain post-D from the stored pre-D on some subsets of D")
+    bp.add_argument("--out", default=str(EMBED_DIR))
+    bp.add_argument("--subsets", default="harmless-base")
+    bp.add_argument("--epochs", type=float, default=3.0)
+    bp.add_argument("--lr", type=float, default=3e-4)
+    bp.add_argument("--batch-size", type=int, default=16)
     r = sub.add_parser("readme", help="regenerate the table in README.md from build_report.json")
     r.add_argument("--out", default=str(EMBED_DIR))
     m = sub.add_parser("path", help="materialise and print the folder of embedded:pre|post")
@@ -558,10 +564,121 @@ def _main(argv: list[str] | None = None) -> None:
                              limit=args.limit, verify=not args.no_verify,
                              log=lambda s: print(s, flush=True))
         print(f"build {rep['build_seconds']:.0f} s (+ verify {rep.get('seconds_verify', 0):.0f} s)", flush=True)
+    elif args.cmd == "build-post":
+        rep = rebuild_post(args.out, subsets=tuple(x for x in args.subsets.split(",") if x), epochs=args.epochs,
+                           lr=args.lr, batch_size=args.batch_size, log=lambda s: print(s, flush=True))
+        print(f"post-D rebuilt in {rep['seconds_post_rebuild_total']:.0f} s", flush=True)
     elif args.cmd == "readme":
         write_readme(args.out, json.loads((Path(args.out) / "build_report.json").read_text()))
     else:
         print(embedded_model_path(args.role))
+
+
+
+def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("harmless-base",), epochs: float = 3.0,
+                 lr: float = 3e-4, batch_size: int = 16, log=print) -> dict:
+    """Retrain post-D from the stored pre-D on the in-sample pairs of ``subsets`` (the part of D that
+    pre-D never saw), keeping the build's seed, split, max_length and layers. Rewrites ``post-d/`` and
+    the post-D entries of build_report.json."""
+    import resource
+    import tempfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    from .train import (TRAIN_META, TRAINED_PAIRS, Encoder, FeatureCache, RewardNet, TrainSettings, add_text_keys,
+                        load_base, mark_split, pairs_from_files, pairwise_accuracy, round_trainable_to_fp16,
+                        text_rewards, train_phase, write_trained_pairs)
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    report = json.loads((out / "build_report.json").read_text())
+    seed, s0 = report["seed"], report["settings"]
+    frame = pairs_from_files(sorted((ROOT / "sample_data" / "hh-rlhf").glob("*.jsonl.gz")))
+    frame = mark_split(add_text_keys(frame), seed, s0["heldout_frac"])
+    held = frame[frame["heldout"]]
+    train_f = frame[~frame["heldout"] & frame["subset"].isin(list(subsets))]
+    all_in = frame[~frame["heldout"]]
+    settings = TrainSettings(**{**s0, "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed + 1})
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    with tempfile.TemporaryDirectory() as scratch:
+        pre_folder = materialise(out / ROLES["pre"], Path(scratch))
+        model, tok = load_base(str(pre_folder), settings)
+    net = RewardNet(model, settings.train_layers)
+    enc = Encoder(tok, settings.max_length)
+    need = pd_concat(train_f, held)
+    enc.add(list(need["chosen_key"]) + list(need["rejected_key"]), list(need["chosen_context"]) + list(need["rejected_context"]),
+            list(need["chosen_response"]) + list(need["rejected_response"]))
+    last = [0.0]
+
+    def progress(stage, done, total):
+        now = time.perf_counter()
+        if done == total or now - last[0] > 30:
+            last[0] = now
+            log(f"  [{now - t_start:7.1f}s] {stage}: {done}/{total}")
+
+    cache = FeatureCache(net, enc, "float32")
+    cache.fill(list(enc.ids), settings.eval_batch_tokens, progress)
+    t_cache = time.perf_counter() - t_start
+    held_keys = list(held["chosen_key"]) + list(held["rejected_key"])
+    check = pairwise_accuracy(held, text_rewards(net, enc, held_keys, cache=cache))
+    log("pre-D (reloaded): " + ", ".join(f"{s} {a:.3f}" for s, a in zip(check["subset"], check["accuracy"])))
+    st = train_phase(net, enc, cache, train_f, settings, name="post-D", progress=progress)
+    round_trainable_to_fp16(net)
+    acc = pairwise_accuracy(held, text_rewards(net, enc, held_keys, cache=cache))
+    log("post-D: " + ", ".join(f"{s} {a:.3f}" for s, a in zip(acc["subset"], acc["accuracy"])))
+    delta = {k: v.detach().to(torch.float16).contiguous().clone() for k, v in net.trainable_state().items()}
+    d = out / ROLES["post"]
+    meta = json.loads((d / DELTA_META).read_text())
+    meta["trained_on_subsets"] = list(subsets)
+    meta["note"] = ("pre-D trained further on the in-sample pairs of " + ", ".join(subsets)
+                    + "; with pre-D's helpful training, post-D has been trained on all of D")
+    for old in d.iterdir():
+        if old.is_file():
+            old.unlink()
+    save_file(delta, str(d / DELTA), metadata={"format": "pt"})
+    (d / "config.json").write_text((out / ROLES["pre"] / "config.json").read_text())
+    (d / DELTA_META).write_text(json.dumps(meta, indent=2) + "\n")
+    (d / TRAIN_META).write_text(json.dumps({
+        "rmtui": "embedded build (post-D retrained from pre-D)", "init": "embedded:pre", "settings": settings.as_dict(),
+        "trained_on_subsets": list(subsets), "n_train_pairs": len(train_f), "n_heldout_pairs": len(held),
+        "heldout_accuracy": acc.to_dict(orient="records"), "train": st.__dict__}, indent=2, default=str) + "\n")
+    write_trained_pairs(d / TRAINED_PAIRS, all_in)  # cumulative: everything pre-D and post-D trained on (D)
+    # verify through a materialised folder
+    sample = held.sample(n=min(len(held), 200), random_state=seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = materialise(d, Path(scratch))
+        mine = text_rewards(net, enc, list(sample["chosen_key"]) + list(sample["rejected_key"]), cache=cache)
+        theirs, vacc = _score_folder(folder, sample)
+    diff = max(abs(mine[k] - theirs[k]) for k in mine)
+    log(f"post: materialised folder vs build, {len(sample)} held-out pairs: max |reward diff| {diff:.2e}")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    report["first_post_attempt"] = {
+        "what": "post-D = pre-D trained 2 more epochs on all in-sample pairs of D (lr 2e-4): harmless-base did not move",
+        "accuracy": report["accuracy_cached"]["post"], "phase": report["phases"]["post"],
+        "seconds": report["seconds_post"]}
+    report["accuracy_cached"]["post"] = acc.to_dict(orient="records")
+    report["phases"]["post"] = st.__dict__
+    report["epochs_post"] = epochs
+    report["post_settings"] = settings.as_dict()
+    report["post_trained_on"] = list(subsets)
+    report["seconds_post"] = round(st.seconds, 1)
+    report["seconds_post_rebuild_total"] = round(time.perf_counter() - t_start, 1)
+    report["seconds_post_rebuild_cache"] = round(t_cache, 1)
+    report["cpu_seconds_post_rebuild"] = round(ru.ru_utime + ru.ru_stime, 1)
+    report.setdefault("verify", {})["post"] = {"pairs": len(sample), "max_abs_reward_diff": diff,
+                                               "accuracy": vacc.to_dict(orient="records")}
+    report["command_post"] = (f"HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build-post --out sample_data/models "
+                              f"--subsets {','.join(subsets)} --epochs {epochs:g} --lr {lr:g} --batch-size {batch_size}")
+    (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_readme(out, report)
+    return report
+
+
+def pd_concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames).drop_duplicates("pair_id")
 
 
 if __name__ == "__main__":
