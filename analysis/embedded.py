@@ -492,7 +492,7 @@ def write_readme(out: str | Path, report: dict) -> None:
         f"- Settings: max_length {s['max_length']} (context cut from the left), first {s['keep_layers']} encoder layers "
         f"of the base, top {s['train_layers']} trained with the pooler and head, lr {s['lr']}, batch "
         f"{s['batch_size']} pairs, epochs pre-D {s['epochs']}, post-D {report.get('epochs_post')}.",
-        f"- Build time: {report['build_seconds'] / 60:.1f} min wall clock for both models "
+        f"- Build time (first command): {report['build_seconds'] / 60:.1f} min wall clock for both models "
         f"(frozen-layer pass {report['seconds_frozen_cache']:.0f} s, pre-D {report['seconds_pre']:.0f} s, post-D "
         f"{report['seconds_post']:.0f} s), plus {report.get('seconds_verify', 0):.0f} s of verification; "
         + (f"{report['cpu_seconds'] / 60:.1f} CPU-minutes in all; " if report.get("cpu_seconds") else "")
@@ -504,7 +504,16 @@ def write_readme(out: str | Path, report: dict) -> None:
                     "`AutoModelForSequenceClassification.from_pretrained`; on "
                     f"{ver['pre']['pairs']} held-out pairs its rewards equal the build's to within "
                     f"{max(v['max_abs_reward_diff'] for v in ver.values()):.1e}.")
-    body += ["", "Command:", "", "```", report.get("command", COMMAND), "```", "<!-- build:end -->"]
+    if report.get("seconds_post_rebuild_total"):
+        body.append(f"- post-D rebuilt from the stored pre-D on {', '.join(report['post_trained_on'])} "
+                    f"({report['epochs_post']:g} epochs, lr {report['post_settings']['lr']:g}): "
+                    f"{report['seconds_post_rebuild_total'] / 60:.1f} min wall clock "
+                    f"({report['cpu_seconds_post_rebuild'] / 60:.1f} CPU-minutes), frozen-layer pass over the "
+                    f"texts it needs {report['seconds_post_rebuild_cache']:.0f} s, training {report['seconds_post']:.0f} s. "
+                    "The first build's post-D (all of D) is in build_report.json as `first_post_attempt`.")
+    cmds = report.get("command", COMMAND) + ("\n" + report["command_post"] if report.get("command_post") else "")
+    body += ["", "Commands (the second rebuilds post-D only):" if report.get("command_post") else "Command:",
+             "", "```", cmds, "```", "<!-- build:end -->"]
     start, end = text.index("<!-- build:start -->"), text.index("<!-- build:end -->") + len("<!-- build:end -->")
     readme.write_text(text[:start] + "\n".join(body) + text[end:])
 
