@@ -331,6 +331,7 @@ class RewardModel:
     def __init__(self) -> None:  # filled by load_reward_model
         self.spec = ""
         self.source = ""
+        self.public_source = ""  # recorded in the study: embedded:pre rather than its cache folder
         self.revision = ""
         self.name = ""
         self.role: str | None = None
@@ -357,7 +358,7 @@ class RewardModel:
     def record(self) -> dict[str, Any]:
         """What the study's ``models`` table stores about this model run."""
         return {
-            "model_id": self.model_id, "name": self.name, "path_or_hub_id": self.source,
+            "model_id": self.model_id, "name": self.name, "path_or_hub_id": self.public_source,
             "revision": self.revision, "format": self.format, "dtype": self.dtype, "device": self.device,
             "max_length": self.max_length, "padding_side": self.padding_side,
             "truncation_side": self.truncation_side, "token_budget": self.settings.token_budget,
@@ -601,6 +602,12 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     except Exception:  # pragma: no cover
         pass
 
+    public_spec = None  # what the study records for specs that resolve to a local cache folder
+    if str(spec).startswith("embedded:"):
+        from .embedded import resolve_model_spec
+
+        public_spec = str(spec)
+        spec = resolve_model_spec(public_spec)
     source, revision = _split_spec(str(spec))
     path = Path(source).expanduser()
     is_local = path.exists()
@@ -678,8 +685,9 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     head_missing = missing
 
     rm = RewardModel()
-    rm.spec = str(spec)
+    rm.spec = public_spec or str(spec)
     rm.source = source
+    rm.public_source = public_spec or source
     rm.settings = settings
     rm.device = device
     rm.dtype = dtype
@@ -696,7 +704,8 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
         rm.revision = "folder:" + folder_fingerprint(path)
     else:
         rm.revision = str(getattr(config, "_commit_hash", None) or revision or "unknown")
-    rm.name = name or (Path(source).name if is_local else source)
+    rm.name = name or (public_spec.replace(":", "-") if public_spec else
+                       Path(source).name if is_local else source)
     rm.is_decoder = _is_decoder(config, model)
 
     # tokenizer: left truncation, padding side respected, pad token for decoders
@@ -732,7 +741,7 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     rm.model = model
     rm.runner = BatchRunner(settings.token_budget, max_batch_size=settings.max_batch_size,
                             oom_hook=settings.oom_hook, simulate_oom_above=settings.simulate_oom_above)
-    rm.model_id = make_model_id(source, rm.revision, rm.format, rm.max_length, rm.dtype)
+    rm.model_id = make_model_id(rm.public_source, rm.revision, rm.format, rm.max_length, rm.dtype)
     return rm
 
 
