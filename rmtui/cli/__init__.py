@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import ingest as _ingest  # noqa: F401  (registers commands)
+from . import run as _run  # noqa: F401  (run, demo, export, report)
 from .base import app, main
 
 __all__ = ["app", "main"]

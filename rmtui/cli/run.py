@@ -1,0 +1,275 @@
+"""``rmtui run``, ``rmtui demo``, ``rmtui export``, ``rmtui report``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from .base import app, console, err_console, quiet_libraries
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# rich rendering of the pipeline's progress
+
+
+def _make_reporter():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from analysis.pipeline import ProgressHandle, Reporter, StepResult
+
+    class RichReporter(Reporter):
+        def __init__(self) -> None:
+            self.prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, transient=True)
+            self.prog.start()
+
+        def stop(self) -> None:
+            self.prog.stop()
+
+        def step_start(self, step: str, description: str) -> None:
+            console.print(f"[bold]→ {step}[/]: {description} ...")
+
+        def step_end(self, result: StepResult) -> None:
+            if result.ran:
+                console.print(f"[green]✓ {result.step}[/]: {result.message} [dim]({result.seconds:.1f} s)[/]")
+            else:
+                console.print(f"[dim]· {result.step}: up to date, skipped[/]")
+
+        def progress(self, description: str, total: int | None = None) -> ProgressHandle:
+            task = self.prog.add_task(description, total=total)
+            prog = self.prog
+
+            def update(completed=None, total=None, description=None):
+                kw = {}
+                if completed is not None:
+                    kw["completed"] = completed
+                if total is not None:
+                    kw["total"] = total
+                if description:
+                    kw["description"] = description
+                prog.update(task, **kw)
+
+            handle = ProgressHandle(update)
+            handle.total = total
+            handle.close = lambda: prog.remove_task(task)  # type: ignore[method-assign]
+            return handle
+
+    return RichReporter()
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum, frame):  # pragma: no cover - exercised by a subprocess
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        pass
+
+
+def _run_pipeline(config, study=None, force: bool = False):
+    from analysis.pipeline import run_config
+
+    quiet_libraries()
+    _sigterm_as_interrupt()
+    reporter = _make_reporter()
+    try:
+        result = run_config(config, reporter, study=study, force=force)
+    except KeyboardInterrupt:
+        reporter.stop()
+        err_console.print("[yellow]interrupted; rerun to resume[/] (finished steps and committed chunks "
+                          "stay in the study)")
+        raise typer.Exit(130)
+    finally:
+        reporter.stop()
+    ran = len(result.ran)
+    console.print(f"[bold]done[/]: {ran} step{'s' if ran != 1 else ''} ran, {len(result.skipped)} up to date, "
+                  f"{result.seconds:.1f} s; study {result.study}")
+    return result
+
+
+@app.command()
+def run(
+    config: Optional[Path] = typer.Argument(None, help="The run configuration (TOML)."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print a commented example config and exit."),
+    study: Optional[str] = typer.Option(None, "--study", "-s", help="Override the config's study file."),
+    force: bool = typer.Option(False, "--force", help="Redo every step (cached scores and labels are still reused)."),
+) -> None:
+    """Run a study end to end: ingest -> score -> featurize -> fit -> rewrite experiment.
+
+    Steps whose inputs and settings are unchanged are skipped; Ctrl-C stops cleanly and the next run
+    resumes where it stopped.
+    """
+    if print_config:
+        from analysis.config import EXAMPLE_CONFIG
+
+        sys.stdout.write(EXAMPLE_CONFIG)
+        return
+    if config is None:
+        raise typer.BadParameter("give a CONFIG.toml (or --print-config for an example)")
+    _run_pipeline(config, study=study, force=force)
+
+
+# ---------------------------------------------------------------------------------------------
+# demo
+
+
+def default_demo_study() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rmtui"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = cache / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+        return cache / "demo.duckdb"
+    except OSError:
+        return Path("rmtui-demo.duckdb")
+
+
+def demo_config_path() -> Path:
+    return ROOT / "configs" / "demo.toml"
+
+
+def print_summary(study_path: Path) -> None:
+    """Print agreement, regimes and imprint tables of a study (what the report shows)."""
+    from rich.table import Table
+
+    from analysis.fit import summary
+    from analysis.report import summary_tables
+    from analysis.store import open_study
+
+    with open_study(study_path, read_only=True) as st:
+        data = summary(st)
+    for title, header, rows in summary_tables(data):
+        t = Table(title=title, title_justify="left")
+        for i, h in enumerate(header):
+            t.add_column(h, justify="left" if i == 0 else "right")
+        for r in rows:
+            t.add_row(*[str(x) for x in r])
+        console.print(t)
+
+
+def open_app(study_path: Path) -> None:
+    """Open the Textual app on a study (imported lazily: the app pulls in Textual)."""
+    try:
+        from rmtui import app as app_mod  # type: ignore
+    except ImportError as e:
+        raise typer.Exit(_fail_app(e))
+    for name in ("run_app", "run", "main"):
+        fn = getattr(app_mod, name, None)
+        if callable(fn):
+            fn(str(study_path))
+            return
+    cls = getattr(app_mod, "RmtuiApp", None) or getattr(app_mod, "StudyApp", None)
+    if cls is None:
+        raise typer.Exit(_fail_app(None))
+    cls(str(study_path)).run()
+
+
+def _fail_app(e) -> int:
+    err_console.print(f"[bold red]App[/]: the terminal app is not available ({e}); use --no-tui")
+    return 1
+
+
+@app.command()
+def demo(
+    study: Optional[Path] = typer.Option(None, "--study", "-s",
+                                         help="Where to build the demo study (default ~/.cache/rmtui/demo.duckdb)."),
+    no_tui: bool = typer.Option(False, "--no-tui", help="Print the summary instead of opening the app."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Delete the demo study and build it again."),
+) -> None:
+    """Build (once) a study from the shipped sample data with the embedded RMs, then open it."""
+    path = study or default_demo_study()
+    if rebuild:
+        for p in (path, Path(str(path) + ".wal")):
+            if p.exists():
+                p.unlink()
+    t0 = time.perf_counter()
+    _run_pipeline(demo_config_path(), study=path)
+    console.print(f"demo study ready in {time.perf_counter() - t0:.1f} s: {path}")
+    if no_tui:
+        print_summary(path)
+    else:
+        open_app(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# export and report
+
+
+@app.command()
+def export(
+    study: Path = typer.Option(..., "--study", "-s", help="The study file (DuckDB)."),
+    out: Path = typer.Option(..., "-o", "--output", help="The file to write."),
+    fmt: str = typer.Option(..., "--format", "-f", help="jsonl | csv | md | parquet"),
+    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only pairs with this tag (repeatable)."),
+    regime: Optional[str] = typer.Option(None, "--regime", help="Only pairs in this regime (e.g. resists_alignment)."),
+    subset: Optional[str] = typer.Option(None, "--subset", help="Only pairs of this dataset subset."),
+    selected: bool = typer.Option(False, "--selected", help="Only the pairs selected in the app."),
+    search: Optional[str] = typer.Option(None, "--search", help="Only pairs whose texts contain TEXT."),
+    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+) -> None:
+    """Export pairs with their texts, scores, features, tags and notes (the app's export, for scripts)."""
+    from analysis.errors import RmtuiError
+    from analysis.export import export_pairs
+    from analysis.store import open_study
+
+    if fmt not in ("jsonl", "csv", "md", "parquet"):
+        raise typer.BadParameter(f"--format {fmt!r}: use jsonl, csv, md or parquet")
+    if out.exists() and not force:
+        raise RmtuiError(f"{out} exists; pass --force to overwrite it", "Export")
+    filt = _make_filter(tag=tag, regime=regime, subset=subset, selected=selected, search=search)
+    with open_study(study) as st:
+        res = export_pairs(st, filt, fmt, str(out), overwrite=force)
+    n = getattr(res, "n", None) or getattr(res, "n_pairs", None) or (res if isinstance(res, int) else None)
+    console.print(f"wrote {out}" + (f": {n:,} pairs" if isinstance(n, int) else ""))
+
+
+def _make_filter(**kw):
+    """The app's entry filter from CLI options (analysis.store.browse)."""
+    kw = {k: v for k, v in kw.items() if v not in (None, False, [], ())}
+    try:
+        from analysis.store import browse
+    except ImportError:  # pragma: no cover - before the app branch lands
+        return kw
+    cls = None
+    for name in ("EntryFilter", "Filter", "BrowseFilter"):
+        cls = getattr(browse, name, None)
+        if cls is not None:
+            break
+    if cls is None:
+        return kw
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set(kw)
+    if "tag" in kw and "tag" not in fields and "tags" in fields:
+        kw["tags"] = kw.pop("tag")
+    elif "tag" in kw and "tag" in fields:
+        kw["tag"] = kw["tag"][0] if len(kw["tag"]) == 1 else kw["tag"]
+    unknown = set(kw) - fields
+    if unknown:
+        raise typer.BadParameter(f"this study's filter does not support: {', '.join(sorted(unknown))}")
+    return cls(**kw)
+
+
+@app.command()
+def report(
+    study: Path = typer.Option(..., "--study", "-s", help="The study file (DuckDB)."),
+    out: Path = typer.Option(..., "-o", "--output", help="The folder to write the report into."),
+) -> None:
+    """Write a self-contained Markdown and HTML report with PNG figures (and summary.json)."""
+    from analysis.report import write_report
+    from analysis.store import open_study
+
+    t0 = time.perf_counter()
+    with open_study(study, read_only=True) as st:
+        res = write_report(st, out)
+    console.print(f"wrote {res.markdown}, {res.html} and {len(res.figures)} figures in {time.perf_counter() - t0:.1f} s")
