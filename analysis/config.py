@@ -144,7 +144,7 @@ class _Ctx:
                 return v
             return _ENV_RE.sub(sub, value)
         if isinstance(value, list):
-            return [self.expand(f"{key}[{i}]", v) for i, v in enumerate(value)]
+            return [self.expand(f"{key}[{i + 1}]", v) for i, v in enumerate(value)]
         if isinstance(value, dict):
             return {k: self.expand(f"{key}.{k}", v) for k, v in value.items()}
         return value
@@ -188,7 +188,7 @@ class _Ctx:
             return [v]
         for i, x in enumerate(v):
             if not isinstance(x, str):
-                raise self.err(f"{full}[{i}]", f"expected a string, got {x!r}")
+                raise self.err(f"{full}[{i + 1}]", f"expected a string, got {x!r}")
         return list(v)
 
     def path(self, p: str) -> Path:
@@ -305,7 +305,7 @@ def _parse_rewrite(ctx: _Ctx, t: dict) -> RewriteConfig:
         raise ctx.err(f"{key}.fraction", f"must be in (0, 1], got {rw.fraction}")
     for i, s in enumerate(rw.sides):
         if s not in SIDES:
-            raise ctx.err(f"{key}.sides[{i}]", f"{s!r} is not one of: chosen, rejected")
+            raise ctx.err(f"{key}.sides[{i + 1}]", f"{s!r} is not one of: chosen, rejected")
     return rw
 
 

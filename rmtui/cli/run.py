@@ -210,7 +210,7 @@ def export(
     study: Path = typer.Option(..., "--study", "-s", help="The study file (DuckDB)."),
     out: Path = typer.Option(..., "-o", "--output", help="The file to write."),
     fmt: str = typer.Option(..., "--format", "-f", help="jsonl | csv | md | parquet"),
-    tag: Optional[List[str]] = typer.Option(None, "--tag", help="Only pairs with this tag (repeatable)."),
+    tag: Optional[str] = typer.Option(None, "--tag", help="Only pairs with this tag."),
     regime: Optional[str] = typer.Option(None, "--regime", help="Only pairs in this regime (e.g. resists_alignment)."),
     subset: Optional[str] = typer.Option(None, "--subset", help="Only pairs of this dataset subset."),
     selected: bool = typer.Option(False, "--selected", help="Only the pairs selected in the app."),
@@ -218,46 +218,23 @@ def export(
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
 ) -> None:
     """Export pairs with their texts, scores, features, tags and notes (the app's export, for scripts)."""
-    from analysis.errors import RmtuiError
     from analysis.export import export_pairs
     from analysis.store import open_study
 
     if fmt not in ("jsonl", "csv", "md", "parquet"):
         raise typer.BadParameter(f"--format {fmt!r}: use jsonl, csv, md or parquet")
-    if out.exists() and not force:
-        raise RmtuiError(f"{out} exists; pass --force to overwrite it", "Export")
     filt = _make_filter(tag=tag, regime=regime, subset=subset, selected=selected, search=search)
-    with open_study(study) as st:
+    with open_study(study, read_only=True) as st:
         res = export_pairs(st, filt, fmt, str(out), overwrite=force)
-    n = getattr(res, "n", None) or getattr(res, "n_pairs", None) or (res if isinstance(res, int) else None)
-    console.print(f"wrote {out}" + (f": {n:,} pairs" if isinstance(n, int) else ""))
+    console.print(f"wrote {res.path}: {res.n:,} pairs ({filt.describe()})"
+                  + (f"; metadata in {res.meta_path}" if res.meta_path else ""))
 
 
-def _make_filter(**kw):
-    """The app's entry filter from CLI options (analysis.store.browse)."""
-    kw = {k: v for k, v in kw.items() if v not in (None, False, [], ())}
-    try:
-        from analysis.store import browse
-    except ImportError:  # pragma: no cover - before the app branch lands
-        return kw
-    cls = None
-    for name in ("EntryFilter", "Filter", "BrowseFilter"):
-        cls = getattr(browse, name, None)
-        if cls is not None:
-            break
-    if cls is None:
-        return kw
-    import dataclasses
+def _make_filter(*, tag, regime, subset, selected, search):
+    """The app's entry filter (analysis.store.browse.EntryFilter) from CLI options: all pairs by default."""
+    from analysis.store.browse import EntryFilter
 
-    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set(kw)
-    if "tag" in kw and "tag" not in fields and "tags" in fields:
-        kw["tags"] = kw.pop("tag")
-    elif "tag" in kw and "tag" in fields:
-        kw["tag"] = kw["tag"][0] if len(kw["tag"]) == 1 else kw["tag"]
-    unknown = set(kw) - fields
-    if unknown:
-        raise typer.BadParameter(f"this study's filter does not support: {', '.join(sorted(unknown))}")
-    return cls(**kw)
+    return EntryFilter(regime=regime, subset=subset, tag=tag, search=search or None, selected=selected)
 
 
 @app.command()
