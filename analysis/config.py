@@ -424,8 +424,9 @@ spec = "heuristic"
 # Fit options, passed to analysis.fit.fit_study (feature imprint, regimes, theta, drivers).
 [fit]
 # enabled = true
-# se = "cluster"           # standard errors clustered by pair
-# pair_fixed_effects = false
+# se = "cluster"           # cluster (by pair) | iid
+# pair_fe = false          # pair fixed effects
+# features = ["heuristic.length", "heuristic.sentiment"]   # default: every feature in the study
 
 # A robustness experiment: rewrite a seeded sample, rescore, refit (optional).
 [rewrite]

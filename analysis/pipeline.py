@@ -267,9 +267,11 @@ class _Runner:
             from .embedded import mark_embedded_heldout
 
             out = mark_embedded_heldout(self.study)
-            n_held = int(self.study.scalar("SELECT count(*) FROM pairs WHERE heldout"))
-            summary = {"n_heldout": n_held, "n_pairs": n, **_jsonable(out)}
-            return summary, f"{n_held:,} of {n:,} pairs held out from the embedded RMs' training"
+            n_held, n_in = (int(out[0]), int(out[1])) if isinstance(out, tuple) else (None, None)
+            summary = {"n_heldout": n_held, "n_in_sample": n_in, "n_pairs": n}
+            msg = (f"{n_held:,} of {n:,} pairs held out from the embedded RMs' training"
+                   if n_held is not None else "marked held-out pairs")
+            return summary, msg
 
         self.step("heldout", "marking held-out pairs", [self.cfg.heldout, n, h], run)
 
@@ -317,12 +319,14 @@ class _Runner:
 
                 handle = self.reporter.progress(f"{name}: labelling texts", total=n_texts)
                 try:
-                    res = _call(featurize_study, self.study, f.spec, progress=handle, **f.options)
+                    # the config is the user's consent to the featurizer's cost estimate (LLM labelers)
+                    res = _call(featurize_study, self.study, f.spec, progress=handle,
+                                confirm=lambda estimate: True, **f.options)
                 finally:
                     handle.close()
                 summary = _jsonable(res)
                 summary["n_texts"] = n_texts
-                done = summary.get("n_featurized", summary.get("n_labelled", summary.get("n_new")))
+                done = summary.get("n_done")
                 msg = (f"labelled {done:,} texts" if isinstance(done, int) else "labelled") + \
                     f" with {f.spec}; {n_texts:,} texts in the study"
                 return summary, msg
@@ -338,15 +342,15 @@ class _Runner:
         deps = self._deps(("ingest:", "heldout", "score:", "featurize:"))
 
         def run():
-            from .fit import fit_study
+            from .fit import FitOptions, fit_study
 
-            res = fit_study(self.study, dict(self.cfg.fit.options))
+            res = fit_study(self.study, _fit_options(FitOptions, self.cfg))
             summary = _jsonable(res)
             fid = summary.get("fit_id")
             msg = f"fit {fid}" if fid else "fitted"
             n = summary.get("n") or summary.get("n_pairs")
             if n:
-                msg += f" on {n:,} rows"
+                msg += f" on {n:,} pairs"
             return summary, msg
 
         def still_there(summary: dict) -> bool:
@@ -367,20 +371,21 @@ class _Runner:
         def run():
             from .robustness import run_experiment
 
-            rewriter: Any = rw.rewriter
-            if rw.options:
-                from .rewrite import make_rewriter
-
-                rewriter = make_rewriter(rw.rewriter, **rw.options)
-            handle = self.reporter.progress(f"rewrite: {n:,} pairs with {rw.rewriter}", total=n)
+            handle = self.reporter.progress(f"rewrite: {n:,} pairs with {rw.rewriter}",
+                                            total=n * len(rw.sides))
             try:
-                res = _call(run_experiment, self.study, rewriter, n, rw.seed, list(rw.sides),
-                            perturbation=rw.perturbation, progress=handle)
+                res = _call(run_experiment, self.study, rw.rewriter, n, rw.seed, list(rw.sides),
+                            perturbation=rw.perturbation, progress=handle, **rw.options)
             finally:
                 handle.close()
             summary = _jsonable(res)
-            summary["n_sampled"] = n
-            return summary, f"rewrote a seeded sample of {n:,} pairs (seed {rw.seed}) with {rw.rewriter}"
+            msg = (f"rewrote {summary.get('n_done', 0):,} texts of a seeded sample of "
+                   f"{summary.get('n_sampled', n):,} pairs (seed {rw.seed}) with {rw.rewriter}")
+            if summary.get("n_cached"):
+                msg += f"; {summary['n_cached']:,} were done before"
+            if summary.get("n_failed"):
+                msg += f"; {summary['n_failed']:,} failed"
+            return summary, msg
 
         self.step("rewrite", f"rewrite experiment ({rw.rewriter}, n={n})", [settings, n, h, deps], run)
 
@@ -397,9 +402,26 @@ class _Runner:
                     kw["experiment"] = exp
                 res = _call(fit_robustness, self.study, **kw)
                 summary = _jsonable(res)
-                return summary, "fitted the robustness score (LPM of became-misaligned on flips)"
+                n_rw = summary.get("n")
+                return summary, ("fitted the robustness score (LPM of became-misaligned on flips)"
+                                 + (f" on {n_rw:,} rewrites" if isinstance(n_rw, int) else ""))
 
             self.step("robustness", "fitting robustness", [rdeps], run_rob)
+
+
+def _fit_options(cls: Any, cfg: RunConfig) -> Any:
+    """The fit's options dataclass from the config's [fit] table; unknown keys name the file and key."""
+    opts = dict(cfg.fit.options)
+    if dataclasses.is_dataclass(cls):
+        names = {f.name for f in dataclasses.fields(cls)}
+        for k in opts:
+            if k not in names:
+                raise ConfigError(f"{cfg.name}: fit.{k}: unknown fit option; expected one of: "
+                                  f"{', '.join(sorted(names))}")
+    try:
+        return cls(**opts)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{cfg.name}: fit: {e}") from e
 
 
 def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None = None, *,
