@@ -61,13 +61,17 @@ class ModelConfig:
     token_budget: int = 16384
     trust_remote_code: bool = False
     compile: bool = False
+    chunk_size: int | None = None  # texts per committed chunk (default: the scorer's)
 
     def settings_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "device": self.device, "dtype": self.dtype, "format": self.format,
             "max_length": self.max_length, "token_budget": self.token_budget,
             "trust_remote_code": self.trust_remote_code, "compile": self.compile,
         }
+        if self.chunk_size is not None:
+            d["chunk_size"] = self.chunk_size
+        return d
 
 
 @dataclass
@@ -253,7 +257,7 @@ def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:
 
 def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
     ctx.check_keys(t, key, {"spec", "role", "name", "device", "dtype", "format", "max_length",
-                            "token_budget", "trust_remote_code", "compile"})
+                            "token_budget", "trust_remote_code", "compile", "chunk_size"})
     spec = ctx.get(t, key, "spec", str, required=True)
     # a local folder relative to the config; hub ids and embedded:/hf: specs stay as they are
     if not spec.startswith(("embedded:", "hf:")) and (spec.startswith((".", "/", "~")) or ctx.path(spec).exists()):
@@ -268,6 +272,7 @@ def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
         token_budget=ctx.get_int(t, key, "token_budget", 16384, minimum=1),
         trust_remote_code=ctx.get(t, key, "trust_remote_code", bool, False),
         compile=ctx.get(t, key, "compile", bool, False),
+        chunk_size=ctx.get_int(t, key, "chunk_size", minimum=1),
     )
 
 
@@ -405,6 +410,7 @@ role = "pre"
 # dtype = "auto"           # auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32
 # max_length = 2048        # truncate (context from the left) only when set
 # token_budget = 16384     # padded tokens per batch
+# chunk_size = 1024        # texts per committed chunk (what an interruption can lose)
 
 [[models]]
 spec = "embedded:post"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -168,9 +169,9 @@ def test_run_cli_prints_each_step_with_its_time(tmp_path):
 # full runs (need the scoring, features and fit modules)
 
 
-def _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, *, limit=20, study=None, extra="", budget=None):
+def _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, *, limit=20, study=None, extra="", chunk=None):
     study = study or tmp_path / "s.duckdb"
-    tb = f"token_budget = {budget}\n" if budget else ""
+    tb = f"chunk_size = {chunk}\n" if chunk else ""
     return write(tmp_path, f'study = "{study}"\n' + data_block(limit) +
                  f'[[models]]\nspec = "{tiny_rm_dir}"\nrole = "pre"\ndevice = "cpu"\n{tb}'
                  f'[[models]]\nspec = "{tiny_rm_dir_b}"\nrole = "post"\ndevice = "cpu"\n{tb}'
@@ -245,18 +246,20 @@ def _tables(study: Path) -> dict:
 def test_killed_run_resumes_with_identical_results(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    # a small token budget makes many small batches, so the kill lands while scoring
-    pa = _full_config(tmp_path / "a", tiny_rm_dir, tiny_rm_dir_b, limit=120, budget=256)
-    pb = _full_config(tmp_path / "b", tiny_rm_dir, tiny_rm_dir_b, limit=120, budget=256)
+    # small committed chunks; the run prints plain progress lines (every 10 %) when not on a terminal
+    pa = _full_config(tmp_path / "a", tiny_rm_dir, tiny_rm_dir_b, limit=50, chunk=16)
+    pb = _full_config(tmp_path / "b", tiny_rm_dir, tiny_rm_dir_b, limit=50, chunk=16)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
     proc = subprocess.Popen([sys.executable, "-m", "rmtui", "run", str(pa)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
+    progress = re.compile(r"^  score:pre: scoring texts: ([\d,]+)/([\d,]+)")
     try:
         for line in proc.stdout:
             seen.append(line)
-            if line.startswith("→ score:pre"):
-                time.sleep(0.5)
+            m = progress.match(line)
+            # two chunks' worth scored: the first chunk is committed; kill in the middle of the step
+            if m and int(m.group(1).replace(",", "")) >= 32:
                 proc.send_signal(signal.SIGKILL)
                 break
         proc.wait(timeout=60)
@@ -267,14 +270,18 @@ def test_killed_run_resumes_with_identical_results(tmp_path, tiny_rm_dir, tiny_r
     with open_study(tmp_path / "a" / "s.duckdb", read_only=True) as st:
         done = set(st.df("SELECT step FROM steps").step)
         partial = st.scalar("SELECT count(*) FROM scores")
-    assert "fit" not in done and "score:pre" not in done
-    print(f"killed with {partial} scores committed")
+        total = st.scalar("SELECT count(DISTINCT text_id) FROM texts")
+    assert "score:pre" not in done and "fit" not in done
+    assert 16 <= partial < total, (partial, total)  # killed mid-scoring with committed chunks
 
     res = subprocess.run([sys.executable, "-m", "rmtui", "run", str(pa)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "· ingest:hh-rlhf/harmless-base-test.jsonl.gz: up to date" in res.stdout
     assert "✓ score:pre" in res.stdout and "✓ fit" in res.stdout
+    # the rerun scored only what the killed run had not committed
+    m = re.search(r"✓ score:pre: scored (\d+) texts", res.stdout)
+    assert m and int(m.group(1)) == total - partial, res.stdout
 
     run_config(pb)  # uninterrupted
     a, b = _tables(tmp_path / "a" / "s.duckdb"), _tables(tmp_path / "b" / "s.duckdb")

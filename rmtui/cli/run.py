@@ -46,8 +46,18 @@ def _make_reporter():
         def progress(self, description: str, total: int | None = None) -> ProgressHandle:
             task = self.prog.add_task(description, total=total)
             prog = self.prog
+            plain = not console.is_terminal  # logs (nohup, CI, pipes): a line every 10 %
+            state = {"next": 0.1, "desc": description, "total": total}
 
             def update(completed=None, total=None, description=None):
+                if total:
+                    state["total"] = total
+                t = state["total"]
+                if plain and completed is not None and t:
+                    if completed / t >= state["next"]:
+                        console.print(f"  {state['desc']}: {completed:,}/{int(t):,}")
+                        while completed / t >= state["next"]:
+                            state["next"] += 0.1
                 kw = {}
                 if completed is not None:
                     kw["completed"] = completed
