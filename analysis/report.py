@@ -108,10 +108,15 @@ def _table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+HIDDEN_COLUMNS = {"fit_id", "model_id"}
+
+
 def _flatten_section(key: str, obj: Any, title: str) -> list[tuple[str, list[str], list[list[str]]]]:
     """One or more (title, header, rows) tables for a section of the summary."""
     recs = _records(obj, "group")
     if recs is not None:
+        if len(recs) > 1 or key not in ("models", "fit"):
+            recs = [{k: v for k, v in r.items() if k not in HIDDEN_COLUMNS} for r in recs]
         h, rows = _table(recs)
         return [(title, h, rows)]
     out = []
@@ -124,6 +129,10 @@ def _flatten_section(key: str, obj: Any, title: str) -> list[tuple[str, list[str
             if not _is_scalar(v):
                 out.extend(_flatten_section(f"{key}.{k}", v, f"{title}: {k}"))
     return out
+
+
+def _string_list(v: Any) -> list[str]:
+    return [str(x) for x in v] if isinstance(v, list) and v and all(isinstance(x, str) for x in v) else []
 
 
 def summary_tables(data: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -244,26 +253,28 @@ def fig_coefficients(rows: list[dict[str, Any]], path: Path, title: str) -> Path
     return _save(fig, path)
 
 
-def _share_records(obj: Any) -> list[tuple[str, str, float]]:
-    """(group, category, value) from regime-like sections: shares if present, else counts."""
+def _share_records(obj: Any, value_keys: tuple[str, ...]) -> list[tuple[str, str, float]]:
+    """(group, category, value) from regime-like sections: the first of ``value_keys`` present."""
     out: list[tuple[str, str, float]] = []
     recs = _records(obj, "group")
     if recs is None and isinstance(obj, dict):
         for g, v in obj.items():
-            for grp, cat, val in _share_records(v):
+            for grp, cat, val in _share_records(v, value_keys):
                 out.append((str(g) if grp == "all" else f"{g}/{grp}", cat, val))
         return out
     for r in recs or []:
         cat = str(_pick(r, "regime", "name", "category", "group", "gamma") or "")
-        val = _num(_pick(r, "share", "pct", "percent", "fraction", "rate", "value", "n", "count"))
+        val = _num(_pick(r, *value_keys))
         grp = r.get("gamma") if "regime" in r and "gamma" in r else r.get("group") if "regime" in r else "all"
         if val is not None:
             out.append((str(grp if grp is not None else "all"), cat, val))
     return out
 
 
-def fig_bars(obj: Any, path: Path, title: str, ylabel: str) -> Path | None:
-    recs = _share_records(obj)
+def fig_bars(obj: Any, path: Path, title: str, ylabel: str,
+             value_keys: tuple[str, ...] = ("share", "pct", "percent", "fraction", "rate", "value", "n", "count"),
+             ) -> Path | None:
+    recs = _share_records(obj, value_keys)
     if not recs:
         return None
     groups = list(dict.fromkeys(g for g, _, _ in recs))
@@ -389,7 +400,8 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
                                         "Feature imprint (95 % intervals)"))
     if data.get("theta_by_regime"):
         add("theta_by_regime", fig_bars(data["theta_by_regime"], figdir / "theta_by_regime.png",
-                                        "Reward shift angle by regime", "theta (degrees)"))
+                                        "Reward shift angle by regime (mean)", "theta (degrees)",
+                                        value_keys=("mean", "median")))
     if data.get("robustness"):
         add("robustness", fig_coefficients(_coef_records(data["robustness"]), figdir / "robustness.png",
                                            "Robustness score (95 % intervals)"))
@@ -419,6 +431,15 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
             md += [f"![{stitle}]({rel})", ""]
             b64 = base64.b64encode(figures[key].read_bytes()).decode()
             hp.append(f"<img alt='{html.escape(stitle)}' src='data:image/png;base64,{b64}'>")
+        if _string_list(data[key]):
+            md += [f"- {x}" for x in _string_list(data[key])] + [""]
+            hp.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in _string_list(data[key])) + "</ul>")
+        if isinstance(data[key], dict):
+            for k, v in data[key].items():
+                if _string_list(v):
+                    md += [f"{stitle}, {k}:", ""] + [f"- {x}" for x in _string_list(v)] + [""]
+                    hp.append(f"<p>{html.escape(stitle)}, {html.escape(str(k))}:</p><ul>"
+                              + "".join(f"<li>{html.escape(x)}</li>" for x in _string_list(v)) + "</ul>")
         for ttitle, h, rows in _flatten_section(key, data[key], stitle):
             if ttitle != stitle:
                 md += [f"### {ttitle}", ""]
