@@ -309,3 +309,24 @@ def test_rewrite_experiment_step_and_robustness(tmp_path, tiny_rm_dir, tiny_rm_d
         assert st.scalar("SELECT count(*) FROM rewrites") == n_rw
     p.write_text(p.read_text().replace("seed = 0", "seed = 1"))
     assert run_config(p).ran == ["rewrite", "robustness"]
+
+
+@needs_backend
+def test_demo_builds_once_then_reopens_without_work(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
+    """`rmtui demo --no-tui` (here on a small config): build, print the summary; a second call does nothing."""
+    from rmtui.cli import app
+
+    p = _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, limit=10)
+    study = tmp_path / "demo.duckdb"
+    runner = CliRunner()
+    res = runner.invoke(app, ["demo", "--study", str(study), "--no-tui", "--config", str(p)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "✓ score:pre" in res.output and "✓ fit" in res.output and "demo study ready" in res.output
+    assert "stayed_aligned" in res.output  # the regimes table
+    res2 = runner.invoke(app, ["demo", "--study", str(study), "--no-tui", "--config", str(p)], env={"COLUMNS": "200"})
+    assert res2.exit_code == 0, res2.output
+    assert "0 steps ran" in res2.output and "✓" not in res2.output
+    # --rebuild starts from an empty study
+    res3 = runner.invoke(app, ["demo", "--study", str(study), "--no-tui", "--rebuild", "--config", str(p)],
+                         env={"COLUMNS": "200"})
+    assert res3.exit_code == 0 and "✓ score:pre" in res3.output
