@@ -342,10 +342,13 @@ def triage_rows(study, limit: int = 200) -> tuple[list[str], list[list[str]]]:
     pairs = {r["pair_id"]: r for r in fr["pairs"].to_dict("records")}
     tags: dict[str, list[str]] = {}
     notes: dict[str, str] = {}
+    def present(v: Any) -> bool:
+        return isinstance(v, str) and v != ""
+
     for r in fr["triage"].to_dict("records"):
-        if r.get("tag"):
+        if present(r.get("tag")):
             tags.setdefault(r["pair_id"], []).append(str(r["tag"]))
-        if r.get("note") and not (isinstance(r["note"], float)):
+        if present(r.get("note")):
             notes[r["pair_id"]] = str(r["note"])
     header = ["pair", "subset", "regime", "margin pre", "margin post", "tags", "note", "prompt (end)",
               "chosen", "rejected"]

@@ -99,33 +99,107 @@ def test_report_figures_show_intervals(tmp_path):
     assert dark > 500
 
 
-@needs_backend
-def test_report_of_a_real_study_matches_summary_json(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
-    fit = pytest.importorskip("analysis.fit")
+def _have(mod: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(mod) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
+    """A small real study (30 pairs, two tiny RMs, heuristic features, a fit), built once per module."""
     from analysis.pipeline import run_config
-    from rmtui.cli import app
 
     from .test_pipeline import _full_config
 
-    p = _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, limit=15)
-    run_config(p)
+    d = tmp_path_factory.mktemp("built")
+    run_config(_full_config(d, tiny_rm_dir, tiny_rm_dir_b, limit=15))
+    return d / "s.duckdb"
+
+
+@needs_backend
+def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
+    import shutil
+
+    fit = pytest.importorskip("analysis.fit")
+    from rmtui.cli import app
+
     study = tmp_path / "s.duckdb"
+    shutil.copy(built, study)
+    tagged = None
+    if _have("analysis.store.browse"):
+        from analysis.store import browse
+
+        with open_study(study) as st:
+            tagged = st.df("SELECT pair_id, chosen_response FROM pairs ORDER BY pair_id LIMIT 1").iloc[0]
+            browse.set_tags(st, tagged.pair_id, ["rm-error"])
+            browse.set_note(st, tagged.pair_id, "the RM | prefers the rude answer")
     res = CliRunner().invoke(app, ["report", "--study", str(study), "-o", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     out = tmp_path / "rep"
     assert (out / "report.md").exists() and (out / "report.html").exists()
-    figs = list((out / "figures").glob("*.png"))
-    assert figs and all(f.read_bytes().startswith(PNG) and f.stat().st_size > 2000 for f in figs)
+    figs = sorted(f.name for f in (out / "figures").glob("*.png"))
+    assert {"imprint.png", "regimes.png", "theta_by_regime.png"} <= set(figs)
+    assert all(f.read_bytes().startswith(PNG) and f.stat().st_size > 2000 for f in (out / "figures").glob("*.png"))
     with open_study(study, read_only=True) as st:
         expected = json.loads(json.dumps(fit.summary(st), default=str))
     assert json.loads((out / "summary.json").read_text()) == expected
     sres = CliRunner().invoke(app, ["summary", "--study", str(study), "--json"])
-    if sres.exit_code == 0 and sres.output.strip().startswith("{"):
-        assert json.loads(sres.output) == expected
+    assert sres.exit_code == 0, sres.output
+    assert json.loads(sres.output) == expected  # the report's numbers are `rmtui summary --json`'s
     md = (out / "report.md").read_text()
     n_checked = 0
     for path, v in _leaves(expected):
-        if isinstance(v, float) and not isinstance(v, bool) and math.isfinite(v):
+        if isinstance(v, float) and math.isfinite(v):
             assert fmt_num(v) in md, (path, v)
             n_checked += 1
-    assert n_checked > 10
+    assert n_checked > 50
+    # the imprint table's rows are the summary's rows
+    tables = parse_md_tables(md)
+    h, imp = next((h, rows) for h, rows in tables if h[:3] == ["target", "feature", "estimate"])
+    assert len(imp) == len(expected["imprint"])
+    for rec, row in zip(expected["imprint"], imp):
+        assert (row[0], row[1]) == (rec["target"], rec["feature"])
+        assert math.isclose(float(row[h.index("estimate")]), rec["estimate"], rel_tol=1e-3, abs_tol=1e-12)
+    if tagged is not None:
+        tri = next(rows for h, rows in tables if h[:2] == ["pair", "subset"])
+        assert [r[0] for r in tri] == [tagged.pair_id]
+        assert tri[0][5] == "rm-error" and tri[0][6] == "the RM | prefers the rude answer"
+        assert tri[0][8][:40] == " ".join(tagged.chosen_response.split())[:40]
+
+
+@needs_backend
+def test_export_cli_writes_filters_and_never_overwrites(tmp_path, built):
+    if not _have("analysis.export"):
+        pytest.skip("needs analysis.export (app branch)")
+    from rmtui.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "resist.jsonl"
+    with open_study(built, read_only=True) as st:
+        n_resist = st.scalar("SELECT count(*) FROM pair_metrics WHERE regime = 'resists_alignment'")
+        n_all = st.scalar("SELECT count(*) FROM pairs")
+    res = runner.invoke(app, ["export", "--study", str(built), "--regime", "resists_alignment", "--format", "jsonl",
+                              "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == n_resist and all(r["regime"] == "resists_alignment" for r in recs)
+    before = out.read_bytes()
+    res = runner.invoke(app, ["export", "--study", str(built), "--format", "jsonl", "-o", str(out)])
+    assert res.exit_code != 0 and out.read_bytes() == before  # never overwritten without --force
+    assert "exists" in str(res.exception)
+    res = runner.invoke(app, ["export", "--study", str(built), "--format", "jsonl", "-o", str(out), "--force"])
+    assert res.exit_code == 0, res.output
+    assert len(out.read_text().splitlines()) == n_all
+    res = runner.invoke(app, ["export", "--study", str(built), "--format", "csv", "--subset", "helpful-base",
+                              "-o", str(tmp_path / "h.csv")])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "h.csv")
+    assert len(df) == 15 and set(df["subset"]) == {"helpful-base"}
+    res = runner.invoke(app, ["export", "--study", str(built), "--format", "xml", "-o", str(tmp_path / "x.xml")])
+    assert res.exit_code != 0
