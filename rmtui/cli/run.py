@@ -35,6 +35,8 @@ def _make_reporter():
             self.prog.stop()
 
         def step_start(self, step: str, description: str) -> None:
+            if step.startswith(("score:", "featurize:", "rewrite", "robustness")):
+                quiet_libraries()  # these steps load models; quiet transformers before it prints
             console.print(f"[bold]→ {step}[/]: {description} ...")
 
         def step_end(self, result: StepResult) -> None:
@@ -88,7 +90,11 @@ def _sigterm_as_interrupt() -> None:
 def _run_pipeline(config, study=None, force: bool = False):
     from analysis.pipeline import run_config
 
-    quiet_libraries()
+    # transformers is imported only by steps that need it (a run with every step done starts fast);
+    # these variables keep it quiet from its first import on
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _sigterm_as_interrupt()
     reporter = _make_reporter()
     try:
