@@ -58,7 +58,7 @@ class ModelConfig:
     dtype: str = "auto"
     format: str | None = None
     max_length: int | None = None
-    token_budget: int = 16384
+    token_budget: int | None = None  # None: the scorer's default (16384 on CUDA, 2048 on CPU)
     trust_remote_code: bool = False
     compile: bool = False
     chunk_size: int | None = None  # texts per committed chunk (default: the scorer's)
@@ -269,7 +269,7 @@ def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
         dtype=ctx.get(t, key, "dtype", str, "auto", choices=("auto", "bf16", "fp16", "fp32")),
         format=ctx.get(t, key, "format", str, choices=("pair", "raw", "chat")),
         max_length=ctx.get_int(t, key, "max_length", minimum=8),
-        token_budget=ctx.get_int(t, key, "token_budget", 16384, minimum=1),
+        token_budget=ctx.get_int(t, key, "token_budget", minimum=1),
         trust_remote_code=ctx.get(t, key, "trust_remote_code", bool, False),
         compile=ctx.get(t, key, "compile", bool, False),
         chunk_size=ctx.get_int(t, key, "chunk_size", minimum=1),
@@ -409,7 +409,7 @@ role = "pre"
 # device = "auto"          # auto | cpu | cuda
 # dtype = "auto"           # auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32
 # max_length = 2048        # truncate (context from the left) only when set
-# token_budget = 16384     # padded tokens per batch
+# token_budget = 16384     # padded tokens per batch (default: 16384 on CUDA, 2048 on CPU)
 # chunk_size = 1024        # texts per committed chunk (what an interruption can lose)
 
 [[models]]
