@@ -243,49 +243,70 @@ def _tables(study: Path) -> dict:
         }
 
 
-@needs_backend
-def test_killed_run_resumes_with_identical_results(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    # small committed chunks; the run prints plain progress lines (every 10 %) when not on a terminal
-    pa = _full_config(tmp_path / "a", tiny_rm_dir, tiny_rm_dir_b, limit=30, chunk=8)
-    pb = _full_config(tmp_path / "b", tiny_rm_dir, tiny_rm_dir_b, limit=30, chunk=8)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "rmtui", "run", str(pa)], cwd=ROOT, env=env,
+def _run_until(cfg: Path, step: str, at_least: int, sig: int, env: dict) -> tuple[int, str]:
+    """Start `python -m rmtui run cfg`, send ``sig`` once ``step`` has scored ``at_least`` texts."""
+    proc = subprocess.Popen([sys.executable, "-m", "rmtui", "run", str(cfg)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
-    progress = re.compile(r"^  score:pre: scoring texts: ([\d,]+)/([\d,]+)")
+    progress = re.compile(rf"^  {re.escape(step)}: scoring texts: ([\d,]+)/([\d,]+)")
     try:
         for line in proc.stdout:
             seen.append(line)
             m = progress.match(line)
-            # two chunks' worth scored: the first chunk is committed; kill in the middle of the step
-            if m and int(m.group(1).replace(",", "")) >= 16:
-                proc.send_signal(signal.SIGKILL)
+            if m and int(m.group(1).replace(",", "")) >= at_least:
+                proc.send_signal(sig)  # once
                 break
-        proc.wait(timeout=60)
+        out, _ = proc.communicate(timeout=120)
+        seen.append(out or "")
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == -signal.SIGKILL, "".join(seen)
-    with open_study(tmp_path / "a" / "s.duckdb", read_only=True) as st:
+    return proc.returncode, "".join(seen)
+
+
+@pytest.mark.slow
+@needs_backend
+def test_interrupted_and_killed_runs_resume_with_identical_results(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    # committed chunks of 8 texts; the run prints plain progress lines (every 10 %) when not on a terminal
+    pa = _full_config(tmp_path / "a", tiny_rm_dir, tiny_rm_dir_b, limit=20, chunk=8)
+    pb = _full_config(tmp_path / "b", tiny_rm_dir, tiny_rm_dir_b, limit=20, chunk=8)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    study = tmp_path / "a" / "s.duckdb"
+
+    # 1. Ctrl-C while scoring with the pre-D RM: a clean stop with a clear message
+    rc, out = _run_until(pa, "score:pre", 16, signal.SIGINT, env)
+    assert rc == 130, out
+    assert "interrupted; rerun to resume" in out and "Traceback" not in out
+    with open_study(study, read_only=True) as st:
         done = set(st.df("SELECT step FROM steps").step)
         partial = st.scalar("SELECT count(*) FROM scores")
         total = st.scalar("SELECT count(DISTINCT text_id) FROM texts")
     assert "score:pre" not in done and "fit" not in done
-    assert 8 <= partial < total, (partial, total)  # killed mid-scoring with committed chunks
+    assert 8 <= partial < total, (partial, total)  # stopped mid-scoring with committed chunks
 
+    # 2. the rerun scores only the rest of pre-D, and is killed (SIGKILL) while scoring with post-D
+    rc, out = _run_until(pa, "score:post", 16, signal.SIGKILL, env)
+    assert rc == -signal.SIGKILL, out
+    assert "· ingest:hh-rlhf/harmless-base-test.jsonl.gz: up to date" in out
+    m = re.search(r"✓ score:pre: scored (\d+) texts", out)
+    assert m and int(m.group(1)) == total - partial, out
+    with open_study(study, read_only=True) as st:
+        done = set(st.df("SELECT step FROM steps").step)
+        partial_post = st.scalar("SELECT count(*) FROM scores") - total
+    assert "score:pre" in done and "score:post" not in done and 8 <= partial_post < total
+
+    # 3. the next run finishes: only post-D's rest, then features and the fit
     res = subprocess.run([sys.executable, "-m", "rmtui", "run", str(pa)], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "· ingest:hh-rlhf/harmless-base-test.jsonl.gz: up to date" in res.stdout
-    assert "✓ score:pre" in res.stdout and "✓ fit" in res.stdout
-    # the rerun scored only what the killed run had not committed
-    m = re.search(r"✓ score:pre: scored (\d+) texts", res.stdout)
-    assert m and int(m.group(1)) == total - partial, res.stdout
+    assert "· score:pre: up to date" in res.stdout and "✓ fit" in res.stdout
+    m = re.search(r"✓ score:post: scored (\d+) texts", res.stdout)
+    assert m and int(m.group(1)) == total - partial_post, res.stdout
 
     run_config(pb)  # uninterrupted
-    a, b = _tables(tmp_path / "a" / "s.duckdb"), _tables(tmp_path / "b" / "s.duckdb")
+    a, b = _tables(study), _tables(tmp_path / "b" / "s.duckdb")
     for k in a:
         assert len(a[k]) > 0
         assert a[k].equals(b[k]), k
