@@ -132,6 +132,30 @@ def _file_state(path: str) -> dict[str, Any]:
     return {"path": str(p.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _folder_state(folder: Path) -> list[Any]:
+    """Names, sizes and mtimes of a model folder's files (not recursive): a changed model changes it."""
+    try:
+        return sorted([f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in folder.iterdir() if f.is_file())
+    except OSError:
+        return []
+
+
+def _model_state(spec: str) -> Any:
+    """What identifies a model's weights without loading it: its folder's files (local or embedded);
+    a hub id is identified by its name (and the revision the scorer records)."""
+    if spec.startswith("embedded:"):
+        try:
+            from .embedded import delta_dir
+
+            return _folder_state(delta_dir(spec.split(":", 1)[1].strip().lower()))
+        except Exception:  # missing: the scoring step reports it
+            return None
+    p = Path(spec)
+    if p.is_dir():
+        return _folder_state(p)
+    return None
+
+
 def _jsonable(obj: Any) -> Any:
     """Reduce a result object (dataclass, dict, ...) to scalars worth recording."""
     if obj is None:
@@ -304,8 +328,8 @@ class _Runner:
                 mid = summary.get("model_id")
                 return not mid or store_steps.unscored_texts(self.study, mid) == 0
 
-            self.step(name, f"scoring with {m.spec}", [m.spec, m.role, m.name, m.settings_dict(), n_texts, h],
-                      run, still_there)
+            self.step(name, f"scoring with {m.spec}",
+                      [m.spec, _model_state(m.spec), m.role, m.name, m.settings_dict(), n_texts, h], run, still_there)
 
     def featurize(self) -> None:
         from .store import steps as store_steps

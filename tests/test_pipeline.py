@@ -351,3 +351,22 @@ def test_demo_builds_once_then_reopens_without_work(tmp_path, tiny_rm_dir, tiny_
     res3 = runner.invoke(app, ["demo", "--study", str(study), "--no-tui", "--rebuild", "--config", str(p)],
                          env={"COLUMNS": "200"})
     assert res3.exit_code == 0 and "✓ score:pre" in res3.output
+
+
+@needs_backend
+def test_a_changed_model_folder_reruns_its_scoring(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
+    """Retraining a local RM in place (same path, new weights) is not "up to date"."""
+    import shutil
+
+    pre = tmp_path / "pre-rm"
+    shutil.copytree(tiny_rm_dir, pre)
+    p = _full_config(tmp_path, pre, tiny_rm_dir_b, limit=5)
+    run_config(p)
+    assert run_config(p).ran == []
+    shutil.rmtree(pre)
+    shutil.copytree(tiny_rm_dir_b, pre)  # "retrained": other weights in the same folder
+    for f in pre.iterdir():
+        os.utime(f, ns=(time.time_ns(), time.time_ns()))
+    r = run_config(p)
+    assert "score:pre" in r.ran and "score:post" not in r.ran and "fit" in r.ran
+    assert r.step("score:pre").summary["n_scored"] == r.step("score:pre").summary["n_texts"]  # new model id

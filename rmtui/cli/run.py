@@ -139,7 +139,9 @@ def run(
 
 
 def default_demo_study() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rmtui"
+    """``$RMTUI_CACHE/demo.duckdb`` (default ``~/.cache/rmtui``, beside the embedded models), or
+    ``./rmtui-demo.duckdb`` where that folder cannot be written."""
+    cache = Path(os.environ.get("RMTUI_CACHE") or Path.home() / ".cache" / "rmtui")
     try:
         cache.mkdir(parents=True, exist_ok=True)
         probe = cache / ".write-test"
