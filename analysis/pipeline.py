@@ -248,7 +248,13 @@ class _Runner:
             return res
         self.reporter.step_start(name, description)
         t0 = time.perf_counter()
-        summary, message = fn()
+        try:
+            summary, message = fn()
+        except RmtuiError as e:  # say which step failed; what it committed stays
+            if not e.message.startswith(f"step {name}: "):
+                e.message = f"step {name}: {e.message}"
+                e.args = (e.message,)
+            raise
         seconds = time.perf_counter() - t0
         store_steps.record_step(self.study, name, fp, seconds, summary)
         res = StepResult(name, "ran", seconds, message, summary, fp)
@@ -363,7 +369,8 @@ class _Runner:
     def fit(self) -> None:
         from .store import steps as store_steps
 
-        deps = self._deps(("ingest:", "heldout", "score:", "featurize:"))
+        deps = self._deps(("heldout", "score:", "featurize:"))
+        pairs = store_steps.pair_set(self.study)
 
         def run():
             from .fit import FitOptions, fit_study
@@ -380,7 +387,7 @@ class _Runner:
         def still_there(summary: dict) -> bool:
             return store_steps.has_fit(self.study, summary.get("fit_id"))
 
-        self.step("fit", "fitting imprint, regimes, shift", [self.cfg.fit.options, deps], run, still_there)
+        self.step("fit", "fitting imprint, regimes, shift", [self.cfg.fit.options, pairs, deps], run, still_there)
 
     def rewrite(self) -> None:
         from .store import steps as store_steps

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis.config import ConfigError, load_config, parse_config
+from analysis.errors import RmtuiError
 from analysis.pipeline import fingerprint, plan_steps, run_config
 from analysis.store import open_study
 
@@ -370,3 +371,15 @@ def test_a_changed_model_folder_reruns_its_scoring(tmp_path, tiny_rm_dir, tiny_r
     r = run_config(p)
     assert "score:pre" in r.ran and "score:post" not in r.ran and "fit" in r.ran
     assert r.step("score:pre").summary["n_scored"] == r.step("score:pre").summary["n_texts"]  # new model id
+
+
+def test_a_failing_step_names_itself_and_keeps_earlier_steps(tmp_path):
+    study = tmp_path / "s.duckdb"
+    p = write(tmp_path, f'study = "{study}"\n' + data_block(5, ("harmless-base-test",))
+              + f'[[data]]\nsource = "{tmp_path / "bad-test.jsonl"}"\nstrict = true\n')
+    (tmp_path / "bad-test.jsonl").write_text('{"chosen": "x"}\n')
+    with pytest.raises(RmtuiError) as e:
+        run_config(p)
+    assert e.value.message.startswith("step ingest:") and "bad-test.jsonl" in e.value.message
+    with open_study(study, read_only=True) as st:
+        assert list(st.df("SELECT step FROM steps").step) == ["ingest:hh-rlhf/harmless-base-test.jsonl.gz"]
