@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import explore as _explore  # noqa: F401
 from . import featurize as _featurize  # noqa: F401
 from . import fit as _fit  # noqa: F401
 from . import ingest as _ingest  # noqa: F401  (registers commands)
