@@ -1,0 +1,205 @@
+"""`rmtui report`: Markdown + HTML + PNG figures whose numbers are the summary's numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from analysis.report import fmt_num, parse_md_tables, write_report
+from analysis.store import open_study
+
+from .test_pipeline import needs_backend
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _planted_summary() -> dict:
+    feats = {"harmless": 2.1, "helpful": 1.1, "eloquent": 0.8, "sentiment": 0.75, "length": -0.0123}
+    return {
+        "n_pairs": 160800,
+        "agreement": {"pre": {"agree": 91657, "disagree": 68000, "tie": 1143, "rate": 0.57},
+                      "post": {"agree": 118992, "disagree": 41708, "tie": 100, "rate": 0.74}},
+        "regimes": [{"regime": "stayed_aligned", "n": 77650, "share": 0.4829},
+                    {"regime": "got_aligned", "n": 41438, "share": 0.2577},
+                    {"regime": "resists_alignment", "n": 27642, "share": 0.1719},
+                    {"regime": "reversed", "n": 14070, "share": 0.0875}],
+        "imprint": [{"target": t, "feature": f, "estimate": e * k, "ci_low": e * k - 0.31, "ci_high": e * k + 0.29,
+                     "p": 1.5e-7, "p_bonferroni": 3.3e-6, "n": 321600}
+                    for t, k in (("pre", 0.5), ("post", 1.0), ("shift", 0.5)) for f, e in feats.items()],
+        "theta_by_regime": [{"regime": "stayed_aligned", "mean": 3.25, "median": 2.5, "n": 77650},
+                            {"regime": "resists_alignment", "mean": -7.125, "median": -6.0, "n": 27642}],
+        "robustness": [{"outcome": "became_misaligned", "term": "chosen.sentiment_flip", "estimate": 0.117,
+                        "ci_low": 0.046, "ci_high": 0.188, "p": 0.001, "n": 1608}],
+    }
+
+
+def _leaves(obj, path=()):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _leaves(v, path + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _leaves(v, path + (i,))
+    else:
+        yield path, obj
+
+
+def test_report_tables_and_figures_carry_the_summary_numbers(tmp_path):
+    data = _planted_summary()
+    with open_study(tmp_path / "s.duckdb") as st:
+        res = write_report(st, tmp_path / "rep", data=data)
+    for p in (res.markdown, res.html, res.summary_json):
+        assert p.exists() and p.stat().st_size > 0
+    names = sorted(p.name for p in res.figures)
+    assert names == ["imprint.png", "regimes.png", "robustness.png", "theta_by_regime.png"]
+    for f in res.figures:
+        b = f.read_bytes()
+        assert b.startswith(PNG) and len(b) > 5000
+    assert json.loads(res.summary_json.read_text()) == data
+
+    md = res.markdown.read_text()
+    tables = parse_md_tables(md)
+    # the imprint table: every row's estimate and interval equal the summary's (4 significant digits)
+    imp = next(rows for h, rows in tables if h[:3] == ["target", "feature", "estimate"])
+    h = next(h for h, rows in tables if h[:3] == ["target", "feature", "estimate"])
+    assert len(imp) == 15
+    for rec in data["imprint"]:
+        row = next(r for r in imp if r[0] == rec["target"] and r[1] == rec["feature"])
+        for col in ("estimate", "ci_low", "ci_high", "p_bonferroni"):
+            assert math.isclose(float(row[h.index(col)]), rec[col], rel_tol=1e-3, abs_tol=1e-9)
+    reg = next(rows for h, rows in tables if h == ["regime", "n", "share"])
+    assert [(r[0], int(r[1].replace(",", "")), float(r[2])) for r in reg] == \
+        [(r["regime"], r["n"], r["share"]) for r in data["regimes"]]
+    agr = next(rows for h, rows in tables if h[0] == "group" and "rate" in h)
+    assert {r[0]: float(r[-1]) for r in agr} == {"pre": 0.57, "post": 0.74}
+    # every number of the summary appears in the Markdown as the report formats it
+    for path, v in _leaves(data):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            assert fmt_num(v) in md, (path, v)
+    # HTML: self-contained (figures embedded), same tables
+    html = res.html.read_text()
+    assert html.count("data:image/png;base64,") == 4
+    assert "<td>resists_alignment</td><td>27,642</td><td>0.1719</td>" in html
+    assert "Tagged findings" in md
+
+
+def test_report_figures_show_intervals(tmp_path):
+    """The coefficient plot draws something where the planted estimates are (not a blank canvas)."""
+    from PIL import Image  # matplotlib depends on pillow
+
+    data = _planted_summary()
+    with open_study(tmp_path / "s.duckdb") as st:
+        res = write_report(st, tmp_path / "rep", data=data)
+    img = Image.open(next(p for p in res.figures if p.name == "imprint.png")).convert("L")
+    w, hgt = img.size
+    dark = sum(1 for x in range(0, w, 2) for y in range(0, hgt, 2) if img.getpixel((x, y)) < 200)
+    assert dark > 500
+
+
+def _have(mod: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(mod) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
+    """A small real study (30 pairs, two tiny RMs, heuristic features, a fit), built once per module."""
+    from analysis.pipeline import run_config
+
+    from .test_pipeline import _full_config
+
+    d = tmp_path_factory.mktemp("built")
+    run_config(_full_config(d, tiny_rm_dir, tiny_rm_dir_b, limit=15))
+    return d / "s.duckdb"
+
+
+@needs_backend
+def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
+    import shutil
+
+    fit = pytest.importorskip("analysis.fit")
+    from rmtui.cli import app
+
+    study = tmp_path / "s.duckdb"
+    shutil.copy(built, study)
+    tagged = None
+    if _have("analysis.store.browse"):
+        from analysis.store import browse
+
+        with open_study(study) as st:
+            tagged = st.df("SELECT pair_id, chosen_response FROM pairs ORDER BY pair_id LIMIT 1").iloc[0]
+            browse.set_tags(st, tagged.pair_id, ["rm-error"])
+            browse.set_note(st, tagged.pair_id, "the RM | prefers the rude answer")
+    res = CliRunner().invoke(app, ["report", "--study", str(study), "-o", str(tmp_path / "rep")])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "rep"
+    assert (out / "report.md").exists() and (out / "report.html").exists()
+    figs = sorted(f.name for f in (out / "figures").glob("*.png"))
+    assert {"imprint.png", "regimes.png", "theta_by_regime.png"} <= set(figs)
+    assert all(f.read_bytes().startswith(PNG) and f.stat().st_size > 2000 for f in (out / "figures").glob("*.png"))
+    with open_study(study, read_only=True) as st:
+        expected = json.loads(json.dumps(fit.summary(st), default=str))
+    assert json.loads((out / "summary.json").read_text()) == expected
+    sres = CliRunner().invoke(app, ["summary", "--study", str(study), "--json"])
+    assert sres.exit_code == 0, sres.output
+    assert json.loads(sres.output) == expected  # the report's numbers are `rmtui summary --json`'s
+    md = (out / "report.md").read_text()
+    n_checked = 0
+    for path, v in _leaves(expected):
+        if isinstance(v, float) and math.isfinite(v):
+            assert fmt_num(v) in md, (path, v)
+            n_checked += 1
+    assert n_checked > 50
+    # the imprint table's rows are the summary's rows
+    tables = parse_md_tables(md)
+    h, imp = next((h, rows) for h, rows in tables if h[:3] == ["target", "feature", "estimate"])
+    assert len(imp) == len(expected["imprint"])
+    for rec, row in zip(expected["imprint"], imp):
+        assert (row[0], row[1]) == (rec["target"], rec["feature"])
+        assert math.isclose(float(row[h.index("estimate")]), rec["estimate"], rel_tol=1e-3, abs_tol=1e-12)
+    if tagged is not None:
+        tri = next(rows for h, rows in tables if h[:2] == ["pair", "subset"])
+        assert [r[0] for r in tri] == [tagged.pair_id]
+        assert tri[0][5] == "rm-error" and tri[0][6] == "the RM | prefers the rude answer"
+        assert tri[0][8][:40] == " ".join(tagged.chosen_response.split())[:40]
+
+
+@needs_backend
+def test_export_cli_writes_filters_and_never_overwrites(tmp_path, built):
+    if not _have("analysis.export"):
+        pytest.skip("needs analysis.export (app branch)")
+    from rmtui.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "resist.jsonl"
+    with open_study(built, read_only=True) as st:
+        n_resist = st.scalar("SELECT count(*) FROM pair_metrics WHERE regime = 'resists_alignment'")
+        n_all = st.scalar("SELECT count(*) FROM pairs")
+    res = runner.invoke(app, ["export", "--study", str(built), "--regime", "resists_alignment", "--format", "jsonl",
+                              "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == n_resist and all(r["regime"] == "resists_alignment" for r in recs)
+    before = out.read_bytes()
+    res = runner.invoke(app, ["export", "--study", str(built), "--format", "jsonl", "-o", str(out)])
+    assert res.exit_code != 0 and out.read_bytes() == before  # never overwritten without --force
+    assert "exists" in str(res.exception)
+    res = runner.invoke(app, ["export", "--study", str(built), "--format", "jsonl", "-o", str(out), "--force"])
+    assert res.exit_code == 0, res.output
+    assert len(out.read_text().splitlines()) == n_all
+    res = runner.invoke(app, ["export", "--study", str(built), "--format", "csv", "--subset", "helpful-base",
+                              "-o", str(tmp_path / "h.csv")])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "h.csv")
+    assert len(df) == 15 and set(df["subset"]) == {"helpful-base"}
+    res = runner.invoke(app, ["export", "--study", str(built), "--format", "xml", "-o", str(tmp_path / "x.xml")])
+    assert res.exit_code != 0
