@@ -316,12 +316,7 @@ class _Runner:
                 from .scoring import ScoreSettings, score_study
 
                 settings = ScoreSettings(**m.settings_dict())
-                spec = m.spec
-                if spec.startswith("embedded:"):
-                    # the embedded demo RMs: materialised once into the cache, then a local folder
-                    from .embedded import resolve_model_spec
-
-                    spec = resolve_model_spec(spec)
+                spec = m.spec  # embedded:pre/post are resolved by the engine, which records the spec
                 handle = self.reporter.progress(f"{name}: scoring texts", total=n_texts)
                 try:
                     res = _call(score_study, self.study, spec, m.role, name=m.name, settings=settings,
