@@ -1,0 +1,345 @@
+"""The rewrite experiment, the robustness metrics and the one-entry rewrite, on real data and real
+(tiny) reward models.
+
+Until the scoring engine and the featurizers are merged, the scorer and featurizer are passed in:
+``TinyScorer`` scores ``tokenizer(context, response)`` with two tiny real BERT RMs and stores the scores
+(cached by text_id); ``VaderFeaturizer`` stores real VADER sentiment (-1/0/+1), an apology flag and the
+word count. After the merge these become ``analysis.scoring.rescore`` / ``featurize_texts``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.errors import RmtuiError
+from analysis.metrics import robustness as M
+from analysis.robustness import (experiment_id, fit_robustness, robustness_summary, rewrite_one,
+                                 discard_rewrite, run_experiment, sample_pairs)
+from analysis.rewrite import make_rewriter
+
+from .conftest import SAMPLE
+
+HARMLESS = SAMPLE / "hh-rlhf" / "harmless-base-test.jsonl.gz"
+
+
+# -- stand-ins for the scoring engine and the featurizer (real models, real storage) -------------
+
+class TinyScorer:
+    def __init__(self, study, dirs):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.study = study
+        self.models = []
+        for role, d in zip(("pre", "post"), dirs):
+            tok = AutoTokenizer.from_pretrained(d)
+            mdl = AutoModelForSequenceClassification.from_pretrained(d, dtype=torch.float32).eval()
+            self.models.append((f"tiny-{role}", role, tok, mdl))
+        with study.transaction() as cur:
+            for mid, role, _, _ in self.models:
+                cur.execute("INSERT OR IGNORE INTO models (model_id, name, role) VALUES (?, ?, ?)", [mid, mid, role])
+        self.n_scored = 0
+
+    def __call__(self, texts: pd.DataFrame) -> pd.DataFrame:
+        import torch
+
+        texts = texts.drop_duplicates("text_id")
+        have = self.study.df("SELECT model_id, text_id, reward FROM scores")
+        out = []
+        for mid, role, tok, mdl in self.models:
+            done = have[have["model_id"] == mid].set_index("text_id")["reward"]
+            todo = texts[~texts["text_id"].isin(done.index)]
+            rows = []
+            for s in range(0, len(todo), 32):
+                part = todo.iloc[s:s + 32]
+                enc = tok(list(part["context"]), list(part["response"]), padding=True, truncation="only_first",
+                          max_length=512, return_tensors="pt")
+                with torch.inference_mode():
+                    r = mdl(**enc).logits[:, 0].tolist()
+                rows += [(mid, t, float(v), False, 0) for t, v in zip(part["text_id"], r)]
+            self.n_scored += len(rows)
+            if rows:
+                with self.study.transaction() as cur:
+                    cur.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)
+            got = dict(done)
+            got.update({t: v for _, t, v, _, _ in rows})
+            out += [(mid, role, t, got[t]) for t in texts["text_id"]]
+        return pd.DataFrame(out, columns=["model_id", "role", "text_id", "reward"])
+
+
+class VaderFeaturizer:
+    def __init__(self, study):
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self.study = study
+        self.vader = SentimentIntensityAnalyzer()
+        with study.transaction() as cur:
+            cur.execute("INSERT OR IGNORE INTO featurizers VALUES ('vader', '1', '{}', NULL)")
+            for name, kind in (("sentiment", "ordinal"), ("apology", "binary"), ("words", "count")):
+                cur.execute("INSERT OR IGNORE INTO feature_defs VALUES ('vader', ?, ?, 'spoiler', TRUE, '')",
+                            [name, kind])
+
+    def __call__(self, texts: pd.DataFrame):
+        rows = []
+        for t, r in zip(texts["text_id"], texts["response"]):
+            c = self.vader.polarity_scores(r)["compound"]
+            rows += [(t, "vader", "sentiment", float(np.sign(c) if abs(c) >= 0.05 else 0)),
+                     (t, "vader", "apology", float("sorry" in r.lower())),
+                     (t, "vader", "words", float(len(r.split())))]
+        with self.study.transaction() as cur:
+            cur.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", rows)
+
+
+@pytest.fixture
+def scored(study_path, tiny_rm_dir, tiny_rm_dir_b):
+    from analysis.data import ReadOptions
+    from analysis.ingest import ingest
+    from analysis.store import open_study
+    from analysis.store.pairs import all_texts
+
+    st = open_study(study_path)
+    ingest(st, str(HARMLESS), ReadOptions(limit=40))
+    scorer = TinyScorer(st, [tiny_rm_dir, tiny_rm_dir_b])
+    feats = VaderFeaturizer(st)
+    texts = all_texts(st)
+    scorer(texts)
+    feats(texts)
+    yield st, scorer, feats
+    st.close()
+
+
+# -- pure metrics: hand-computed cases ----------------------------------------------------------
+
+def test_reward_changes_hand_computed():
+    rw = pd.DataFrame({"rewrite_id": ["a", "b"], "side": ["chosen", "rejected"],
+                       "original_text_id": ["c1", "r2"], "new_text_id": ["c1x", "r2x"],
+                       "other_text_id": ["r1", "c2"]})
+    sc = pd.DataFrame({"model_id": "post", "role": "post",
+                       "text_id": ["c1", "c1x", "r1", "c2", "r2", "r2x"],
+                       "reward": [1.0, -0.5, 0.2, 0.0, 0.5, -1.0]})
+    ch = M.reward_changes(rw, sc).set_index("rewrite_id")
+    # a: chosen 1.0 -> -0.5 against rejected 0.2: margin 0.8 -> -0.7: became misaligned
+    assert ch.loc["a", "change"] == pytest.approx(-1.5)
+    assert (ch.loc["a", "margin_before"], ch.loc["a", "margin_after"]) == pytest.approx((0.8, -0.7))
+    assert ch.loc["a", "became_misaligned"] == 1 and ch.loc["a", "became_aligned"] == 0
+    # b: rejected 0.5 -> -1.0 against chosen 0.0: margin -0.5 -> 1.0: became aligned
+    assert (ch.loc["b", "margin_before"], ch.loc["b", "margin_after"]) == pytest.approx((-0.5, 1.0))
+    assert ch.loc["b", "became_aligned"] == 1 and ch.loc["b", "became_misaligned"] == 0
+    assert M.flip_label(0.8, -0.7) == "aligned->misaligned" and M.flip_label(-1, -2) == "stays misaligned"
+
+
+def test_feature_flips_sign_and_indicators():
+    rw = pd.DataFrame({"rewrite_id": ["a", "b", "c"], "side": ["chosen", "rejected", "chosen"],
+                       "original_text_id": ["o1", "o2", "o3"], "new_text_id": ["n1", "n2", "n3"]})
+    f = pd.DataFrame({"text_id": ["o1", "n1", "o2", "n2", "o3", "n3"], "feature": "vader.sentiment",
+                      "value": [1, 0, -1, 1, 0, 0]})
+    fl = M.feature_flips(rw, f).set_index("rewrite_id")
+    assert fl.loc["a", "flip"] == 1 and fl.loc["b", "flip"] == -2 and fl.loc["c", "flip"] == 0  # before - after
+    ind = M.flip_indicators(fl.reset_index())
+    assert ind.loc["a"].to_dict() == {"chosen_sentiment_down": 1, "chosen_sentiment_up": 0,
+                                      "rejected_sentiment_down": 0, "rejected_sentiment_up": 0}
+    assert ind.loc["b", "rejected_sentiment_up"] == 1 and ind.loc["c"].sum() == 0
+
+
+def test_sensitivity_interval_hand_computed():
+    from scipy import stats
+
+    x = [0.5, 1.5, 1.0, 2.0]
+    ch = pd.DataFrame({"rewrite_id": list("abcd"), "perturbation": "apology", "side": "chosen",
+                       "model_id": "m", "role": "post", "change": x})
+    s = M.sensitivity(ch)
+    row = s[s["side"] == "chosen"].iloc[0]
+    half = stats.t.ppf(0.975, 3) * np.std(x, ddof=1) / 2
+    assert row["mean_change"] == pytest.approx(1.25) and row["n"] == 4
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((1.25 - half, 1.25 + half))
+    assert set(s["side"]) == {"chosen", "all"}
+
+
+def test_robustness_lpm_recovers_planted_effects():
+    rng = np.random.default_rng(7)
+    n = 4000
+    side = rng.choice(["chosen", "rejected"], n)
+    chosen = side == "chosen"
+    c_down = (rng.random(n) < 0.3) & chosen
+    c_up = (rng.random(n) < 0.2) & chosen & ~c_down
+    r_up = (rng.random(n) < 0.3) & ~chosen
+    r_down = (rng.random(n) < 0.2) & ~chosen & ~r_up
+    # planted: chosen turning less positive +0.12, rejected turning more positive +0.10, others 0
+    p = 0.05 + 0.12 * c_down + 0.10 * r_up
+    y = (rng.random(n) < p).astype(int)
+    ids = [f"r{i}" for i in range(n)]
+    changes = pd.DataFrame({"rewrite_id": ids, "side": side, "became_misaligned": y,
+                            "became_aligned": (rng.random(n) < 0.05).astype(int)})
+    ind = pd.DataFrame({"chosen_sentiment_down": c_down, "chosen_sentiment_up": c_up,
+                        "rejected_sentiment_down": r_down, "rejected_sentiment_up": r_up,
+                        "chosen_rare_up": np.arange(n) < 3}, index=ids).astype(int)
+    res = M.robustness_lpm(changes, ind)
+    t = res.table[res.table["outcome"] == "became_misaligned"].set_index("term")
+    for term, true in (("chosen_sentiment_down", 0.12), ("rejected_sentiment_up", 0.10)):
+        assert t.loc[term, "ci_low"] < true < t.loc[term, "ci_high"]
+        assert t.loc[term, "p"] < 1e-4
+    for term in ("chosen_sentiment_up", "rejected_sentiment_down"):
+        assert t.loc[term, "ci_low"] < 0 < t.loc[term, "ci_high"]
+    assert (t["se_type"] == "HC1").all() and (t["n"] == n).all()
+    assert "chosen_rare_up" not in t.index and any("chosen_rare_up" in d for d in res.dropped)
+    # HC1 by hand for the same design
+    X = np.column_stack([np.ones(n), ind.drop(columns="chosen_rare_up").to_numpy(float),
+                         (side == "rejected").astype(float)])
+    order = ["intercept", "chosen_sentiment_down", "chosen_sentiment_up", "rejected_sentiment_down",
+             "rejected_sentiment_up", "side_rejected"]
+    beta = np.linalg.lstsq(X, y, rcond=None)[0]
+    e = y - X @ beta
+    bread = np.linalg.inv(X.T @ X)
+    cov = bread @ (X.T * e ** 2) @ X @ bread * n / (n - X.shape[1])
+    for i, term in enumerate(order):
+        assert t.loc[term, "estimate"] == pytest.approx(beta[i], abs=1e-10)
+        assert t.loc[term, "se"] == pytest.approx(np.sqrt(cov[i, i]), rel=1e-8)
+
+
+def test_sampling_is_reproducible_by_seed():
+    c = pd.DataFrame({"pair_id": [f"p{i:03d}" for i in range(200)]}).sample(frac=1, random_state=3)
+    a = sample_pairs(c, 50, seed=1)
+    b = sample_pairs(c.sample(frac=1, random_state=9), 50, seed=1)     # input order does not matter
+    assert list(a["pair_id"]) == list(b["pair_id"]) and a["pair_id"].is_unique
+    assert list(sample_pairs(c, 50, seed=2)["pair_id"]) != list(a["pair_id"])
+    assert list(sample_pairs(c, 80, seed=1)["pair_id"])[:50] == list(a["pair_id"])   # larger n extends
+    assert len(sample_pairs(c, 500, seed=1)) == 200
+
+
+# -- the experiment on real data with real tiny RMs -----------------------------------------------
+
+def test_experiment_stores_scores_featurizes_and_resumes(scored):
+    st, scorer, feats = scored
+    n_cands = len(st.df("SELECT * FROM pairs WHERE NOT identical"))
+    res = run_experiment(st, "rules", n=12, seed=0, scorer=scorer, featurizer=feats)
+    assert res.n_sampled == 12 and res.n_items == 24 and res.n_done == 24 and res.n_failed == 0
+    assert res.n_candidates == n_cands
+    rw = st.df("SELECT * FROM rewrites")
+    assert len(rw) == 24 and rw["rewrite_id"].is_unique and set(rw["experiment"]) == {res.experiment}
+    params = [json.loads(p) for p in rw["params"]]
+    assert all(p["perturbation"] in make_rewriter("rules").__class__.__init__.__globals__["RULE_PERTURBATIONS"]
+               for p in params)
+    assert (rw["perturbation"] == [p["perturbation"] for p in params]).all()
+    assert rw["similarity"].between(-1, 1.0000001).all() and rw["similarity"].median() > 0.8
+    assert (rw["meaning_changed"] == (rw["similarity"] < 0.8)).all()
+    # the context is kept; the new text is stored whole; every new text scored by both RMs and featurized
+    pairs = st.df("SELECT * FROM pairs").set_index("pair_id")
+    for r in rw.itertuples():
+        ctx = pairs.loc[r.pair_id, "context"]
+        assert r.new_context == ctx and r.new_text.endswith(r.new_response)
+    n_scored = st.scalar("SELECT count(*) FROM scores s JOIN rewrites r ON s.text_id = r.new_text_id")
+    assert n_scored == 2 * 24
+    assert st.scalar("SELECT count(DISTINCT f.text_id) FROM features f JOIN rewrites r ON f.text_id = r.new_text_id") \
+        == rw["new_text_id"].nunique()
+    # same sample and same rewrites by seed; rerun does nothing; a larger n extends
+    before = scorer.n_scored
+    again = run_experiment(st, "rules", n=12, seed=0, scorer=scorer, featurizer=feats)
+    assert again.experiment == res.experiment and again.n_cached == 24 and again.n_done == 0
+    assert scorer.n_scored == before
+    more = run_experiment(st, "rules", n=15, seed=0, scorer=scorer, featurizer=feats)
+    assert more.n_cached == 24 and more.n_done == 6
+    other = run_experiment(st, "rules", n=12, seed=1, scorer=scorer, featurizer=feats)
+    assert other.experiment != res.experiment
+    s0 = set(st.df("SELECT pair_id FROM rewrites WHERE experiment = ?", [res.experiment])["pair_id"])
+    s1 = set(st.df("SELECT pair_id FROM rewrites WHERE experiment = ?", [other.experiment])["pair_id"])
+    assert s0 != s1
+    # rewrite ids are a hash of (pair, side, rewriter, params, experiment): reproducible
+    rw2 = st.df("SELECT rewrite_id, new_response FROM rewrites WHERE experiment = ? ORDER BY rewrite_id",
+                [res.experiment])
+    assert set(rw["rewrite_id"]) <= set(rw2["rewrite_id"])
+    # no candidates -> a clear error
+    with pytest.raises(RmtuiError):
+        run_experiment(st, "rules", n=5, seed=0, sides=("left",), scorer=scorer, featurizer=feats)
+
+
+def test_fit_robustness_writes_tables_and_summary(scored):
+    st, scorer, feats = scored
+    res = run_experiment(st, "rules", n=30, seed=0, scorer=scorer, featurizer=feats)
+    f = fit_robustness(st, res.experiment, min_count=2)
+    n_changed = st.scalar("SELECT count(*) FROM rewrites WHERE new_text_id <> original_text_id")
+    assert f.n == n_changed and f.n + f.n_unchanged == 60
+    rob = st.df("SELECT * FROM robustness WHERE fit_id = ?", [f.fit_id])
+    assert set(rob["outcome"]) <= {"became_misaligned", "became_aligned"} and len(rob) > 0
+    assert "intercept" in set(rob["term"]) and (rob["se_type"] == "HC1").all()
+    assert (rob["ci_low"] <= rob["estimate"]).all() and (rob["estimate"] <= rob["ci_high"]).all()
+    # only discrete features become flip indicators (words is a count)
+    assert not rob["term"].str.contains("words").any()
+    assert rob["term"].str.contains("sentiment").any()
+    sens = st.df("SELECT * FROM sensitivity WHERE fit_id = ?", [f.fit_id])
+    assert set(sens["role"]) == {"pre", "post"}
+    # sensitivity equals the mean change computed straight from the scores table
+    chk = st.df("""SELECT r.perturbation, avg(sn.reward - so.reward) AS m, count(*) AS n FROM rewrites r
+                   JOIN scores so ON so.text_id = r.original_text_id AND so.model_id = 'tiny-post'
+                   JOIN scores sn ON sn.text_id = r.new_text_id AND sn.model_id = 'tiny-post'
+                   WHERE r.new_text_id <> r.original_text_id GROUP BY 1""").set_index("perturbation")
+    mine = sens[(sens["side"] == "all") & (sens["role"] == "post")].set_index("perturbation")
+    for pert, row in chk.iterrows():
+        assert mine.loc[pert, "mean_change"] == pytest.approx(row["m"]) and mine.loc[pert, "n"] == row["n"]
+    fits = st.df("SELECT * FROM fits WHERE kind = 'robustness'")
+    assert len(fits) == 1 and fits["post_model_id"][0] == "tiny-post"
+    # refitting the same rewrites replaces, not duplicates
+    fit_robustness(st, res.experiment, min_count=2)
+    assert st.scalar("SELECT count(*) FROM robustness WHERE fit_id = ?", [f.fit_id]) == len(rob)
+    summ = robustness_summary(st)
+    json.dumps(summ)
+    assert summ["fit_id"] == f.fit_id and summ["n"] == f.n and "before - after" in summ["sign_convention"]
+    assert {r["role"] for r in summ["flip_rates"]} == {"pre", "post"}
+
+
+def test_rewrite_one_manual_scores_persists_and_discards(scored):
+    st, scorer, feats = scored
+    pair = st.df("SELECT * FROM pairs WHERE NOT identical ORDER BY pair_id LIMIT 1").iloc[0]
+    new = "I would rather not help with that, but here is some general safety advice instead."
+    out = rewrite_one(st, pair["pair_id"], "rejected", "manual", text=new, scorer=scorer)
+    assert out.new_response == new and out.original_response == pair["rejected_response"]
+    sc = st.df("SELECT model_id, text_id, reward FROM scores")
+    get = lambda m, t: float(sc[(sc.model_id == m) & (sc.text_id == t)]["reward"].iloc[0])  # noqa: E731
+    for r in out.rewards.itertuples():
+        assert r.old == pytest.approx(get(r.model_id, pair["rejected_text_id"]))
+        assert r.new == pytest.approx(get(r.model_id, out.new_text_id))
+        chosen = get(r.model_id, pair["chosen_text_id"])
+        assert out.margin_old[r.role] == pytest.approx(chosen - r.old)
+        assert out.margin_new[r.role] == pytest.approx(chosen - r.new)
+        assert out.flips[r.role] == M.flip_label(chosen - r.old, chosen - r.new)
+    assert 0 < out.similarity < 1 and out.kept
+    row = st.df("SELECT * FROM rewrites WHERE rewrite_id = ?", [out.rewrite_id]).iloc[0]
+    assert row["experiment"] == "interactive" and row["new_response"] == new and row["rewriter"] == "manual"
+    # a rule rewrite of the chosen side, not kept
+    out2 = rewrite_one(st, pair["pair_id"], "chosen", "rules", perturbation="apology", keep=False, scorer=scorer)
+    assert out2.new_response.startswith("I'm sorry, but") and not out2.kept
+    assert st.scalar("SELECT count(*) FROM rewrites") == 1
+    assert discard_rewrite(st, out.rewrite_id) is True
+    assert st.scalar("SELECT count(*) FROM rewrites") == 0
+    assert discard_rewrite(st, out.rewrite_id) is False
+    with pytest.raises(RmtuiError):
+        rewrite_one(st, "no-such-pair", "chosen", text="x", scorer=scorer)
+    with pytest.raises(RmtuiError):
+        rewrite_one(st, pair["pair_id"], "middle", text="x", scorer=scorer)
+
+
+def test_cli_rewrite(scored, monkeypatch, study_path):
+    from typer.testing import CliRunner
+
+    import analysis.robustness as R
+    import rmtui.cli.rewrite  # noqa: F401  (registers the command)
+    from rmtui.cli import app
+
+    st, scorer, feats = scored
+    st.close()          # the CLI opens the file itself (one writer)
+
+    def scorer_for(study, models=None):
+        return TinyScorer(study, [m[2].name_or_path for m in scorer.models])
+
+    monkeypatch.setattr(R, "default_scorer", scorer_for)
+    monkeypatch.setattr(R, "default_featurizer", lambda study: VaderFeaturizer(study))
+    r = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "10",
+                                 "--seed", "0", "--perturbation", "more_positive", "--sides", "chosen"])
+    assert r.exit_code == 0, r.output
+    assert "10 new" in r.output and "more_positive" in r.output and "Robustness score" in r.output
+    r2 = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "10",
+                                  "--seed", "0", "--perturbation", "more_positive", "--sides", "chosen"])
+    assert r2.exit_code == 0 and "0 new, 10 already stored" in r2.output
