@@ -17,9 +17,9 @@ import pytest
 
 from analysis.errors import RmtuiError
 from analysis.metrics import robustness as M
-from analysis.robustness import (experiment_id, fit_robustness, robustness_summary, rewrite_one,
-                                 discard_rewrite, run_experiment, sample_pairs)
-from analysis.rewrite import make_rewriter
+from analysis.robustness import (SIDES, discard_rewrite, experiment_id, fit_robustness, rewrite_one,
+                                 robustness_summary, run_experiment, sample_pairs)
+from analysis.rewrite import RULE_PERTURBATIONS, make_rewriter
 
 from .conftest import SAMPLE
 
@@ -94,21 +94,41 @@ class VaderFeaturizer:
             cur.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", rows)
 
 
-@pytest.fixture
-def scored(study_path, tiny_rm_dir, tiny_rm_dir_b):
+BASE_N = 20          # pairs rewritten (both sides) once per module, in the base study
+
+
+@pytest.fixture(scope="module")
+def base_study(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
+    """30 real harmless-base pairs, scored by two tiny real RMs, featurized, and one rules experiment
+    (seed 0, 20 pairs, both sides). Built once; each test works on its own copy of the file."""
     from analysis.data import ReadOptions
     from analysis.ingest import ingest
     from analysis.store import open_study
     from analysis.store.pairs import all_texts
 
+    path = tmp_path_factory.mktemp("robust") / "base.duckdb"
+    with open_study(path) as st:
+        ingest(st, str(HARMLESS), ReadOptions(limit=30))
+        scorer = TinyScorer(st, [tiny_rm_dir, tiny_rm_dir_b])
+        feats = VaderFeaturizer(st)
+        texts = all_texts(st)
+        scorer(texts)
+        feats(texts)
+        res = run_experiment(st, "rules", n=BASE_N, seed=0, scorer=scorer, featurizer=feats)
+        assert res.n_done == 2 * BASE_N and res.n_failed == 0
+        st.con.execute("CHECKPOINT")
+    return path, res
+
+
+@pytest.fixture
+def scored(base_study, study_path, tiny_rm_dir, tiny_rm_dir_b):
+    import shutil
+
+    from analysis.store import open_study
+
+    shutil.copy(base_study[0], study_path)
     st = open_study(study_path)
-    ingest(st, str(HARMLESS), ReadOptions(limit=40))
-    scorer = TinyScorer(st, [tiny_rm_dir, tiny_rm_dir_b])
-    feats = VaderFeaturizer(st)
-    texts = all_texts(st)
-    scorer(texts)
-    feats(texts)
-    yield st, scorer, feats
+    yield st, TinyScorer(st, [tiny_rm_dir, tiny_rm_dir_b]), VaderFeaturizer(st), base_study[1]
     st.close()
 
 
@@ -213,55 +233,56 @@ def test_sampling_is_reproducible_by_seed():
 # -- the experiment on real data with real tiny RMs -----------------------------------------------
 
 def test_experiment_stores_scores_featurizes_and_resumes(scored):
-    st, scorer, feats = scored
-    n_cands = len(st.df("SELECT * FROM pairs WHERE NOT identical"))
-    res = run_experiment(st, "rules", n=12, seed=0, scorer=scorer, featurizer=feats)
-    assert res.n_sampled == 12 and res.n_items == 24 and res.n_done == 24 and res.n_failed == 0
-    assert res.n_candidates == n_cands
+    st, scorer, feats, res = scored
+    n_cands = st.scalar("SELECT count(*) FROM pairs WHERE NOT identical")
+    assert res.n_sampled == BASE_N and res.n_items == 2 * BASE_N and res.n_candidates == n_cands
     rw = st.df("SELECT * FROM rewrites")
-    assert len(rw) == 24 and rw["rewrite_id"].is_unique and set(rw["experiment"]) == {res.experiment}
+    assert len(rw) == 2 * BASE_N and rw["rewrite_id"].is_unique and set(rw["experiment"]) == {res.experiment}
     params = [json.loads(p) for p in rw["params"]]
-    assert all(p["perturbation"] in make_rewriter("rules").__class__.__init__.__globals__["RULE_PERTURBATIONS"]
-               for p in params)
-    assert (rw["perturbation"] == [p["perturbation"] for p in params]).all()
+    assert all(p["perturbation"] in RULE_PERTURBATIONS for p in params)
+    assert len({p["perturbation"] for p in params}) >= 5            # drawn per text
+    assert list(rw["perturbation"]) == [p["perturbation"] for p in params]
     assert rw["similarity"].between(-1, 1.0000001).all() and rw["similarity"].median() > 0.8
     assert (rw["meaning_changed"] == (rw["similarity"] < 0.8)).all()
     # the context is kept; the new text is stored whole; every new text scored by both RMs and featurized
     pairs = st.df("SELECT * FROM pairs").set_index("pair_id")
     for r in rw.itertuples():
-        ctx = pairs.loc[r.pair_id, "context"]
-        assert r.new_context == ctx and r.new_text.endswith(r.new_response)
-    n_scored = st.scalar("SELECT count(*) FROM scores s JOIN rewrites r ON s.text_id = r.new_text_id")
-    assert n_scored == 2 * 24
-    assert st.scalar("SELECT count(DISTINCT f.text_id) FROM features f JOIN rewrites r ON f.text_id = r.new_text_id") \
-        == rw["new_text_id"].nunique()
-    # same sample and same rewrites by seed; rerun does nothing; a larger n extends
+        assert r.new_context == pairs.loc[r.pair_id, "context"] and r.new_text.endswith(r.new_response)
+        orig = pairs.loc[r.pair_id, f"{r.side}_response"]
+        if r.perturbation == "polite_preamble":
+            assert r.new_response == ("Thanks for your question! " + orig).strip()
+    new_ids = set(rw["new_text_id"])
+    sc = st.df("SELECT model_id, text_id FROM scores")
+    assert len(sc[sc["text_id"].isin(new_ids)]) == 2 * len(new_ids)
+    fe = st.df("SELECT DISTINCT text_id FROM features")
+    assert new_ids <= set(fe["text_id"])
+    # the same seed gives the same experiment: a rerun does nothing, a larger n extends it
     before = scorer.n_scored
-    again = run_experiment(st, "rules", n=12, seed=0, scorer=scorer, featurizer=feats)
-    assert again.experiment == res.experiment and again.n_cached == 24 and again.n_done == 0
+    again = run_experiment(st, "rules", n=BASE_N, seed=0, scorer=scorer, featurizer=feats)
+    assert again.experiment == res.experiment and again.n_cached == 2 * BASE_N and again.n_done == 0
     assert scorer.n_scored == before
-    more = run_experiment(st, "rules", n=15, seed=0, scorer=scorer, featurizer=feats)
-    assert more.n_cached == 24 and more.n_done == 6
-    other = run_experiment(st, "rules", n=12, seed=1, scorer=scorer, featurizer=feats)
-    assert other.experiment != res.experiment
-    s0 = set(st.df("SELECT pair_id FROM rewrites WHERE experiment = ?", [res.experiment])["pair_id"])
-    s1 = set(st.df("SELECT pair_id FROM rewrites WHERE experiment = ?", [other.experiment])["pair_id"])
-    assert s0 != s1
-    # rewrite ids are a hash of (pair, side, rewriter, params, experiment): reproducible
-    rw2 = st.df("SELECT rewrite_id, new_response FROM rewrites WHERE experiment = ? ORDER BY rewrite_id",
-                [res.experiment])
-    assert set(rw["rewrite_id"]) <= set(rw2["rewrite_id"])
-    # no candidates -> a clear error
+    more = run_experiment(st, "rules", n=BASE_N + 2, seed=0, scorer=scorer, featurizer=feats)
+    assert more.n_cached == 2 * BASE_N and more.n_done == 4
+    other = run_experiment(st, "rules", n=4, seed=1, sides=("chosen",), scorer=scorer, featurizer=feats)
+    assert other.experiment not in (res.experiment, experiment_id(make_rewriter("rules"), 1, SIDES))
+    assert other.n_done == 4 and set(st.df("SELECT side FROM rewrites WHERE experiment = ?",
+                                           [other.experiment])["side"]) == {"chosen"}
+    # same seed, same rewrites (rules are seeded per pair and side, not by order)
+    rules_again = run_experiment(st, "rules:typo_noise", n=3, seed=5, scorer=scorer, featurizer=feats)
+    a = st.df("SELECT rewrite_id, new_response FROM rewrites WHERE experiment = ? ORDER BY 1", [rules_again.experiment])
+    st.execute("DELETE FROM rewrites WHERE experiment = ?", [rules_again.experiment])
+    run_experiment(st, "rules:typo_noise", n=3, seed=5, scorer=scorer, featurizer=feats)
+    b = st.df("SELECT rewrite_id, new_response FROM rewrites WHERE experiment = ? ORDER BY 1", [rules_again.experiment])
+    assert a.equals(b)
     with pytest.raises(RmtuiError):
         run_experiment(st, "rules", n=5, seed=0, sides=("left",), scorer=scorer, featurizer=feats)
 
 
 def test_fit_robustness_writes_tables_and_summary(scored):
-    st, scorer, feats = scored
-    res = run_experiment(st, "rules", n=30, seed=0, scorer=scorer, featurizer=feats)
+    st, scorer, feats, res = scored
     f = fit_robustness(st, res.experiment, min_count=2)
     n_changed = st.scalar("SELECT count(*) FROM rewrites WHERE new_text_id <> original_text_id")
-    assert f.n == n_changed and f.n + f.n_unchanged == 60
+    assert f.n == n_changed and f.n + f.n_unchanged == 2 * BASE_N
     rob = st.df("SELECT * FROM robustness WHERE fit_id = ?", [f.fit_id])
     assert set(rob["outcome"]) <= {"became_misaligned", "became_aligned"} and len(rob) > 0
     assert "intercept" in set(rob["term"]) and (rob["se_type"] == "HC1").all()
@@ -291,7 +312,8 @@ def test_fit_robustness_writes_tables_and_summary(scored):
 
 
 def test_rewrite_one_manual_scores_persists_and_discards(scored):
-    st, scorer, feats = scored
+    st, scorer, feats, _ = scored
+    st.execute("DELETE FROM rewrites")
     pair = st.df("SELECT * FROM pairs WHERE NOT identical ORDER BY pair_id LIMIT 1").iloc[0]
     new = "I would rather not help with that, but here is some general safety advice instead."
     out = rewrite_one(st, pair["pair_id"], "rejected", "manual", text=new, scorer=scorer)
@@ -328,7 +350,7 @@ def test_cli_rewrite(scored, monkeypatch, study_path):
     import rmtui.cli.rewrite  # noqa: F401  (registers the command)
     from rmtui.cli import app
 
-    st, scorer, feats = scored
+    st, scorer, feats, _ = scored
     st.close()          # the CLI opens the file itself (one writer)
 
     def scorer_for(study, models=None):
@@ -336,10 +358,10 @@ def test_cli_rewrite(scored, monkeypatch, study_path):
 
     monkeypatch.setattr(R, "default_scorer", scorer_for)
     monkeypatch.setattr(R, "default_featurizer", lambda study: VaderFeaturizer(study))
-    r = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "10",
+    r = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "3",
                                  "--seed", "0", "--perturbation", "more_positive", "--sides", "chosen"])
     assert r.exit_code == 0, r.output
-    assert "10 new" in r.output and "more_positive" in r.output and "Robustness score" in r.output
-    r2 = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "10",
+    assert "3 new" in r.output and "more_positive" in r.output and "Robustness score" in r.output
+    r2 = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "3",
                                   "--seed", "0", "--perturbation", "more_positive", "--sides", "chosen"])
-    assert r2.exit_code == 0 and "0 new, 10 already stored" in r2.output
+    assert r2.exit_code == 0 and "0 new, 3 already stored" in r2.output
