@@ -408,6 +408,10 @@ def _read_hf(spec: str, opts: ReadOptions) -> Iterator[Pair | Issue]:
             "Missing package",
         ) from e
     try:
+        datasets.disable_progress_bars()
+    except AttributeError:  # pragma: no cover - old datasets
+        pass
+    try:
         ds = datasets.load_dataset(name, data_dir=opts.hf_data_dir, split=opts.hf_split)
     except Exception as e:
         raise InputError(

@@ -149,3 +149,69 @@ def test_sample_ingest_counts(tmp_path):
         assert st.scalar("SELECT count(*) FROM pairs WHERE identical") == 36
         added = sum(ingest(st, str(f)).n_added for f in HH_FILES)
         assert added == 0
+
+
+def test_hf_reader_on_local_dataset_folder(tmp_path, monkeypatch):
+    """The hf: path goes through datasets.load_dataset; a local folder needs no network."""
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    folder = tmp_path / "harmless"
+    folder.mkdir()
+    with gzip.open(HH_FILES[0], "rt") as fh:
+        lines = [next(fh) for _ in range(5)]
+    (folder / "test.jsonl").write_text("".join(lines))
+    items = list(read_pairs(f"hf:{folder}", ReadOptions(hf_split="test", subset="harmless-base")))
+    pairs = _pairs(items)
+    assert len(pairs) == 5 and pairs[0].subset == "harmless-base" and pairs[0].split == "test"
+    assert pairs[0].source_row == 1
+    # same content as the JSONL reader gives for those rows
+    direct = _pairs(read_pairs(HH_FILES[0], ReadOptions(limit=5)))
+    assert [p.chosen_response for p in pairs] == [p.chosen_response for p in direct]
+
+
+def test_hf_unreachable_is_clear(tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    with pytest.raises(InputError) as ei:
+        list(read_pairs("hf:Anthropic/hh-rlhf", ReadOptions(hf_data_dir="harmless-base")))
+    assert "hf:Anthropic/hh-rlhf" in ei.value.message and "harmless-base" in ei.value.message
+
+
+def test_study_survives_killed_ingest(tmp_path):
+    """SIGKILL in the middle of an ingest: the study opens, committed chunks are whole, a rerun completes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    big = tmp_path / "big-train.jsonl"
+    with open(big, "w") as out:
+        for i in range(60_000):
+            out.write(json.dumps({"chosen": f"\n\nHuman: q{i}\n\nAssistant: yes {i}",
+                                  "rejected": f"\n\nHuman: q{i}\n\nAssistant: no {i}"}) + "\n")
+    study = tmp_path / "k.duckdb"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "rmtui", "ingest", str(big), "--study", str(study)],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # wait until at least one chunk is committed (the WAL or the file grows), then kill hard
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        wal = study.with_name(study.name + ".wal")
+        size = (study.stat().st_size if study.exists() else 0) + (wal.stat().st_size if wal.exists() else 0)
+        if size > 3_000_000:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with open_study(study) as st:
+        n = st.scalar("SELECT count(*) FROM pairs")
+        assert n < 60_000, "the job finished before it was killed; make the file bigger"
+        assert n > 0 and n % 2000 == 0, n  # whole chunks only, at least one
+        assert st.scalar("SELECT count(*) FROM texts") == 2 * n
+        res = ingest(st, str(big))
+        assert res.n_added == 60_000 - n
+        assert st.scalar("SELECT count(*) FROM pairs") == 60_000
