@@ -394,6 +394,9 @@ def fit_robustness(study: Study, experiment: str | None = None, *, min_count: in
     rewrites (interactive ones included).
     """
     d = robustness_data(study, experiment)
+    if d["rewrites"].empty:
+        raise RmtuiError(f"{study.path}: no rewrites{' in experiment ' + experiment if experiment else ''}; "
+                         "run `rmtui rewrite` first", "Robustness")
     models, changes = d["models"], d["changes"]
     post = post_model_id(models)
     n_models = models["model_id"].nunique()

@@ -38,12 +38,16 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         srv.requests.append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
         user = body["messages"][-1]["content"]
-        reply = user.split("Assistant: ", 1)[1].rsplit("\n\nWrite the rewritten", 1)[0]
-        marker = next(m for m in SCRIPTS if m in reply)
-        k = srv.calls.get(marker, 0)
-        srv.calls[marker] = k + 1
-        script = SCRIPTS[marker]
-        answer = script[min(k, len(script) - 1)]
+        reply = user.split("Final reply to rewrite:\nAssistant: ", 1)[1].rsplit("\n\nWrite the rewritten", 1)[0]
+        marker = next((m for m in SCRIPTS if m in reply), None)
+        if marker is None:
+            # real data: a reply whose length is a multiple of 3 always gets an empty answer
+            answer = "" if len(reply) % 3 == 0 else "In other words, " + reply
+        else:
+            k = srv.calls.get(marker, 0)
+            srv.calls[marker] = k + 1
+            script = SCRIPTS[marker]
+            answer = script[min(k, len(script) - 1)]
         if answer == "<<HTTP500>>":
             self.send_response(400)
             self.end_headers()

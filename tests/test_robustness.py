@@ -343,6 +343,41 @@ def test_rewrite_one_manual_scores_persists_and_discards(scored):
         rewrite_one(st, pair["pair_id"], "middle", text="x", scorer=scorer)
 
 
+def test_llm_experiment_records_failures_and_stores_only_good_rewrites(scored):
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from .test_rewrite_llm import _Handler
+
+    st, scorer, feats, _ = scored
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.requests, srv.calls = [], {}
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        res = run_experiment(st, "llm", n=6, seed=3, sides=("chosen",), scorer=scorer, featurizer=feats,
+                             endpoint=f"http://127.0.0.1:{srv.server_port}/v1", model="m-test", max_attempts=2)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    sample = sample_pairs(st.df("SELECT pair_id, chosen_response FROM pairs WHERE NOT identical"), 6, 3)
+    bad = sample[sample["chosen_response"].str.strip().str.len() % 3 == 0]
+    assert res.n_failed == len(bad) and res.n_done == 6 - len(bad)
+    assert {f[0] for f in res.failures} == set(bad["pair_id"])
+    assert all("empty" in f[2] for f in res.failures)
+    rw = st.df("SELECT * FROM rewrites WHERE experiment = ?", [res.experiment])
+    assert len(rw) == res.n_done and rw["new_response"].str.startswith("In other words, ").all()
+    assert (rw["rewriter"] == "llm").all() and json.loads(rw["params"][0])["model"] == "m-test"
+    assert len(srv.requests) == res.n_done + 2 * len(bad)       # bounded: 2 attempts per failure
+
+
+def test_fit_without_rewrites_is_a_clear_error(scored):
+    st, *_ = scored
+    st.execute("DELETE FROM rewrites")
+    with pytest.raises(RmtuiError, match="no rewrites"):
+        fit_robustness(st)
+    assert robustness_summary(st) == {}
+
+
 def test_cli_rewrite(scored, monkeypatch, study_path):
     from typer.testing import CliRunner
 
