@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from . import featurize as _featurize  # noqa: F401
+from . import fit as _fit  # noqa: F401
 from . import ingest as _ingest  # noqa: F401  (registers commands)
+from . import score as _score  # noqa: F401
 from .base import app, main
 
 __all__ = ["app", "main"]

@@ -1,0 +1,25 @@
+"""The metrics: pure functions on DataFrames (no SQL, no UI). See docs/internal-api.md.
+
+- :func:`agreement` (agreement.py): per RM, ties and unscored pairs apart.
+- :func:`regimes`, :func:`regime`, :func:`gamma` (regimes.py).
+- :func:`imprint` (imprint.py): OLS of reward on features, cluster-robust by pair.
+- :func:`reward_shift_theta` (shift.py): signed angle between (pre r_c, r_r) and (post r_c, r_r).
+- :func:`misalignment_drivers` (drivers.py): LPM and logit of post-D misalignment.
+- :func:`confusing` (confusing.py): same labels, near-identical, labeler sides with the RM.
+"""
+
+from .agreement import add_outcomes, agreement, compare
+from .confusing import confusing, near_identical, response_similarity
+from .drivers import misalignment_drivers, side_features
+from .imprint import ImprintResult, imprint
+from .linreg import adjust_p, check_design, ols, regress, significance_marker, vif
+from .regimes import DECIDED, GAMMAS, REGIMES, gamma, misalignment, regime, regimes, target_score
+from .shift import reward_shift_theta, theta_regression, theta_summary
+
+__all__ = [
+    "add_outcomes", "agreement", "compare", "confusing", "near_identical", "response_similarity",
+    "misalignment_drivers", "side_features", "ImprintResult", "imprint", "adjust_p", "check_design",
+    "ols", "regress", "significance_marker", "vif", "DECIDED", "GAMMAS", "REGIMES", "gamma",
+    "misalignment", "regime", "regimes", "target_score", "reward_shift_theta", "theta_regression",
+    "theta_summary",
+]

@@ -1,0 +1,96 @@
+"""What drives post-D misalignment (SEAL metric 6).
+
+Outcome: misaligned = 1 when the post-D RM prefers the rejected side (agree_post == 0), 0 when it
+prefers the chosen side; ties and unscored pairs are left out. Regressors: the chosen-side and the
+rejected-side features of the pair ("chosen:NAME", "rejected:NAME"). Two models: a linear probability
+model (OLS, HC1 robust SEs, the LPM's errors are heteroskedastic by construction) and a logit (MLE
+standard errors). Perfect separation and non-convergence of the logit are reported, not raised.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from .linreg import COEF_COLUMNS, adjust_p, check_design, regress
+
+
+def side_features(frame: pd.DataFrame, wide: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """Per pair (aligned with ``frame``): 'chosen:F' and 'rejected:F' for each feature F.
+
+    ``wide`` is indexed by text_id with one column per feature.
+    """
+    feats = [f for f in features if f in wide.columns]
+    c = wide.reindex(frame["chosen_text_id"].to_numpy())[feats]
+    r = wide.reindex(frame["rejected_text_id"].to_numpy())[feats]
+    c.columns = [f"chosen:{f}" for f in feats]
+    r.columns = [f"rejected:{f}" for f in feats]
+    out = pd.concat([c.reset_index(drop=True), r.reset_index(drop=True)], axis=1)
+    out.index = frame.index
+    return out
+
+
+def misalignment_drivers(frame: pd.DataFrame, xcols: list[str], *, agree_col: str = "agree_post",
+                         alpha: float = 0.05, logit: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """(lpm_table, logit_table, messages) for misalignment on ``xcols`` of ``frame``."""
+    msgs: list[str] = []
+    a = pd.Series(frame[agree_col], dtype="Int64")
+    n_tie = int(a.isna().sum())
+    d = frame.loc[a.notna().to_numpy(), xcols].copy()
+    d["misaligned"] = (1 - a[a.notna()]).astype(float).to_numpy()
+    msgs.append(f"drivers: outcome misaligned = (post-D RM prefers rejected); {n_tie:,} tied or unscored "
+                "pairs left out")
+    lpm, m = regress(d, "misaligned", xcols, se="hc1", what="drivers LPM", target="misaligned")
+    msgs += m
+    empty = pd.DataFrame(columns=COEF_COLUMNS)
+    if not logit:
+        return lpm, empty, msgs
+    ok = d[["misaligned"] + xcols].notna().all(axis=1)
+    dd = d[ok]
+    y = dd["misaligned"].to_numpy(float)
+    if len(dd) == 0 or y.min() == y.max():
+        msgs.append("drivers logit: the outcome does not vary; not fitted")
+        return lpm, empty, msgs
+    Xf = dd[xcols].to_numpy(float)
+    keep, kept, _ = check_design(Xf, xcols, intercept=True, what="term")
+    X = np.column_stack([np.ones(len(dd)), Xf[:, keep]])
+    names = ["const"] + kept
+    if len(dd) <= X.shape[1] + 1:
+        msgs.append("drivers logit: too few rows; not fitted")
+        return lpm, empty, msgs
+    import statsmodels.api as sm
+    from scipy import stats
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = sm.Logit(y, X).fit(disp=0, maxiter=200)
+        for w in caught:
+            txt = str(w.message)
+            if "separation" in txt.lower():
+                msgs.append("drivers logit: perfect or quasi-perfect separation: some estimates are "
+                            "unbounded (" + txt.splitlines()[0] + ")")
+        if not res.mle_retvals.get("converged", True):
+            msgs.append("drivers logit: did not converge in 200 iterations; estimates are unreliable")
+    except Exception as e:  # PerfectSeparationError, LinAlgError, ...
+        msgs.append(f"drivers logit: not fitted ({type(e).__name__}: {e})")
+        return lpm, empty, msgs
+    est = np.asarray(res.params, dtype=float)
+    se = np.asarray(res.bse, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = est / se
+    p = 2 * stats.norm.sf(np.abs(z))
+    q = stats.norm.ppf(1 - alpha / 2)
+    tab = pd.DataFrame({"target": "misaligned", "term": names, "estimate": est, "se": se,
+                        "ci_low": est - q * se, "ci_high": est + q * se, "p": p,
+                        "n": len(dd), "se_type": "mle", "r2": float(res.prsquared)})
+    tab["p_bonferroni"] = np.nan
+    tab["p_bh"] = np.nan
+    mm = tab["term"] != "const"
+    b, h = adjust_p(tab.loc[mm, "p"].to_numpy())
+    tab.loc[mm, "p_bonferroni"] = b
+    tab.loc[mm, "p_bh"] = h
+    msgs.append(f"drivers logit: n = {len(dd):,}, MLE SEs, z tests; r2 column holds McFadden's pseudo R^2")
+    return lpm, tab[COEF_COLUMNS], msgs

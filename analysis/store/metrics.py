@@ -1,0 +1,257 @@
+"""Reads for fitting (pairs with rewards, features) and writes/reads of fits, imprint, coefficients,
+pair_metrics; summary reads (including the robustness tables, printed generically)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Sequence
+
+import pandas as pd
+
+from ..errors import RmtuiError
+from .core import Study, now
+
+PAIR_METRIC_COLUMNS = [
+    "pair_id", "fit_id", "reward_chosen_pre", "reward_rejected_pre", "reward_chosen_post",
+    "reward_rejected_post", "margin_pre", "margin_post", "agree_pre", "agree_post", "tie_pre", "tie_post",
+    "regime", "gamma", "theta", "same_target_labels", "near_identical", "labeler_sides_with_rm", "confusing",
+]
+_PM_TYPES = {
+    "agree_pre": "INTEGER", "agree_post": "INTEGER", "tie_pre": "BOOLEAN", "tie_post": "BOOLEAN",
+    "same_target_labels": "BOOLEAN", "near_identical": "BOOLEAN", "labeler_sides_with_rm": "BOOLEAN",
+    "confusing": "BOOLEAN", "regime": "VARCHAR", "gamma": "VARCHAR", "pair_id": "VARCHAR",
+    "fit_id": "VARCHAR",
+}
+IMPRINT_COLUMNS = ["fit_id", "target", "feature", "estimate", "se", "ci_low", "ci_high", "p", "p_bonferroni",
+                   "p_bh", "n", "se_type", "vif", "r2"]
+COEF_COLUMNS = ["fit_id", "analysis", "target", "term", "estimate", "se", "ci_low", "ci_high", "p",
+                "p_bonferroni", "p_bh", "n", "se_type", "r2"]
+
+
+def _table_exists(study: Study, name: str) -> bool:
+    return bool(study.scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema='main' AND table_name = ?", [name]))
+
+
+# -- models ---------------------------------------------------------------------------------------
+def models_frame(study: Study) -> pd.DataFrame:
+    return study.df("SELECT model_id, name, role, created_at FROM models ORDER BY created_at NULLS FIRST, model_id")
+
+
+def resolve_models(study: Study, pre: str | None = None, post: str | None = None) -> tuple[str | None, str | None]:
+    """The pre-D and post-D model ids: the given ids (checked) or the latest model with role pre/post."""
+    models = models_frame(study)
+    ids = set(models["model_id"])
+
+    def pick(given: str | None, role: str) -> str | None:
+        if given is not None:
+            if given in ids:
+                return given
+            by_name = models[models["name"] == given]
+            if len(by_name):
+                return str(by_name["model_id"].iloc[-1])
+            known = ", ".join(sorted(ids)) or "none (score the study first: rmtui score)"
+            raise RmtuiError(f"{study.path}: no model {given!r} for --{role}; models in the study: {known}",
+                             "Unknown model")
+        m = models[models["role"] == role]
+        return None if m.empty else str(m["model_id"].iloc[-1])
+
+    return pick(pre, "pre"), pick(post, "post")
+
+
+# -- pairs with rewards ------------------------------------------------------------------------------
+def pair_frame(study: Study, pre_id: str | None, post_id: str | None) -> pd.DataFrame:
+    """One row per pair: ids, subset/split/heldout/identical, responses, text ids and the four rewards
+    (NULL where a model is missing or has not scored the text)."""
+    return study.df(
+        """
+        SELECT p.pair_id, p.subset, p.split, p.heldout, coalesce(p.identical, false) AS identical,
+               p.chosen_text_id, p.rejected_text_id, p.chosen_response, p.rejected_response,
+               sc1.reward AS reward_chosen_pre, sr1.reward AS reward_rejected_pre,
+               sc2.reward AS reward_chosen_post, sr2.reward AS reward_rejected_post
+        FROM pairs p
+        LEFT JOIN scores sc1 ON sc1.model_id = ? AND sc1.text_id = p.chosen_text_id
+        LEFT JOIN scores sr1 ON sr1.model_id = ? AND sr1.text_id = p.rejected_text_id
+        LEFT JOIN scores sc2 ON sc2.model_id = ? AND sc2.text_id = p.chosen_text_id
+        LEFT JOIN scores sr2 ON sr2.model_id = ? AND sr2.text_id = p.rejected_text_id
+        ORDER BY p.pair_id
+        """,
+        [pre_id, pre_id, post_id, post_id],
+    )
+
+
+def model_pair_rewards(study: Study) -> pd.DataFrame:
+    """Long: one row per (model, pair) with both rewards (NULL when unscored), for per-RM agreement."""
+    return study.df(
+        """
+        SELECT m.model_id, m.name, m.role, p.pair_id, p.subset, p.split, p.heldout,
+               coalesce(p.identical, false) AS identical,
+               sc.reward AS reward_chosen, sr.reward AS reward_rejected
+        FROM models m CROSS JOIN pairs p
+        LEFT JOIN scores sc ON sc.model_id = m.model_id AND sc.text_id = p.chosen_text_id
+        LEFT JOIN scores sr ON sr.model_id = m.model_id AND sr.text_id = p.rejected_text_id
+        ORDER BY m.created_at NULLS FIRST, m.model_id, p.pair_id
+        """
+    )
+
+
+# -- features -----------------------------------------------------------------------------------------
+def feature_defs(study: Study, featurizers: Sequence[str] | None = None) -> pd.DataFrame:
+    """feature_defs rows plus ``feature`` = 'featurizer.name', only those with values in ``features``."""
+    df = study.df(
+        """
+        SELECT d.featurizer, d.name, d.kind, d.role, d.proxy, d.featurizer || '.' || d.name AS feature
+        FROM feature_defs d
+        WHERE EXISTS (SELECT 1 FROM features f WHERE f.featurizer = d.featurizer AND f.name = d.name)
+        ORDER BY d.featurizer, d.name
+        """
+    )
+    # features with values but no definition still count (kind/role unknown)
+    extra = study.df(
+        """
+        SELECT DISTINCT f.featurizer, f.name, NULL AS kind, NULL AS role, NULL AS proxy,
+               f.featurizer || '.' || f.name AS feature
+        FROM features f ANTI JOIN feature_defs d ON d.featurizer = f.featurizer AND d.name = f.name
+        ORDER BY 1, 2
+        """
+    )
+    if len(extra):
+        df = pd.concat([df, extra], ignore_index=True)
+    if featurizers:
+        df = df[df["featurizer"].isin(list(featurizers))]
+    return df.reset_index(drop=True)
+
+
+def feature_wide(study: Study, features: Sequence[str]) -> pd.DataFrame:
+    """Wide values indexed by text_id, one column per 'featurizer.name' (texts of the study's pairs)."""
+    feats = list(features)
+    if not feats:
+        return pd.DataFrame(index=pd.Index([], name="text_id"))
+    sel = []
+    params: list[Any] = []
+    for f in feats:
+        fz, _, name = f.partition(".")
+        sel.append(f'max(value) FILTER (WHERE featurizer = ? AND name = ?) AS "{f.replace(chr(34), "")}"')
+        params += [fz, name]
+    pairs_fz = sorted({f.partition(".")[0] for f in feats})
+    params += pairs_fz
+    df = study.df(
+        f"SELECT text_id, {', '.join(sel)} FROM features "
+        f"WHERE featurizer IN ({', '.join('?' for _ in pairs_fz)}) GROUP BY text_id",
+        params,
+    )
+    df = df.set_index("text_id")
+    df.columns = feats
+    return df
+
+
+# -- writes ---------------------------------------------------------------------------------------------
+def new_fit_id() -> str:
+    return now().strftime("fit-%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def write_fit(study: Study, *, fit_id: str, kind: str, options: dict, pre_model_id: str | None,
+              post_model_id: str | None, se_type: str, n: int, messages: list[str],
+              imprint: pd.DataFrame, coefficients: pd.DataFrame, pair_metrics: pd.DataFrame) -> None:
+    """One transaction: the fits row, its imprint and coefficient rows, and pair_metrics (replaced:
+    pair_metrics always holds the latest fit)."""
+    imp = imprint.copy()
+    imp["fit_id"] = fit_id
+    for c in IMPRINT_COLUMNS:
+        if c not in imp.columns:
+            imp[c] = None
+    imp = imp[IMPRINT_COLUMNS]
+    coef = coefficients.copy()
+    coef["fit_id"] = fit_id
+    for c in COEF_COLUMNS:
+        if c not in coef.columns:
+            coef[c] = None
+    coef = coef[COEF_COLUMNS]
+    pm = pair_metrics.copy()
+    pm["fit_id"] = fit_id
+    for c in PAIR_METRIC_COLUMNS:
+        if c not in pm.columns:
+            pm[c] = None
+    pm = pm[PAIR_METRIC_COLUMNS]
+    # nullable pandas dtypes -> object with None so DuckDB sees NULLs
+    for c in pm.columns:
+        if str(pm[c].dtype) in ("Int64", "boolean"):
+            pm[c] = pm[c].astype(object).where(pm[c].notna(), None)
+    pm_select = ", ".join(
+        f'CAST(_pm."{c}" AS {_PM_TYPES.get(c, "DOUBLE")}) AS "{c}"' for c in PAIR_METRIC_COLUMNS)
+    with study.transaction() as cur:
+        cur.execute(
+            "INSERT INTO fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [fit_id, kind, now(), json.dumps(options, sort_keys=True, default=str), pre_model_id,
+             post_model_id, se_type, int(n), json.dumps(messages)],
+        )
+        if len(imp):
+            cur.register("_imp", imp)
+            cur.execute(f"INSERT INTO imprint SELECT {', '.join(IMPRINT_COLUMNS)} FROM _imp")
+            cur.unregister("_imp")
+        if len(coef):
+            cur.register("_coef", coef)
+            cur.execute(f"INSERT INTO coefficients SELECT {', '.join(COEF_COLUMNS)} FROM _coef")
+            cur.unregister("_coef")
+        cur.execute("DELETE FROM pair_metrics")
+        if len(pm):
+            cur.register("_pm", pm)
+            cur.execute(f"INSERT INTO pair_metrics ({', '.join(PAIR_METRIC_COLUMNS)}) SELECT {pm_select} FROM _pm")
+            cur.unregister("_pm")
+
+
+# -- reads for the summary ------------------------------------------------------------------------------
+def latest_fit(study: Study) -> dict | None:
+    df = study.df("SELECT * FROM fits WHERE kind = 'fit' ORDER BY created_at DESC, fit_id DESC LIMIT 1")
+    if df.empty:
+        return None
+    row = df.iloc[0].to_dict()
+    for k in ("options", "messages"):
+        try:
+            row[k] = json.loads(row[k]) if row[k] else ({} if k == "options" else [])
+        except (TypeError, ValueError):
+            pass
+    row["created_at"] = str(row["created_at"])
+    return row
+
+
+def read_imprint(study: Study, fit_id: str) -> pd.DataFrame:
+    return study.df("SELECT * FROM imprint WHERE fit_id = ? ORDER BY target, feature", [fit_id])
+
+
+def read_coefficients(study: Study, fit_id: str) -> pd.DataFrame:
+    return study.df("SELECT * FROM coefficients WHERE fit_id = ? ORDER BY analysis, target", [fit_id])
+
+
+def read_pair_metrics(study: Study) -> pd.DataFrame:
+    """pair_metrics joined with the pair's subset, split, heldout and identical flag."""
+    return study.df(
+        """
+        SELECT m.*, p.subset, p.split, p.heldout, coalesce(p.identical, false) AS identical
+        FROM pair_metrics m JOIN pairs p USING (pair_id) ORDER BY pair_id
+        """
+    )
+
+
+def n_pair_metrics(study: Study) -> int:
+    return int(study.scalar("SELECT count(*) FROM pair_metrics"))
+
+
+ROBUSTNESS_TABLES = ("robustness", "robustness_sensitivity", "sensitivity", "perturbation_sensitivity")
+
+
+def read_robustness(study: Study) -> dict[str, pd.DataFrame]:
+    """Rows of the robustness tables that exist and are not empty: ``robustness`` (the LPM) and any
+    per-perturbation sensitivity table (a table whose name contains 'sensitivity', or starts with
+    'robustness_'). Printed generically by the summary."""
+    names = [r for r in study.df(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema='main' ORDER BY 1"
+    )["table_name"]]
+    wanted = [n for n in names if n == "robustness" or n.startswith("robustness_") or "sensitivity" in n]
+    out: dict[str, pd.DataFrame] = {}
+    for n in wanted:
+        df = study.df(f'SELECT * FROM "{n}"')
+        if len(df):
+            out[n] = df
+    return out

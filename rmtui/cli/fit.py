@@ -1,0 +1,274 @@
+"""``rmtui fit`` and ``rmtui summary``: the metrics of a study, computed and printed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+
+SIG_NOTE = "markers on Bonferroni-adjusted p: * < 0.05, ** < 0.01, *** < 0.001"
+
+
+def _split(v: Optional[str]) -> list[str] | None:
+    if not v:
+        return None
+    return [x.strip() for x in v.split(",") if x.strip()]
+
+
+def _num(v: Any, fmt: str = "{:.3f}") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6):
+            return f"{v:.2e}"
+        return fmt.format(v)
+    return str(v)
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{100 * v:.2f} %"
+
+
+def _p(v: Any) -> str:
+    if v is None:
+        return "-"
+    return "<1e-300" if v == 0 else (f"{v:.1e}" if v < 1e-3 else f"{v:.3f}")
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], *, left: int = 1) -> Table:
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i < left else "right", overflow="fold")
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+@app.command()
+def fit(
+    study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
+    features: Optional[str] = typer.Option(None, help="Comma-separated features (featurizer.name); default: all "
+                                            "features of the chosen featurizers."),
+    featurizers: Optional[str] = typer.Option(None, help="Comma-separated featurizers, e.g. heuristic,llm "
+                                               "(default: every featurizer with values)."),
+    se: str = typer.Option("cluster", help="Standard errors of the imprint: cluster (by pair) or iid "
+                           "(the paper's)."),
+    pair_fe: bool = typer.Option(False, "--pair-fe", help="Within-pair estimates (pair fixed effects: "
+                                 "chosen-minus-rejected differences, no intercept)."),
+    standardize: bool = typer.Option(False, "--standardize", help="z-score continuous/count features "
+                                     "(estimates per SD); binary ones stay raw."),
+    pre: Optional[str] = typer.Option(None, help="pre-D model id or name (default: latest with role pre)."),
+    post: Optional[str] = typer.Option(None, help="post-D model id or name (default: latest with role post)."),
+    gamma_features: Optional[str] = typer.Option(
+        None, help="Target features for gamma in priority order, e.g. llm.harmless,llm.helpful "
+        "(s = 2*first + second)."),
+    tie_tol: float = typer.Option(0.0, help="|r_chosen - r_rejected| <= TOL counts as a tie (default exact)."),
+    no_drivers: bool = typer.Option(False, "--no-drivers", help="Skip the misalignment LPM/logit."),
+) -> None:
+    """Compute agreement, regimes, gamma, theta, feature imprint and drivers; store them as a fit."""
+    from analysis.fit import FitOptions, fit_study
+    from analysis.store import open_study
+
+    if se not in ("cluster", "iid", "hc1"):
+        raise typer.BadParameter("--se must be cluster or iid")
+    opts = FitOptions(features=_split(features), featurizers=_split(featurizers), se=se, pair_fe=pair_fe,
+                      standardize=standardize, pre=pre, post=post, gamma_features=_split(gamma_features),
+                      tie_tol=tie_tol, drivers=not no_drivers)
+    with open_study(study) as st:
+        with console.status("fitting") as status:
+            res = fit_study(st, opts, progress=lambda s: status.update(f"fitting: {s}"))
+    console.print(f"fit [bold]{res.fit_id}[/]: {res.n_pairs:,} pairs, pre-D {res.pre_model_id or '-'}, "
+                  f"post-D {res.post_model_id or '-'}, {len(res.features)} features, "
+                  f"{len(res.imprint):,} imprint rows, {len(res.coefficients):,} other coefficients "
+                  f"in {res.seconds:.2f} s")
+    for m in res.messages:
+        console.print(f"  {m}", soft_wrap=True)
+    console.print(f"see: rmtui summary --study {study}")
+
+
+def _print_summary(s: dict) -> None:
+    console.print(f"[bold]Study[/] {s['study']}: {s['n_pairs']:,} pairs, {len(s['models'])} models")
+    fit = s.get("fit")
+    if fit:
+        console.print(f"latest fit {fit['fit_id']} at {fit['created_at']}: pre-D {fit.get('pre_model_id')}, "
+                      f"post-D {fit.get('post_model_id')}")
+    if s.get("pair_metrics_source"):
+        console.print(f"pair metrics: {s['pair_metrics_source']}")
+
+    # agreement
+    if s["agreement"]:
+        rows = []
+        for r in (x for x in s["agreement"] if x["group"] == "all"):
+            rows.append([f"{r['name'] or r['model_id']} ({r['role'] or '-'})", _num(r["n"]), _num(r["agree"]),
+                         _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]), _num(r["agreement"]),
+                         _num(r["agreement_decided"])])
+        console.print(_table(
+            f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / scored, "
+            "decided = agree / (agree + disagree))",
+            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement", "decided"], rows))
+        rows = []
+        for r in (x for x in s["agreement"] if x["group"] != "all"):
+            rows.append([r["name"] or r["model_id"], f"{r['group']}={r['value']}", _num(r["n"]), _num(r["tie"]),
+                         _num(r["agreement"]), _num(r["agreement_decided"])])
+        console.print(_table("Agreement per RM by subset, split and held-out (pairs.heldout)",
+                             ["model", "group", "pairs", "tie", "agreement", "decided"], rows, left=2))
+
+    # regimes (paper's Table 1)
+    if s.get("regimes"):
+        rows = [[r["regime"], _num(r["n"]), _pct(r["share"]), _pct(r["share_decided"])] for r in s["regimes"]]
+        console.print(_table("Regimes (pre-D, post-D agreement); 'of decided' leaves ties and unscored out "
+                             "like the paper's Table 1", ["regime", "pairs", "share", "of decided"], rows))
+        if s.get("misalignment"):
+            m = s["misalignment"]
+            console.print(f"post-D misalignment: {_pct(m['misalignment'])} of {m['decided']:,} decided pairs")
+        if s.get("ties"):
+            t = s["ties"]
+            console.print(f"ties: pre {t['pre']:,}, post {t['post']:,}, both {t['both']:,} "
+                          f"(identical pairs {t['identical_pairs']:,})")
+    regs = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed"]
+    for key, by, title in (("regimes_by_gamma", "gamma", "Regimes by LM-labeler preference gamma (c: labeler "
+                            "agrees with the human, i: indifferent, r: disagrees)"),
+                           ("regimes_by_subset", "subset", "Regimes by subset")):
+        rr = s.get(key) or []
+        if not rr:
+            continue
+        groups = list(dict.fromkeys(r[by] for r in rr))
+        rows = []
+        mis = {m[by]: m for m in (s.get(f"misalignment_by_{by}") or [])}
+        for g in groups:
+            cells = {r["regime"]: r for r in rr if r[by] == g}
+            n = sum(c["n"] for c in cells.values())
+            rows.append([str(g) if g is not None else "(none)", _num(n)]
+                        + [f"{cells[x]['n']:,}\n{_pct(cells[x]['share_decided'])}" for x in regs]
+                        + [f"{cells['tie']['n']:,}/{cells['unscored']['n']:,}",
+                           _pct(mis.get(g, {}).get("misalignment"))])
+        console.print(_table(title + "; counts and % of decided pairs",
+                             [by, "pairs", "stayed", "got", "resists", "reversed", "tie/unsc", "post-D misal."],
+                             rows))
+
+    # imprint
+    imp = s.get("imprint") or []
+    if imp:
+        from analysis.metrics.linreg import significance_marker
+
+        feats = list(dict.fromkeys(r["feature"] for r in imp))
+        targets = [t for t in ("pre", "post", "shift") if any(r["target"] == t for r in imp)]
+        cell = {(r["target"], r["feature"]): r for r in imp}
+        rows = []
+        for f in feats:
+            row = [f]
+            for t in targets:
+                r = cell.get((t, f))
+                if r is None:
+                    row.append("-")
+                    continue
+                row.append(f"{_num(r['estimate'])}{significance_marker(r['p_bonferroni']) or ''}\n"
+                           f"[{_num(r['ci_low'], '{:.2f}')}, {_num(r['ci_high'], '{:.2f}')}]")
+            vif = cell.get((targets[0], f), {}).get("vif")
+            row.append(_num(vif, "{:.1f}"))
+            rows.append(row)
+        n = imp[0]["n"]
+        r2 = {t: next((r["r2"] for r in imp if r["target"] == t), None) for t in targets}
+        console.print(_table(
+            f"Feature imprint: OLS of reward on features, estimate and 95% CI; n = {n:,} "
+            f"{'pairs, within-pair (pair FE)' if s.get('pair_fe') else 'texts'}; SE {s.get('se_label') or s.get('se_type')}; "
+            f"units: {s.get('units') or 'raw'}; R^2 " + ", ".join(f"{t} {_num(v)}" for t, v in r2.items())
+            + f"; {SIG_NOTE}", ["feature"] + targets + ["VIF"], rows))
+
+    # theta
+    for key, by in (("theta_by_regime", "regime"), ("theta_by_gamma", "gamma")):
+        rr = s.get(key) or []
+        if rr:
+            rows = [[str(r[by]) if r[by] is not None else "(none)", _num(r["n"]), _num(r["n_nan"]),
+                     _num(r["mean"], "{:.2f}"), _num(r["median"], "{:.2f}"), _num(r["n_pos"]), _num(r["n_neg"]),
+                     _p(r["sign_test_p"])] for r in rr]
+            console.print(_table(f"Reward shift theta (degrees, u=(pre r_c, r_r) -> v=(post r_c, r_r)) by {by}; "
+                                 "sign test: binomial, positives vs negatives",
+                                 [by, "pairs", "no angle", "mean", "median", "> 0", "< 0", "sign p"], rows))
+
+    # other regressions
+    titles = {"theta": "OLS of theta on chosen-/rejected-side features",
+              "misalignment_lpm": "Misalignment drivers: linear probability model (ties left out)",
+              "misalignment_logit": "Misalignment drivers: logit (ties left out)"}
+    for a, rr in (s.get("coefficients") or {}).items():
+        if not rr:
+            continue
+        rows = [[r["term"], f"{_num(r['estimate'])}{'' if r['term'] == 'const' else _sig(r['p_bonferroni'])}",
+                 _num(r["se"]), f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]", _p(r["p"]),
+                 _p(r["p_bonferroni"])] for r in rr]
+        console.print(_table(f"{titles.get(a, a)}; n = {rr[0]['n']:,}, SE {rr[0]['se_type']}; {SIG_NOTE}",
+                             ["term", "estimate", "se", "95% CI", "p", "p_bonf"], rows))
+
+    if s.get("confusing"):
+        c = s["confusing"]
+        rows = [[k, _num(c[k]), _num(c.get(k + "_unknown"))] for k in
+                ("same_target_labels", "near_identical", "labeler_sides_with_rm", "confusing")]
+        rows.append(["identical", _num(c["identical"]), "-"])
+        console.print(_table(f"Confusing entries (near-identical: {c.get('near_identical_measure')})",
+                             ["flag", "pairs", "unknown"], rows))
+
+    for name, rr in (s.get("robustness") or {}).items():
+        console.print(_generic_table(f"Robustness: table {name}", rr))
+
+    fit_msgs = (fit or {}).get("messages") or []
+    if fit_msgs:
+        console.print("[bold]Fit notes[/]")
+        for m in fit_msgs:
+            console.print(f"  {m}", soft_wrap=True)
+    for m in s.get("missing") or []:
+        console.print(f"[yellow]not yet[/]: {m}", soft_wrap=True)
+
+
+def _generic_table(title: str, rr: list[dict]) -> Table:
+    """Any table's rows: estimate with a significance marker and one 95% CI column when present."""
+    keys = [k for k in rr[0].keys() if k not in ("fit_id", "se_type")]
+    has_ci = "ci_low" in keys and "ci_high" in keys
+    cols = [("95% CI" if (k == "ci_low" and has_ci) else k) for k in keys if not (has_ci and k == "ci_high")]
+    rows = []
+    for r in rr:
+        row = []
+        for k in cols:
+            if k == "95% CI":
+                row.append(f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]")
+            elif k == "estimate":
+                row.append(f"{_num(r[k])}{_sig(r.get('p_bonferroni', r.get('p')))}")
+            elif k.startswith("p") and k in ("p", "p_bonferroni", "p_bh", "p_value"):
+                row.append(_p(r[k]))
+            else:
+                row.append(_num(r[k]))
+        rows.append(row)
+    se = rr[0].get("se_type")
+    left = sum(1 for k in cols if isinstance(rr[0].get(k), str))
+    return _table(title + (f"; SE {se}" if se else "") + ("; * p < 0.05, ** < 0.01, *** < 0.001" if "estimate" in cols else ""),
+                  cols, rows, left=left)
+
+
+def _sig(p: Any) -> str:
+    from analysis.metrics.linreg import significance_marker
+
+    return significance_marker(p)
+
+
+@app.command()
+def summary(
+    study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the same numbers as JSON."),
+) -> None:
+    """Print agreement, regimes, gamma breakdowns, imprint, theta, drivers, confusing entries, robustness."""
+    from analysis.fit import summary as make_summary
+    from analysis.store import open_study
+
+    with open_study(study, read_only=True) as st:
+        s = make_summary(st)
+    if as_json:
+        print(json.dumps(s, indent=1))
+        return
+    _print_summary(s)
