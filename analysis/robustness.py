@@ -274,11 +274,12 @@ class RewriteOutcome:
 
 def rewrite_one(study: Study, pair_id: str, side: str, rewriter: str | Rewriter = "manual", *,
                 text: str | None = None, perturbation: str | None = None, models=None, keep: bool = True,
-                scorer: Scorer | None = None, featurizer: Featurizer | None | bool = False,
+                scorer: Scorer | None = None, featurizer: Featurizer | None | bool = None,
                 similarity_model: str | None = None, threshold: float = DEFAULT_THRESHOLD, seed: int = 0,
                 **params) -> RewriteOutcome:
     """Rewrite one side of one pair, rescore with every RM (``models``: loaded once by the caller),
-    and, with ``keep``, store it (experiment ``interactive``). Featurizes only when asked."""
+    and, with ``keep``, store it (experiment ``interactive``). ``featurizer``: None featurizes kept
+    rewrites with the study's offline featurizers (cheap), True always, False never."""
     from .similarity import similarity
 
     side = _validate_sides([side])[0]
@@ -302,7 +303,7 @@ def rewrite_one(study: Study, pair_id: str, side: str, rewriter: str | Rewriter 
     texts = _text_frame([ctx, ctx, other_ctx], [orig, r.new_response, other])
     scorer = scorer or default_scorer(study, models)
     sc = scorer(texts)
-    if featurizer is True:
+    if featurizer is True or (featurizer is None and keep):
         featurizer = default_featurizer(study)
     if featurizer:
         featurizer(texts)

@@ -1,11 +1,5 @@
-"""The rewrite experiment, the robustness metrics and the one-entry rewrite, on real data and real
-(tiny) reward models.
-
-Until the scoring engine and the featurizers are merged, the scorer and featurizer are passed in:
-``TinyScorer`` scores ``tokenizer(context, response)`` with two tiny real BERT RMs and stores the scores
-(cached by text_id); ``VaderFeaturizer`` stores real VADER sentiment (-1/0/+1), an apology flag and the
-word count. After the merge these become ``analysis.scoring.rescore`` / ``featurize_texts``.
-"""
+"""The rewrite experiment, the robustness metrics and the one-entry rewrite, on real data, real (tiny)
+reward models scored by the real engine (``analysis.scoring``) and the real heuristic featurizer."""
 
 from __future__ import annotations
 
@@ -26,72 +20,8 @@ from .conftest import SAMPLE
 HARMLESS = SAMPLE / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 
 
-# -- stand-ins for the scoring engine and the featurizer (real models, real storage) -------------
-
-class TinyScorer:
-    def __init__(self, study, dirs):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        self.study = study
-        self.models = []
-        for role, d in zip(("pre", "post"), dirs):
-            tok = AutoTokenizer.from_pretrained(d)
-            mdl = AutoModelForSequenceClassification.from_pretrained(d, dtype=torch.float32).eval()
-            self.models.append((f"tiny-{role}", role, tok, mdl))
-        with study.transaction() as cur:
-            for mid, role, _, _ in self.models:
-                cur.execute("INSERT OR IGNORE INTO models (model_id, name, role) VALUES (?, ?, ?)", [mid, mid, role])
-        self.n_scored = 0
-
-    def __call__(self, texts: pd.DataFrame) -> pd.DataFrame:
-        import torch
-
-        texts = texts.drop_duplicates("text_id")
-        have = self.study.df("SELECT model_id, text_id, reward FROM scores")
-        out = []
-        for mid, role, tok, mdl in self.models:
-            done = have[have["model_id"] == mid].set_index("text_id")["reward"]
-            todo = texts[~texts["text_id"].isin(done.index)]
-            rows = []
-            for s in range(0, len(todo), 32):
-                part = todo.iloc[s:s + 32]
-                enc = tok(list(part["context"]), list(part["response"]), padding=True, truncation="only_first",
-                          max_length=512, return_tensors="pt")
-                with torch.inference_mode():
-                    r = mdl(**enc).logits[:, 0].tolist()
-                rows += [(mid, t, float(v), False, 0) for t, v in zip(part["text_id"], r)]
-            self.n_scored += len(rows)
-            if rows:
-                with self.study.transaction() as cur:
-                    cur.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)", rows)
-            got = dict(done)
-            got.update({t: v for _, t, v, _, _ in rows})
-            out += [(mid, role, t, got[t]) for t in texts["text_id"]]
-        return pd.DataFrame(out, columns=["model_id", "role", "text_id", "reward"])
-
-
-class VaderFeaturizer:
-    def __init__(self, study):
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self.study = study
-        self.vader = SentimentIntensityAnalyzer()
-        with study.transaction() as cur:
-            cur.execute("INSERT OR IGNORE INTO featurizers VALUES ('vader', '1', '{}', NULL)")
-            for name, kind in (("sentiment", "ordinal"), ("apology", "binary"), ("words", "count")):
-                cur.execute("INSERT OR IGNORE INTO feature_defs VALUES ('vader', ?, ?, 'spoiler', TRUE, '')",
-                            [name, kind])
-
-    def __call__(self, texts: pd.DataFrame):
-        rows = []
-        for t, r in zip(texts["text_id"], texts["response"]):
-            c = self.vader.polarity_scores(r)["compound"]
-            rows += [(t, "vader", "sentiment", float(np.sign(c) if abs(c) >= 0.05 else 0)),
-                     (t, "vader", "apology", float("sorry" in r.lower())),
-                     (t, "vader", "words", float(len(r.split())))]
-        with self.study.transaction() as cur:
-            cur.executemany("INSERT OR REPLACE INTO features VALUES (?, ?, ?, ?)", rows)
+def n_scores(st) -> int:
+    return int(st.scalar("SELECT count(*) FROM scores"))
 
 
 BASE_N = 20          # pairs rewritten (both sides) once per module, in the base study
@@ -99,36 +29,37 @@ BASE_N = 20          # pairs rewritten (both sides) once per module, in the base
 
 @pytest.fixture(scope="module")
 def base_study(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
-    """30 real harmless-base pairs, scored by two tiny real RMs, featurized, and one rules experiment
-    (seed 0, 20 pairs, both sides). Built once; each test works on its own copy of the file."""
+    """30 real harmless-base pairs, scored by two tiny real RMs (pre, post), featurized by the heuristic
+    featurizer, and one rules experiment (seed 0, 20 pairs, both sides) through the default engine.
+    Built once; each test works on its own copy of the file."""
     from analysis.data import ReadOptions
+    from analysis.features import featurize_study
     from analysis.ingest import ingest
+    from analysis.scoring import score_study
     from analysis.store import open_study
-    from analysis.store.pairs import all_texts
 
     path = tmp_path_factory.mktemp("robust") / "base.duckdb"
     with open_study(path) as st:
         ingest(st, str(HARMLESS), ReadOptions(limit=30))
-        scorer = TinyScorer(st, [tiny_rm_dir, tiny_rm_dir_b])
-        feats = VaderFeaturizer(st)
-        texts = all_texts(st)
-        scorer(texts)
-        feats(texts)
-        res = run_experiment(st, "rules", n=BASE_N, seed=0, scorer=scorer, featurizer=feats)
-        assert res.n_done == 2 * BASE_N and res.n_failed == 0
+        score_study(st, str(tiny_rm_dir), "pre", name="tiny-pre")
+        score_study(st, str(tiny_rm_dir_b), "post", name="tiny-post")
+        featurize_study(st, "heuristic")
+        res = run_experiment(st, "rules", n=BASE_N, seed=0)
+        assert res.n_done == 2 * BASE_N and res.n_failed == 0, res
         st.con.execute("CHECKPOINT")
     return path, res
 
 
 @pytest.fixture
-def scored(base_study, study_path, tiny_rm_dir, tiny_rm_dir_b):
+def scored(base_study, study_path):
     import shutil
 
+    from analysis.scoring import load_study_models
     from analysis.store import open_study
 
     shutil.copy(base_study[0], study_path)
     st = open_study(study_path)
-    yield st, TinyScorer(st, [tiny_rm_dir, tiny_rm_dir_b]), VaderFeaturizer(st), base_study[1]
+    yield st, load_study_models(st, "cpu"), base_study[1]
     st.close()
 
 
@@ -233,7 +164,7 @@ def test_sampling_is_reproducible_by_seed():
 # -- the experiment on real data with real tiny RMs -----------------------------------------------
 
 def test_experiment_stores_scores_featurizes_and_resumes(scored):
-    st, scorer, feats, res = scored
+    st, models, res = scored
     n_cands = st.scalar("SELECT count(*) FROM pairs WHERE NOT identical")
     assert res.n_sampled == BASE_N and res.n_items == 2 * BASE_N and res.n_candidates == n_cands
     rw = st.df("SELECT * FROM rewrites")
@@ -257,29 +188,29 @@ def test_experiment_stores_scores_featurizes_and_resumes(scored):
     fe = st.df("SELECT DISTINCT text_id FROM features")
     assert new_ids <= set(fe["text_id"])
     # the same seed gives the same experiment: a rerun does nothing, a larger n extends it
-    before = scorer.n_scored
-    again = run_experiment(st, "rules", n=BASE_N, seed=0, scorer=scorer, featurizer=feats)
+    before = n_scores(st)
+    again = run_experiment(st, "rules", n=BASE_N, seed=0)
     assert again.experiment == res.experiment and again.n_cached == 2 * BASE_N and again.n_done == 0
-    assert scorer.n_scored == before
-    more = run_experiment(st, "rules", n=BASE_N + 2, seed=0, scorer=scorer, featurizer=feats)
+    assert n_scores(st) == before
+    more = run_experiment(st, "rules", n=BASE_N + 2, seed=0)
     assert more.n_cached == 2 * BASE_N and more.n_done == 4
-    other = run_experiment(st, "rules", n=4, seed=1, sides=("chosen",), scorer=scorer, featurizer=feats)
+    other = run_experiment(st, "rules", n=4, seed=1, sides=("chosen",))
     assert other.experiment not in (res.experiment, experiment_id(make_rewriter("rules"), 1, SIDES))
     assert other.n_done == 4 and set(st.df("SELECT side FROM rewrites WHERE experiment = ?",
                                            [other.experiment])["side"]) == {"chosen"}
     # same seed, same rewrites (rules are seeded per pair and side, not by order)
-    rules_again = run_experiment(st, "rules:typo_noise", n=3, seed=5, scorer=scorer, featurizer=feats)
+    rules_again = run_experiment(st, "rules:typo_noise", n=3, seed=5)
     a = st.df("SELECT rewrite_id, new_response FROM rewrites WHERE experiment = ? ORDER BY 1", [rules_again.experiment])
     st.execute("DELETE FROM rewrites WHERE experiment = ?", [rules_again.experiment])
-    run_experiment(st, "rules:typo_noise", n=3, seed=5, scorer=scorer, featurizer=feats)
+    run_experiment(st, "rules:typo_noise", n=3, seed=5)
     b = st.df("SELECT rewrite_id, new_response FROM rewrites WHERE experiment = ? ORDER BY 1", [rules_again.experiment])
     assert a.equals(b)
     with pytest.raises(RmtuiError):
-        run_experiment(st, "rules", n=5, seed=0, sides=("left",), scorer=scorer, featurizer=feats)
+        run_experiment(st, "rules", n=5, seed=0, sides=("left",))
 
 
 def test_fit_robustness_writes_tables_and_summary(scored):
-    st, scorer, feats, res = scored
+    st, models, res = scored
     f = fit_robustness(st, res.experiment, min_count=2)
     n_changed = st.scalar("SELECT count(*) FROM rewrites WHERE new_text_id <> original_text_id")
     assert f.n == n_changed and f.n + f.n_unchanged == 2 * BASE_N
@@ -287,21 +218,22 @@ def test_fit_robustness_writes_tables_and_summary(scored):
     assert set(rob["outcome"]) <= {"became_misaligned", "became_aligned"} and len(rob) > 0
     assert "intercept" in set(rob["term"]) and (rob["se_type"] == "HC1").all()
     assert (rob["ci_low"] <= rob["estimate"]).all() and (rob["estimate"] <= rob["ci_high"]).all()
-    # only discrete features become flip indicators (words is a count)
-    assert not rob["term"].str.contains("words").any()
+    # only discrete features become flip indicators (len_words is a count)
+    assert not rob["term"].str.contains("len_words").any()
     assert rob["term"].str.contains("sentiment").any()
     sens = st.df("SELECT * FROM sensitivity WHERE fit_id = ?", [f.fit_id])
     assert set(sens["role"]) == {"pre", "post"}
     # sensitivity equals the mean change computed straight from the scores table
+    post = st.scalar("SELECT model_id FROM models WHERE role = 'post'")
     chk = st.df("""SELECT r.perturbation, avg(sn.reward - so.reward) AS m, count(*) AS n FROM rewrites r
-                   JOIN scores so ON so.text_id = r.original_text_id AND so.model_id = 'tiny-post'
-                   JOIN scores sn ON sn.text_id = r.new_text_id AND sn.model_id = 'tiny-post'
-                   WHERE r.new_text_id <> r.original_text_id GROUP BY 1""").set_index("perturbation")
+                   JOIN scores so ON so.text_id = r.original_text_id AND so.model_id = $post
+                   JOIN scores sn ON sn.text_id = r.new_text_id AND sn.model_id = $post
+                   WHERE r.new_text_id <> r.original_text_id GROUP BY 1""", {"post": post}).set_index("perturbation")
     mine = sens[(sens["side"] == "all") & (sens["role"] == "post")].set_index("perturbation")
     for pert, row in chk.iterrows():
         assert mine.loc[pert, "mean_change"] == pytest.approx(row["m"]) and mine.loc[pert, "n"] == row["n"]
     fits = st.df("SELECT * FROM fits WHERE kind = 'robustness'")
-    assert len(fits) == 1 and fits["post_model_id"][0] == "tiny-post"
+    assert len(fits) == 1 and fits["post_model_id"][0] == post
     # refitting the same rewrites replaces, not duplicates
     fit_robustness(st, res.experiment, min_count=2)
     assert st.scalar("SELECT count(*) FROM robustness WHERE fit_id = ?", [f.fit_id]) == len(rob)
@@ -312,11 +244,11 @@ def test_fit_robustness_writes_tables_and_summary(scored):
 
 
 def test_rewrite_one_manual_scores_persists_and_discards(scored):
-    st, scorer, feats, _ = scored
+    st, models, _ = scored
     st.execute("DELETE FROM rewrites")
     pair = st.df("SELECT * FROM pairs WHERE NOT identical ORDER BY pair_id LIMIT 1").iloc[0]
     new = "I would rather not help with that, but here is some general safety advice instead."
-    out = rewrite_one(st, pair["pair_id"], "rejected", "manual", text=new, scorer=scorer)
+    out = rewrite_one(st, pair["pair_id"], "rejected", "manual", text=new, models=models)
     assert out.new_response == new and out.original_response == pair["rejected_response"]
     sc = st.df("SELECT model_id, text_id, reward FROM scores")
     get = lambda m, t: float(sc[(sc.model_id == m) & (sc.text_id == t)]["reward"].iloc[0])  # noqa: E731
@@ -328,19 +260,21 @@ def test_rewrite_one_manual_scores_persists_and_discards(scored):
         assert out.margin_new[r.role] == pytest.approx(chosen - r.new)
         assert out.flips[r.role] == M.flip_label(chosen - r.old, chosen - r.new)
     assert 0 < out.similarity < 1 and out.kept
+    assert st.scalar("SELECT count(*) FROM features WHERE text_id = ?", [out.new_text_id]) > 0   # kept: featurized
     row = st.df("SELECT * FROM rewrites WHERE rewrite_id = ?", [out.rewrite_id]).iloc[0]
     assert row["experiment"] == "interactive" and row["new_response"] == new and row["rewriter"] == "manual"
     # a rule rewrite of the chosen side, not kept
-    out2 = rewrite_one(st, pair["pair_id"], "chosen", "rules", perturbation="apology", keep=False, scorer=scorer)
+    out2 = rewrite_one(st, pair["pair_id"], "chosen", "rules", perturbation="apology", keep=False, models=models)
     assert out2.new_response.startswith("I'm sorry, but") and not out2.kept
+    assert st.scalar("SELECT count(*) FROM features WHERE text_id = ?", [out2.new_text_id]) == 0
     assert st.scalar("SELECT count(*) FROM rewrites") == 1
     assert discard_rewrite(st, out.rewrite_id) is True
     assert st.scalar("SELECT count(*) FROM rewrites") == 0
     assert discard_rewrite(st, out.rewrite_id) is False
     with pytest.raises(RmtuiError):
-        rewrite_one(st, "no-such-pair", "chosen", text="x", scorer=scorer)
+        rewrite_one(st, "no-such-pair", "chosen", text="x", models=models)
     with pytest.raises(RmtuiError):
-        rewrite_one(st, pair["pair_id"], "middle", text="x", scorer=scorer)
+        rewrite_one(st, pair["pair_id"], "middle", text="x", models=models)
 
 
 def test_llm_experiment_records_failures_and_stores_only_good_rewrites(scored):
@@ -349,12 +283,12 @@ def test_llm_experiment_records_failures_and_stores_only_good_rewrites(scored):
 
     from .test_rewrite_llm import _Handler
 
-    st, scorer, feats, _ = scored
+    st, models, _ = scored
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.requests, srv.calls = [], {}
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
-        res = run_experiment(st, "llm", n=6, seed=3, sides=("chosen",), scorer=scorer, featurizer=feats,
+        res = run_experiment(st, "llm", n=6, seed=3, sides=("chosen",),
                              endpoint=f"http://127.0.0.1:{srv.server_port}/v1", model="m-test", max_attempts=2)
     finally:
         srv.shutdown()
@@ -378,21 +312,15 @@ def test_fit_without_rewrites_is_a_clear_error(scored):
     assert robustness_summary(st) == {}
 
 
-def test_cli_rewrite(scored, monkeypatch, study_path):
+def test_cli_rewrite(scored, study_path):
     from typer.testing import CliRunner
 
-    import analysis.robustness as R
     import rmtui.cli.rewrite  # noqa: F401  (registers the command)
     from rmtui.cli import app
 
-    st, scorer, feats, _ = scored
+    st, models, _ = scored
     st.close()          # the CLI opens the file itself (one writer)
 
-    def scorer_for(study, models=None):
-        return TinyScorer(study, [m[2].name_or_path for m in scorer.models])
-
-    monkeypatch.setattr(R, "default_scorer", scorer_for)
-    monkeypatch.setattr(R, "default_featurizer", lambda study: VaderFeaturizer(study))
     r = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "3",
                                  "--seed", "0", "--perturbation", "more_positive", "--sides", "chosen"])
     assert r.exit_code == 0, r.output
