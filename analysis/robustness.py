@@ -156,6 +156,8 @@ def run_experiment(study: Study, rewriter: Rewriter | str, n: int, seed: int,
     sides = _validate_sides(sides)
     if isinstance(rewriter, str):
         rewriter = make_rewriter(rewriter, perturbation=perturbation, **rewriter_params)
+    if getattr(rewriter, "_study", False) is None:
+        rewriter._study = study          # the LLM client logs its calls into llm_calls
     models = _study_models(study)
     exp = experiment_id(rewriter, seed, sides)
     res = ExperimentResult(exp, rewriter.spec, json.loads(rewriter.params_json()))

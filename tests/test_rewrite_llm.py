@@ -81,9 +81,11 @@ def make(server, **kw):
     return make_rewriter("llm", endpoint=f"http://127.0.0.1:{server.server_port}/v1", model="m-test", **kw)
 
 
-def test_good_answer_accepted_and_prompt_is_the_papers(server, monkeypatch):
+@pytest.mark.parametrize("transport", ["ChatClient", "httpx fallback"])
+def test_good_answer_accepted_and_prompt_is_the_papers(server, monkeypatch, transport):
     monkeypatch.setenv("RMTUI_TEST_KEY", "sk-secret-123")
-    rw = make(server, api_key_env="RMTUI_TEST_KEY")
+    extra = {"client": False} if transport == "httpx fallback" else {}
+    rw = make(server, api_key_env="RMTUI_TEST_KEY", **extra)
     res = rw.rewrite(CONTEXT, GOOD + " [good]", np.random.default_rng(0))
     assert res.new_response == REWRITE
     assert res.params == {} and res.notes == ""

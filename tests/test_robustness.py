@@ -302,6 +302,8 @@ def test_llm_experiment_records_failures_and_stores_only_good_rewrites(scored):
     assert len(rw) == res.n_done and rw["new_response"].str.startswith("In other words, ").all()
     assert (rw["rewriter"] == "llm").all() and json.loads(rw["params"][0])["model"] == "m-test"
     assert len(srv.requests) == res.n_done + 2 * len(bad)       # bounded: 2 attempts per failure
+    calls = st.df("SELECT * FROM llm_calls WHERE purpose = 'rewrite'")
+    assert len(calls) == len(srv.requests) and (calls["status"] == "ok").all()
 
 
 def test_fit_without_rewrites_is_a_clear_error(scored):

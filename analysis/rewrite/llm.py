@@ -129,9 +129,10 @@ class LLMRewriter(Rewriter):
                  timeout: float = 60, client=None, study=None) -> None:
         base_url = base_url or os.environ.get("RMTUI_LLM_ENDPOINT")
         model = model or os.environ.get("RMTUI_LLM_MODEL")
-        if client is None and not base_url:
+        # client: None -> analysis.llm.ChatClient if importable (else httpx); False -> httpx (_post_chat)
+        if not client and not base_url:
             raise RmtuiError("the llm rewriter needs an endpoint: --endpoint URL (or RMTUI_LLM_ENDPOINT)", "Rewriter")
-        if client is None and not model:
+        if not client and not model:
             raise RmtuiError("the llm rewriter needs a model name: --model NAME (or RMTUI_LLM_MODEL)", "Rewriter")
         self.base_url = base_url
         self.model = model
