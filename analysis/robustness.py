@@ -135,6 +135,7 @@ class ExperimentResult:
     seconds: float = 0.0
     failures: list[tuple[str, str, str]] = field(default_factory=list)   # (pair_id, side, reasons)
     messages: list[str] = field(default_factory=list)
+    stage_seconds: dict[str, float] = field(default_factory=dict)        # rewrite, similarity, score, featurize, store
 
 
 def run_experiment(study: Study, rewriter: Rewriter | str, n: int, seed: int,
@@ -210,7 +211,16 @@ def run_experiment(study: Study, rewriter: Rewriter | str, n: int, seed: int,
     try:
         for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
+            tick = time.perf_counter()
+
+            def lap(stage: str) -> None:
+                nonlocal tick
+                t = time.perf_counter()
+                res.stage_seconds[stage] = res.stage_seconds.get(stage, 0.0) + t - tick
+                tick = t
+
             outs = list(pool.map(one, part)) if pool else [one(it) for it in part]
+            lap("rewrite")
             ok = [(it, r) for it, r, err in outs if r is not None]
             for it, r, err in outs:
                 if r is None:
@@ -220,9 +230,12 @@ def run_experiment(study: Study, rewriter: Rewriter | str, n: int, seed: int,
                 new_texts = _text_frame([it[3] for it, _ in ok], [r.new_response for _, r in ok])
                 orig_texts = _text_frame([it[3] for it, _ in ok], [it[4] for it, _ in ok])
                 sims = similarity([it[4] for it, _ in ok], [r.new_response for _, r in ok], similarity_model)
+                lap("similarity")
                 scorer(new_texts)
+                lap("score")
                 if featurizer is not None:
                     featurizer(pd.concat([orig_texts, new_texts]).drop_duplicates("text_id"))
+                    lap("featurize")
                 rows = []
                 created = now()
                 for (it, r), sim in zip(ok, sims):
@@ -241,6 +254,7 @@ def run_experiment(study: Study, rewriter: Rewriter | str, n: int, seed: int,
                     res.n_unchanged += int(new_tid == tid)
                     res.n_meaning_changed += int(sim < threshold)
                 store.add_rewrites(study, pd.DataFrame(rows))
+                lap("store")
                 res.n_done += len(rows)
             if progress:
                 progress(len(part))

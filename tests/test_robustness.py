@@ -326,7 +326,7 @@ def test_cli_rewrite(scored, study_path):
     r = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "3",
                                  "--seed", "0", "--perturbation", "more_positive", "--sides", "chosen"])
     assert r.exit_code == 0, r.output
-    assert "3 new" in r.output and "more_positive" in r.output and "Robustness score" in r.output
+    assert "3 new" in r.output and "more_positive" in r.output and "Robustness score" in r.output and "time per stage" in r.output
     r2 = CliRunner().invoke(app, ["rewrite", "--study", str(study_path), "--rewriter", "rules", "--n", "3",
                                   "--seed", "0", "--perturbation", "more_positive", "--sides", "chosen"])
     assert r2.exit_code == 0 and "0 new, 3 already stored" in r2.output

@@ -57,6 +57,8 @@ def rewrite(
             f"candidates, {res.n_items:,} rewrites: {res.n_done:,} new, {res.n_cached:,} already stored, "
             f"{res.n_failed:,} failed, {res.n_unchanged:,} unchanged, {res.n_meaning_changed:,} below "
             f"similarity {threshold:g}; {res.seconds:.1f} s")
+        if res.stage_seconds:
+            console.print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.stage_seconds.items()))
         for m in res.messages:
             console.print(f"  [yellow]{m}[/]")
         for pid, side, why in res.failures[:5]:
@@ -65,14 +67,18 @@ def rewrite(
             return
         f = fit_robustness(st, res.experiment)
     console.print(f"robustness fit {f.fit_id}: {f.n:,} rewrites ({f.messages[0]})")
-    table = Table(title="Robustness score (LPM, post-D RM, HC1)", title_justify="left")
-    for c in ("outcome", "term", "estimate", "95% CI", "p"):
-        table.add_column(c, justify="right" if c in ("estimate", "p") else "left")
-    for r in f.robustness.itertuples():
-        if r.term == "intercept":
+    for outcome in ("became_misaligned", "became_aligned"):
+        rows = f.robustness[(f.robustness["outcome"] == outcome) & (f.robustness["term"] != "intercept")]
+        if not len(rows):
             continue
-        table.add_row(r.outcome, r.term, f"{r.estimate:+.3f}", f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]", f"{r.p:.3g}")
-    console.print(table)
+        table = Table(title=f"Robustness score: LPM of {outcome} (post-D RM, HC1), n={f.n:,}",
+                      title_justify="left")
+        table.add_column("term (indicator of a flip)", overflow="fold", min_width=32)
+        for c in ("estimate", "95% CI", "p"):
+            table.add_column(c, justify="right", no_wrap=True)
+        for r in rows.itertuples():
+            table.add_row(r.term, f"{r.estimate:+.3g}", f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]", f"{r.p:.3g}")
+        console.print(table)
     sens = f.sensitivity[f.sensitivity["side"] == "all"].copy()
     if len(sens):
         t2 = Table(title="Mean reward change per perturbation (both sides)", title_justify="left")
@@ -80,8 +86,8 @@ def rewrite(
             t2.add_column(c, justify="left" if c in ("perturbation", "role") else "right")
         sens = sens.sort_values(["role", "mean_change"], key=lambda s: s if s.name == "role" else -s.abs())
         for r in sens.itertuples():
-            t2.add_row(str(r.perturbation), str(r.role), f"{r.mean_change:+.3f}",
-                       f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]", str(r.n))
+            t2.add_row(str(r.perturbation), str(r.role), f"{r.mean_change:+.3g}",
+                       f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]", str(r.n))
         console.print(t2)
     console.print("flip rates per RM: " + ", ".join(
         f"{r.role}: {r.became_misaligned:.1%} became misaligned, {r.became_aligned:.1%} became aligned"
