@@ -67,6 +67,8 @@ def rewrite(
             return
         f = fit_robustness(st, res.experiment)
     console.print(f"robustness fit {f.fit_id}: {f.n:,} rewrites ({f.messages[0]})")
+    if f.robustness.empty:
+        console.print(f"Robustness score: no LPM fitted ({f.n} rewrites; " + "; ".join(f.messages[3:6]) + ")")
     for outcome in ("became_misaligned", "became_aligned"):
         rows = f.robustness[(f.robustness["outcome"] == outcome) & (f.robustness["term"] != "intercept")]
         if not len(rows):
