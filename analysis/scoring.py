@@ -52,6 +52,8 @@ DTYPES = ("auto", "bf16", "fp16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 
 Progress = Callable[[int, int], None]  # progress(n_done, n_total)
+CUDA_TOKEN_BUDGET = 16384
+CPU_TOKEN_BUDGET = 2048
 
 # model types whose sequence classifier pools the last non-pad token (decoders)
 _DECODER_TYPES = {
@@ -73,7 +75,7 @@ class ScoreSettings:
     dtype: str = "auto"         # auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32
     format: str | None = None   # pair | raw | chat ; None: chosen by rule
     max_length: int | None = None  # None: the model's max length
-    token_budget: int = 16384   # padded tokens per batch
+    token_budget: int | None = None  # padded tokens per batch; None: 16384 on CUDA, 2048 on CPU
     trust_remote_code: bool = False
     compile: bool = False       # torch.compile the model (pays on long GPU runs)
     chunk_size: int = 1024      # texts per length-sorted window and per committed chunk
@@ -90,7 +92,7 @@ class ScoreSettings:
             raise ModelError(f"--dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}", "Bad option")
         if self.format is not None and self.format not in FORMATS:
             raise ModelError(f"--format {self.format!r}: expected one of {', '.join(FORMATS)}", "Bad option")
-        if self.token_budget < 1:
+        if self.token_budget is not None and self.token_budget < 1:
             raise ModelError(f"--token-budget {self.token_budget}: must be at least 1", "Bad option")
         if self.max_length is not None and self.max_length < 4:
             raise ModelError(f"--max-length {self.max_length}: must be at least 4", "Bad option")
@@ -584,6 +586,10 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     settings.validate()
     device = _resolve_device(settings.device)
     dtype = _resolve_dtype(settings.dtype, device)
+    if settings.token_budget is None:
+        # measured: on CPU large padded batches are slower than small ones (memory traffic);
+        # on a GPU they are what makes it fast
+        settings.token_budget = CUDA_TOKEN_BUDGET if device == "cuda" else CPU_TOKEN_BUDGET
 
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
@@ -623,7 +629,7 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
         raise ModelError(
             f"{source}: not found locally and the hub is unreachable"
             + (" (HF_HUB_OFFLINE is set)" if offline else "")
-            + f": {type(e).__name__}: {msg.splitlines()[0] if msg else ''}. Give a local folder, or "
+            + f": {type(e).__name__}: {msg.splitlines()[0].rstrip('.') if msg else ''}. Give a local folder, or "
             "download it first on a machine with network (huggingface-cli download ...)",
             "Model not found",
         ) from e
@@ -825,7 +831,7 @@ def load_study_models(study, device: str = "auto", *, roles: Iterable[str] | Non
         rec = json.loads(row.settings or "{}")
         s = ScoreSettings(
             device=device, dtype=row.dtype or "auto", format=row.format, max_length=row.max_length,
-            token_budget=int(rec.get("token_budget") or row.token_budget or 16384),
+            token_budget=int(rec.get("token_budget") or row.token_budget or 0) or None,
             trust_remote_code=bool(row.trust_remote_code),
             allow_untrained_head=rec.get("head") == "untrained",
         )

@@ -73,14 +73,20 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="auto")
-    ap.add_argument("--token-budget", type=int, default=16384)
+    ap.add_argument("--token-budget", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--max-length", type=int, default=None)
     ap.add_argument("--chunk-size", type=int, default=1024)
     ap.add_argument("--texts", default=None)
-    ap.add_argument("--budgets", type=lambda s: [int(x) for x in s.split(",")], default=[2048, 8192, 32768])
+    ap.add_argument("--budgets", type=lambda s: [int(x) for x in s.split(",")], default=[1024, 2048, 16384])
     args = ap.parse_args()
 
     from rmtui.cli.base import quiet_libraries
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     quiet_libraries()
     from analysis.scoring import random_model_folder

@@ -322,7 +322,7 @@ def test_score_study_cache_roles_and_rescore(tiny_rm_dir, tiny_rm_dir_b, tmp_pat
     row = models.iloc[0]
     assert row["format"] == "pair" and row["dtype"] == "fp32" and row["max_length"] == 512
     assert row["revision"].startswith("folder:") and row["padding_side"] == "right"
-    assert row["truncation_side"] == "left" and row["token_budget"] == 16384
+    assert row["truncation_side"] == "left" and row["token_budget"] == 2048  # CPU default
     assert st.scalar("SELECT count(*) FROM score_runs WHERE finished_at IS NOT NULL") == 4
 
     # more pairs arrive: only the new texts are scored

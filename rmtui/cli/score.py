@@ -32,7 +32,8 @@ def score(
     name: Optional[str] = typer.Option(None, "--name", help="Display name (default: folder name or hub id)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32."),
-    token_budget: int = typer.Option(16384, "--token-budget", help="Padded tokens per batch (halved on CUDA OOM)."),
+    token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Padded tokens per batch, halved on "
+                                               "CUDA OOM (default: 16384 on cuda, 2048 on cpu)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="pair | raw | chat (default: chat for decoder RMs "
                                       "with a chat template, else pair)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per text (default: the model's); "
@@ -105,11 +106,12 @@ def bench_scoring(
     n: int = typer.Option(256, "--n", help="Texts to score."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="Engine dtype (the naive loop is always fp32)."),
-    token_budget: int = typer.Option(16384, "--token-budget"),
+    token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Default: 16384 on cuda, 2048 on cpu."),
     max_length: Optional[int] = typer.Option(None, "--max-length"),
     texts: Optional[str] = typer.Option(None, "--texts", help="Dataset file (default: sample_data hh-rlhf harmless-base)."),
     untrained_head: bool = typer.Option(False, "--allow-untrained-head", help="Accept an encoder without a "
                                         "trained reward head (e.g. all-MiniLM-L6-v2); rewards are meaningless."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
 ) -> None:
     """Naive loop (one text per forward, fp32, cache emptied per pair) vs the engine, same texts."""
     import tempfile
@@ -118,6 +120,10 @@ def bench_scoring(
     from analysis.errors import RmtuiError
     from analysis.scoring import ScoreSettings, bench, load_reward_model, random_model_folder, sample_texts
 
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     if bool(model) == bool(from_config):
         raise RmtuiError("give exactly one of --model or --from-config", "Bad option")
     settings = ScoreSettings(device=device, dtype=dtype, token_budget=token_budget, max_length=max_length,
@@ -128,7 +134,7 @@ def bench_scoring(
             rm = load_reward_model(spec, settings, name=from_config)
         frame = sample_texts(texts, n)
         _say(f"{len(frame)} texts, model {rm.name}, {rm.format} format, max length {rm.max_length}, "
-                      f"engine {rm.dtype} on {rm.device}, token budget {token_budget}")
+                      f"engine {rm.dtype} on {rm.device}, token budget {rm.runner.budget}")
         with console.status("naive loop, then engine"):
             r = bench(rm, frame)
     tol = 1e-4 if r.dtype == "fp32" else 5e-2
