@@ -53,7 +53,7 @@ DEVICES = ("auto", "cpu", "cuda")
 
 Progress = Callable[[int, int], None]  # progress(n_done, n_total)
 CUDA_TOKEN_BUDGET = 16384
-CPU_TOKEN_BUDGET = 2048
+CPU_TOKEN_BUDGET = 4096
 
 # model types whose sequence classifier pools the last non-pad token (decoders)
 _DECODER_TYPES = {
@@ -75,7 +75,7 @@ class ScoreSettings:
     dtype: str = "auto"         # auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32
     format: str | None = None   # pair | raw | chat ; None: chosen by rule
     max_length: int | None = None  # None: the model's max length
-    token_budget: int | None = None  # padded tokens per batch; None: 16384 on CUDA, 2048 on CPU
+    token_budget: int | None = None  # padded tokens per batch; None: 16384 on CUDA, 4096 on CPU
     trust_remote_code: bool = False
     compile: bool = False       # torch.compile the model (pays on long GPU runs)
     chunk_size: int = 1024      # texts per length-sorted window and per committed chunk

@@ -322,7 +322,7 @@ def test_score_study_cache_roles_and_rescore(tiny_rm_dir, tiny_rm_dir_b, tmp_pat
     row = models.iloc[0]
     assert row["format"] == "pair" and row["dtype"] == "fp32" and row["max_length"] == 512
     assert row["revision"].startswith("folder:") and row["padding_side"] == "right"
-    assert row["truncation_side"] == "left" and row["token_budget"] == 2048  # CPU default
+    assert row["truncation_side"] == "left" and row["token_budget"] == 4096  # CPU default
     assert st.scalar("SELECT count(*) FROM score_runs WHERE finished_at IS NOT NULL") == 4
 
     # more pairs arrive: only the new texts are scored
@@ -383,7 +383,7 @@ def test_resume_after_sigkill_no_duplicates_no_loss(tiny_rm_dir, tmp_path):
     st = _study(killed, 120)
     n = store_scores.n_texts(st)
     st.close()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "rmtui", "score", "--study", str(killed), "--model", str(tiny_rm_dir),
            "--role", "pre", "--chunk-size", "10", "--max-length", "64"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from . import explore as _explore  # noqa: F401
 from . import featurize as _featurize  # noqa: F401
 from . import fit as _fit  # noqa: F401
 from . import ingest as _ingest  # noqa: F401  (registers commands)
 from . import score as _score  # noqa: F401
+from . import train as _train  # noqa: F401
 from .base import app, main
 
 __all__ = ["app", "main"]

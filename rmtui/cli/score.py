@@ -27,13 +27,13 @@ def _progress():
 @app.command()
 def score(
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
-    model: str = typer.Option(..., "--model", "-m", help="Hub id (owner/name[@revision]) or local model folder."),
+    model: str = typer.Option(..., "--model", "-m", help="Hub id (owner/name or owner/name@REVISION) or local model folder."),
     role: str = typer.Option(..., "--role", help="pre | post | other (a new pre/post moves the old one to other)."),
     name: Optional[str] = typer.Option(None, "--name", help="Display name (default: folder name or hub id)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32."),
     token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Padded tokens per batch, halved on "
-                                               "CUDA OOM (default: 16384 on cuda, 2048 on cpu)."),
+                                               "CUDA OOM (default: 16384 on cuda, 4096 on cpu)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="pair | raw | chat (default: chat for decoder RMs "
                                       "with a chat template, else pair)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per text (default: the model's); "
@@ -106,7 +106,7 @@ def bench_scoring(
     n: int = typer.Option(256, "--n", help="Texts to score."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="Engine dtype (the naive loop is always fp32)."),
-    token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Default: 16384 on cuda, 2048 on cpu."),
+    token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Default: 16384 on cuda, 4096 on cpu."),
     max_length: Optional[int] = typer.Option(None, "--max-length"),
     texts: Optional[str] = typer.Option(None, "--texts", help="Dataset file (default: sample_data hh-rlhf harmless-base)."),
     untrained_head: bool = typer.Option(False, "--allow-untrained-head", help="Accept an encoder without a "

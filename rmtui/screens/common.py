@@ -1,0 +1,190 @@
+"""Triage actions shared by the list and the entry screens, and typed worker messages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import work
+from textual.binding import Binding
+from textual.message import Message
+
+from analysis.errors import RmtuiError
+from analysis.store.browse import DEFAULT_TAGS, EntryFilter
+
+from .dialogs import ChoiceDialog, InputDialog
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..app import RmtuiApp
+
+
+class WorkFailed(Message):
+    """A worker failed; the app shows title and message in a dialog."""
+
+    def __init__(self, title: str, message: str) -> None:
+        super().__init__()
+        self.title = title
+        self.message = message
+
+
+class TriageDone(Message):
+    """A triage write (possibly bulk) finished in a worker."""
+
+    def __init__(self, summary: str) -> None:
+        super().__init__()
+        self.summary = summary
+
+
+def error_parts(e: BaseException) -> tuple[str, str]:
+    if isinstance(e, RmtuiError):
+        return e.title, e.message
+    return "Unexpected error", f"{type(e).__name__}: {e}"
+
+
+TRIAGE_BINDINGS = [
+    Binding("1", "tag(0)", DEFAULT_TAGS[0], id="triage.tag1"),
+    Binding("2", "tag(1)", DEFAULT_TAGS[1], id="triage.tag2"),
+    Binding("3", "tag(2)", DEFAULT_TAGS[2], id="triage.tag3"),
+    Binding("4", "tag(3)", DEFAULT_TAGS[3], id="triage.tag4"),
+    Binding("T", "tag_custom", "Tag…", id="triage.tag_custom"),
+    Binding("n", "note", "Note", id="triage.note"),
+    Binding("s", "select('select')", "Select", id="triage.select"),
+    Binding("t", "select('toggle')", "Toggle sel.", show=False, id="triage.toggle"),
+    Binding("u", "select('unselect')", "Unselect", show=False, id="triage.unselect"),
+    Binding("g", "g_prefix", "g-prefix (gs/gt/gu: all in filter)", show=False, id="triage.g_prefix"),
+    Binding("U", "undo", "Undo", id="triage.undo"),
+]
+
+
+class TriageMixin:
+    """Needs ``current_pair() -> str | None``, ``current_filter() -> EntryFilter``, ``after_triage(msg)``."""
+
+    _g_at: tuple[float, str | None] | None = None  # when g was pressed, and on which pair
+    G_TIMEOUT = 2.0
+
+    @property
+    def rapp(self) -> "RmtuiApp":
+        return self.app  # type: ignore[attr-defined]
+
+    def current_pair(self) -> str | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def current_filter(self) -> EntryFilter:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def after_triage(self, summary: str) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _guard(self, fn, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as e:  # shown, never a traceback
+            self.rapp.show_error(*error_parts(e))
+            return None
+
+    def action_tag(self, n: int) -> None:
+        self._g_pending = False
+        pid = self.current_pair()
+        if pid is None:
+            return
+        tag = DEFAULT_TAGS[n]
+        on = self._guard(self.rapp.service.toggle_tag, pid, tag)
+        if on is not None:
+            self.after_triage(f"{'tagged' if on else 'untagged'} {pid[:8]} {tag}")
+
+    def action_tag_custom(self) -> None:
+        self._g_pending = False
+        pid = self.current_pair()
+        if pid is None:
+            return
+
+        def done(tag: str | None) -> None:
+            if not tag:
+                return
+            on = self._guard(self.rapp.service.toggle_tag, pid, tag.strip())
+            if on is not None:
+                self.after_triage(f"{'tagged' if on else 'untagged'} {pid[:8]} {tag.strip()}")
+
+        used = ", ".join(self.rapp.service.tags())
+        self.app.push_screen(InputDialog("Tag (toggles it on this pair)", placeholder="e.g. sycophancy",
+                                         help=f"known: {used} · enter: toggle · escape: cancel"), done)
+
+    def action_note(self) -> None:
+        self._g_pending = False
+        pid = self.current_pair()
+        if pid is None:
+            return
+        old = self.rapp.service.note(pid) or ""
+
+        def done(note: str | None) -> None:
+            if note is None:
+                return
+            try:
+                self.rapp.service.set_note(pid, note)
+            except Exception as e:
+                self.rapp.show_error(*error_parts(e))
+                return
+            self.after_triage(f"note {'cleared' if not note.strip() else 'saved'} on {pid[:8]}")
+
+        self.app.push_screen(InputDialog(f"Note on {pid[:8]}", value=old,
+                                         help="enter: save (empty clears) · escape: cancel"), done)
+
+    @property
+    def _g_pending(self) -> bool:
+        """g counts only for the very next triage key: within 2 s and on the same pair."""
+        import time
+
+        if self._g_at is None:
+            return False
+        at, pid = self._g_at
+        return time.monotonic() - at < self.G_TIMEOUT and pid == self.current_pair()
+
+    @_g_pending.setter
+    def _g_pending(self, on: bool) -> None:
+        import time
+
+        self._g_at = (time.monotonic(), self.current_pair()) if on else None
+
+    def action_g_prefix(self) -> None:
+        self._g_pending = True
+        self.rapp.notify_status("g-: s select all · t toggle all · u unselect all (in the current filter)")
+
+    def action_select(self, mode: str) -> None:
+        pending = self._g_pending
+        self._g_pending = False
+        if pending:
+            filt = self.current_filter()
+            self.rapp.notify_status(f"{mode} every pair of the filter…")
+            self._bulk_select(filt, mode)
+            return
+        pid = self.current_pair()
+        if pid is None:
+            return
+        n = self._guard(lambda: self.rapp.service.select([pid], mode=mode))
+        if n is not None:
+            self.after_triage(f"{mode}: {pid[:8]} ({self.rapp.service.selection_count():,} selected)")
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="triage")
+    def _bulk_select(self, filt: EntryFilter, mode: str) -> None:
+        try:
+            n = self.rapp.service.select(filt=filt, mode=mode)
+            total = self.rapp.service.selection_count()
+        except Exception as e:
+            self.post_message(WorkFailed(*error_parts(e)))  # type: ignore[attr-defined]
+            return
+        self.post_message(TriageDone(f"{mode}: {n:,} pairs changed ({total:,} selected)"))  # type: ignore
+
+    def on_triage_done(self, message: TriageDone) -> None:
+        self.after_triage(message.summary)
+
+    def on_work_failed(self, message: WorkFailed) -> None:
+        self.rapp.show_error(message.title, message.message)
+
+    def action_undo(self) -> None:
+        self._g_pending = False
+        what = self._guard(self.rapp.service.undo)
+        self.after_triage(what or "nothing to undo")
+
+    def pick_tag(self, callback, title: str = "Tag") -> None:
+        counts = self.rapp.service.tag_counts()
+        tags = self.rapp.service.tags()
+        self.app.push_screen(ChoiceDialog(title, [(t, f"{t} ({counts.get(t, 0):,})") for t in tags]), callback)

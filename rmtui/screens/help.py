@@ -1,0 +1,56 @@
+"""The help screen: every key of the screen below (as remapped by the keymap), and how to remap."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+INTRO = (
+    "rmtui explore: read the feature imprint (c), the regime table (m), walk the entries, open one "
+    "(enter), rewrite and rescore it (w / W), tag (1-4, T), note (n), select (s t u; gs gt gu for every "
+    "pair of the filter), undo (U) and export (e). Triage is saved in the study at once."
+)
+
+
+def bindings_table(screen: Screen) -> Table:
+    t = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
+    t.add_column("key", style="bold cyan", no_wrap=True)
+    t.add_column("action")
+    t.add_column("id (for keymap.toml)", style="dim", no_wrap=True)
+    seen = set()
+    for key, ab in screen.active_bindings.items():
+        b = ab.binding
+        if not b.description or not b.id or (b.action, b.description) in seen:
+            continue
+        seen.add((b.action, b.description))
+        t.add_row(screen.app.get_key_display(b), b.description, b.id or "")
+    return t
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help.close")]
+
+    def __init__(self, under: Screen) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-body"):
+            yield Static(Text("Help", style="bold"), id="help-title")
+            yield Static(INTRO, id="help-intro")
+            yield Static(bindings_table(self.under), id="help-keys")
+            yield Static(
+                "Command palette: ctrl+p. Remap keys in ~/.config/rmtui/keymap.toml (or $RMTUI_KEYMAP): "
+                'lines like  "list.open" = "o"  (id = keys, comma-separated). escape closes this help.',
+                id="help-foot")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-body").focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

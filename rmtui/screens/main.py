@@ -1,0 +1,268 @@
+"""The entry list screen: every pair of the current filter, sorted; triage and export from here."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from analysis.store.browse import REGIMES, EntryFilter
+
+from ..widgets.entry_list import EntryList
+from ..widgets.line import Line
+from .common import TRIAGE_BINDINGS, TriageMixin, WorkFailed, error_parts
+from .dialogs import ChoiceDialog, ConfirmDialog, InputDialog
+
+FILTER_FIELDS = ["regime", "subset", "split", "gamma", "feature", "tag", "heldout", "selected"]
+
+
+class ExportDone(Message):
+    def __init__(self, result) -> None:
+        super().__init__()
+        self.result = result
+
+
+class ExportExists(Message):
+    def __init__(self, args: dict, path: str) -> None:
+        super().__init__()
+        self.args = args
+        self.path = path
+
+
+class ListScreen(TriageMixin, Screen):
+    """The entries: filter, sort, open, triage, export."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", id="list.open"),
+        Binding("f", "filter", "Filter", id="list.filter"),
+        Binding("slash", "search", "Search", id="list.search"),
+        Binding("x", "clear_filter", "All pairs", id="list.clear"),
+        Binding("r", "cycle_regime", "Regime", show=False, id="list.regime"),
+        Binding("left_square_bracket", "sort(False)", "Sort ↑", id="list.sort_asc"),
+        Binding("right_square_bracket", "sort(True)", "Sort ↓", show=False, id="list.sort_desc"),
+        *TRIAGE_BINDINGS,
+        Binding("e", "export", "Export", id="list.export"),
+        Binding("c", "coefficients", "Coefs", id="nav.coefficients"),
+        Binding("m", "regimes", "Regimes", id="nav.regimes"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._status_msg = ""
+        self._n_selected: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Line(id="filter-bar")
+        yield Line(id="list-header")
+        svc = self.rapp.service
+        yield EntryList(svc.order, svc.rows, id="entries")
+        yield Line(id="status")
+        yield Footer()
+
+    @property
+    def entries(self) -> EntryList:
+        return self.query_one(EntryList)
+
+    def on_mount(self) -> None:
+        self.entries.load(self.rapp.initial_filter)
+        self.entries.focus()
+
+    def on_screen_resume(self) -> None:
+        self._n_selected = None  # the entry view may have changed the selection
+        self._update_bars()
+
+    # -- TriageMixin hooks -------------------------------------------------------------------------
+    def current_pair(self) -> str | None:
+        return self.entries.current_pair
+
+    def current_filter(self) -> EntryFilter:
+        return self.entries.filt
+
+    def after_triage(self, summary: str) -> None:
+        el = self.entries
+        if el.filt.tag is not None or el.filt.selected or el.sort[0] == "tags":
+            el.load(keep_cursor=True)
+        else:
+            el.invalidate()
+        self.set_status(summary)
+
+    # -- status ------------------------------------------------------------------------------------
+    def set_status(self, msg: str) -> None:
+        self._status_msg = msg
+        self._n_selected = None  # triage may have changed it
+        self._update_bars()
+
+    def on_entry_list_changed(self, event: EntryList.Changed) -> None:
+        self._update_bars()
+
+    def _update_bars(self) -> None:
+        if not self.is_mounted:
+            return
+        el = self.entries
+        self.query_one("#filter-bar", Line).set(f"[b]Filter[/b] {el.filt.describe()} · [b]{el.total:,}[/b] pairs")
+        hkey = (el.size.width, el.sort, el.col)
+        if hkey != getattr(self, "_header_key", None):
+            self._header_key = hkey
+            self.query_one("#list-header", Line).set(el.header_text(el.size.width or self.size.width))
+        pos = f"{el.cursor + 1:,}/{el.total:,}" if el.total else "0/0"
+        if self._n_selected is None:
+            self._n_selected = self.rapp.service.selection_count()
+        g = " · [b]g-[/b]" if self._g_pending else ""
+        msg = f" · {self._status_msg}" if self._status_msg else ""
+        self.query_one("#status", Line).set(f"row {pos} · selected {self._n_selected:,}{g}{msg}")
+
+    # -- actions -----------------------------------------------------------------------------------
+    def action_open(self) -> None:
+        pid = self.entries.current_pair
+        if pid is None:
+            self.set_status("no pair here: change the filter (f, x)")
+            return
+        from .entry import EntryScreen
+
+        self.app.push_screen(EntryScreen(pid, self.entries))
+
+    def apply_filter(self, filt: EntryFilter) -> None:
+        self.entries.load(filt)
+        self.set_status("")
+
+    def action_clear_filter(self) -> None:
+        self.apply_filter(EntryFilter(regime=None))
+
+    def action_cycle_regime(self) -> None:
+        order = [None] + REGIMES
+        cur = self.entries.filt.regime
+        nxt = order[(order.index(cur) + 1) % len(order)] if cur in order else None
+        self.apply_filter(self.entries.filt.replace(regime=nxt))
+
+    def action_search(self) -> None:
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            self.apply_filter(self.entries.filt.replace(search=text.strip() or None))
+
+        self.app.push_screen(InputDialog("Search context and responses", value=self.entries.filt.search or "",
+                                         help="case-insensitive substring · empty: no search · escape: cancel"),
+                             done)
+
+    def action_sort(self, desc: bool) -> None:
+        key = self.entries.column_key
+        if key == "selected":
+            key = "pair_id"
+        self.entries.load(sort=(key, desc))
+        self.set_status(f"sorted by {key} {'descending' if desc else 'ascending'}")
+
+    def action_filter(self) -> None:
+        filt = self.entries.filt
+
+        def shown(field: str) -> str:
+            v = getattr(filt, field)
+            if field == "heldout":
+                return "any" if v is None else ("held out" if v else "in sample")
+            if field == "selected":
+                return "only selected" if v else "any"
+            return "any" if v is None else str(v)
+
+        fields = [(f, f"{f:<9} {shown(f)}") for f in FILTER_FIELDS]
+        self.app.push_screen(ChoiceDialog("Filter: pick a field", fields), self._pick_value)
+
+    def _pick_value(self, field: str | None) -> None:
+        if field is None:
+            return
+        filt = self.entries.filt
+        if field == "heldout":
+            choices = [("any", "any"), ("held", "held out"), ("in", "in sample")]
+            cur = "any" if filt.heldout is None else ("held" if filt.heldout else "in")
+        elif field == "selected":
+            choices = [("any", "any"), ("only", "only selected")]
+            cur = "only" if filt.selected else "any"
+        else:
+            values = self.rapp.service.choices().get(field, [])
+            choices = [("\0any", "any")] + [(v, v) for v in values]
+            cur = getattr(filt, field) or "\0any"
+
+        def done(v: str | None) -> None:
+            if v is None:
+                return
+            if field == "heldout":
+                new = filt.replace(heldout=None if v == "any" else v == "held")
+            elif field == "selected":
+                new = filt.replace(selected=v == "only")
+            else:
+                new = filt.replace(**{field: None if v == "\0any" else v})
+            self.apply_filter(new)
+
+        self.app.push_screen(ChoiceDialog(f"Filter by {field}", choices, current=cur), done)
+
+    def action_coefficients(self) -> None:
+        from .coefficients import CoefficientScreen
+
+        self.app.push_screen(CoefficientScreen())
+
+    def action_regimes(self) -> None:
+        from .regimes import RegimeScreen
+
+        self.app.push_screen(RegimeScreen())
+
+    # -- export ------------------------------------------------------------------------------------
+    def action_export(self) -> None:
+        svc = self.rapp.service
+        nsel = svc.selection_count()
+        choices = [("selected", f"selected pairs ({nsel:,})"),
+                   ("tagged", "pairs with a tag…"),
+                   ("filtered", f"the current filter ({self.entries.total:,}: {self.entries.filt.describe()})")]
+
+        def scope_done(scope: str | None) -> None:
+            if scope is None:
+                return
+            if scope == "tagged":
+                self.pick_tag(lambda tag: tag and self._ask_path(scope, tag), "Export pairs with tag")
+            else:
+                self._ask_path(scope, None)
+
+        self.app.push_screen(ChoiceDialog("Export which pairs?", choices), scope_done)
+
+    def _ask_path(self, scope: str, tag: str | None) -> None:
+        def done(path: str | None) -> None:
+            if not path:
+                return
+            args = {"scope": scope, "tag": tag, "path": path.strip(), "filt": self.entries.filt,
+                    "sort": self.entries.sort}
+            self.set_status(f"exporting to {path.strip()}…")
+            self.run_export(args, False)
+
+        self.app.push_screen(InputDialog("Export to file (.jsonl .csv .md .parquet)", value=self.rapp.export_default,
+                                         help="the extension picks the format · enter: export · escape: cancel"),
+                             done)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="export")
+    def run_export(self, args: dict, overwrite: bool) -> None:
+        from analysis.export import ExportExistsError
+
+        try:
+            res = self.rapp.service.export(args["scope"], None, args["path"], filt=args["filt"], sort=args["sort"],
+                                           tag=args["tag"], overwrite=overwrite)
+        except ExportExistsError as e:
+            self.post_message(ExportExists(args, str(e.path)))
+            return
+        except Exception as e:
+            self.post_message(WorkFailed(*error_parts(e)))
+            return
+        self.post_message(ExportDone(res))
+
+    def on_export_exists(self, message: ExportExists) -> None:
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.run_export(message.args, True)
+            else:
+                self.set_status("export cancelled: file exists")
+
+        self.app.push_screen(ConfirmDialog("File exists", f"{message.path} exists. Overwrite it?"), done)
+
+    def on_export_done(self, message: ExportDone) -> None:
+        r = message.result
+        self.set_status(f"exported {r.n:,} pairs to {r.path.name} ({r.fmt})")
+        self.notify(f"Exported {r.n:,} pairs to {r.path}", title="Export")

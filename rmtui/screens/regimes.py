@@ -1,0 +1,113 @@
+"""Agreement and the regime table (the SEAL paper's Table 1), overall, by gamma and by subset.
+
+Every count is a cell: move to it and press enter to see those pairs in the entry list.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Label, Static
+
+from analysis.store.browse import REGIMES
+
+from ..widgets.entry_list import REGIME_SHORT
+
+MISALIGNED = ("resists_alignment", "reversed")
+
+
+class RegimeScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="regimes.back"),
+        Binding("c", "coefficients", "Coefs", id="nav.coefficients"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cells: dict[tuple[str, str, str], dict] = {}  # (table, row key, col key) -> filter kwargs
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="agreement")
+        with VerticalScroll(id="regime-body"):
+            yield Label("All pairs", classes="section")
+            yield DataTable(id="t-all", cursor_type="cell")
+            yield Label("By labeler preference γ (c: agrees with human, i: indifferent, r: disagrees)",
+                        classes="section")
+            yield DataTable(id="t-gamma", cursor_type="cell")
+            yield Label("By subset", classes="section")
+            yield DataTable(id="t-subset", cursor_type="cell")
+        yield Static("enter on a count: those pairs · tab: next table · mis%: post-D RM prefers the "
+                     "rejected side, % of scored pairs", id="regime-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        svc = self.app.service
+        a = svc.agreement()
+        t = Text()
+        t.append("Agreement with the human labels", style="bold")
+        if a["n"]:
+            pre = "-" if a["pre"] is None else f"{a['pre']:.3f}"
+            post = "-" if a["post"] is None else f"{a['post']:.3f}"
+            t.append(f": pre-D {pre} · post-D {post} · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
+                     f" · {a['n']:,} pairs with metrics")
+        else:
+            t.append(": no metrics yet (run rmtui fit)")
+        self.query_one("#agreement", Static).update(t)
+        self._fill("t-all", svc.regimes(None), None)
+        self._fill("t-gamma", svc.regimes("gamma"), "gamma")
+        self._fill("t-subset", svc.regimes("subset"), "subset")
+        self.query_one("#t-all", DataTable).focus()
+
+    def _fill(self, tid: str, df, by: str | None) -> None:
+        t = self.query_one(f"#{tid}", DataTable)
+        present = [r for r in REGIMES if r in set(df["regime"])] if len(df) else []
+        cols = present
+        t.add_column(by or "", key="grp")
+        for r in cols:
+            t.add_column(REGIME_SHORT[r], key=r)
+        t.add_column("total", key="total")
+        t.add_column("mis%", key="mis")
+        piv = df.pivot_table(index="grp", columns="regime", values="n", aggfunc="sum", fill_value=0) if len(df) else None
+        if piv is None:
+            return
+        for g in piv.index:
+            row = piv.loc[g]
+            total = int(row.sum())
+            scored = int(sum(row.get(r, 0) for r in ("stayed_aligned", "got_aligned", "resists_alignment", "reversed")))
+            mis = sum(int(row.get(r, 0)) for r in MISALIGNED)
+            label = str(g) if len(str(g)) <= 14 else str(g)[:13] + "…"
+            cells = [Text(label, style="bold")]
+            for r in cols:
+                n = int(row.get(r, 0))
+                cells.append(Text(f"{n:,}", style="bold red" if r == "resists_alignment" else ""))
+                self.cells[(tid, str(g), r)] = {"regime": r, **({by: str(g)} if by else {})}
+            cells.append(Text(f"{total:,}"))
+            self.cells[(tid, str(g), "total")] = {"regime": None, **({by: str(g)} if by else {})}
+            cells.append(Text(f"{100 * mis / scored:.1f}" if scored else "-"))
+            t.add_row(*cells, key=str(g))
+            if by is None and total:
+                pct = [Text("%", style="dim")] + [Text(f"{100 * int(row.get(r, 0)) / total:.1f}", style="dim")
+                                                  for r in cols] + [Text("100"), Text("")]
+                t.add_row(*pct, key="%")
+
+    def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
+        event.stop()
+        tid = event.data_table.id
+        key = (tid, str(event.cell_key.row_key.value), str(event.cell_key.column_key.value))
+        kw = self.cells.get(key)
+        if kw is None and key[2] in ("grp", "mis"):
+            kw = self.cells.get((tid, key[1], "total"))
+        if kw is not None:
+            self.app.filter_list(**kw)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_coefficients(self) -> None:
+        from .coefficients import CoefficientScreen
+
+        self.app.switch_to(CoefficientScreen())

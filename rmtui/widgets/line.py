@@ -1,0 +1,31 @@
+"""A one-line text widget that repaints without a layout pass (Static.update relayouts the screen)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+
+class Line(Widget):
+    DEFAULT_CSS = "Line { height: 1; }"
+
+    def __init__(self, text: str | Text = "", *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._text: str | Text = text
+        self._plain = str(text)
+
+    def set(self, text: str | Text) -> None:
+        plain = text.plain if isinstance(text, Text) else text
+        if plain == self._plain and not isinstance(text, Text):
+            return
+        self._text = text
+        self._plain = plain
+        self.refresh()
+
+    def render(self) -> Text:
+        t = self._text
+        return Text.from_markup(t) if isinstance(t, str) else t
+
+    @property
+    def text(self) -> str:
+        return self._plain

@@ -1,0 +1,535 @@
+"""The explore app, its store queries, export and the synthetic study, driven by keys via App.run_test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from analysis.errors import RmtuiError
+from analysis.store import open_study
+from analysis.store import browse
+from analysis.store.browse import EntryFilter
+from analysis.synth import make_synthetic_study
+
+N_PAIRS = 300
+SEED = 7
+
+
+@pytest.fixture(scope="session")
+def synth_template(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("synth") / "study.duckdb"
+    make_synthetic_study(p, N_PAIRS, seed=SEED)
+    return p
+
+
+@pytest.fixture
+def study_file(synth_template, tmp_path) -> Path:
+    """A fresh copy of the synthetic study, named study.duckdb (the name shows in the header)."""
+    d = tmp_path / "s"
+    d.mkdir()
+    p = d / "study.duckdb"
+    shutil.copy(synth_template, p)
+    return p
+
+
+def make_app(path, **kw):
+    from rmtui.app import RmtuiApp
+
+    kw.setdefault("keymap", Path(path).parent / "no-keymap.toml")
+    return RmtuiApp(path, **kw)
+
+
+async def settle(pilot, n=3):
+    for _ in range(n):
+        await pilot.pause()
+
+
+# -- synthetic study ----------------------------------------------------------------------------------
+def test_synth_is_deterministic_and_recovers_planted_imprint(tmp_path):
+    a, b = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    make_synthetic_study(a, 2000, seed=3)
+    make_synthetic_study(b, 2000, seed=3)
+    with open_study(a, read_only=True) as sa, open_study(b, read_only=True) as sb:
+        for table in ("pairs", "pair_metrics", "scores", "features", "imprint"):
+            da = sa.df(f"SELECT * FROM {table} ORDER BY ALL")
+            db = sb.df(f"SELECT * FROM {table} ORDER BY ALL")
+            pd.testing.assert_frame_equal(da, db)
+        counts = sa.table_counts()
+        for t in ("pairs", "texts", "models", "scores", "features", "feature_defs", "fits", "imprint",
+                  "pair_metrics"):
+            assert counts[t] > 0, t
+        imp = browse.imprint_table(sa)
+        post = imp[imp.target == "post"].set_index("feature")
+        # planted post-D harmless +2.1, helpful +1.1: inside the 95 % interval
+        for feat, planted in (("synth.harmless", 2.1), ("synth.helpful", 1.1)):
+            assert post.loc[feat, "ci_low"] < planted < post.loc[feat, "ci_high"], feat
+        # regimes follow the margins
+        m = sa.df("SELECT margin_pre, margin_post, regime FROM pair_metrics")
+        res = m[m.regime == "resists_alignment"]
+        assert (res.margin_pre < 0).all() and (res.margin_post < 0).all()
+        got = m[m.regime == "got_aligned"]
+        assert (got.margin_pre < 0).all() and (got.margin_post > 0).all()
+
+
+# -- store/browse -----------------------------------------------------------------------------------
+def test_windows_are_sorted_filtered_and_complete(study_file):
+    with open_study(study_file) as st:
+        filt = EntryFilter()  # resists_alignment
+        n = browse.count_entries(st, filt)
+        expected = st.df("SELECT pair_id, margin_post FROM pair_metrics WHERE regime = 'resists_alignment' "
+                         "ORDER BY margin_post, pair_id")
+        assert n == len(expected) > 10
+        rows = browse.fetch_window(st, filt, None, 0, 7) + browse.fetch_window(st, filt, None, 7, n)
+        assert [r[0] for r in rows] == list(expected.pair_id)
+        assert rows[0][4] == expected.margin_post.min()  # most confidently wrong first
+        desc = browse.fetch_window(st, filt, ("margin_pre", True), 0, 3)
+        assert desc[0][3] == st.scalar("SELECT max(margin_pre) FROM pair_metrics WHERE regime='resists_alignment'")
+        # feature filter: pairs whose chosen and rejected differ on the feature
+        f = EntryFilter(regime=None, feature="synth.refusal")
+        want = st.scalar(
+            "SELECT count(*) FROM pairs p JOIN features a ON a.text_id = p.chosen_text_id AND a.name = 'refusal' "
+            "JOIN features b ON b.text_id = p.rejected_text_id AND b.name = 'refusal' WHERE a.value <> b.value")
+        assert browse.count_entries(st, f) == want > 0
+        # search is a literal substring (% and _ are not wildcards)
+        assert browse.count_entries(st, EntryFilter(regime=None, search="sourdough")) == st.scalar(
+            "SELECT count(*) FROM pairs WHERE context ILIKE '%sourdough%' OR chosen_response ILIKE '%sourdough%' "
+            "OR rejected_response ILIKE '%sourdough%'")
+        assert browse.count_entries(st, EntryFilter(regime=None, search="100%_")) == 0
+        pid = expected.pair_id.iloc[5]
+        assert browse.position_of(st, filt, None, pid) == 5
+
+
+def test_triage_tags_notes_selection_and_undo(study_file):
+    with open_study(study_file) as st:
+        ids = browse.pair_ids(st, EntryFilter())
+        a, b = ids[0], ids[1]
+        assert browse.toggle_tag(st, a, "rm-error") is True
+        browse.set_note(st, a, "RM likes the rude answer")
+        assert browse.get_entry(st, a).tags == ["rm-error"]
+        assert browse.count_entries(st, EntryFilter(regime=None, tag="rm-error")) == 1
+        assert browse.undo_last(st).startswith("undid note")
+        assert browse.get_note(st, a) is None
+        assert browse.toggle_tag(st, a, "rm-error") is False  # toggled off
+        browse.undo_last(st)
+        assert browse.get_entry(st, a).tags == ["rm-error"]
+        with pytest.raises(RmtuiError):
+            browse.toggle_tag(st, b, "two words")
+        # bulk select of a filter, then undo restores the earlier selection exactly
+        browse.select(st, [b])
+        n = browse.select(st, filt=EntryFilter())
+        assert n == len(ids) - 1 and browse.selection_count(st) == len(ids)
+        browse.undo_last(st)
+        assert browse.selected_ids(st) == [b]
+        assert browse.select(st, [b], mode="toggle") == 1 and browse.selection_count(st) == 0
+    # survives closing: a new connection sees the tag
+    with open_study(study_file, read_only=True) as st:
+        assert browse.get_entry(st, a).tags == ["rm-error"]
+
+
+# -- export -----------------------------------------------------------------------------------------
+def test_export_all_formats_and_never_overwrite(study_file, tmp_path):
+    from analysis.export import ExportExistsError, export_pairs
+
+    with open_study(study_file) as st:
+        ids = browse.pair_ids(st, EntryFilter())[:3]
+        browse.toggle_tag(st, ids[0], "label-noise")
+        browse.set_note(st, ids[0], "both fine")
+        browse.select(st, ids)
+        sel = EntryFilter(regime=None, selected=True)
+        out = tmp_path / "out.jsonl"
+        res = export_pairs(st, sel, None, out)
+        assert res.n == 3 and res.fmt == "jsonl"
+        recs = [json.loads(l) for l in out.read_text().splitlines()]
+        r0 = next(r for r in recs if r["pair_id"] == ids[0])
+        assert r0["tags"] == ["label-noise"] and r0["note"] == "both fine"
+        assert r0["regime"] == "resists_alignment"
+        pre = st.scalar("SELECT reward_chosen_pre FROM pair_metrics WHERE pair_id = ?", [ids[0]])
+        assert r0["rewards"]["chosen"]["pre:synth-rm-pre"] == pytest.approx(pre)
+        assert set(r0["features"]["chosen"]) >= {"synth.harmless", "synth.sentiment"}
+        meta = json.loads(Path(str(out) + ".meta.json").read_text())
+        assert meta["fit"]["se_type"] == "cluster(pair)" and len(meta["models"]) == 2
+        with pytest.raises(ExportExistsError):
+            export_pairs(st, sel, None, out)
+        for ext in ("csv", "md", "parquet"):
+            res = export_pairs(st, ids, None, tmp_path / f"out.{ext}")
+            assert res.n == 3
+        csv = pd.read_csv(tmp_path / "out.csv")
+        assert set(csv.pair_id) == set(ids) and "chosen.synth.harmless" in csv.columns
+        md = (tmp_path / "out.md").read_text()
+        assert "SE: cluster(pair)" in md and "both fine" in md
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(tmp_path / "out.parquet")
+        assert t.num_rows == 3 and b"rmtui" in t.schema.metadata
+        with pytest.raises(RmtuiError):
+            export_pairs(st, ids, None, tmp_path / "out.xlsx")
+
+
+# -- the app ----------------------------------------------------------------------------------------
+async def test_main_flow_filter_open_tag_select_export_reopen(study_file, tmp_path):
+    from rmtui.screens.entry import EntryScreen
+    from rmtui.screens.main import ListScreen
+    from rmtui.widgets.entry_list import EntryList
+
+    out = tmp_path / "sel.jsonl"
+    app = make_app(study_file, export_default=str(out))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        assert el.filt.regime == "resists_alignment"
+        await pilot.press("x")  # all pairs
+        assert el.total == N_PAIRS
+        # filter dialog: field regime (first), then resists_alignment
+        await pilot.press("f", "enter")
+        await settle(pilot)
+        opts = app.screen.choices
+        idx = [v for v, _ in opts].index("resists_alignment")
+        await pilot.press("home", *(["down"] * idx), "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ListScreen)
+        n_res = app.service.count(EntryFilter())
+        assert el.filt.regime == "resists_alignment" and el.total == n_res
+        await pilot.press("down", "down")
+        pid = el.current_pair
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, EntryScreen) and app.screen.pair_id == pid
+        await pilot.press("2")  # rm-error
+        await pilot.press("n")
+        await settle(pilot)
+        await pilot.press(*"odd one", "enter")
+        await pilot.press("s")
+        await settle(pilot)
+        head = str(app.screen.query_one("#entry-head").render())
+        assert "rm-error" in head and "odd one" in head
+        await pilot.press("escape")
+        await settle(pilot)
+        # export the selection
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("home", "enter")  # "selected pairs"
+        await settle(pilot)
+        await pilot.press("enter")  # path prefilled
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert out.exists()
+        recs = [json.loads(l) for l in out.read_text().splitlines()]
+        assert [r["pair_id"] for r in recs] == [pid] and recs[0]["tags"] == ["rm-error"]
+        # exporting again asks before overwriting; n keeps the file
+        before = out.stat().st_mtime_ns
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("home", "enter")
+        await settle(pilot)
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ConfirmDialog"
+        await pilot.press("n")
+        assert out.stat().st_mtime_ns == before
+        await pilot.press("q")
+    # reopen the study: the tag is there and the tag filter finds the pair
+    app2 = make_app(study_file)
+    async with app2.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app2.screen.query_one(EntryList)
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press("home", *(["down"] * 5), "enter")  # field 'tag'
+        await settle(pilot)
+        values = [v for v, _ in app2.screen.choices]
+        await pilot.press("home", *(["down"] * values.index("rm-error")), "enter")
+        await settle(pilot)
+        assert el.filt.tag == "rm-error" and el.total == 1 and el.current_pair == pid
+        await pilot.press("U")  # undo the last action (the select) from the reopened app
+        assert app2.service.selection_count() == 0
+
+
+async def test_g_prefix_selects_every_pair_of_filter_and_undo(study_file):
+    from rmtui.widgets.entry_list import EntryList
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        await pilot.press("g", "s")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert app.service.selection_count() == el.total > 0
+        await pilot.press("u")  # plain u: only the current pair
+        assert app.service.selection_count() == el.total - 1
+        await pilot.press("U", "U")
+        assert app.service.selection_count() == 0
+        # g counts only for the next key on the same pair: g, move, s selects one pair
+        await pilot.press("g", "down", "s")
+        await app.workers.wait_for_complete()
+        assert app.service.selection_count() == 1
+
+
+async def test_command_palette_offers_screen_actions_and_entry_steps(study_file):
+    from rmtui.screens.coefficients import CoefficientScreen
+    from rmtui.screens.entry import EntryScreen
+    from rmtui.widgets.entry_list import EntryList
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        cmds = {c.title: c for c in app.get_system_commands(app.screen)}
+        assert {"Open", "Filter", "Export", "Coefs", "Regimes", "Undo", "Help"} <= set(cmds)
+        cmds["Coefs"].callback()
+        await settle(pilot)
+        assert isinstance(app.screen, CoefficientScreen)
+        await pilot.press("escape")
+        el = app.screen.query_one(EntryList)
+        second = el.value(1, "pair_id")
+        await pilot.press("enter", "j")
+        await settle(pilot)
+        assert isinstance(app.screen, EntryScreen) and app.screen.pair_id == second
+        await pilot.press("k")
+        assert app.screen.pair_id == el.value(0, "pair_id")
+
+
+async def test_coefficient_row_filters_list_by_feature(study_file):
+    from rmtui.screens.coefficients import CoefficientScreen
+    from rmtui.screens.main import ListScreen
+    from rmtui.widgets.entry_list import EntryList
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, CoefficientScreen)
+        feature = app.screen.row_features["r0"]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ListScreen)
+        el = app.screen.query_one(EntryList)
+        assert el.filt.feature == feature and el.filt.regime == "resists_alignment"
+        assert el.total == app.service.count(EntryFilter(feature=feature))
+        # regime table: a count cell filters by regime and gamma
+        await pilot.press("m")
+        await settle(pilot)
+        await pilot.press("tab")  # to the gamma table
+        await pilot.press("right", "right", "right", "enter")  # row c, column resists
+        await settle(pilot)
+        assert isinstance(app.screen, ListScreen)
+        assert el.filt == EntryFilter(regime="resists_alignment", gamma="c")
+
+
+async def test_keymap_remaps_and_bad_keymap_shows_error(study_file, tmp_path):
+    from rmtui.screens.dialogs import ErrorDialog
+    from rmtui.screens.entry import EntryScreen
+
+    km = tmp_path / "keymap.toml"
+    km.write_text('[keymap]\n"list.open" = "o"\n')
+    app = make_app(study_file, keymap=km)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        assert isinstance(app.screen, EntryScreen)
+    km.write_text('[keymap\n"list.open" = o\n')
+    app = make_app(study_file, keymap=km)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, 5)
+        assert isinstance(app.screen, ErrorDialog)
+        assert "keymap.toml" in app.screen.message
+
+
+async def test_error_dialog_instead_of_traceback(study_file, tmp_path):
+    from rmtui.screens.dialogs import ErrorDialog
+
+    app = make_app(study_file, export_default=str(tmp_path / "no" / "such" / "dir.jsonl"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("end", "enter", "enter")  # the current filter, to a missing folder
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorDialog)
+        assert "no such folder" in app.screen.message
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ErrorDialog)
+
+
+async def test_locked_study_shows_message_and_quits(study_file):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, sys, time
+            con = duckdb.connect({str(study_file)!r})
+            print('locked', flush=True)
+            sys.stdin.readline()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        app = make_app(study_file)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            assert app.screen.__class__.__name__ == "OpenFailedScreen"
+            assert "Study is in use" in app.screen.title_text
+            assert "has this study open for writing" in app.screen.message
+            await pilot.press("q")
+        assert app.return_code == 1
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.close()
+        holder.wait(10)
+
+
+class StubRewriter:
+    """Stands in for analysis.robustness in a UI test of the rewrite screen (the real one: below)."""
+
+    def __init__(self):
+        self.calls, self.discarded = [], []
+
+    @staticmethod
+    def available():
+        return True, ""
+
+    @staticmethod
+    def perturbations():
+        return ["add_apology", "shout"]
+
+    @staticmethod
+    def llm_configured():
+        return False
+
+    def rewrite(self, pair_id, side, rewriter, *, text=None, perturbation=None, keep=False):
+        self.calls.append((pair_id, side, rewriter, text, perturbation, keep))
+        new = text if text is not None else f"SORRY. {perturbation}"
+        rewards = pd.DataFrame({"model_id": ["m-pre", "m-post"], "role": ["pre", "post"],
+                                "old": [0.5, -1.0], "new": [0.7, 2.5]})
+        return SimpleNamespace(rewrite_id=f"rw{len(self.calls)}", pair_id=pair_id, side=side,
+                               original_response="", new_response=new, rewards=rewards,
+                               margin_old={"pre": -0.2, "post": -1.5}, margin_new={"pre": 0.1, "post": 2.0},
+                               flips={"pre": True, "post": True}, similarity=0.83)
+
+    def discard(self, rewrite_id):
+        self.discarded.append(rewrite_id)
+
+
+async def test_rewrite_screen_with_stub_backend(study_file):
+    from textual.widgets import TextArea
+
+    from rmtui.screens.rewrite import RewriteScreen
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        stub = StubRewriter()
+        app.service.rewriter = stub
+        await pilot.press("enter", "w")
+        await settle(pilot)
+        assert isinstance(app.screen, RewriteScreen)
+        await pilot.press("ctrl+r")  # unchanged text: nothing to do
+        assert stub.calls == []
+        ta = app.screen.query_one(TextArea)
+        ta.text = "A calmer, more helpful answer."
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert stub.calls[-1][2:4] == ("manual", "A calmer, more helpful answer.")
+        summary = str(app.screen.query_one("#rw-summary").render())
+        assert "FLIPS" in summary and "0.83" in summary
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        await pilot.press("down", "enter")  # 'shout'
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert stub.discarded == ["rw1"]  # the unkept manual rewrite was dropped
+        assert app.screen.query_one(TextArea).text == "SORRY. shout"
+        await pilot.press("ctrl+s")  # keep
+        await pilot.press("escape")
+        await settle(pilot)
+        assert stub.discarded == ["rw1"]
+        assert app.screen.__class__.__name__ == "EntryScreen"
+
+
+async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
+    pytest.importorskip("analysis.robustness", reason="analysis.robustness (issue 7) is not merged yet")
+    scoring = pytest.importorskip("analysis.scoring", reason="analysis.scoring (issue 3) is not merged yet")
+    from textual.widgets import TextArea
+
+    from rmtui.screens.rewrite import RewriteScreen
+
+    path = tmp_path / "study.duckdb"
+    make_synthetic_study(path, 20, seed=1, with_models=False)
+    with open_study(path) as st:
+        scoring.score_study(st, str(tiny_rm_dir), "pre", settings=scoring.ScoreSettings(device="cpu"))
+        scoring.score_study(st, str(tiny_rm_dir_b), "post", settings=scoring.ScoreSettings(device="cpu"))
+    app = make_app(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("x", "enter", "w")
+        await settle(pilot)
+        assert isinstance(app.screen, RewriteScreen)
+        pid = app.screen.pair_id
+        app.screen.query_one(TextArea).text = "I am sorry, I cannot help with that."
+        await pilot.press("ctrl+r")
+        for _ in range(600):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            if not app.screen.busy:
+                break
+        assert app.screen.outcome is not None, str(app.screen.query_one("#status").render())
+        await pilot.press("ctrl+s", "escape")
+        await settle(pilot)
+    with open_study(path, read_only=True) as st:
+        n = st.scalar("SELECT count(*) FROM rewrites WHERE pair_id = ? AND coalesce(kept, TRUE)", [pid])
+        assert n == 1
+
+
+def test_explore_command_rejects_missing_study(tmp_path):
+    from typer.testing import CliRunner
+
+    import rmtui.cli.explore  # noqa: F401  (registers the command)
+    from rmtui.cli.base import app as cli
+
+    res = CliRunner().invoke(cli, ["explore", str(tmp_path / "nope.duckdb")])
+    assert res.exit_code == 1
+
+
+# -- snapshots (deterministic: fixed seed, no clocks) ------------------------------------------------
+async def _to_entry(pilot):
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+async def _to_rewrite(pilot):
+    await pilot.press("enter", "w")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_snapshot_list(study_file, snap_compare, size):
+    assert snap_compare(make_app(study_file), terminal_size=size)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+def test_snapshot_entry(study_file, snap_compare, size):
+    assert snap_compare(make_app(study_file), terminal_size=size, run_before=_to_entry)
+
+
+def test_snapshot_coefficients(study_file, snap_compare):
+    assert snap_compare(make_app(study_file), terminal_size=(80, 24), press=["c"])
+
+
+def test_snapshot_rewrite(study_file, snap_compare):
+    assert snap_compare(make_app(study_file), terminal_size=(80, 24), run_before=_to_rewrite)
+
+
+def test_snapshot_help(study_file, snap_compare):
+    assert snap_compare(make_app(study_file), terminal_size=(80, 24), press=["question_mark"])
