@@ -92,10 +92,17 @@ V1 = [
         rewrite_id VARCHAR PRIMARY KEY, pair_id VARCHAR, side VARCHAR, rewriter VARCHAR,
         params VARCHAR, original_text_id VARCHAR, new_text_id VARCHAR,
         new_context VARCHAR, new_response VARCHAR, new_text VARCHAR,
-        similarity DOUBLE, experiment VARCHAR, kept BOOLEAN, created_at TIMESTAMP)""",
+        similarity DOUBLE, experiment VARCHAR, kept BOOLEAN, created_at TIMESTAMP,
+        perturbation VARCHAR,           -- rule name, LLM target, or NULL (manual / plain LLM rewrite)
+        meaning_changed BOOLEAN,        -- similarity below the threshold in force when stored
+        notes VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS robustness (
         fit_id VARCHAR, outcome VARCHAR, term VARCHAR, estimate DOUBLE, se DOUBLE,
         ci_low DOUBLE, ci_high DOUBLE, p DOUBLE, n INTEGER, se_type VARCHAR)""",
+    # mean reward change per perturbation, rewritten side and RM (rewrites with changed text only)
+    """CREATE TABLE IF NOT EXISTS sensitivity (
+        fit_id VARCHAR, perturbation VARCHAR, side VARCHAR, model_id VARCHAR, role VARCHAR,
+        mean_change DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n INTEGER)""",
     # triage
     """CREATE TABLE IF NOT EXISTS triage (
         pair_id VARCHAR, tag VARCHAR, note VARCHAR, updated_at TIMESTAMP)""",

@@ -1,0 +1,227 @@
+"""Robustness metrics: pure functions on DataFrames (no SQL, no model).
+
+Conventions (also written into every output that carries them):
+
+- **margin** of a pair under an RM = r(chosen) - r(rejected); the pair is *aligned* (delta = 1) when
+  the margin is > 0, else misaligned (delta = 0; an exact tie counts as not aligned and is flagged).
+- A rewrite replaces ONE side of a pair; ``margin_after`` is the margin with that side replaced and
+  the other side as it was.
+- ``became_misaligned`` = aligned before and not after; ``became_aligned`` = the reverse (post-D RM
+  for the robustness score; every RM for the per-RM flip columns).
+- **feature flip** ``flip_k = x_k(before) - x_k(after)`` (the paper's sign): positive means the
+  rewrite LOWERED feature k. Flip indicators per side: ``{side}_{feature}_down`` = the rewritten
+  side's feature went down (flip > 0), ``{side}_{feature}_up`` = it went up (flip < 0).
+- **robustness score** (paper: pi) = coefficients of a linear probability model of
+  ``became_misaligned`` (and of ``became_aligned``) on the flip indicators, one row per rewrite,
+  with an intercept and a ``side_rejected`` control, heteroskedasticity-robust (HC1) standard errors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+SIGN_CONVENTION = "flip = before - after (positive: the rewrite lowered the feature)"
+DISCRETE_KINDS = ("binary", "ordinal")
+
+
+def reward_changes(rw: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Per rewrite and RM: the rewritten side's old and new reward and the pair's margin before/after.
+
+    ``rw``: rewrite_id, side, original_text_id, new_text_id, other_text_id (+ any columns, kept).
+    ``scores``: model_id, role, text_id, reward. Rewrites missing a score are dropped.
+    Returns rw's columns + model_id, role, old, new, change, margin_before, margin_after,
+    agree_before, agree_after, became_misaligned, became_aligned, tie_after.
+    """
+    s = scores[["model_id", "role", "text_id", "reward"]].drop_duplicates(["model_id", "text_id"])
+    out = rw.merge(s.rename(columns={"text_id": "original_text_id", "reward": "old"}), on="original_text_id")
+    out = out.merge(s[["model_id", "text_id", "reward"]].rename(columns={"text_id": "new_text_id", "reward": "new"}),
+                    on=["model_id", "new_text_id"])
+    out = out.merge(s[["model_id", "text_id", "reward"]].rename(columns={"text_id": "other_text_id", "reward": "other"}),
+                    on=["model_id", "other_text_id"])
+    out = out.dropna(subset=["old", "new", "other"])
+    sign = np.where(out["side"] == "chosen", 1.0, -1.0)
+    out["change"] = out["new"] - out["old"]
+    out["margin_before"] = sign * (out["old"] - out["other"])
+    out["margin_after"] = sign * (out["new"] - out["other"])
+    out["agree_before"] = (out["margin_before"] > 0).astype(int)
+    out["agree_after"] = (out["margin_after"] > 0).astype(int)
+    out["tie_after"] = out["margin_after"] == 0
+    out["became_misaligned"] = ((out["agree_before"] == 1) & (out["agree_after"] == 0)).astype(int)
+    out["became_aligned"] = ((out["agree_before"] == 0) & (out["agree_after"] == 1)).astype(int)
+    return out.reset_index(drop=True)
+
+
+def flip_label(before: float, after: float) -> str:
+    """``aligned->misaligned`` | ``misaligned->aligned`` | ``stays aligned`` | ``stays misaligned``."""
+    b, a = before > 0, after > 0
+    if b and not a:
+        return "aligned->misaligned"
+    if a and not b:
+        return "misaligned->aligned"
+    return "stays aligned" if a else "stays misaligned"
+
+
+def feature_flips(rw: pd.DataFrame, feats: pd.DataFrame) -> pd.DataFrame:
+    """Per rewrite and feature: value before, after and ``flip = before - after``.
+
+    ``feats``: long text_id, feature, value. Returns rewrite_id, side, feature, before, after, flip.
+    """
+    f = feats[["text_id", "feature", "value"]].drop_duplicates(["text_id", "feature"])
+    out = rw[["rewrite_id", "side", "original_text_id", "new_text_id"]].merge(
+        f.rename(columns={"text_id": "original_text_id", "value": "before"}), on="original_text_id")
+    out = out.merge(f.rename(columns={"text_id": "new_text_id", "value": "after"}), on=["new_text_id", "feature"])
+    out["flip"] = out["before"] - out["after"]
+    return out[["rewrite_id", "side", "feature", "before", "after", "flip"]].reset_index(drop=True)
+
+
+def short_feature_names(features: list[str]) -> dict[str, str]:
+    """``"featurizer.name"`` -> ``"name"`` where the name alone is unambiguous."""
+    base = {f: f.split(".", 1)[-1] for f in features}
+    counts = pd.Series(list(base.values())).value_counts()
+    return {f: (b if counts[b] == 1 else f) for f, b in base.items()}
+
+
+def flip_indicators(flips: pd.DataFrame, rewrite_ids: list[str] | None = None,
+                    features: list[str] | None = None, sides=("chosen", "rejected"), tol: float = 1e-9) -> pd.DataFrame:
+    """Wide 0/1 indicators, one row per rewrite: ``{side}_{feature}_down`` / ``_up`` (see module doc).
+
+    Rewrites without feature values get 0 everywhere (they changed nothing that was measured).
+    """
+    fl = flips if features is None else flips[flips["feature"].isin(features)]
+    ids = list(rewrite_ids) if rewrite_ids is not None else list(dict.fromkeys(flips["rewrite_id"]))
+    names = short_feature_names(sorted(fl["feature"].unique()))
+    cols: dict[str, pd.Series] = {}
+    for side in sides:
+        part = fl[fl["side"] == side]
+        for feat in sorted(fl["feature"].unique()):
+            p = part[part["feature"] == feat].set_index("rewrite_id")["flip"]
+            p = p.reindex(ids).fillna(0.0)
+            cols[f"{side}_{names[feat]}_down"] = (p > tol).astype(int)
+            cols[f"{side}_{names[feat]}_up"] = (p < -tol).astype(int)
+    out = pd.DataFrame(cols, index=pd.Index(ids, name="rewrite_id"))
+    return out
+
+
+@dataclass
+class LPMResult:
+    table: pd.DataFrame          # outcome, term, estimate, se, ci_low, ci_high, p, n, se_type
+    dropped: list[str]           # terms dropped (too rare or collinear), with the reason
+    n: int
+
+
+def _independent_columns(X: pd.DataFrame) -> tuple[list[str], list[str]]:
+    keep: list[str] = []
+    dropped: list[str] = []
+    for c in X.columns:
+        cand = keep + [c]
+        if np.linalg.matrix_rank(X[cand].to_numpy(float)) == len(cand):
+            keep.append(c)
+        else:
+            dropped.append(f"{c} (collinear)")
+    return keep, dropped
+
+
+def lpm(y: pd.Series, X: pd.DataFrame, *, outcome: str, min_count: int = 5, alpha: float = 0.05) -> LPMResult:
+    """OLS of a 0/1 outcome on 0/1 regressors + intercept, HC1 standard errors, normal 95 % intervals.
+
+    Regressors with fewer than ``min_count`` ones (or zeros) are dropped, then collinear ones.
+    """
+    import statsmodels.api as sm
+
+    dropped: list[str] = []
+    keep_cols = []
+    for c in X.columns:
+        ones = int(X[c].sum())
+        if ones < min_count or len(X) - ones < min_count:
+            dropped.append(f"{c} (only {ones} of {len(X)} rewrites)")
+        else:
+            keep_cols.append(c)
+    Xd = X[keep_cols].astype(float)
+    Xd.insert(0, "intercept", 1.0)
+    cols, coll = _independent_columns(Xd)
+    dropped += coll
+    Xd = Xd[cols]
+    n = len(y)
+    rows = []
+    if n > len(cols) and y.nunique() > 1:
+        res = sm.OLS(y.astype(float).to_numpy(), Xd.to_numpy(), hasconst=True).fit(cov_type="HC1")
+        ci = res.conf_int(alpha)
+        for i, term in enumerate(cols):
+            rows.append({"outcome": outcome, "term": term, "estimate": float(res.params[i]),
+                         "se": float(res.bse[i]), "ci_low": float(ci[i][0]), "ci_high": float(ci[i][1]),
+                         "p": float(res.pvalues[i]), "n": n, "se_type": "HC1"})
+    else:
+        dropped.append(f"(no fit: n={n}, outcome takes {y.nunique()} value(s))")
+    table = pd.DataFrame(rows, columns=["outcome", "term", "estimate", "se", "ci_low", "ci_high", "p", "n", "se_type"])
+    return LPMResult(table, dropped, n)
+
+
+def robustness_lpm(changes_post: pd.DataFrame, indicators: pd.DataFrame, *, min_count: int = 5,
+                   outcomes=("became_misaligned", "became_aligned")) -> LPMResult:
+    """The robustness score: LPMs of ``outcomes`` (post-D RM, one row per rewrite) on flip indicators.
+
+    ``changes_post``: rows of :func:`reward_changes` for the post-D RM (rewrite_id, side, outcomes).
+    ``indicators``: :func:`flip_indicators` indexed by rewrite_id.
+    """
+    d = changes_post.set_index("rewrite_id")
+    X = indicators.reindex(d.index).fillna(0).astype(int)
+    sides = d["side"].unique()
+    if len(sides) > 1:
+        X.insert(0, "side_rejected", (d["side"] == "rejected").astype(int).to_numpy())
+    tables, dropped = [], []
+    for oc in outcomes:
+        r = lpm(d[oc], X, outcome=oc, min_count=min_count)
+        tables.append(r.table)
+        dropped += [f"{oc}: {x}" for x in r.dropped]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return LPMResult(table, dropped, len(d))
+
+
+def mean_ci(x: pd.Series, alpha: float = 0.05) -> tuple[float, float, float, int]:
+    """Mean and t-interval (NaN bounds for n < 2)."""
+    from scipy import stats
+
+    x = pd.Series(x).dropna().astype(float)
+    n = len(x)
+    if n == 0:
+        return (math.nan, math.nan, math.nan, 0)
+    m = float(x.mean())
+    if n < 2:
+        return (m, math.nan, math.nan, n)
+    se = float(x.std(ddof=1)) / math.sqrt(n)
+    h = float(stats.t.ppf(1 - alpha / 2, n - 1)) * se
+    return (m, m - h, m + h, n)
+
+
+def sensitivity(changes: pd.DataFrame) -> pd.DataFrame:
+    """Mean reward change per (perturbation, side, RM) with 95 % t-intervals.
+
+    ``changes``: :func:`reward_changes` rows with a ``perturbation`` column (NULL -> the rewriter name).
+    Also a side ``all`` per perturbation and RM.
+    """
+    if changes.empty:
+        return pd.DataFrame(columns=["perturbation", "side", "model_id", "role", "mean_change", "ci_low", "ci_high", "n"])
+    c = changes.copy()
+    if "rewriter" in c:
+        c["perturbation"] = c["perturbation"].where(c["perturbation"].notna(), c["rewriter"])
+    rows = []
+    both = pd.concat([c, c.assign(side="all")], ignore_index=True)
+    for (pert, side, mid, role), g in both.groupby(["perturbation", "side", "model_id", "role"], dropna=False):
+        m, lo, hi, n = mean_ci(g["change"])
+        rows.append({"perturbation": pert, "side": side, "model_id": mid, "role": role,
+                     "mean_change": m, "ci_low": lo, "ci_high": hi, "n": n})
+    return pd.DataFrame(rows)
+
+
+def flip_rates(changes: pd.DataFrame) -> pd.DataFrame:
+    """Per RM role (and perturbation): share of rewrites that made the pair misaligned / aligned."""
+    if changes.empty:
+        return pd.DataFrame(columns=["role", "n", "became_misaligned", "became_aligned", "mean_abs_change"])
+    return (changes.assign(abs_change=changes["change"].abs())
+            .groupby("role").agg(n=("rewrite_id", "size"), became_misaligned=("became_misaligned", "mean"),
+                                 became_aligned=("became_aligned", "mean"), mean_abs_change=("abs_change", "mean"))
+            .reset_index())

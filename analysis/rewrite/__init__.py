@@ -1,0 +1,5 @@
+"""Rewriters: rule-based perturbations, an LLM rewriter and the user's own text."""
+
+from .base import RULE_PERTURBATIONS, RewriteError, RewriteResult, Rewriter, make_rewriter
+
+__all__ = ["RULE_PERTURBATIONS", "RewriteError", "RewriteResult", "Rewriter", "make_rewriter"]

@@ -1,0 +1,103 @@
+"""The rewriter interface: what every rewriter (rules, LLM, manual) offers, and the spec parser.
+
+A rewriter changes the *last response* of a text and nothing else; the context is kept. Each
+rewrite records its origin (rewriter name, version, params as JSON, experiment id) in the study's
+``rewrites`` table, so any number can be traced back to the rule or prompt that produced it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import RmtuiError
+
+#: the rule-based perturbations, each moving one spoiler feature while keeping the content
+RULE_PERTURBATIONS: list[str] = [
+    "more_positive",
+    "more_negative",
+    "more_formal",
+    "plainer",
+    "hedging",
+    "apology",
+    "polite_preamble",
+    "lengthen",
+    "list_format",
+    "typo_noise",
+]
+
+
+class RewriteError(RmtuiError):
+    """A rewriter could not produce an acceptable rewrite (reasons are listed in the message)."""
+
+    title = "Rewrite"
+
+    def __init__(self, message: str, reasons: list[str] | None = None, title: str | None = None) -> None:
+        super().__init__(message, title)
+        self.reasons = list(reasons or [])
+
+
+@dataclass
+class RewriteResult:
+    """One rewrite: the new last response, the params that produced it (JSON-able), and notes
+    (e.g. ``"no contraction or casual word to change"``: the rule had nothing to do)."""
+
+    new_response: str
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+
+class Rewriter:
+    """Base class: subclasses set ``name`` and ``version`` and implement :meth:`rewrite`."""
+
+    name: str = ""
+    version: str = "1"
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The settings that identify this rewriter (part of every rewrite id)."""
+        return {}
+
+    @property
+    def spec(self) -> str:
+        return self.name
+
+    def rewrite(self, context: str, response: str, rng: np.random.Generator) -> RewriteResult:
+        raise NotImplementedError
+
+    def params_json(self) -> str:
+        return json.dumps({"version": self.version, **self.params}, sort_keys=True, default=str)
+
+
+def make_rewriter(spec: str, **params: Any) -> Rewriter:
+    """Build a rewriter: ``"rules"`` (one perturbation drawn per text, seeded), ``"rules:NAME"``
+    (one of :data:`RULE_PERTURBATIONS`), ``"llm"`` (``endpoint=``/``base_url=``, ``model=``,
+    ``target=``), ``"manual"`` (``text=``)."""
+    spec = (spec or "").strip()
+    if spec == "rules" or spec.startswith("rules:"):
+        from .rules import RuleRewriter
+
+        pert = params.pop("perturbation", None)
+        if spec.startswith("rules:"):
+            pert = spec[6:]
+        return RuleRewriter(pert or None, **params)
+    if spec == "llm" or spec.startswith("llm:"):
+        from .llm import LLMRewriter
+
+        if spec.startswith("llm:") and not params.get("model"):
+            params["model"] = spec[4:]
+        if "endpoint" in params:
+            params.setdefault("base_url", params.pop("endpoint"))
+        pert = params.pop("perturbation", None)
+        if pert and not params.get("target"):
+            params["target"] = pert
+        return LLMRewriter(**params)
+    if spec == "manual":
+        from .manual import ManualRewriter
+
+        params.pop("perturbation", None)
+        return ManualRewriter(**params)
+    raise RmtuiError(f"unknown rewriter {spec!r}: use rules, rules:PERTURBATION, llm or manual", "Rewriter")
