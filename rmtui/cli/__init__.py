@@ -6,6 +6,7 @@ from . import explore as _explore  # noqa: F401
 from . import featurize as _featurize  # noqa: F401
 from . import fit as _fit  # noqa: F401
 from . import ingest as _ingest  # noqa: F401  (registers commands)
+from . import rewrite as _rewrite  # noqa: F401
 from . import run as _run  # noqa: F401  (run, demo, export, report)
 from . import score as _score  # noqa: F401
 from . import train as _train  # noqa: F401
