@@ -505,12 +505,15 @@ def write_readme(out: str | Path, report: dict) -> None:
                     f"{ver['pre']['pairs']} held-out pairs its rewards equal the build's to within "
                     f"{max(v['max_abs_reward_diff'] for v in ver.values()):.1e}.")
     if report.get("seconds_post_rebuild_total"):
+        over = report.get("post_oversample") or {}
         body.append(f"- post-D rebuilt from the stored pre-D on {', '.join(report['post_trained_on'])} "
-                    f"({report['epochs_post']:g} epochs, lr {report['post_settings']['lr']:g}): "
+                    + (f"(each epoch repeats {', '.join(f'{k} {v}x' for k, v in over.items())}; " if over else "(")
+                    + f"{report['epochs_post']:g} epochs, lr {report['post_settings']['lr']:g}): "
                     f"{report['seconds_post_rebuild_total'] / 60:.1f} min wall clock "
                     f"({report['cpu_seconds_post_rebuild'] / 60:.1f} CPU-minutes), frozen-layer pass over the "
                     f"texts it needs {report['seconds_post_rebuild_cache']:.0f} s, training {report['seconds_post']:.0f} s. "
-                    "The first build's post-D (all of D) is in build_report.json as `first_post_attempt`.")
+                    "The first build's post-D (all of D) is in build_report.json as `first_post_attempt`"
+                    + (", earlier rebuilds as `replaced_post_rebuilds`." if report.get("replaced_post_rebuilds") else "."))
     cmds = report.get("command", COMMAND) + ("\n" + report["command_post"] if report.get("command_post") else "")
     body += ["", "Commands (the second rebuilds post-D only):" if report.get("command_post") else "Command:",
              "", "```", cmds, "```", "<!-- build:end -->"]
@@ -557,7 +560,8 @@ def _main(argv: list[str] | None = None) -> None:
     b.add_argument("--no-verify", action="store_true")
     bp = sub.add_parser("build-post", help="retrain post-D from the stored pre-D on some subsets of D")
     bp.add_argument("--out", default=str(EMBED_DIR))
-    bp.add_argument("--subsets", default="harmless-base")
+    bp.add_argument("--subsets", default="harmless-base", help="comma-separated subsets of D, or 'all'")
+    bp.add_argument("--oversample", default="", help="repeat a subset's pairs per epoch, e.g. harmless-base=3")
     bp.add_argument("--epochs", type=float, default=3.0)
     bp.add_argument("--lr", type=float, default=3e-4)
     bp.add_argument("--batch-size", type=int, default=16)
@@ -575,7 +579,8 @@ def _main(argv: list[str] | None = None) -> None:
         print(f"build {rep['build_seconds']:.0f} s (+ verify {rep.get('seconds_verify', 0):.0f} s)", flush=True)
     elif args.cmd == "build-post":
         rep = rebuild_post(args.out, subsets=tuple(x for x in args.subsets.split(",") if x), epochs=args.epochs,
-                           lr=args.lr, batch_size=args.batch_size, log=lambda s: print(s, flush=True))
+                           lr=args.lr, batch_size=args.batch_size, oversample=parse_oversample(args.oversample),
+                           log=lambda s: print(s, flush=True))
         print(f"post-D rebuilt in {rep['seconds_post_rebuild_total']:.0f} s", flush=True)
     elif args.cmd == "readme":
         write_readme(args.out, json.loads((Path(args.out) / "build_report.json").read_text()))
@@ -584,11 +589,57 @@ def _main(argv: list[str] | None = None) -> None:
 
 
 
+def parse_oversample(text: str) -> dict[str, int]:
+    """``"harmless-base=3,helpful-base=2"`` -> ``{"harmless-base": 3, "helpful-base": 2}``."""
+    from .errors import InputError
+
+    out: dict[str, int] = {}
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        name, sep, factor = item.partition("=")
+        try:
+            k = int(factor)
+        except ValueError:
+            k = 0
+        if not sep or not name or k < 1:
+            raise InputError(f"--oversample: expected SUBSET=N with N >= 1, got {item!r}", "Bad --oversample")
+        out[name.strip()] = k
+    return out
+
+
+def post_training_frame(frame, subsets, oversample=None):
+    """The in-sample pairs post-D trains on: ``(subsets, oversample, unique pairs, pairs per epoch)``.
+    ``subsets == ("all",)`` means every subset in ``frame``; a subset in ``oversample`` appears that many
+    times per epoch. Unknown subset names are an InputError."""
+    import pandas as pd
+
+    from .errors import InputError
+
+    subsets = tuple(subsets)
+    if subsets == ("all",):
+        subsets = tuple(sorted(frame["subset"].unique()))
+    oversample = {k: v for k, v in (oversample or {}).items() if v != 1}
+    known = set(frame["subset"])
+    unknown = sorted((set(subsets) | set(oversample)) - known)
+    if unknown:
+        raise InputError(f"build-post: unknown subset(s) {', '.join(unknown)}; the data has "
+                         f"{', '.join(sorted(known))}", "Unknown subset")
+    if set(oversample) - set(subsets):
+        raise InputError(f"build-post: --oversample names {', '.join(sorted(set(oversample) - set(subsets)))}, "
+                         "which is not in --subsets", "Bad --oversample")
+    train_f = frame[~frame["heldout"] & frame["subset"].isin(list(subsets))]
+    train_rep = pd.concat([train_f] + [train_f[train_f["subset"] == k] for k, v in oversample.items()
+                                       for _ in range(v - 1)])
+    return subsets, oversample, train_f, train_rep
+
+
 def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("harmless-base",), epochs: float = 3.0,
-                 lr: float = 3e-4, batch_size: int = 16, log=print) -> dict:
-    """Retrain post-D from the stored pre-D on the in-sample pairs of ``subsets`` (the part of D that
-    pre-D never saw), keeping the build's seed, split, max_length and layers. Rewrites ``post-d/`` and
-    the post-D entries of build_report.json."""
+                 lr: float = 3e-4, batch_size: int = 16, oversample: dict[str, int] | None = None,
+                 log=print) -> dict:
+    """Retrain post-D from the stored pre-D on the in-sample pairs of ``subsets`` (``("all",)``: all of D),
+    each epoch repeating the pairs of a subset in ``oversample`` that many times, keeping the build's seed,
+    split, max_length and layers. Rewrites ``post-d/`` and the post-D entries of build_report.json."""
     import resource
     import tempfile
 
@@ -606,7 +657,7 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     frame = pairs_from_files(sorted((ROOT / "sample_data" / "hh-rlhf").glob("*.jsonl.gz")))
     frame = mark_split(add_text_keys(frame), seed, s0["heldout_frac"])
     held = frame[frame["heldout"]]
-    train_f = frame[~frame["heldout"] & frame["subset"].isin(list(subsets))]
+    subsets, oversample, train_f, train_rep = post_training_frame(frame, subsets, oversample)
     all_in = frame[~frame["heldout"]]
     settings = TrainSettings(**{**s0, "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed + 1})
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -632,7 +683,9 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     held_keys = list(held["chosen_key"]) + list(held["rejected_key"])
     check = pairwise_accuracy(held, text_rewards(net, enc, held_keys, cache=cache))
     log("pre-D (reloaded): " + ", ".join(f"{s} {a:.3f}" for s, a in zip(check["subset"], check["accuracy"])))
-    st = train_phase(net, enc, cache, train_f, settings, name="post-D", progress=progress)
+    log(f"training on {len(train_f)} in-sample pairs of {', '.join(subsets)}"
+        + (f", oversampled {oversample}: {len(train_rep)} pairs per epoch" if oversample else ""))
+    st = train_phase(net, enc, cache, train_rep, settings, name="post-D", progress=progress)
     round_trainable_to_fp16(net)
     acc = pairwise_accuracy(held, text_rewards(net, enc, held_keys, cache=cache))
     log("post-D: " + ", ".join(f"{s} {a:.3f}" for s, a in zip(acc["subset"], acc["accuracy"])))
@@ -640,7 +693,9 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     d = out / ROLES["post"]
     meta = json.loads((d / DELTA_META).read_text())
     meta["trained_on_subsets"] = list(subsets)
+    meta["oversample"] = oversample
     meta["note"] = ("pre-D trained further on the in-sample pairs of " + ", ".join(subsets)
+                    + (f" (oversampled per epoch: {oversample})" if oversample else "")
                     + "; with pre-D's helpful training, post-D has been trained on all of D")
     for old in d.iterdir():
         if old.is_file():
@@ -650,7 +705,8 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     (d / DELTA_META).write_text(json.dumps(meta, indent=2) + "\n")
     (d / TRAIN_META).write_text(json.dumps({
         "rmtui": "embedded build (post-D retrained from pre-D)", "init": "embedded:pre", "settings": settings.as_dict(),
-        "trained_on_subsets": list(subsets), "n_train_pairs": len(train_f), "n_heldout_pairs": len(held),
+        "trained_on_subsets": list(subsets), "oversample": oversample, "n_train_pairs": len(train_f),
+        "n_train_pairs_per_epoch": len(train_rep), "n_heldout_pairs": len(held),
         "heldout_accuracy": acc.to_dict(orient="records"), "train": st.__dict__}, indent=2, default=str) + "\n")
     write_trained_pairs(d / TRAINED_PAIRS, all_in)  # cumulative: everything pre-D and post-D trained on (D)
     # verify through a materialised folder
@@ -662,15 +718,23 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     diff = max(abs(mine[k] - theirs[k]) for k in mine)
     log(f"post: materialised folder vs build, {len(sample)} held-out pairs: max |reward diff| {diff:.2e}")
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    report["first_post_attempt"] = {
-        "what": "post-D = pre-D trained 2 more epochs on all in-sample pairs of D (lr 2e-4): harmless-base did not move",
-        "accuracy": report["accuracy_cached"]["post"], "phase": report["phases"]["post"],
-        "seconds": report["seconds_post"]}
+    if "first_post_attempt" not in report:
+        report["first_post_attempt"] = {
+            "what": "post-D = pre-D trained 2 more epochs on all in-sample pairs of D (lr 2e-4): harmless-base did not move",
+            "accuracy": report["accuracy_cached"]["post"], "phase": report["phases"]["post"],
+            "seconds": report["seconds_post"]}
+    else:  # keep the post-D this rebuild replaces
+        report.setdefault("replaced_post_rebuilds", []).append({
+            "command": report.get("command_post"), "trained_on": report.get("post_trained_on"),
+            "oversample": report.get("post_oversample", {}), "settings": report.get("post_settings"),
+            "accuracy": report["accuracy_cached"]["post"], "phase": report["phases"]["post"],
+            "seconds_total": report.get("seconds_post_rebuild_total")})
     report["accuracy_cached"]["post"] = acc.to_dict(orient="records")
     report["phases"]["post"] = st.__dict__
     report["epochs_post"] = epochs
     report["post_settings"] = settings.as_dict()
     report["post_trained_on"] = list(subsets)
+    report["post_oversample"] = oversample
     report["seconds_post"] = round(st.seconds, 1)
     report["seconds_post_rebuild_total"] = round(time.perf_counter() - t_start, 1)
     report["seconds_post_rebuild_cache"] = round(t_cache, 1)
@@ -678,7 +742,9 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     report.setdefault("verify", {})["post"] = {"pairs": len(sample), "max_abs_reward_diff": diff,
                                                "accuracy": vacc.to_dict(orient="records")}
     report["command_post"] = (f"HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build-post --out sample_data/models "
-                              f"--subsets {','.join(subsets)} --epochs {epochs:g} --lr {lr:g} --batch-size {batch_size}")
+                              f"--subsets {','.join(subsets)} "
+                              + (f"--oversample {','.join(f'{k}={v}' for k, v in oversample.items())} " if oversample else "")
+                              + f"--epochs {epochs:g} --lr {lr:g} --batch-size {batch_size}")
     (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     write_readme(out, report)
     return report

@@ -231,3 +231,26 @@ def test_mark_embedded_heldout_matches_the_seeded_split(study_path):
     expected = heldout_pairs(df["pair_id"], build["seed"], build["settings"]["heldout_frac"])
     assert set(df.loc[df["heldout"], "pair_id"]) == expected
     assert 0 < n_held < n_in
+
+
+def test_build_post_training_frame_all_subsets_oversampled_and_bad_names():
+    from analysis.embedded import parse_oversample, post_training_frame
+
+    frame = pd.DataFrame({"pair_id": [f"p{i}" for i in range(10)],
+                          "subset": ["a"] * 4 + ["b"] * 3 + ["c"] * 3,
+                          "heldout": [False, False, True, False, False, True, False, False, False, True]})
+    assert parse_oversample("a=3, b=1") == {"a": 3, "b": 1} and parse_oversample("") == {}
+    for bad in ("a", "a=0", "a=x", "=2"):
+        with pytest.raises(InputError):
+            parse_oversample(bad)
+    subsets, over, uniq, rep = post_training_frame(frame, ("all",), {"a": 3, "b": 1})
+    assert subsets == ("a", "b", "c") and over == {"a": 3}
+    assert list(uniq["pair_id"]) == ["p0", "p1", "p3", "p4", "p6", "p7", "p8"]  # in-sample only, each once
+    counts = rep["pair_id"].value_counts().to_dict()
+    assert counts == {"p0": 3, "p1": 3, "p3": 3, "p4": 1, "p6": 1, "p7": 1, "p8": 1}
+    _, _, uniq, rep = post_training_frame(frame, ("c",))
+    assert list(uniq["pair_id"]) == list(rep["pair_id"]) == ["p7", "p8"]
+    with pytest.raises(InputError):
+        post_training_frame(frame, ("a", "nope"))
+    with pytest.raises(InputError):
+        post_training_frame(frame, ("c",), {"a": 2})  # oversampling a subset it does not train on
