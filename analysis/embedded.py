@@ -76,6 +76,19 @@ def delta_dir(role: str) -> Path:
     return d
 
 
+def _progress_logger(log, t_start: float, every_s: float = 30.0):
+    """A ``progress(stage, done, total)`` callback that logs at most every ``every_s`` seconds and at the end."""
+    last = [0.0]
+
+    def progress(stage, done, total):
+        now = time.perf_counter()
+        if done == total or now - last[0] > every_s:
+            last[0] = now
+            log(f"  [{now - t_start:7.1f}s] {stage}: {done}/{total}")
+
+    return progress
+
+
 def resolve_model_spec(spec: str) -> str:
     """``embedded:pre`` / ``embedded:post`` -> the materialised folder; ``embedded:base`` -> the
     untrained base (no reward head: a starting point for ``rmtui train``); anything else unchanged."""
@@ -314,13 +327,7 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
     log(f"{len(frame)} pairs, {len(enc.ids)} distinct texts, {enc.n_truncated} cut to {max_length} tokens; "
         f"mean length {sum(map(len, enc.ids.values())) / max(1, len(enc.ids)):.1f} tokens")
 
-    last = [0.0]
-
-    def progress(stage, done, total):
-        now = time.perf_counter()
-        if done == total or now - last[0] > 30:
-            last[0] = now
-            log(f"  [{now - t_start:7.1f}s] {stage}: {done}/{total}")
+    progress = _progress_logger(log, t_start)
 
     cache = FeatureCache(net, enc, settings.cache_dtype)  # fp32: cached scores equal the saved model's
     t = time.perf_counter()
@@ -669,13 +676,7 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     need = pd_concat(train_f, held)
     enc.add(list(need["chosen_key"]) + list(need["rejected_key"]), list(need["chosen_context"]) + list(need["rejected_context"]),
             list(need["chosen_response"]) + list(need["rejected_response"]))
-    last = [0.0]
-
-    def progress(stage, done, total):
-        now = time.perf_counter()
-        if done == total or now - last[0] > 30:
-            last[0] = now
-            log(f"  [{now - t_start:7.1f}s] {stage}: {done}/{total}")
+    progress = _progress_logger(log, t_start)
 
     cache = FeatureCache(net, enc, "float32")
     cache.fill(list(enc.ids), settings.eval_batch_tokens, progress)

@@ -156,6 +156,32 @@ class Study:
         return {n: int(self.scalar(f'SELECT count(*) FROM "{n}"')) for n in names}
 
 
+def conform(df: pd.DataFrame, columns: list[str], **fixed: Any) -> pd.DataFrame:
+    """A copy of ``df`` with ``fixed`` columns set, missing ``columns`` as NULL, in ``columns`` order."""
+    out = df.assign(**fixed) if fixed else df.copy()
+    for c in columns:
+        if c not in out.columns:
+            out[c] = None
+    return out[columns]
+
+
+def insert_frame(cur: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, columns: list[str],
+                 select: str | None = None) -> None:
+    """``INSERT INTO table (columns) SELECT ... FROM df`` inside the caller's transaction; no-op when empty.
+
+    ``select`` overrides the select list (e.g. with casts); by default the columns as they are.
+    """
+    if not len(df):
+        return
+    name = f"_ins_{table}"
+    cur.register(name, df)
+    try:
+        cols = ", ".join(f'"{c}"' for c in columns)
+        cur.execute(f"INSERT INTO {table} ({cols}) SELECT {select or cols} FROM {name}")
+    finally:
+        cur.unregister(name)
+
+
 _PID_RE = re.compile(r"PID (\d+)")
 
 

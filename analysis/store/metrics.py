@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import RmtuiError
-from .core import Study, now
+from .core import Study, conform, insert_frame, now
 
 PAIR_METRIC_COLUMNS = [
     "pair_id", "fit_id", "reward_chosen_pre", "reward_rejected_pre", "reward_chosen_post",
@@ -156,49 +156,25 @@ def write_fit(study: Study, *, fit_id: str, kind: str, options: dict, pre_model_
               imprint: pd.DataFrame, coefficients: pd.DataFrame, pair_metrics: pd.DataFrame) -> None:
     """One transaction: the fits row, its imprint and coefficient rows, and pair_metrics (replaced:
     pair_metrics always holds the latest fit)."""
-    imp = imprint.copy()
-    imp["fit_id"] = fit_id
-    for c in IMPRINT_COLUMNS:
-        if c not in imp.columns:
-            imp[c] = None
-    imp = imp[IMPRINT_COLUMNS]
-    coef = coefficients.copy()
-    coef["fit_id"] = fit_id
-    for c in COEF_COLUMNS:
-        if c not in coef.columns:
-            coef[c] = None
-    coef = coef[COEF_COLUMNS]
-    pm = pair_metrics.copy()
-    pm["fit_id"] = fit_id
-    for c in PAIR_METRIC_COLUMNS:
-        if c not in pm.columns:
-            pm[c] = None
-    pm = pm[PAIR_METRIC_COLUMNS]
+    imp = conform(imprint, IMPRINT_COLUMNS, fit_id=fit_id)
+    coef = conform(coefficients, COEF_COLUMNS, fit_id=fit_id)
+    pm = conform(pair_metrics, PAIR_METRIC_COLUMNS, fit_id=fit_id)
     # nullable pandas dtypes -> object with None so DuckDB sees NULLs
     for c in pm.columns:
         if str(pm[c].dtype) in ("Int64", "boolean"):
             pm[c] = pm[c].astype(object).where(pm[c].notna(), None)
     pm_select = ", ".join(
-        f'CAST(_pm."{c}" AS {_PM_TYPES.get(c, "DOUBLE")}) AS "{c}"' for c in PAIR_METRIC_COLUMNS)
+        f'CAST("{c}" AS {_PM_TYPES.get(c, "DOUBLE")}) AS "{c}"' for c in PAIR_METRIC_COLUMNS)
     with study.transaction() as cur:
         cur.execute(
             "INSERT INTO fits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [fit_id, kind, now(), json.dumps(options, sort_keys=True, default=str), pre_model_id,
              post_model_id, se_type, int(n), json.dumps(messages)],
         )
-        if len(imp):
-            cur.register("_imp", imp)
-            cur.execute(f"INSERT INTO imprint SELECT {', '.join(IMPRINT_COLUMNS)} FROM _imp")
-            cur.unregister("_imp")
-        if len(coef):
-            cur.register("_coef", coef)
-            cur.execute(f"INSERT INTO coefficients SELECT {', '.join(COEF_COLUMNS)} FROM _coef")
-            cur.unregister("_coef")
+        insert_frame(cur, "imprint", imp, IMPRINT_COLUMNS)
+        insert_frame(cur, "coefficients", coef, COEF_COLUMNS)
         cur.execute("DELETE FROM pair_metrics")
-        if len(pm):
-            cur.register("_pm", pm)
-            cur.execute(f"INSERT INTO pair_metrics ({', '.join(PAIR_METRIC_COLUMNS)}) SELECT {pm_select} FROM _pm")
-            cur.unregister("_pm")
+        insert_frame(cur, "pair_metrics", pm, PAIR_METRIC_COLUMNS, select=pm_select)
 
 
 # -- reads for the summary ------------------------------------------------------------------------------

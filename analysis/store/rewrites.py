@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from .core import Study, now
+from .core import Study, conform, insert_frame, now
 
 REWRITE_COLUMNS = [
     "rewrite_id", "pair_id", "side", "rewriter", "params", "original_text_id", "new_text_id",
@@ -153,16 +153,8 @@ def write_robustness_fit(study: Study, fit_id: str, *, options: dict, pre_model_
                          post_model_id: str | None, n: int, robustness: pd.DataFrame,
                          sensitivity: pd.DataFrame, messages: list[str]) -> None:
     """Replace fit ``fit_id`` (kind ``robustness``) and its rows in ``robustness`` and ``sensitivity``."""
-    rob = robustness.assign(fit_id=fit_id)
-    for c in ROBUSTNESS_COLUMNS:
-        if c not in rob:
-            rob[c] = None
-    sens = sensitivity.assign(fit_id=fit_id)
-    for c in SENSITIVITY_COLUMNS:
-        if c not in sens:
-            sens[c] = None
-    rob = rob[ROBUSTNESS_COLUMNS]
-    sens = sens[SENSITIVITY_COLUMNS]
+    rob = conform(robustness, ROBUSTNESS_COLUMNS, fit_id=fit_id)
+    sens = conform(sensitivity, SENSITIVITY_COLUMNS, fit_id=fit_id)
     with study.transaction() as cur:
         for t in ("fits", "robustness", "sensitivity"):
             cur.execute(f"DELETE FROM {t} WHERE fit_id = ?", [fit_id])
@@ -171,14 +163,8 @@ def write_robustness_fit(study: Study, fit_id: str, *, options: dict, pre_model_
             "VALUES (?, 'robustness', ?, ?, ?, ?, 'HC1', ?, ?)",
             [fit_id, now(), json.dumps(options, sort_keys=True, default=str), pre_model_id, post_model_id,
              int(n), json.dumps(messages)])
-        if len(rob):
-            cur.register("_rob", rob)
-            cur.execute(f"INSERT INTO robustness ({', '.join(ROBUSTNESS_COLUMNS)}) SELECT * FROM _rob")
-            cur.unregister("_rob")
-        if len(sens):
-            cur.register("_sens", sens)
-            cur.execute(f"INSERT INTO sensitivity ({', '.join(SENSITIVITY_COLUMNS)}) SELECT * FROM _sens")
-            cur.unregister("_sens")
+        insert_frame(cur, "robustness", rob, ROBUSTNESS_COLUMNS)
+        insert_frame(cur, "sensitivity", sens, SENSITIVITY_COLUMNS)
 
 
 def latest_robustness_fit(study: Study) -> dict | None:
