@@ -80,6 +80,8 @@ class ScoreSettings:
     compile: bool = False       # torch.compile the model (pays on long GPU runs)
     chunk_size: int = 1024      # texts per length-sorted window and per committed chunk
     overlap: bool | None = None  # tokenize the next chunk in a thread; None: on CUDA only
+    tokenize_threads: int | None = None  # threads that tokenize a chunk; None: min(8, cores)
+    defer_sync: bool | None = None  # keep rewards on the device until a chunk ends; None: on CUDA
     max_batch_size: int | None = None
     allow_untrained_head: bool = False  # accept a newly initialised classification head (benchmarks)
     oom_hook: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
@@ -379,7 +381,30 @@ class RewardModel:
 
     # -- tokenization ----------------------------------------------------------------------------
     def encode(self, texts: pd.DataFrame) -> "Encoded":
-        """Tokenize a text frame in this model's format, truncating from the left."""
+        """Tokenize a text frame in this model's format, truncating from the left.
+
+        Large frames are split across threads: the Rust tokenizer releases the GIL, so this scales
+        with cores without the fork hazards of TOKENIZERS_PARALLELISM.
+        """
+        n = len(texts)
+        workers = self._tokenize_workers(n)
+        if workers <= 1:
+            return self._encode_part(texts)
+        bounds = np.linspace(0, n, workers + 1).astype(int)
+        parts = [texts.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        with ThreadPoolExecutor(workers, thread_name_prefix="rmtui-tok") as ex:
+            encs = list(ex.map(self._encode_part, parts))
+        return Encoded([x for e in encs for x in e.ids],
+                       None if encs[0].type_ids is None else [x for e in encs for x in e.type_ids],
+                       np.concatenate([e.truncated for e in encs]))
+
+    def _tokenize_workers(self, n: int) -> int:
+        want = self.settings.tokenize_threads
+        if want is None:
+            want = min(8, os.cpu_count() or 1)
+        return max(1, min(int(want), n // 128))
+
+    def _encode_part(self, texts: pd.DataFrame) -> "Encoded":
         if self.format == "pair":
             return self._encode_pair(_col(texts, "context"), _col(texts, "response"))
         if self.format == "raw":
@@ -389,16 +414,28 @@ class RewardModel:
         return self._encode_single(strings, add_special=False)
 
     def _encode_pair(self, ctx: list[str], resp: list[str]) -> "Encoded":
+        """``tokenizer(context, response)``; a text over max_length loses the start of its context
+        (then, if the response alone is too long, the start of the response), special tokens kept.
+        Done on the token ids with the fast tokenizer's sequence ids: the same as re-encoding with
+        ``truncation="only_first"`` (tested), without a second pass over the long texts."""
         tok, L = self.tokenizer, self.max_length
         enc = tok(ctx, resp, truncation=False, return_attention_mask=False,
                   return_token_type_ids=self._use_tt)
         ids = list(enc["input_ids"])
         tts = list(enc["token_type_ids"]) if self._use_tt else None
         truncated = np.zeros(len(ids), dtype=bool)
+        fast = getattr(enc, "is_fast", False)
         for i, x in enumerate(ids):
             if len(x) <= L:
                 continue
             truncated[i] = True
+            if fast:
+                keep = _left_truncate_pair(enc.sequence_ids(i), len(x) - L)
+                if keep is not None:
+                    ids[i] = [x[j] for j in keep]
+                    if tts is not None:
+                        tts[i] = [tts[i][j] for j in keep]
+                    continue
             try:
                 e = tok(ctx[i], resp[i], truncation="only_first", max_length=L,
                         return_attention_mask=False, return_token_type_ids=self._use_tt)
@@ -418,18 +455,18 @@ class RewardModel:
                   return_token_type_ids=self._use_tt)
         ids = list(enc["input_ids"])
         tts = list(enc["token_type_ids"]) if self._use_tt else None
-        truncated = np.zeros(len(ids), dtype=bool)
-        for i, x in enumerate(ids):
-            if len(x) <= L:
-                continue
-            truncated[i] = True
-            if add_special:
-                e = tok(strings[i], truncation=True, max_length=L, return_attention_mask=False,
-                        return_token_type_ids=self._use_tt)
-                ids[i] = e["input_ids"]
+        truncated = np.fromiter((len(x) > L for x in ids), dtype=bool, count=len(ids))
+        long = np.flatnonzero(truncated).tolist()
+        if add_special and long:  # one batched re-encode of the long texts, cut from the left
+            e = tok([strings[i] for i in long], truncation=True, max_length=L, return_attention_mask=False,
+                    return_token_type_ids=self._use_tt)
+            for k, i in enumerate(long):
+                ids[i] = e["input_ids"][k]
                 if tts is not None:
-                    tts[i] = e["token_type_ids"]
-            else:  # chat: cut from the left by hand, keeping a leading BOS
+                    tts[i] = e["token_type_ids"][k]
+        elif long:  # chat: cut from the left by hand, keeping a leading BOS
+            for i in long:
+                x = ids[i]
                 keep_bos = self._bos_id is not None and x[0] == self._bos_id
                 ids[i] = ([x[0]] + list(x[-(L - 1):])) if keep_bos else list(x[-L:])
                 if tts is not None:
@@ -437,7 +474,9 @@ class RewardModel:
         return Encoded(ids, tts, truncated)
 
     # -- forward ---------------------------------------------------------------------------------
-    def _forward(self, enc: "Encoded", idx: list[int]) -> np.ndarray:
+    def _forward(self, enc: "Encoded", idx: list[int], *, to_host: bool = True):
+        """Rewards of ``enc``'s texts at ``idx``: a float64 array, or (``to_host=False``) the float32
+        tensor still on the device, so the host can queue the next batch before this one finishes."""
         import torch
 
         seqs = [enc.ids[i] for i in idx]
@@ -455,19 +494,25 @@ class RewardModel:
             if tt is not None:
                 tt[r, sl] = enc.type_ids[i]
         dev = self.device
-        inputs = {"input_ids": torch.from_numpy(input_ids).to(dev),
-                  "attention_mask": torch.from_numpy(mask).to(dev)}
+        if dev == "cuda":  # pinned + non_blocking: the copy queues behind the running batch
+            def put(a):
+                return torch.from_numpy(a).pin_memory().to(dev, non_blocking=True)
+        else:
+            def put(a):
+                return torch.from_numpy(a)
+        inputs = {"input_ids": put(input_ids), "attention_mask": put(mask)}
         if tt is not None:
-            inputs["token_type_ids"] = torch.from_numpy(tt).to(dev)
+            inputs["token_type_ids"] = put(tt)
         if self._pos_ids and left:
-            pos = np.clip(np.cumsum(mask, axis=1) - 1, 0, None)
-            inputs["position_ids"] = torch.from_numpy(pos).to(dev)
+            inputs["position_ids"] = put(np.clip(np.cumsum(mask, axis=1) - 1, 0, None))
         with torch.inference_mode():
             logits = self.model(**inputs).logits.float()
             if self.num_labels == 2:
                 r = logits[:, 1] - logits[:, 0]
             else:
                 r = logits[:, 0]
+            if not to_host:
+                return r
             return r.cpu().numpy().astype(np.float64)
 
     # -- scoring ---------------------------------------------------------------------------------
@@ -483,6 +528,7 @@ class RewardModel:
         cs = chunk_size or self.settings.chunk_size
         starts = list(range(0, n_total, cs))
         overlap = self.settings.overlap if self.settings.overlap is not None else self.device == "cuda"
+        defer = self.settings.defer_sync if self.settings.defer_sync is not None else self.device == "cuda"
         pool = ThreadPoolExecutor(1, thread_name_prefix="rmtui-tokenize") if overlap and len(starts) > 1 else None
         done = 0
         if progress:
@@ -499,11 +545,21 @@ class RewardModel:
                 if pool is not None and k + 1 < len(starts):
                     nxt = pool.submit(self.encode, texts.iloc[starts[k + 1]:starts[k + 1] + cs])
                 rewards = np.empty(len(chunk), dtype=np.float64)
-                for batch, out in self.runner.run(enc.lengths, lambda b: self._forward(enc, b)):
-                    rewards[batch] = out
+                pending: list = []  # (batch, device tensor): copied to the host once per chunk
+                fwd = (lambda b: self._forward(enc, b, to_host=False)) if defer else (lambda b: self._forward(enc, b))
+                for batch, out in self.runner.run(enc.lengths, fwd):
+                    if defer:
+                        pending.append((batch, out))
+                    else:
+                        rewards[batch] = out
                     done += len(batch)
                     if progress:
                         progress(done, n_total)
+                if pending:
+                    import torch
+
+                    host = torch.cat([t for _, t in pending]).cpu().numpy().astype(np.float64)
+                    rewards[np.concatenate([np.asarray(b, dtype=np.int64) for b, _ in pending])] = host
                 yield pd.DataFrame({
                     "text_id": chunk["text_id"].to_numpy(), "reward": rewards,
                     "truncated": enc.truncated, "n_tokens": enc.lengths.astype(np.int64),
@@ -537,6 +593,23 @@ class Encoded:
     @property
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+
+def _left_truncate_pair(seq_ids: list, excess: int) -> list[int] | None:
+    """Positions to keep when ``excess`` tokens must go from a pair encoding: the first ``excess``
+    tokens of sequence 0 (the context), then, if it runs out, of sequence 1 (the response).
+    Special tokens (sequence id None) always stay. None if the layout is not [.. 0 .. 1 ..]."""
+    first = [j for j, s in enumerate(seq_ids) if s == 0]
+    second = [j for j, s in enumerate(seq_ids) if s == 1]
+    if not second:
+        return None
+    drop = set(first[:excess])
+    rest = excess - len(drop)
+    if rest > 0:
+        if rest >= len(second):
+            return None
+        drop.update(second[:rest])
+    return [j for j in range(len(seq_ids)) if j not in drop]
 
 
 def _version(mod: str) -> str | None:
@@ -926,20 +999,34 @@ def random_model_folder(shape: str, dest: str | Path, *, seed: int = 0) -> Path:
     return dest
 
 
-def sample_texts(path: str | Path | None = None, n: int = 256) -> pd.DataFrame:
-    """A text frame of the first pairs of a dataset file (default: sample_data hh-rlhf harmless-base)."""
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data" / "hh-rlhf"
+
+
+def sample_texts(path: str | Path | None = None, n: int = 256, *, seed: int = 0) -> pd.DataFrame:
+    """A text frame (both texts of each pair) for benchmarks.
+
+    ``path`` None: the first pairs of sample_data's harmless-base; ``"all"``: pairs drawn at random
+    (seeded) from all four sample_data hh-rlhf subsets, i.e. hh-rlhf's own length mix; else a file.
+    """
     from .data import Pair, ReadOptions, read_pairs
     from .hashing import text_id
 
-    if path is None:
-        path = Path(__file__).resolve().parent.parent / "sample_data" / "hh-rlhf" / "harmless-base-test.jsonl.gz"
-        if not Path(path).exists():
-            raise RmtuiError(f"{path}: sample data not found; pass --texts FILE", "Missing file")
+    if path is None or path == "all":
+        files = (sorted(SAMPLE_DIR.glob("*.jsonl.gz")) if path == "all"
+                 else [SAMPLE_DIR / "harmless-base-test.jsonl.gz"])
+        if not files or not all(f.exists() for f in files):
+            raise RmtuiError(f"{SAMPLE_DIR}: sample data not found; pass --texts FILE", "Missing file")
+    else:
+        files = [Path(path)]
+    limit = None if path == "all" else max(n, 1) * 2
+    pairs = [item for f in files for item in read_pairs(str(f), ReadOptions(limit=limit))
+             if isinstance(item, Pair)]
+    if path == "all":
+        rng = np.random.default_rng(seed)
+        pairs = [pairs[i] for i in rng.permutation(len(pairs))]
     rows = []
     seen = set()
-    for item in read_pairs(str(path), ReadOptions(limit=max(n, 1) * 2)):
-        if not isinstance(item, Pair):
-            continue
+    for item in pairs:
         for c, r in ((item.chosen_context, item.chosen_response), (item.rejected_context, item.rejected_response)):
             tid = text_id(c, r)
             if tid not in seen:
@@ -951,7 +1038,8 @@ def sample_texts(path: str | Path | None = None, n: int = 256) -> pd.DataFrame:
 
 
 def naive_scores(rm: RewardModel, texts: pd.DataFrame) -> np.ndarray:
-    """The paper's loop: one text per forward pass, fp32 model, GPU cache emptied after every pair.
+    """The paper's loop: each text tokenized on its own and run in its own forward pass, fp32 model,
+    GPU cache emptied after every pair.
 
     Uses ``rm``'s tokenizer, format and truncation (so rewards are comparable) but an fp32 copy of
     the weights when the engine runs in bf16/fp16.
@@ -962,12 +1050,12 @@ def naive_scores(rm: RewardModel, texts: pd.DataFrame) -> np.ndarray:
     model = rm.model
     if rm.dtype != "fp32":
         model = _fp32_copy(rm)
-    enc = rm.encode(texts)
     out = np.empty(len(texts))
     for i in range(len(texts)):
-        inputs = {"input_ids": torch.tensor([enc.ids[i]], device=rm.device)}
+        enc = rm._encode_part(texts.iloc[i:i + 1])
+        inputs = {"input_ids": torch.tensor([enc.ids[0]], device=rm.device)}
         if enc.type_ids is not None:
-            inputs["token_type_ids"] = torch.tensor([enc.type_ids[i]], device=rm.device)
+            inputs["token_type_ids"] = torch.tensor([enc.type_ids[0]], device=rm.device)
         with torch.no_grad():
             logits = model(**inputs).logits
         out[i] = float(logits[0, 1] - logits[0, 0]) if rm.num_labels == 2 else float(logits[0, 0])
@@ -987,40 +1075,51 @@ def _fp32_copy(rm: RewardModel):
 
 @dataclass
 class BenchResult:
-    n: int
+    n: int              # texts the engine scored
+    n_naive: int        # texts the naive loop scored (the first n_naive of them)
     naive_s: float
     engine_s: float
     naive_tps: float
     engine_tps: float
-    ratio: float
-    max_abs_diff: float
+    ratio: float        # engine texts/s over naive texts/s
+    max_abs_diff: float  # over the texts both scored
     n_truncated: int
     device: str
     dtype: str
     model: str
     token_budget: int
+    mean_tokens: float = 0.0
 
 
-def bench(rm: RewardModel, texts: pd.DataFrame, *, warmup: int = 4) -> BenchResult:
-    """Time the naive loop and the engine on the same texts in this process; compare rewards."""
+def bench(rm: RewardModel, texts: pd.DataFrame, *, warmup: int = 4, naive_n: int | None = None) -> BenchResult:
+    """Time the naive loop and the engine in this process and compare their rewards.
+
+    The engine scores all of ``texts``; the naive loop the first ``naive_n`` (default all: at a few
+    texts/s on a GPU a subset gives the same texts/s in far less time). The ratio is of texts/s.
+    """
     texts = _dedupe(texts)
+    naive_texts = texts if not naive_n or naive_n >= len(texts) else texts.head(naive_n)
     if warmup:
         rm.score_frame(texts.head(warmup))
         naive_scores(rm, texts.head(warmup))
     _sync(rm.device)
     t0 = time.perf_counter()
-    naive = naive_scores(rm, texts)
+    naive = naive_scores(rm, naive_texts)
     _sync(rm.device)
     t_naive = time.perf_counter() - t0
     t0 = time.perf_counter()
     eng = rm.score_frame(texts)
     _sync(rm.device)
     t_eng = time.perf_counter() - t0
-    diff = float(np.max(np.abs(eng["reward"].to_numpy() - naive))) if len(texts) else 0.0
+    k = len(naive_texts)
+    diff = float(np.max(np.abs(eng["reward"].to_numpy()[:k] - naive))) if k else 0.0
     n = len(texts)
-    return BenchResult(n=n, naive_s=t_naive, engine_s=t_eng, naive_tps=n / t_naive, engine_tps=n / t_eng,
-                       ratio=t_naive / t_eng, max_abs_diff=diff, n_truncated=int(eng["truncated"].sum()),
-                       device=rm.device, dtype=rm.dtype, model=rm.name, token_budget=rm.runner.budget)
+    naive_tps, engine_tps = k / t_naive, n / t_eng
+    return BenchResult(n=n, n_naive=k, naive_s=t_naive, engine_s=t_eng, naive_tps=naive_tps,
+                       engine_tps=engine_tps, ratio=engine_tps / naive_tps, max_abs_diff=diff,
+                       n_truncated=int(eng["truncated"].sum()), device=rm.device, dtype=rm.dtype,
+                       model=rm.name, token_budget=rm.runner.budget,
+                       mean_tokens=float(eng["n_tokens"].mean()) if n else 0.0)
 
 
 def _sync(device: str) -> None:

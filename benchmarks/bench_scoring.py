@@ -2,12 +2,13 @@
 
     python benchmarks/bench_scoring.py                       # tiny BERT RM + all-MiniLM-L6-v2 on CPU
     python benchmarks/bench_scoring.py --model PATH --n 512  # any RM
-    python benchmarks/bench_scoring.py --from-config deberta-v3-large --device cuda --n 2048
+    python benchmarks/bench_scoring.py --from-config deberta-v3-large --device cuda --n 4096 --naive-n 256 \
+        --texts all --budgets 16384,32768,65536 --compile
 
-Prints texts/s of: naive loop (one text per forward, fp32, cache emptied per pair), the engine with
-and without tokenization overlapped in a thread, and the engine at several token budgets. Same texts
-(sample_data hh-rlhf harmless-base) for every row; rewards of the engine are checked against the
-naive loop.
+Prints texts/s of: the naive loop (each text tokenized alone and run in its own forward pass, fp32,
+cache emptied per pair: the paper's code), the engine, and the engine with each of its options
+turned the other way (tokenizer threads, overlap, deferred device sync, token budgets, torch.compile).
+Same texts for every row; the engine's rewards are checked against the naive loop's.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def engine_tps(rm, texts, repeat: int = 1) -> float:
+def engine_tps(rm, texts, repeat: int = 2) -> float:
     best = 0.0
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -38,32 +39,65 @@ def engine_tps(rm, texts, repeat: int = 1) -> float:
     return best
 
 
-def run(spec: str, name: str, args, *, untrained: bool = False) -> None:
+def _variant(rm, texts, label: str, **changes) -> None:
     import dataclasses
 
+    saved = rm.settings
+    rm.settings = dataclasses.replace(saved, **changes)
+    try:
+        print(f"engine {label:28s} {engine_tps(rm, texts):9.1f} texts/s", flush=True)
+    finally:
+        rm.settings = saved
+
+
+def run(spec: str, name: str, args, *, untrained: bool = False) -> None:
     import torch
 
     from analysis.scoring import ScoreSettings, bench, load_reward_model, sample_texts
 
     s = ScoreSettings(device=args.device, dtype=args.dtype, token_budget=args.token_budget,
                       max_length=args.max_length, allow_untrained_head=untrained, chunk_size=args.chunk_size)
+    t0 = time.perf_counter()
     rm = load_reward_model(spec, s, name=name)
     texts = sample_texts(args.texts, args.n)
-    r = bench(rm, texts)
-    lens = rm.encode(texts).lengths
-    print(f"\n== {name}: {len(texts)} texts (mean {lens.mean():.0f} tokens, max {lens.max()}), "
-          f"{rm.format}, max_length {rm.max_length}, engine {rm.dtype} on {rm.device}, "
-          f"torch threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.1f}")
-    print(f"naive loop          {r.naive_tps:9.1f} texts/s")
-    print(f"engine              {r.engine_tps:9.1f} texts/s   ratio {r.ratio:.1f}x   "
-          f"max abs diff {r.max_abs_diff:.2g}   truncated {r.n_truncated}")
-    for overlap in (False, True):
-        rm.settings = dataclasses.replace(rm.settings, overlap=overlap, chunk_size=max(64, len(texts) // 4))
-        print(f"engine overlap={overlap!s:5}  {engine_tps(rm, texts):9.1f} texts/s   (chunks of {rm.settings.chunk_size})")
-    rm.settings = dataclasses.replace(rm.settings, overlap=None, chunk_size=args.chunk_size)
+    print(f"\n== {name}: loaded in {time.perf_counter() - t0:.1f} s; {len(texts)} texts "
+          f"({args.texts or 'harmless-base'}), {rm.format}, max_length {rm.max_length}, engine {rm.dtype} on "
+          f"{rm.device}, token budget {rm.runner.budget}, torch threads {torch.get_num_threads()}, "
+          f"cores {os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}", flush=True)
+    r = bench(rm, texts, naive_n=args.naive_n)
+    print(f"mean {r.mean_tokens:.0f} tokens per text, {r.n_truncated} truncated")
+    print(f"naive loop          {r.naive_tps:9.1f} texts/s   ({r.n_naive} texts, {r.naive_s:.1f} s)")
+    print(f"engine              {r.engine_tps:9.1f} texts/s   ({r.n} texts, {r.engine_s:.2f} s)   "
+          f"ratio {r.ratio:.1f}x   max abs diff {r.max_abs_diff:.2g}", flush=True)
+    if not args.quick:
+        variants(rm, texts, args)
+    if args.compile:
+        compiled(rm, texts, args)
+
+
+def variants(rm, texts, args) -> None:
+    _variant(rm, texts, "again (warm)")
+    _variant(rm, texts, "tokenize_threads=1", tokenize_threads=1)
+    _variant(rm, texts, f"overlap={not (rm.device == 'cuda')}", overlap=rm.device != "cuda")
+    _variant(rm, texts, f"defer_sync={not (rm.device == 'cuda')}", defer_sync=rm.device != "cuda")
+    budget0 = rm.runner.budget
     for budget in args.budgets:
         rm.runner.budget = budget
-        print(f"engine budget {budget:6d} {engine_tps(rm, texts):9.1f} texts/s")
+        _variant(rm, texts, f"token budget {budget}")
+    rm.runner.budget = budget0
+
+
+def compiled(rm, texts, args) -> None:
+    import torch
+
+    t0 = time.perf_counter()
+    rm.model = torch.compile(rm.model, dynamic=True)
+    rm.score_frame(texts.head(min(len(texts), 512)))
+    print(f"torch.compile: first 512 texts (compiling) {time.perf_counter() - t0:.1f} s", flush=True)
+    _variant(rm, texts, "torch.compile")
+    for budget in args.budgets[-1:]:
+        rm.runner.budget = budget
+        _variant(rm, texts, f"torch.compile budget {budget}")
 
 
 def main() -> None:
@@ -77,8 +111,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--max-length", type=int, default=None)
     ap.add_argument("--chunk-size", type=int, default=1024)
-    ap.add_argument("--texts", default=None)
+    ap.add_argument("--texts", default=None, help="a dataset file, or 'all' (the four sample subsets, mixed)")
+    ap.add_argument("--naive-n", type=int, default=None, help="naive loop on the first N texts only")
     ap.add_argument("--budgets", type=lambda s: [int(x) for x in s.split(",")], default=[1024, 2048, 16384])
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile(dynamic=True)")
+    ap.add_argument("--quick", action="store_true", help="naive vs engine (and --compile) only")
     args = ap.parse_args()
 
     from rmtui.cli.base import quiet_libraries

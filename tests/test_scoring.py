@@ -209,6 +209,47 @@ def test_truncation_from_the_left_keeps_response(tiny_rm_dir):
     assert t[0] == "[CLS]" and t[-5:] == ["the", "answer", "is", "purple", "[SEP]"]
 
 
+@pytest.mark.parametrize("max_length", [32, 128])
+def test_pair_truncation_on_ids_equals_tokenizer_reencode(tiny_rm_dir, max_length):
+    """The engine cuts long pairs on the token ids (sequence ids); that must equal re-encoding with
+    the tokenizer's own left truncation, including texts whose response alone is too long."""
+    from analysis.scoring import sample_texts
+
+    rm = load_reward_model(str(tiny_rm_dir), ScoreSettings(max_length=max_length, tokenize_threads=1))
+    f = sample_texts(None, 300)
+    enc = rm.encode(f)
+    tok, n_resp_cut = rm.tokenizer, 0
+    assert enc.truncated.sum() > 20
+    for i in np.flatnonzero(enc.truncated):
+        c, r = f["context"].iloc[i], f["response"].iloc[i]
+        try:
+            ref = tok(c, r, truncation="only_first", max_length=max_length)
+        except Exception:
+            ref = tok("", r, truncation="only_second", max_length=max_length)
+            n_resp_cut += 1
+        assert list(enc.ids[i]) == list(ref["input_ids"]), i
+        assert list(enc.type_ids[i]) == list(ref["token_type_ids"]), i
+    if max_length == 32:
+        assert n_resp_cut > 0  # the response-alone-too-long path was exercised
+
+
+def test_threaded_tokenization_and_deferred_sync_change_nothing(tiny_rm_dir, texts):
+    from analysis.scoring import sample_texts
+
+    f = sample_texts("all", 600, seed=3)
+    assert f["text_id"].is_unique and len(f) == 600
+    one = load_reward_model(str(tiny_rm_dir), ScoreSettings(max_length=96, tokenize_threads=1, defer_sync=False))
+    many = load_reward_model(str(tiny_rm_dir), ScoreSettings(max_length=96, tokenize_threads=4, defer_sync=True))
+    assert many._tokenize_workers(len(f)) == 4
+    e1, e4 = one.encode(f), many.encode(f)
+    assert [list(x) for x in e1.ids] == [list(x) for x in e4.ids]
+    assert [list(x) for x in e1.type_ids] == [list(x) for x in e4.type_ids]
+    assert (e1.truncated == e4.truncated).all()
+    a, b = one.score_frame(f), many.score_frame(f)
+    assert a["text_id"].tolist() == b["text_id"].tolist()
+    assert np.max(np.abs(a["reward"].to_numpy() - b["reward"].to_numpy())) < 1e-5
+
+
 def test_truncated_count_recorded_in_study(tiny_rm_dir, tmp_path):
     st = _study(tmp_path / "s.duckdb", 20)
     res = score_study(st, str(tiny_rm_dir), "pre", settings=ScoreSettings(max_length=64))
@@ -444,3 +485,7 @@ def test_cli_score_and_bench(tiny_rm_dir, tmp_path):
     r = runner.invoke(app, ["bench", "scoring", "--model", str(tiny_rm_dir), "--n", "12", "--max-length", "64"])
     assert r.exit_code == 0, r.output
     assert "naive (1 text/forward, fp32)" in r.output and "ratio" in r.output and "agree" in r.output
+    r = runner.invoke(app, ["bench", "scoring", "--model", str(tiny_rm_dir), "--n", "30", "--naive-n", "8",
+                            "--texts", "all"])
+    assert r.exit_code == 0, r.output
+    assert "(8 texts in" in r.output and "(30 texts in" in r.output and "agree" in r.output

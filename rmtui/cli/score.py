@@ -108,7 +108,11 @@ def bench_scoring(
     dtype: str = typer.Option("auto", "--dtype", help="Engine dtype (the naive loop is always fp32)."),
     token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Default: 16384 on cuda, 4096 on cpu."),
     max_length: Optional[int] = typer.Option(None, "--max-length"),
-    texts: Optional[str] = typer.Option(None, "--texts", help="Dataset file (default: sample_data hh-rlhf harmless-base)."),
+    texts: Optional[str] = typer.Option(None, "--texts", help="Dataset file, or 'all': a seeded draw from all four "
+                                        "sample_data hh-rlhf subsets (default: sample_data harmless-base)."),
+    naive_n: Optional[int] = typer.Option(None, "--naive-n", help="Time the naive loop on the first N texts only "
+                                          "(default: all; on a GPU it runs at a few texts/s)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the engine's model."),
     untrained_head: bool = typer.Option(False, "--allow-untrained-head", help="Accept an encoder without a "
                                         "trained reward head (e.g. all-MiniLM-L6-v2); rewards are meaningless."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
@@ -127,7 +131,7 @@ def bench_scoring(
     if bool(model) == bool(from_config):
         raise RmtuiError("give exactly one of --model or --from-config", "Bad option")
     settings = ScoreSettings(device=device, dtype=dtype, token_budget=token_budget, max_length=max_length,
-                             allow_untrained_head=untrained_head)
+                             allow_untrained_head=untrained_head, compile=compile_)
     with tempfile.TemporaryDirectory(prefix="rmtui-bench-") as tmp:
         spec = model or str(random_model_folder(from_config, f"{tmp}/{from_config}"))
         with console.status(f"loading {spec}"):
@@ -136,11 +140,12 @@ def bench_scoring(
         _say(f"{len(frame)} texts, model {rm.name}, {rm.format} format, max length {rm.max_length}, "
                       f"engine {rm.dtype} on {rm.device}, token budget {rm.runner.budget}")
         with console.status("naive loop, then engine"):
-            r = bench(rm, frame)
+            r = bench(rm, frame, naive_n=naive_n)
     tol = 1e-4 if r.dtype == "fp32" else 5e-2
     agree = r.max_abs_diff < tol
-    _say(f"naive (1 text/forward, fp32): {r.naive_tps:,.1f} texts/s ({r.naive_s:.2f} s)")
-    _say(f"engine ({r.dtype}, sorted batches):  {r.engine_tps:,.1f} texts/s ({r.engine_s:.2f} s)")
+    _say(f"mean {r.mean_tokens:.0f} tokens per text")
+    _say(f"naive (1 text/forward, fp32): {r.naive_tps:,.1f} texts/s ({r.n_naive} texts in {r.naive_s:.2f} s)")
+    _say(f"engine ({r.dtype}, sorted batches):  {r.engine_tps:,.1f} texts/s ({r.n} texts in {r.engine_s:.2f} s)")
     _say(f"ratio {r.ratio:.1f}x; rewards max abs diff {r.max_abs_diff:.3g} "
                   f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g}); truncated {r.n_truncated}")
     if not agree:
