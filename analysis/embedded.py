@@ -289,12 +289,33 @@ def mark_embedded_heldout(study) -> tuple[int, int]:
 # building (python -m analysis.embedded build)
 
 
-def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: int = 128, keep_layers: int = 3,
-                   train_layers: int = 1, epochs_pre: float = 1.0, epochs_post: float = 1.0, lr: float = 1e-4,
-                   batch_size: int = 16, heldout_frac: float = 0.2, limit: int | None = None,
+def build_command(*, out: str | Path = "sample_data/models", seed: int = 0, max_length: int = 256,
+                  keep_layers: int = 3, train_layers: int = 1, epochs_pre: float = 3.0, epochs_post: float = 1.0,
+                  lr: float = 3e-4, lr_post: float | None = None, batch_size: int = 16,
+                  oversample_pre: dict[str, int] | None = None, oversample_post: dict[str, int] | None = None,
+                  **_ignored) -> str:
+    """The command line that rebuilds the embedded models with these settings."""
+    def os_arg(flag, d):
+        return f" {flag} {','.join(f'{k}={v}' for k, v in d.items())}" if d else ""
+
+    return ("HF_HUB_OFFLINE=1 python -m analysis.embedded build "
+            f"--out {out} --seed {seed} --max-length {max_length} --keep-layers {keep_layers} "
+            f"--train-layers {train_layers} --epochs-pre {epochs_pre:g} --epochs-post {epochs_post:g} --lr {lr:g}"
+            + (f" --lr-post {lr_post:g}" if lr_post is not None else "") + f" --batch-size {batch_size}"
+            + os_arg("--oversample-pre", oversample_pre) + os_arg("--oversample-post", oversample_post))
+
+
+def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: int = 256, keep_layers: int = 3,
+                   train_layers: int = 1, epochs_pre: float = 3.0, epochs_post: float = 1.0, lr: float = 3e-4,
+                   lr_post: float | None = None, batch_size: int = 16,
+                   oversample_pre: dict[str, int] | None = None, oversample_post: dict[str, int] | None = None,
+                   heldout_frac: float = 0.2, limit: int | None = None,
                    data_dir: str | Path | None = None, verify: bool = True, verify_pairs: int = 200,
                    log=print) -> dict:
-    """Train pre-D (helpful subsets) and post-D (pre-D further on all four subsets); write the deltas."""
+    """Train pre-D (helpful subsets) and post-D (pre-D further on all four subsets); write the deltas.
+
+    ``oversample_pre`` / ``oversample_post`` repeat a subset's in-sample pairs that many times per
+    epoch of that phase; ``lr_post`` defaults to ``lr``."""
     import tempfile
 
     import torch
@@ -306,7 +327,20 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
                         round_trainable_to_fp16, text_rewards, train_phase, write_trained_pairs)
 
     t_start = time.perf_counter()
+    load_start = os.getloadavg()[0]
+    command = build_command(seed=seed, max_length=max_length, keep_layers=keep_layers, train_layers=train_layers,
+                            epochs_pre=epochs_pre, epochs_post=epochs_post, lr=lr, lr_post=lr_post,
+                            batch_size=batch_size, oversample_pre=oversample_pre, oversample_post=oversample_post)
     out = Path(out)
+    previous = None
+    if (out / "build_report.json").exists():
+        try:
+            old = json.loads((out / "build_report.json").read_text())
+            previous = {"command": old.get("command"), "command_post": old.get("command_post"),
+                        "accuracy": {k: old["accuracy_cached"][k] for k in ("pre", "post")},
+                        "build_seconds": old.get("build_seconds")}
+        except Exception:  # pragma: no cover - a damaged report is simply not carried over
+            previous = None
     data_dir = Path(data_dir) if data_dir else ROOT / "sample_data" / "hh-rlhf"
     files = sorted(data_dir.glob("*.jsonl.gz"))
     frame = pairs_from_files(files)
@@ -337,6 +371,8 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
     held_keys = list(held["chosen_key"]) + list(held["rejected_key"])
     helpful_train = frame[~frame["heldout"] & frame["subset"].isin(HELPFUL)]
     all_train = frame[~frame["heldout"]]
+    _, oversample_pre, _, helpful_rep = post_training_frame(frame, HELPFUL, oversample_pre)
+    _, oversample_post, _, all_rep = post_training_frame(frame, ("all",), oversample_post)
 
     def evaluate(label):
         r = text_rewards(net, enc, held_keys, cache=cache)
@@ -346,14 +382,15 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
 
     results: dict = {"base": evaluate("base (random head)").to_dict(orient="records")}
     phases = {}
-    st_pre = train_phase(net, enc, cache, helpful_train, settings, name="pre-D", progress=progress)
+    st_pre = train_phase(net, enc, cache, helpful_rep, settings, name="pre-D", progress=progress)
     round_trainable_to_fp16(net)
     phases["pre"] = st_pre
     results["pre"] = evaluate("pre-D").to_dict(orient="records")
     delta_pre = {k: v.detach().to(torch.float16).contiguous().clone() for k, v in net.trainable_state().items()}
     cfg_pre = model.config.to_dict()
-    settings_post = TrainSettings(**{**settings.as_dict(), "epochs": epochs_post, "seed": seed + 1})
-    st_post = train_phase(net, enc, cache, all_train, settings_post, name="post-D", progress=progress)
+    settings_post = TrainSettings(**{**settings.as_dict(), "epochs": epochs_post, "seed": seed + 1,
+                                     "lr": lr if lr_post is None else lr_post})
+    st_post = train_phase(net, enc, cache, all_rep, settings_post, name="post-D", progress=progress)
     round_trainable_to_fp16(net)
     phases["post"] = st_post
     results["post"] = evaluate("post-D").to_dict(orient="records")
@@ -392,12 +429,14 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
         (d / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True, default=str) + "\n")
         meta = {**common, "name": f"rmtui-minilm-{ROLES[role]}", "role": role, "trained_on_subsets": subsets,
                 "init": "embedded:base" if role == "pre" else "embedded:pre",
+                "oversample": oversample_pre if role == "pre" else oversample_post,
                 "delta_tensors": sorted(delta)}
         (d / DELTA_META).write_text(json.dumps(meta, indent=2) + "\n")
         train_meta = {
             "rmtui": "embedded build", "base": f"{BASE_PACKAGE} (first {keep_layers} layers)",
             "format": "pair", "truncation_side": "left", "settings": sett.as_dict(),
-            "trained_on_subsets": subsets, "n_train_pairs": len(trained), "n_heldout_pairs": len(held),
+            "trained_on_subsets": subsets, "oversample": oversample_pre if role == "pre" else oversample_post,
+            "n_train_pairs": len(trained), "n_heldout_pairs": len(held),
             "heldout_accuracy": results[role], "train": st.__dict__,
         }
         (d / TRAIN_META).write_text(json.dumps(train_meta, indent=2, default=str) + "\n")
@@ -405,6 +444,9 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
 
     report = {
         "seed": seed, "settings": settings.as_dict(), "epochs_post": epochs_post,
+        "post_settings": settings_post.as_dict(), "oversample_pre": oversample_pre,
+        "post_oversample": oversample_post, "post_trained_on": list(ALL_SUBSETS),
+        "load_avg_start": round(load_start, 2),
         "n_pairs": len(frame), "n_heldout": int(frame["heldout"].sum()),
         "heldout_per_subset": frame[frame["heldout"]].groupby("subset").size().to_dict(),
         "train_per_subset": frame[~frame["heldout"]].groupby("subset").size().to_dict(),
@@ -436,14 +478,17 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
 
     ru = resource.getrusage(resource.RUSAGE_SELF)
     report["cpu_seconds"] = round(ru.ru_utime + ru.ru_stime, 1)
-    report["command"] = COMMAND
+    report["load_avg_end"] = round(os.getloadavg()[0], 2)
+    report["wall_seconds_total"] = round(time.perf_counter() - t_start, 1)
+    report["command"] = command
+    if previous:
+        report["previous_build"] = previous
     (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     write_readme(out, report)
     return report
 
 
-COMMAND = ("HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build --out sample_data/models --seed 0 "
-           "--max-length 128 --keep-layers 3 --train-layers 1 --epochs-pre 2 --epochs-post 2 --lr 2e-4 --batch-size 16")
+COMMAND = build_command(oversample_pre={"helpful-online": 2}, oversample_post={"harmless-base": 4})
 
 
 def accuracy_table(report: dict, key: str = "accuracy_cached") -> str:
@@ -465,6 +510,10 @@ def accuracy_table(report: dict, key: str = "accuracy_cached") -> str:
         lines.append(f"| {s} | {r['n']:,} | {cell(r['base'], r['n'])} | {cell(r['pre'], r['n'])} | "
                      f"{cell(r['post'], r['n'])} | {100 * (r['post'] - r['pre']):+.1f} pts |")
     return "\n".join(lines)
+
+
+def _over(over: dict | None) -> str:
+    return (", each epoch repeating " + ", ".join(f"{k} {v}x" for k, v in over.items())) if over else ""
 
 
 def _ties(report: dict) -> str:
@@ -497,14 +546,25 @@ def write_readme(out: str | Path, report: dict) -> None:
         f"({', '.join(f'{k} {v:,}' for k, v in held.items())}); in-sample: "
         f"{', '.join(f'{k} {v:,}' for k, v in trained.items())}.",
         f"- Settings: max_length {s['max_length']} (context cut from the left), first {s['keep_layers']} encoder layers "
-        f"of the base, top {s['train_layers']} trained with the pooler and head, lr {s['lr']}, batch "
-        f"{s['batch_size']} pairs, epochs pre-D {s['epochs']}, post-D {report.get('epochs_post')}.",
-        f"- Build time (first command): {report['build_seconds'] / 60:.1f} min wall clock for both models "
+        f"of the base, top {s['train_layers']} trained with the pooler and head, batch {s['batch_size']} pairs; "
+        f"pre-D {s['epochs']:g} epochs at lr {s['lr']:g}"
+        + _over(report.get("oversample_pre")) + f"; post-D {report.get('epochs_post'):g} epoch(s) at lr "
+        f"{(report.get('post_settings') or s)['lr']:g}" + _over(report.get("post_oversample")) + ".",
+        f"- Build time: {report['build_seconds'] / 60:.1f} min wall clock for both models "
         f"(frozen-layer pass {report['seconds_frozen_cache']:.0f} s, pre-D {report['seconds_pre']:.0f} s, post-D "
         f"{report['seconds_post']:.0f} s), plus {report.get('seconds_verify', 0):.0f} s of verification; "
         + (f"{report['cpu_seconds'] / 60:.1f} CPU-minutes in all; " if report.get("cpu_seconds") else "")
-        + "on 2 CPU cores shared with other jobs.",
+        + (f"on 2 CPU cores, load average {report['load_avg_start']:.1f} at the start and "
+           f"{report.get('load_avg_end', 0):.1f} at the end." if "load_avg_start" in report
+           else "on 2 CPU cores shared with other jobs."),
     ]
+    prev = report.get("previous_build")
+    if prev:
+        def accs(m):
+            return ", ".join(f"{r['subset']} {r['accuracy']:.3f}" for r in prev["accuracy"][m] if r["subset"] != "all")
+
+        body.append(f"- The build this one replaced (`previous_build` in build_report.json): pre-D {accs('pre')}; "
+                    f"post-D {accs('post')}.")
     ver = report.get("verify") or {}
     if ver:
         body.append("- Verified: each model was materialised from the stored delta and loaded with plain "
@@ -556,13 +616,18 @@ def _main(argv: list[str] | None = None) -> None:
     b = sub.add_parser("build", help="train and write the embedded pre-D/post-D models")
     b.add_argument("--out", default=str(EMBED_DIR))
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--max-length", type=int, default=128)
+    b.add_argument("--max-length", type=int, default=256)
     b.add_argument("--keep-layers", type=int, default=3)
     b.add_argument("--train-layers", type=int, default=1)
-    b.add_argument("--epochs-pre", type=float, default=1.0)
+    b.add_argument("--epochs-pre", type=float, default=3.0)
     b.add_argument("--epochs-post", type=float, default=1.0)
-    b.add_argument("--lr", type=float, default=1e-4)
+    b.add_argument("--lr", type=float, default=3e-4)
+    b.add_argument("--lr-post", type=float, default=None, help="post-D learning rate (default: --lr)")
     b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--oversample-pre", default="helpful-online=2",
+                   help="repeat a helpful subset's pairs per pre-D epoch ('' for none)")
+    b.add_argument("--oversample-post", default="harmless-base=4",
+                   help="repeat a subset's pairs per post-D epoch ('' for none)")
     b.add_argument("--limit", type=int, default=None, help="pairs per subset (a quick trial)")
     b.add_argument("--no-verify", action="store_true")
     bp = sub.add_parser("build-post", help="retrain post-D from the stored pre-D on some subsets of D")
@@ -580,7 +645,9 @@ def _main(argv: list[str] | None = None) -> None:
     if args.cmd == "build":
         rep = build_embedded(args.out, seed=args.seed, max_length=args.max_length, keep_layers=args.keep_layers,
                              train_layers=args.train_layers, epochs_pre=args.epochs_pre,
-                             epochs_post=args.epochs_post, lr=args.lr, batch_size=args.batch_size,
+                             epochs_post=args.epochs_post, lr=args.lr, lr_post=args.lr_post,
+                             batch_size=args.batch_size, oversample_pre=parse_oversample(args.oversample_pre),
+                             oversample_post=parse_oversample(args.oversample_post),
                              limit=args.limit, verify=not args.no_verify,
                              log=lambda s: print(s, flush=True))
         print(f"build {rep['build_seconds']:.0f} s (+ verify {rep.get('seconds_verify', 0):.0f} s)", flush=True)

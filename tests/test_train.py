@@ -254,3 +254,35 @@ def test_build_post_training_frame_all_subsets_oversampled_and_bad_names():
         post_training_frame(frame, ("a", "nope"))
     with pytest.raises(InputError):
         post_training_frame(frame, ("c",), {"a": 2})  # oversampling a subset it does not train on
+
+
+def test_build_embedded_small_run_oversamples_records_and_verifies(tmp_path, monkeypatch):
+    """The real build path on 12 pairs per subset: the report records its recipe and the command that
+    reproduces it, oversampling changes the steps, a rebuild keeps the replaced build's numbers, and
+    each stored delta materialises into a folder whose rewards equal the build's."""
+    import math
+
+    from analysis.embedded import build_command, build_embedded
+
+    monkeypatch.setenv("RMTUI_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "models"
+    kw = dict(limit=12, max_length=32, epochs_pre=1, epochs_post=1, batch_size=4, verify_pairs=8, log=lambda s: None)
+    rep = build_embedded(out, oversample_pre={"helpful-online": 3}, oversample_post={"harmless-base": 2}, **kw)
+    assert rep["oversample_pre"] == {"helpful-online": 3} and rep["post_oversample"] == {"harmless-base": 2}
+    train = rep["train_per_subset"]
+    usable = rep["phases"]["pre"]["n_pairs"]  # pairs per pre-D epoch, identical pairs left out
+    helpful = train["helpful-base"] + train["helpful-rejection-sampled"] + 3 * train["helpful-online"]
+    assert usable + rep["phases"]["pre"]["n_skipped_identical"] == helpful
+    assert rep["phases"]["pre"]["steps"] == math.ceil(usable / 4)
+    assert "--oversample-pre helpful-online=3" in rep["command"] and "--max-length 32" in rep["command"]
+    assert rep["command"] == build_command(max_length=32, epochs_pre=1, epochs_post=1, batch_size=4,
+                                           oversample_pre={"helpful-online": 3},
+                                           oversample_post={"harmless-base": 2})
+    for role in ("pre", "post"):
+        assert rep["verify"][role]["max_abs_reward_diff"] < 1e-5
+    readme = (out / "README.md").read_text()
+    assert "each epoch repeating helpful-online 3x" in readme and "previous_build" not in readme
+    rep2 = build_embedded(out, **kw)
+    assert rep2["previous_build"]["command"] == rep["command"]
+    assert rep2["previous_build"]["accuracy"]["pre"] == rep["accuracy_cached"]["pre"]
+    assert "previous_build" in (out / "README.md").read_text()
