@@ -82,6 +82,8 @@ class ScoreSettings:
     overlap: bool | None = None  # tokenize the next chunk in a thread; None: on CUDA only
     tokenize_threads: int | None = None  # threads that tokenize a chunk; None: min(8, cores)
     defer_sync: bool | None = None  # keep rewards on the device until a chunk ends; None: on CUDA
+    first_token_top: bool = True  # BERT classifiers: the last layer computes only [CLS], all the
+                                  # pooler reads (same rewards; a 3-layer model runs ~1/4 faster)
     max_batch_size: int | None = None
     allow_untrained_head: bool = False  # accept a newly initialised classification head (benchmarks)
     oom_hook: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
@@ -354,6 +356,8 @@ class RewardModel:
         self._use_tt = False
         self._pos_ids = False
         self._bos_id: int | None = None
+        self._first_token = False  # BERT fast path: see ScoreSettings.first_token_top
+        self._n_layers = 0
         self.model_id = ""
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -369,6 +373,7 @@ class RewardModel:
                 **self.settings.record(), "format": self.format, "dtype": self.dtype,
                 "max_length": self.max_length, "num_labels": self.num_labels,
                 "reward_rule": self.reward_rule, "is_decoder": self.is_decoder, "head": self.head,
+                "first_token_top": self._first_token,
                 "architecture": type(self.model).__name__ if self.model is not None else None,
                 "pad_token_id": getattr(self.tokenizer, "pad_token_id", None),
                 "transformers": _version("transformers"), "torch": _version("torch"),
@@ -506,7 +511,15 @@ class RewardModel:
         if self._pos_ids and left:
             inputs["position_ids"] = put(np.clip(np.cumsum(mask, axis=1) - 1, 0, None))
         with torch.inference_mode():
-            logits = self.model(**inputs).logits.float()
+            if self._first_token:
+                from .train import bert_bottom, bert_top
+
+                below = self._n_layers - 1
+                h = bert_bottom(self.model, below, inputs["input_ids"], inputs.get("token_type_ids"),
+                                inputs["attention_mask"])
+                logits = bert_top(self.model, below, h, inputs["attention_mask"]).float()
+            else:
+                logits = self.model(**inputs).logits.float()
             if self.num_labels == 2:
                 r = logits[:, 1] - logits[:, 0]
             else:
@@ -809,6 +822,11 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
 
     model.eval()
     model.to(device)
+    from .train import supports_first_token_forward
+
+    rm._first_token = bool(settings.first_token_top and not settings.compile and rm.padding_side == "right"
+                           and supports_first_token_forward(model))
+    rm._n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     if settings.compile:
         model = torch.compile(model, dynamic=True)
     rm.model = model

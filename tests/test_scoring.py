@@ -286,6 +286,20 @@ def test_batch_invariance_fp32(tiny_rm_dir, texts):
     assert len(list(iter_batches(rm.encode(texts).lengths, 4096))) < len(texts) / 3
 
 
+def test_first_token_top_equals_the_full_forward(tmp_path, tiny_llama_dir, texts):
+    """BERT classifiers score with the last layer computed for [CLS] only: same rewards as the model's
+    own forward (padding, token types and truncation included); other architectures keep the full one."""
+    wide = make_tiny_rm(tmp_path / "wide", seed=2, layers=3, init_std=0.3)  # rewards that spread
+    fast = load_reward_model(str(wide), ScoreSettings(max_length=96))
+    full = load_reward_model(str(wide), ScoreSettings(max_length=96, first_token_top=False))
+    assert fast._first_token and not full._first_token
+    assert fast.record()["settings"]["first_token_top"] is True
+    a, b = fast.score_frame(texts), full.score_frame(texts)
+    assert np.max(np.abs(a["reward"].to_numpy() - b["reward"].to_numpy())) < 1e-5
+    assert a["reward"].std() > 0.05  # the rewards differ between texts: the comparison means something
+    assert not load_reward_model(str(tiny_llama_dir))._first_token
+
+
 def test_oom_backoff_via_hook_scores_everything(tiny_rm_dir, texts):
     ref = load_reward_model(str(tiny_rm_dir)).score_frame(texts)
     calls = []

@@ -14,7 +14,7 @@ VOCAB = ROOT / "sample_data" / "tokenizers" / "bert-base-uncased-vocab.txt"
 
 
 def make_tiny_rm(path: str | Path, *, seed: int = 0, hidden: int = 32, layers: int = 2,
-                 max_position: int = 512, num_labels: int = 1) -> Path:
+                 max_position: int = 512, num_labels: int = 1, init_std: float = 0.02) -> Path:
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
@@ -25,6 +25,7 @@ def make_tiny_rm(path: str | Path, *, seed: int = 0, hidden: int = 32, layers: i
     cfg = BertConfig(
         vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
         intermediate_size=hidden * 2, max_position_embeddings=max_position, num_labels=num_labels,
+        initializer_range=init_std,
     )
     model = BertForSequenceClassification(cfg)
     model.eval()
