@@ -84,6 +84,8 @@ class ScoreSettings:
     defer_sync: bool | None = None  # keep rewards on the device until a chunk ends; None: on CUDA
     first_token_top: bool = True  # BERT classifiers: the last layer computes only [CLS], all the
                                   # pooler reads (same rewards; a 3-layer model runs ~1/4 faster)
+    fused_attention: bool = True  # DeBERTa-v2/v3: position bias + SDPA in place of transformers'
+                                  # eager disentangled attention (same rewards; analysis/fast_attention.py)
     max_batch_size: int | None = None
     allow_untrained_head: bool = False  # accept a newly initialised classification head (benchmarks)
     oom_hook: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
@@ -357,6 +359,7 @@ class RewardModel:
         self._pos_ids = False
         self._bos_id: int | None = None
         self._first_token = False  # BERT fast path: see ScoreSettings.first_token_top
+        self._fused_attention = False  # DeBERTa-v2 attention patched: see ScoreSettings.fused_attention
         self._n_layers = 0
         self.model_id = ""
 
@@ -373,7 +376,7 @@ class RewardModel:
                 **self.settings.record(), "format": self.format, "dtype": self.dtype,
                 "max_length": self.max_length, "num_labels": self.num_labels,
                 "reward_rule": self.reward_rule, "is_decoder": self.is_decoder, "head": self.head,
-                "first_token_top": self._first_token,
+                "first_token_top": self._first_token, "fused_attention": self._fused_attention,
                 "architecture": type(self.model).__name__ if self.model is not None else None,
                 "pad_token_id": getattr(self.tokenizer, "pad_token_id", None),
                 "transformers": _version("transformers"), "torch": _version("torch"),
@@ -511,7 +514,7 @@ class RewardModel:
         if self._pos_ids and left:
             inputs["position_ids"] = put(np.clip(np.cumsum(mask, axis=1) - 1, 0, None))
         with torch.inference_mode():
-            if self._first_token:
+            if self._first_token and self.settings.first_token_top:
                 from .train import bert_bottom, bert_top
 
                 below = self._n_layers - 1
@@ -827,6 +830,10 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     rm._first_token = bool(settings.first_token_top and not settings.compile and rm.padding_side == "right"
                            and supports_first_token_forward(model))
     rm._n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
+    if settings.fused_attention:
+        from .fast_attention import patch_deberta_v2_attention
+
+        rm._fused_attention = patch_deberta_v2_attention(model) > 0
     if settings.compile:
         model = torch.compile(model, dynamic=True)
     rm.model = model
@@ -1060,14 +1067,19 @@ def naive_scores(rm: RewardModel, texts: pd.DataFrame) -> np.ndarray:
     GPU cache emptied after every pair.
 
     Uses ``rm``'s tokenizer, format and truncation (so rewards are comparable) but an fp32 copy of
-    the weights when the engine runs in bf16/fp16.
+    the weights when the engine runs in bf16/fp16, and transformers' own attention.
     """
-    import torch
+    from .fast_attention import unpatched
 
     texts = _dedupe(texts)
-    model = rm.model
-    if rm.dtype != "fp32":
-        model = _fp32_copy(rm)
+    with unpatched(getattr(rm.model, "_orig_mod", rm.model)) as plain:  # transformers' own attention
+        model = _fp32_copy(rm) if rm.dtype != "fp32" else plain
+        return _naive_loop(rm, model, texts)
+
+
+def _naive_loop(rm: RewardModel, model, texts: pd.DataFrame) -> np.ndarray:
+    import torch
+
     out = np.empty(len(texts))
     for i in range(len(texts)):
         enc = rm._encode_part(texts.iloc[i:i + 1])

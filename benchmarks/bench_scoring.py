@@ -80,6 +80,13 @@ def variants(rm, texts, args) -> None:
     _variant(rm, texts, "tokenize_threads=1", tokenize_threads=1)
     _variant(rm, texts, f"overlap={not (rm.device == 'cuda')}", overlap=rm.device != "cuda")
     _variant(rm, texts, f"defer_sync={not (rm.device == 'cuda')}", defer_sync=rm.device != "cuda")
+    if rm._first_token:
+        _variant(rm, texts, "first_token_top=False", first_token_top=False)
+    if rm._fused_attention:
+        from analysis.fast_attention import unpatched
+
+        with unpatched(rm.model):
+            print(f"engine {'transformers attention':28s} {engine_tps(rm, texts):9.1f} texts/s", flush=True)
     budget0 = rm.runner.budget
     for budget in args.budgets:
         rm.runner.budget = budget

@@ -503,3 +503,37 @@ def test_cli_score_and_bench(tiny_rm_dir, tmp_path):
                             "--texts", "all"])
     assert r.exit_code == 0, r.output
     assert "(8 texts in" in r.output and "(30 texts in" in r.output and "agree" in r.output
+
+
+@pytest.mark.parametrize("share_att_key", [True, False])
+def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_key):
+    """DeBERTa-v2 scored with the fused attention (position bias + SDPA) gives transformers' rewards:
+    padding, bucketed relative positions beyond the bucket span, both position terms; the naive loop
+    runs transformers' own attention."""
+    import torch
+    from transformers import BertTokenizerFast, DebertaV2Config, DebertaV2ForSequenceClassification
+
+    from analysis.fast_attention import patch_deberta_v2_attention, unpatched
+
+    torch.manual_seed(4)
+    cfg = DebertaV2Config(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                          intermediate_size=64, max_position_embeddings=512, relative_attention=True,
+                          position_buckets=16, max_relative_positions=64, pos_att_type=["p2c", "c2p"],
+                          position_biased_input=False, norm_rel_ebd="layer_norm", share_att_key=share_att_key,
+                          type_vocab_size=0, num_labels=1, pad_token_id=0, initializer_range=0.3)
+    d = tmp_path / "deb"
+    DebertaV2ForSequenceClassification(cfg).eval().save_pretrained(d)
+    BertTokenizerFast(vocab=str(VOCAB), do_lower_case=True, model_max_length=512).save_pretrained(d)
+    fused = load_reward_model(str(d), ScoreSettings(max_length=160, token_budget=2048))
+    plain = load_reward_model(str(d), ScoreSettings(max_length=160, token_budget=2048, fused_attention=False))
+    assert fused._fused_attention and not plain._fused_attention
+    assert fused.record()["settings"]["fused_attention"] is True
+    a, b = fused.score_frame(texts), plain.score_frame(texts)
+    assert np.isfinite(a["reward"]).all() and a["reward"].std() > 0.05
+    assert np.max(np.abs(a["reward"].to_numpy() - b["reward"].to_numpy())) < 1e-4
+    assert patch_deberta_v2_attention(fused.model) == 0  # already patched: idempotent
+    with unpatched(fused.model):  # transformers' own forward inside, the fused one again after
+        assert not any(hasattr(m, "_rmtui_original_forward") for m in fused.model.modules())
+        c = fused.score_frame(texts.head(6))
+    assert sum(hasattr(m, "_rmtui_original_forward") for m in fused.model.modules()) == 2
+    assert np.max(np.abs(c["reward"].to_numpy() - b["reward"].to_numpy()[:6])) < 1e-4
