@@ -246,8 +246,12 @@ def _tables(study: Path) -> dict:
 
 def _run_until(cfg: Path, step: str, at_least: int, sig: int, env: dict) -> tuple[int, str]:
     """Start `python -m rmtui run cfg`, send ``sig`` once ``step`` has scored ``at_least`` texts."""
+    # a child inherits an ignored SIGINT (a test run started in the background with `&` or nohup);
+    # Python then keeps it ignored, as a user who backgrounds `rmtui run` would want, so put back
+    # the default for this child: it stands for a run in a terminal
     proc = subprocess.Popen([sys.executable, "-m", "rmtui", "run", str(cfg)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     progress = re.compile(rf"^  {re.escape(step)}: scoring texts: ([\d,]+)/([\d,]+)")
     try:
