@@ -505,8 +505,8 @@ def test_cli_score_and_bench(tiny_rm_dir, tmp_path):
     assert "(8 texts in" in r.output and "(30 texts in" in r.output and "agree" in r.output
 
 
-@pytest.mark.parametrize("share_att_key", [True, False])
-def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_key):
+@pytest.mark.parametrize("share_att_key,buckets", [(True, 16), (False, 16), (True, -1)])
+def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_key, buckets):
     """DeBERTa-v2 scored with the fused attention (position bias + SDPA) gives transformers' rewards:
     padding, bucketed relative positions beyond the bucket span, both position terms; the naive loop
     runs transformers' own attention."""
@@ -518,7 +518,7 @@ def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_
     torch.manual_seed(4)
     cfg = DebertaV2Config(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                           intermediate_size=64, max_position_embeddings=512, relative_attention=True,
-                          position_buckets=16, max_relative_positions=64, pos_att_type=["p2c", "c2p"],
+                          position_buckets=buckets, max_relative_positions=64, pos_att_type=["p2c", "c2p"],
                           position_biased_input=False, norm_rel_ebd="layer_norm", share_att_key=share_att_key,
                           type_vocab_size=0, num_labels=1, pad_token_id=0, initializer_range=0.3)
     d = tmp_path / "deb"
