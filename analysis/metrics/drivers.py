@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .linreg import COEF_COLUMNS, adjust_p, check_design, regress
+from .linreg import COEF_COLUMNS, add_adjusted_p, check_design, regress
 
 
 def side_features(frame: pd.DataFrame, wide: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -86,11 +86,6 @@ def misalignment_drivers(frame: pd.DataFrame, xcols: list[str], *, agree_col: st
     tab = pd.DataFrame({"target": "misaligned", "term": names, "estimate": est, "se": se,
                         "ci_low": est - q * se, "ci_high": est + q * se, "p": p,
                         "n": len(dd), "se_type": "mle", "r2": float(res.prsquared)})
-    tab["p_bonferroni"] = np.nan
-    tab["p_bh"] = np.nan
-    mm = tab["term"] != "const"
-    b, h = adjust_p(tab.loc[mm, "p"].to_numpy())
-    tab.loc[mm, "p_bonferroni"] = b
-    tab.loc[mm, "p_bh"] = h
+    add_adjusted_p(tab, tab["term"] != "const")
     msgs.append(f"drivers logit: n = {len(dd):,}, MLE SEs, z tests; r2 column holds McFadden's pseudo R^2")
     return lpm, tab[COEF_COLUMNS], msgs

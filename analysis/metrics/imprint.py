@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .linreg import SE_LABELS, adjust_p, blas_single_thread, check_design, ols, vif
+from .linreg import SE_LABELS, add_adjusted_p, blas_single_thread, check_design, ols, vif
 
 DEFAULT_TARGETS = ("pre", "post", "shift")
 BINARY_KINDS = {"binary", "bool", "boolean", "indicator", "flag"}
@@ -172,13 +172,7 @@ def _imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] |
     feats = tab[tab["term"] != "(intercept)"].copy()
     res.intercepts = tab[tab["term"] == "(intercept)"][["target", "estimate", "se", "p"]].reset_index(drop=True)
     feats = feats.rename(columns={"term": "feature"})
-    feats["p_bonferroni"] = np.nan
-    feats["p_bh"] = np.nan
-    for t in targets:
-        m = feats["target"] == t
-        b, h = adjust_p(feats.loc[m, "p"].to_numpy())
-        feats.loc[m, "p_bonferroni"] = b
-        feats.loc[m, "p_bh"] = h
+    add_adjusted_p(feats, *(feats["target"] == t for t in targets))
     feats["se_type"] = se
     feats["vif"] = feats["feature"].map(vmap)
     feats["n"] = fit.n

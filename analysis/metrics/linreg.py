@@ -269,6 +269,18 @@ def adjust_p(p: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return bonf, bh
 
 
+def add_adjusted_p(tab: pd.DataFrame, *groups: pd.Series) -> pd.DataFrame:
+    """Fill ``p_bonferroni`` and ``p_bh`` of ``tab``, adjusting each boolean row mask in ``groups``
+    as one family (:func:`adjust_p`); rows in no group get NaN. Returns ``tab``."""
+    tab["p_bonferroni"] = np.nan
+    tab["p_bh"] = np.nan
+    for m in groups:
+        b, h = adjust_p(tab.loc[m, "p"].to_numpy())
+        tab.loc[m, "p_bonferroni"] = b
+        tab.loc[m, "p_bh"] = h
+    return tab
+
+
 def significance_marker(p: float | None) -> str:
     """'***' p < 0.001, '**' p < 0.01, '*' p < 0.05, '' otherwise (readable without colour)."""
     if p is None or not np.isfinite(p):
@@ -314,12 +326,7 @@ def _regress(df, y, xcols, *, se, groups, intercept, alpha, what, target):
     fit = ols(X, d[y].to_numpy(float), names, se=se,
               groups=d[groups].to_numpy() if groups else None, has_intercept=intercept)
     tab = fit.table([target or y], alpha=alpha)
-    tab["p_bonferroni"] = np.nan
-    tab["p_bh"] = np.nan
-    m = tab["term"] != "const"
-    b, h = adjust_p(tab.loc[m, "p"].to_numpy())
-    tab.loc[m, "p_bonferroni"] = b
-    tab.loc[m, "p_bh"] = h
+    add_adjusted_p(tab, tab["term"] != "const")
     tab["se_type"] = se
     msgs.append(f"{what}: n = {fit.n:,}, SE {SE_LABELS[se]}")
     return tab[COEF_COLUMNS].reset_index(drop=True), msgs
