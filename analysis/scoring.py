@@ -26,6 +26,7 @@ Default by rule: ``chat`` when the tokenizer has a chat template and the model i
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import inspect
@@ -360,7 +361,6 @@ class RewardModel:
         self._bos_id: int | None = None
         self._first_token = False  # BERT fast path: see ScoreSettings.first_token_top
         self._fused_attention = False  # DeBERTa-v2 attention patched: see ScoreSettings.fused_attention
-        self._n_layers = 0
         self.model_id = ""
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -515,12 +515,10 @@ class RewardModel:
             inputs["position_ids"] = put(np.clip(np.cumsum(mask, axis=1) - 1, 0, None))
         with torch.inference_mode():
             if self._first_token and self.settings.first_token_top:
-                from .train import bert_bottom, bert_top
+                from .train import bert_logits
 
-                below = self._n_layers - 1
-                h = bert_bottom(self.model, below, inputs["input_ids"], inputs.get("token_type_ids"),
-                                inputs["attention_mask"])
-                logits = bert_top(self.model, below, h, inputs["attention_mask"]).float()
+                logits = bert_logits(self.model, inputs["input_ids"], inputs.get("token_type_ids"),
+                                     inputs["attention_mask"]).float()
             else:
                 logits = self.model(**inputs).logits.float()
             if self.num_labels == 2:
@@ -561,21 +559,21 @@ class RewardModel:
                 if pool is not None and k + 1 < len(starts):
                     nxt = pool.submit(self.encode, texts.iloc[starts[k + 1]:starts[k + 1] + cs])
                 rewards = np.empty(len(chunk), dtype=np.float64)
-                pending: list = []  # (batch, device tensor): copied to the host once per chunk
-                fwd = (lambda b: self._forward(enc, b, to_host=False)) if defer else (lambda b: self._forward(enc, b))
-                for batch, out in self.runner.run(enc.lengths, fwd):
-                    if defer:
-                        pending.append((batch, out))
-                    else:
-                        rewards[batch] = out
+                batches, outs = [], []  # deferred: device tensors, copied to the host once per chunk
+                for batch, out in self.runner.run(enc.lengths, lambda b: self._forward(enc, b, to_host=not defer)):
+                    batches.append(np.asarray(batch, dtype=np.int64))
+                    outs.append(out)
                     done += len(batch)
                     if progress:
                         progress(done, n_total)
-                if pending:
-                    import torch
+                if outs:
+                    if defer:
+                        import torch
 
-                    host = torch.cat([t for _, t in pending]).cpu().numpy().astype(np.float64)
-                    rewards[np.concatenate([np.asarray(b, dtype=np.int64) for b, _ in pending])] = host
+                        values = torch.cat(outs).cpu().numpy().astype(np.float64)
+                    else:
+                        values = np.concatenate(outs)
+                    rewards[np.concatenate(batches)] = values
                 yield pd.DataFrame({
                     "text_id": chunk["text_id"].to_numpy(), "reward": rewards,
                     "truncated": enc.truncated, "n_tokens": enc.lengths.astype(np.int64),
@@ -829,7 +827,6 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
 
     rm._first_token = bool(settings.first_token_top and not settings.compile and rm.padding_side == "right"
                            and supports_first_token_forward(model))
-    rm._n_layers = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     if settings.fused_attention:
         from .fast_attention import patch_deberta_v2_attention
 
@@ -1073,7 +1070,7 @@ def naive_scores(rm: RewardModel, texts: pd.DataFrame) -> np.ndarray:
 
     texts = _dedupe(texts)
     with unpatched(getattr(rm.model, "_orig_mod", rm.model)) as plain:  # transformers' own attention
-        model = _fp32_copy(rm) if rm.dtype != "fp32" else plain
+        model = plain if rm.dtype == "fp32" else copy.deepcopy(plain).float()
         return _naive_loop(rm, model, texts)
 
 
@@ -1092,15 +1089,6 @@ def _naive_loop(rm: RewardModel, model, texts: pd.DataFrame) -> np.ndarray:
         if i % 2 == 1 and rm.device == "cuda":
             torch.cuda.empty_cache()
     return out
-
-
-def _fp32_copy(rm: RewardModel):
-    import copy
-
-    import torch
-
-    m = copy.deepcopy(getattr(rm.model, "_orig_mod", rm.model))
-    return m.to(torch.float32)
 
 
 @dataclass

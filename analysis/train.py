@@ -328,6 +328,13 @@ class RewardNet:
                          **({"token_type_ids": types} if "token_type_ids" in _forward_args(self.model) else {}))
         return out.logits.squeeze(-1)
 
+    def rewards(self, enc: "Encoder", cache: "FeatureCache | None", keys: Sequence[str]):
+        """Rewards of ``keys``: the top layers on the cached bottom output, or the full model."""
+        if cache is not None:
+            h, mask = cache.batch(keys)
+            return self.top(h, mask)
+        return self.full(*enc.batch(keys))
+
 
 def bert_bottom(model, n_layers: int, ids, types, mask):
     """Embeddings and the first ``n_layers`` encoder layers of a BERT sequence classifier."""
@@ -358,6 +365,12 @@ def bert_top(model, n_below: int, h, mask):
     cls = _bert_layer_first_token(layers[-1], h, mask) if len(layers) else h[:, 0]
     pooled = base.pooler.activation(base.pooler.dense(cls)) if getattr(base, "pooler", None) is not None else cls
     return model.classifier(model.dropout(pooled))
+
+
+def bert_logits(model, ids, types, mask):
+    """The model's logits with its last layer computed for the first token only (see :func:`bert_top`)."""
+    below = model.config.num_hidden_layers - 1
+    return bert_top(model, below, bert_bottom(model, below, ids, types, mask), mask)
 
 
 def supports_first_token_forward(model) -> bool:
@@ -528,13 +541,7 @@ def train_phase(net: RewardNet, enc: Encoder, cache: FeatureCache | None, frame:
     net.model.train()
     losses: list[float] = []
     for step, batch in enumerate(batches, start=1):
-        keys = [c for c, _ in batch] + [r for _, r in batch]
-        if cache is not None:
-            h, mask = cache.batch(keys)
-            rewards = net.top(h, mask)
-        else:
-            ids, types, mask = enc.batch(keys)
-            rewards = net.full(ids, types, mask)
+        rewards = net.rewards(enc, cache, [c for c, _ in batch] + [r for _, r in batch])
         rc, rr = rewards[: len(batch)], rewards[len(batch):]
         loss = -F.logsigmoid(rc - rr).mean()
         opt.zero_grad(set_to_none=True)
@@ -562,12 +569,7 @@ def text_rewards(net: RewardNet, enc: Encoder, keys: Sequence[str], *, cache: Fe
     done = 0
     with torch.inference_mode():
         for batch in _length_batches(todo, enc.length, token_budget):
-            if cache is not None:
-                h, mask = cache.batch(batch)
-                r = net.top(h, mask)
-            else:
-                ids, types, mask = enc.batch(batch)
-                r = net.full(ids, types, mask)
+            r = net.rewards(enc, cache, batch)
             out.update(zip(batch, r.float().tolist()))
             done += len(batch)
             if progress:
