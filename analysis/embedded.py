@@ -292,8 +292,8 @@ def mark_embedded_heldout(study) -> tuple[int, int]:
 def build_command(*, out: str | Path = "sample_data/models", seed: int = 0, max_length: int = 256,
                   keep_layers: int = 3, train_layers: int = 1, epochs_pre: float = 3.0, epochs_post: float = 1.0,
                   lr: float = 3e-4, lr_post: float | None = None, batch_size: int = 16,
-                  oversample_pre: dict[str, int] | None = None, oversample_post: dict[str, int] | None = None,
-                  **_ignored) -> str:
+                  oversample_pre: dict[str, int] | None = None, oversample_post: dict[str, int] | None = None
+                  ) -> str:
     """The command line that rebuilds the embedded models with these settings."""
     def os_arg(flag, d):
         return f" {flag} {','.join(f'{k}={v}' for k, v in d.items())}" if d else ""
@@ -371,8 +371,10 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
     held_keys = list(held["chosen_key"]) + list(held["rejected_key"])
     helpful_train = frame[~frame["heldout"] & frame["subset"].isin(HELPFUL)]
     all_train = frame[~frame["heldout"]]
-    _, oversample_pre, _, helpful_rep = post_training_frame(frame, HELPFUL, oversample_pre)
-    _, oversample_post, _, all_rep = post_training_frame(frame, ("all",), oversample_post)
+    _, oversample_pre, _, helpful_rep = post_training_frame(frame, HELPFUL, oversample_pre,
+                                                            what="build (pre-D)", flag="--oversample-pre")
+    _, oversample_post, _, all_rep = post_training_frame(frame, ("all",), oversample_post,
+                                                         what="build (post-D)", flag="--oversample-post")
 
     def evaluate(label):
         r = text_rewards(net, enc, held_keys, cache=cache)
@@ -411,11 +413,11 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
         "truncation_side": "left", "seed": seed, "heldout_frac": heldout_frac, "rmtui_version": __version__,
     }
     roles = {
-        "pre": (delta_pre, cfg_pre, helpful_train, st_pre, list(HELPFUL), settings),
-        "post": (delta_post, cfg_pre, all_train, st_post, list(ALL_SUBSETS), settings_post),
+        "pre": (delta_pre, cfg_pre, helpful_train, st_pre, list(HELPFUL), settings, oversample_pre),
+        "post": (delta_post, cfg_pre, all_train, st_post, list(ALL_SUBSETS), settings_post, oversample_post),
     }
     out.mkdir(parents=True, exist_ok=True)
-    for role, (delta, cfg, trained, st, subsets, sett) in roles.items():
+    for role, (delta, cfg, trained, st, subsets, sett, over) in roles.items():
         d = out / ROLES[role]
         d.mkdir(parents=True, exist_ok=True)
         for old in d.iterdir():
@@ -429,13 +431,12 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
         (d / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True, default=str) + "\n")
         meta = {**common, "name": f"rmtui-minilm-{ROLES[role]}", "role": role, "trained_on_subsets": subsets,
                 "init": "embedded:base" if role == "pre" else "embedded:pre",
-                "oversample": oversample_pre if role == "pre" else oversample_post,
-                "delta_tensors": sorted(delta)}
+                "oversample": over, "delta_tensors": sorted(delta)}
         (d / DELTA_META).write_text(json.dumps(meta, indent=2) + "\n")
         train_meta = {
             "rmtui": "embedded build", "base": f"{BASE_PACKAGE} (first {keep_layers} layers)",
             "format": "pair", "truncation_side": "left", "settings": sett.as_dict(),
-            "trained_on_subsets": subsets, "oversample": oversample_pre if role == "pre" else oversample_post,
+            "trained_on_subsets": subsets, "oversample": over,
             "n_train_pairs": len(trained), "n_heldout_pairs": len(held),
             "heldout_accuracy": results[role], "train": st.__dict__,
         }
@@ -486,9 +487,6 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
     (out / "build_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     write_readme(out, report)
     return report
-
-
-COMMAND = build_command(oversample_pre={"helpful-online": 2}, oversample_post={"harmless-base": 4})
 
 
 def accuracy_table(report: dict, key: str = "accuracy_cached") -> str:
@@ -581,7 +579,7 @@ def write_readme(out: str | Path, report: dict) -> None:
                     f"texts it needs {report['seconds_post_rebuild_cache']:.0f} s, training {report['seconds_post']:.0f} s. "
                     "The first build's post-D (all of D) is in build_report.json as `first_post_attempt`"
                     + (", earlier rebuilds as `replaced_post_rebuilds`." if report.get("replaced_post_rebuilds") else "."))
-    cmds = report.get("command", COMMAND) + ("\n" + report["command_post"] if report.get("command_post") else "")
+    cmds = report.get("command", "") + ("\n" + report["command_post"] if report.get("command_post") else "")
     body += ["", "Commands (the second rebuilds post-D only):" if report.get("command_post") else "Command:",
              "", "```", cmds, "```", "<!-- build:end -->"]
     start, end = text.index("<!-- build:start -->"), text.index("<!-- build:end -->") + len("<!-- build:end -->")
@@ -646,8 +644,9 @@ def _main(argv: list[str] | None = None) -> None:
         rep = build_embedded(args.out, seed=args.seed, max_length=args.max_length, keep_layers=args.keep_layers,
                              train_layers=args.train_layers, epochs_pre=args.epochs_pre,
                              epochs_post=args.epochs_post, lr=args.lr, lr_post=args.lr_post,
-                             batch_size=args.batch_size, oversample_pre=parse_oversample(args.oversample_pre),
-                             oversample_post=parse_oversample(args.oversample_post),
+                             batch_size=args.batch_size,
+                             oversample_pre=parse_oversample(args.oversample_pre, "--oversample-pre"),
+                             oversample_post=parse_oversample(args.oversample_post, "--oversample-post"),
                              limit=args.limit, verify=not args.no_verify,
                              log=lambda s: print(s, flush=True))
         print(f"build {rep['build_seconds']:.0f} s (+ verify {rep.get('seconds_verify', 0):.0f} s)", flush=True)
@@ -663,7 +662,7 @@ def _main(argv: list[str] | None = None) -> None:
 
 
 
-def parse_oversample(text: str) -> dict[str, int]:
+def parse_oversample(text: str, flag: str = "--oversample") -> dict[str, int]:
     """``"harmless-base=3,helpful-base=2"`` -> ``{"harmless-base": 3, "helpful-base": 2}``."""
     from .errors import InputError
 
@@ -677,13 +676,13 @@ def parse_oversample(text: str) -> dict[str, int]:
         except ValueError:
             k = 0
         if not sep or not name or k < 1:
-            raise InputError(f"--oversample: expected SUBSET=N with N >= 1, got {item!r}", "Bad --oversample")
+            raise InputError(f"{flag}: expected SUBSET=N with N >= 1, got {item!r}", f"Bad {flag}")
         out[name.strip()] = k
     return out
 
 
-def post_training_frame(frame, subsets, oversample=None):
-    """The in-sample pairs post-D trains on: ``(subsets, oversample, unique pairs, pairs per epoch)``.
+def post_training_frame(frame, subsets, oversample=None, *, what: str = "build-post", flag: str = "--oversample"):
+    """The in-sample pairs a phase trains on: ``(subsets, oversample, unique pairs, pairs per epoch)``.
     ``subsets == ("all",)`` means every subset in ``frame``; a subset in ``oversample`` appears that many
     times per epoch. Unknown subset names are an InputError."""
     import pandas as pd
@@ -697,11 +696,11 @@ def post_training_frame(frame, subsets, oversample=None):
     known = set(frame["subset"])
     unknown = sorted((set(subsets) | set(oversample)) - known)
     if unknown:
-        raise InputError(f"build-post: unknown subset(s) {', '.join(unknown)}; the data has "
+        raise InputError(f"{what}: unknown subset(s) {', '.join(unknown)}; the data has "
                          f"{', '.join(sorted(known))}", "Unknown subset")
     if set(oversample) - set(subsets):
-        raise InputError(f"build-post: --oversample names {', '.join(sorted(set(oversample) - set(subsets)))}, "
-                         "which is not in --subsets", "Bad --oversample")
+        raise InputError(f"{what}: {flag} names {', '.join(sorted(set(oversample) - set(subsets)))}, "
+                         f"which is not among the subsets it trains on ({', '.join(subsets)})", f"Bad {flag}")
     train_f = frame[~frame["heldout"] & frame["subset"].isin(list(subsets))]
     train_rep = pd.concat([train_f] + [train_f[train_f["subset"] == k] for k, v in oversample.items()
                                        for _ in range(v - 1)])

@@ -39,13 +39,16 @@ def engine_tps(rm, texts, repeat: int = 2) -> float:
     return best
 
 
-def _variant(rm, texts, label: str, **changes) -> None:
+def _variant(rm, texts, label: str, context=None, **changes) -> None:
+    """Engine texts/s with ``changes`` to its settings (and inside ``context``, if given)."""
+    import contextlib
     import dataclasses
 
     saved = rm.settings
     rm.settings = dataclasses.replace(saved, **changes)
     try:
-        print(f"engine {label:28s} {engine_tps(rm, texts):9.1f} texts/s", flush=True)
+        with context or contextlib.nullcontext():
+            print(f"engine {label:28s} {engine_tps(rm, texts):9.1f} texts/s", flush=True)
     finally:
         rm.settings = saved
 
@@ -85,8 +88,7 @@ def variants(rm, texts, args) -> None:
     if rm._fused_attention:
         from analysis.fast_attention import unpatched
 
-        with unpatched(rm.model):
-            print(f"engine {'transformers attention':28s} {engine_tps(rm, texts):9.1f} texts/s", flush=True)
+        _variant(rm, texts, "transformers attention", context=unpatched(rm.model))
     budget0 = rm.runner.budget
     for budget in args.budgets:
         rm.runner.budget = budget
@@ -99,6 +101,7 @@ def compiled(rm, texts, args) -> None:
 
     t0 = time.perf_counter()
     rm.model = torch.compile(rm.model, dynamic=True)
+    rm._first_token = False  # as load_reward_model does with compile: the compiled forward runs whole
     rm.score_frame(texts.head(min(len(texts), 512)))
     print(f"torch.compile: first 512 texts (compiling) {time.perf_counter() - t0:.1f} s", flush=True)
     _variant(rm, texts, "torch.compile")

@@ -33,13 +33,6 @@ RECIPES = {
 }
 
 
-def _repeat(frame, oversample):
-    import pandas as pd
-
-    parts = [frame] + [frame[frame["subset"] == k] for k, v in oversample.items() for _ in range(v - 1)]
-    return pd.concat(parts, ignore_index=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
@@ -53,7 +46,7 @@ def main() -> None:
 
     import torch
 
-    from analysis.embedded import HELPFUL
+    from analysis.embedded import HELPFUL, post_training_frame
     from analysis.train import (Encoder, FeatureCache, RewardNet, TrainSettings, add_text_keys, heldout_pairs,
                                 load_base, mark_split, pairs_from_files, pairwise_accuracy, text_rewards,
                                 train_phase)
@@ -107,10 +100,10 @@ def main() -> None:
                     p.copy_(init[k])
             t = time.perf_counter()
             s1 = TrainSettings(**{**st.as_dict(), "epochs": e1, "lr": lr1})
-            train_phase(net, enc, cache, _repeat(train[train["subset"].isin(HELPFUL)], os1), s1, name="pre")
+            train_phase(net, enc, cache, post_training_frame(train, HELPFUL, os1)[3], s1, name="pre")
             pre = {"val": acc(val), "held": acc(held)}
             s2 = TrainSettings(**{**st.as_dict(), "epochs": e2, "lr": lr2, "seed": args.seed + 1})
-            train_phase(net, enc, cache, _repeat(train, os2), s2, name="post")
+            train_phase(net, enc, cache, post_training_frame(train, ("all",), os2)[3], s2, name="post")
             post = {"val": acc(val), "held": acc(held)}
             row = {"keep": keep, "max_length": L, "train_layers": tl, "recipe": name, "pre": pre, "post": post,
                    "seconds": round(time.perf_counter() - t, 1)}
