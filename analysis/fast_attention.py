@@ -6,10 +6,13 @@ their sum, a masked copy, the softmax and the probabilities, each batch x heads 
 profile on an H100 (benchmarks/results/h100-2026-11-27/profile.txt) puts matrix products at 29 % of GPU
 time; the rest is that element-wise traffic.
 
-Here the two position terms are computed without the ``repeat`` (one product per head against the
-shared position projections), gathered, summed once with the key mask into one additive bias, and
-``scaled_dot_product_attention`` does scores, scale, bias, softmax and the product with V in one
-kernel. Inference only: training, ``output_attentions`` and separate query states keep the original.
+Here the position projections (shared by the batch, a few hundred rows) are scaled and put in
+offset order first, so one product per term gives a [b, h, t, 2t] table of scores per offset, read as
+[b, h, t, t] through a strided view (the relative-attention skew) instead of a gather; one addition
+makes the bias, the key mask is written into it in place, and ``scaled_dot_product_attention`` does
+scores, scale, bias, softmax and the product with V in one kernel. On 2 CPU cores, two
+deberta-v3-large layers at 40 x 200 tokens take 4.9 s against 8.7 s with transformers' attention and
+6.4 s with the earlier gather version of this file. Inference only: training, ``output_attentions`` and separate query states keep the original.
 
 Same function: padded *query* rows attend to the valid keys instead of to nothing (transformers masks
 them entirely); their outputs are never read by valid positions (their keys are masked) nor by the
@@ -83,20 +86,47 @@ def _fused_forward(self, hidden_states, attention_mask, output_attentions=False,
     scale_factor = 1 + ("c2p" in self.pos_att_type) + ("p2c" in self.pos_att_type)
     inv_scale = 1.0 / math.sqrt(d * scale_factor)
 
-    bias = None
-    if self.relative_attention:
-        bias = _position_bias(self, q, k, relative_pos, rel_embeddings, inv_scale)
     key_valid = attention_mask.bool().any(dim=-2, keepdim=True)  # [b, 1, 1, t]
-    neg = torch.finfo(q.dtype).min
+    bias = _position_bias(self, q, k, relative_pos, rel_embeddings, inv_scale) if self.relative_attention else None
+    neg = torch.finfo(q.dtype).min / 2  # plus a position score, still finite
     if bias is None:
-        bias = torch.zeros((b, 1, 1, t), dtype=q.dtype, device=q.device)
-    bias = bias.masked_fill(~key_valid, neg)
+        bias = torch.zeros((b, 1, 1, t), dtype=q.dtype, device=q.device).masked_fill_(~key_valid, neg)
+    else:
+        bias.masked_fill_(~key_valid, neg)
     ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=inv_scale)
     return ctx.transpose(1, 2).reshape(b, t, -1), None
 
 
+def _toeplitz_index(relative_pos, t: int):
+    """The relative-position index of every offset: ``out[j - i + t - 1] == relative_pos[i, j]``.
+
+    DeBERTa's relative position of query i and key j (bucketed or not) is a function of i - j only,
+    so its [t, t] table is read from its first row and first column."""
+    import torch
+
+    rp = relative_pos.reshape(relative_pos.shape[-2:])
+    # offsets -(t-1) .. t-1, and the last once more: an even table width keeps the rows aligned
+    return torch.cat([rp[:, 0].flip(0), rp[0, 1:], rp[0, -1:]]).to(torch.long)
+
+
+def _skewed(lin, t: int, *, transpose: bool):
+    """View a [h, b*t, 2t] table of per-offset scores as [b, h, t, t] without copying.
+
+    Row i of the table holds offsets j - i + t - 1 (or i - j + t - 1 when ``transpose``: then row j
+    holds the scores of key j against every query i), so element (i, j) lies at a fixed stride: the
+    classic relative-attention skew, in place of a [b, h, t, t] gather."""
+    h, bt, w = lin.shape
+    b = bt // t
+    row, col = (1, w - 1) if transpose else (w - 1, 1)
+    return lin.as_strided((b, h, t, t), (t * w, b * t * w, row, col), lin.storage_offset() + t - 1)
+
+
 def _position_bias(self, q, k, relative_pos, rel_embeddings, inv_scale):
-    """(c2p + p2c) * inv_scale as one [b, h, t, t] tensor, without repeating the position projections."""
+    """(c2p + p2c) * inv_scale as one new [b, h, t, t] tensor, with no gather and no repeat.
+
+    The position projections (2*span rows, shared by the batch) are scaled and reordered by offset
+    first (a few hundred rows), so one product per term gives every score of every offset, and the
+    two terms are read through strided views (``_skewed``) by the single addition that makes the bias."""
     import torch
 
     from transformers.models.deberta_v2.modeling_deberta_v2 import build_relative_position
@@ -105,24 +135,27 @@ def _position_bias(self, q, k, relative_pos, rel_embeddings, inv_scale):
     if relative_pos is None:
         relative_pos = build_relative_position(q, k, bucket_size=self.position_buckets,
                                                max_position=self.max_relative_positions)
-    rel_pos = relative_pos.reshape(relative_pos.shape[-2:]).to(device=q.device, dtype=torch.long)  # [t, t]
     span = self.pos_ebd_size
     rel = self.pos_dropout(rel_embeddings)[: span * 2]  # [2*span, hidden]
     n_pos = rel.size(0)
+    offsets = _toeplitz_index(relative_pos.to(q.device), t)  # [2t]: offset j - i + t - 1 -> position id
 
-    def pos_heads(x):  # [2*span, h*d] -> [h, d, 2*span]
-        return x.view(n_pos, h, d).permute(1, 2, 0)
+    def pos_heads(x, idx):  # [2*span, h*d] -> [h, d, 2t], scaled, one column per offset
+        return (x.view(n_pos, h, d)[idx] * inv_scale).permute(1, 2, 0)
 
-    score = None
-    if "c2p" in self.pos_att_type:
-        pos_key = pos_heads(self.key_proj(rel) if self.share_att_key else self.pos_key_proj(rel))
-        c2p = torch.matmul(q.transpose(0, 1).reshape(h, b * t, d), pos_key).view(h, b, t, n_pos).transpose(0, 1)
-        idx = torch.clamp(rel_pos + span, 0, span * 2 - 1).expand(b, h, t, t)
-        score = torch.gather(c2p, -1, idx)
-    if "p2c" in self.pos_att_type:
-        pos_query = pos_heads(self.query_proj(rel) if self.share_att_key else self.pos_query_proj(rel))
-        p2c = torch.matmul(k.transpose(0, 1).reshape(h, b * t, d), pos_query).view(h, b, t, n_pos).transpose(0, 1)
-        idx = torch.clamp(-rel_pos + span, 0, span * 2 - 1).expand(b, h, t, t)
-        p2c = torch.gather(p2c, -1, idx).transpose(-1, -2)
-        score = p2c if score is None else score + p2c
-    return None if score is None else score * inv_scale
+    terms = []
+    if "c2p" in self.pos_att_type:  # query i against the position of key j: C[i, rel(i, j) + span]
+        pos_key = pos_heads(self.key_proj(rel) if self.share_att_key else self.pos_key_proj(rel),
+                            torch.clamp(offsets + span, 0, n_pos - 1))
+        lin = torch.bmm(q.transpose(0, 1).reshape(h, b * t, d), pos_key)  # [h, b*t, 2t]
+        terms.append(_skewed(lin, t, transpose=False))
+    if "p2c" in self.pos_att_type:  # key j against the position of query i: P[j, -rel(j, i) + span]
+        # key j's row holds the offsets i - j + t - 1, whose relative position is rel(j, i)
+        pos_query = pos_heads(self.query_proj(rel) if self.share_att_key else self.pos_query_proj(rel),
+                              torch.clamp(-offsets + span, 0, n_pos - 1))
+        lin = torch.bmm(k.transpose(0, 1).reshape(h, b * t, d), pos_query)
+        terms.append(_skewed(lin, t, transpose=True))
+    if not terms:
+        return None
+    bias = torch.empty((b, h, t, t), dtype=q.dtype, device=q.device)
+    return torch.add(terms[0], terms[1], out=bias) if len(terms) == 2 else bias.copy_(terms[0])

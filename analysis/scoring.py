@@ -87,6 +87,8 @@ class ScoreSettings:
                                   # pooler reads (same rewards; a 3-layer model runs ~1/4 faster)
     fused_attention: bool = True  # DeBERTa-v2/v3: position bias + SDPA in place of transformers'
                                   # eager disentangled attention (same rewards; analysis/fast_attention.py)
+    pad_multiple: int | None = None  # pad each batch's length to a multiple of N; None: 8 on CUDA
+                                     # (tensor-core and attention-bias alignment), 1 on CPU
     max_batch_size: int | None = None
     allow_untrained_head: bool = False  # accept a newly initialised classification head (benchmarks)
     oom_hook: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
@@ -105,6 +107,8 @@ class ScoreSettings:
             raise ModelError(f"--max-length {self.max_length}: must be at least 4", "Bad option")
         if self.chunk_size < 1:
             raise ModelError(f"chunk_size {self.chunk_size}: must be at least 1", "Bad option")
+        if self.pad_multiple is not None and self.pad_multiple < 1:
+            raise ModelError(f"pad_multiple {self.pad_multiple}: must be at least 1", "Bad option")
 
     def record(self) -> dict[str, Any]:
         """JSON-able settings (hooks left out)."""
@@ -489,6 +493,8 @@ class RewardModel:
 
         seqs = [enc.ids[i] for i in idx]
         n, T = len(seqs), max(len(s) for s in seqs)
+        m = self.settings.pad_multiple or (8 if self.device == "cuda" else 1)
+        T = -(-T // m) * m
         pad = self.tokenizer.pad_token_id
         input_ids = np.full((n, T), pad, dtype=np.int64)
         mask = np.zeros((n, T), dtype=np.int64)

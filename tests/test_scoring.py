@@ -278,8 +278,10 @@ def test_two_label_head_reward_is_logit_difference(tmp_path, texts):
 # invariance, OOM
 
 
-def test_batch_invariance_fp32(tiny_rm_dir, texts):
-    rm = load_reward_model(str(tiny_rm_dir), ScoreSettings(token_budget=4096, max_length=160))
+@pytest.mark.parametrize("pad_multiple", [None, 8])
+def test_batch_invariance_fp32(tiny_rm_dir, texts, pad_multiple):
+    rm = load_reward_model(str(tiny_rm_dir), ScoreSettings(token_budget=4096, max_length=160,
+                                                           pad_multiple=pad_multiple))
     diff = check_invariance(rm, texts)
     assert diff < 1e-4
     # and batches really were formed (several texts per forward)
@@ -505,6 +507,42 @@ def test_cli_score_and_bench(tiny_rm_dir, tmp_path):
     assert "(8 texts in" in r.output and "(30 texts in" in r.output and "agree" in r.output
 
 
+@pytest.mark.parametrize("pos_att_type,share_att_key,buckets,t", [
+    (["p2c", "c2p"], True, 16, 40),   # offsets past the bucket span (log buckets), 2t-1 > 2*span
+    (["p2c", "c2p"], False, 64, 20),  # separate position projections, 2t-1 < 2*span
+    (["c2p"], True, -1, 33),          # plain clipped relative positions, one term only
+    (["p2c"], False, 8, 17),
+])
+def test_fused_attention_module_equals_transformers(pos_att_type, share_att_key, buckets, t):
+    """One DeBERTa-v2 attention layer, fused (skewed position tables + SDPA) against transformers' own
+    forward, with padded keys: every valid query row agrees (padded query rows are never read)."""
+    import torch
+    from transformers import DebertaV2Config
+    from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder
+
+    from analysis.fast_attention import patch_deberta_v2_attention, unpatched
+
+    torch.manual_seed(7)
+    cfg = DebertaV2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+                          relative_attention=True, position_buckets=buckets, max_relative_positions=24,
+                          pos_att_type=pos_att_type, share_att_key=share_att_key, norm_rel_ebd="layer_norm",
+                          initializer_range=0.5)
+    enc = DebertaV2Encoder(cfg).eval()
+    hidden = torch.randn(3, t, 32)
+    mask = torch.ones(3, t, dtype=torch.long)
+    mask[1, t - 5:] = 0
+    mask[2, 3:] = 0
+    assert patch_deberta_v2_attention(enc) == 1
+    with torch.inference_mode():
+        fused = enc(hidden, mask).last_hidden_state
+        with unpatched(enc):
+            plain = enc(hidden, mask).last_hidden_state
+    valid = mask.bool()
+    assert plain[valid].abs().mean() > 0.1
+    diff = (fused - plain)[valid].abs().max().item()
+    assert diff < 1e-4, diff
+
+
 @pytest.mark.parametrize("share_att_key,buckets", [(True, 16), (False, 16), (True, -1)])
 def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_key, buckets):
     """DeBERTa-v2 scored with the fused attention (position bias + SDPA) gives transformers' rewards:
@@ -524,7 +562,8 @@ def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_
     d = tmp_path / "deb"
     DebertaV2ForSequenceClassification(cfg).eval().save_pretrained(d)
     BertTokenizerFast(vocab=str(VOCAB), do_lower_case=True, model_max_length=512).save_pretrained(d)
-    fused = load_reward_model(str(d), ScoreSettings(max_length=160, token_budget=2048))
+    # padded to a multiple of 8 as on CUDA: padded keys the engine adds are masked like the tokenizer's
+    fused = load_reward_model(str(d), ScoreSettings(max_length=160, token_budget=2048, pad_multiple=8))
     plain = load_reward_model(str(d), ScoreSettings(max_length=160, token_budget=2048, fused_attention=False))
     assert fused._fused_attention and not plain._fused_attention
     assert fused.record()["settings"]["fused_attention"] is True
