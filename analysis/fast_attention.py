@@ -110,7 +110,7 @@ def _toeplitz_index(relative_pos, t: int):
 
 
 def _skewed(lin, t: int, *, transpose: bool):
-    """View a [h, b*t, 2t] table of per-offset scores as [b, h, t, t] without copying.
+    """View a contiguous [h, b*t, 2t] table of per-offset scores as [b, h, t, t] without copying.
 
     Row i of the table holds offsets j - i + t - 1 (or i - j + t - 1 when ``transpose``: then row j
     holds the scores of key j against every query i), so element (i, j) lies at a fixed stride: the
@@ -118,7 +118,7 @@ def _skewed(lin, t: int, *, transpose: bool):
     h, bt, w = lin.shape
     b = bt // t
     row, col = (1, w - 1) if transpose else (w - 1, 1)
-    return lin.as_strided((b, h, t, t), (t * w, b * t * w, row, col), lin.storage_offset() + t - 1)
+    return lin.as_strided((b, h, t, t), (t * w, b * t * w, row, col), t - 1)  # lin: a fresh bmm output
 
 
 def _position_bias(self, q, k, relative_pos, rel_embeddings, inv_scale):
