@@ -11,8 +11,14 @@ offset order first, so one product per term gives a [b, h, t, 2t] table of score
 [b, h, t, t] through a strided view (the relative-attention skew) instead of a gather; one addition
 makes the bias, the key mask is written into it in place, and ``scaled_dot_product_attention`` does
 scores, scale, bias, softmax and the product with V in one kernel. On 2 CPU cores, two
-deberta-v3-large layers at 40 x 200 tokens take 4.9 s against 8.7 s with transformers' attention and
-6.4 s with the earlier gather version of this file. Inference only: training, ``output_attentions`` and separate query states keep the original.
+deberta-v3-large layers at 40 x 200 tokens take 4.5-4.9 s against 8.7-9.9 s with transformers'
+attention and 5.6-6.4 s with the earlier gather version of this file.
+
+Tried and left out: FlexAttention (the tables read inside the kernel, no [b, h, t, t] tensor). Its
+CPU template in torch 2.13 returned wrong rows at lengths 24 and 40 (score_mod loads past the last
+key), fell back to eager attention when the indices were clamped with ``torch.clamp``, and failed to
+compile with clamping by ``minimum``/``maximum`` plus a key mask; on the CPU it was also slower (8.0 s
+for the layers above). It cannot be tested here, so it is not shipped. Inference only: training, ``output_attentions`` and separate query states keep the original.
 
 Same function: padded *query* rows attend to the valid keys instead of to nothing (transformers masks
 them entirely); their outputs are never read by valid positions (their keys are masked) nor by the
