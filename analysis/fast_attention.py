@@ -18,7 +18,13 @@ Tried and left out: FlexAttention (the tables read inside the kernel, no [b, h, 
 CPU template in torch 2.13 returned wrong rows at lengths 24 and 40 (score_mod loads past the last
 key), fell back to eager attention when the indices were clamped with ``torch.clamp``, and failed to
 compile with clamping by ``minimum``/``maximum`` plus a key mask; on the CPU it was also slower (8.0 s
-for the layers above). It cannot be tested here, so it is not shipped. Inference only: training, ``output_attentions`` and separate query states keep the original.
+for the layers above). It cannot be tested here, so it is not shipped.
+
+Inference only: training, ``output_attentions`` and separate query states keep the original.
+
+The last layer can also be computed for the first token only (``patch_deberta_v2_first_token``):
+the classifier's pooler reads nothing else, so the other rows' attention, feed-forward and norms of
+that layer are skipped (1/24 of deberta-v3-large's work, 1/12 of the base shape's).
 
 Same function: padded *query* rows attend to the valid keys instead of to nothing (transformers masks
 them entirely); their outputs are never read by valid positions (their keys are masked) nor by the
@@ -31,6 +37,15 @@ import math
 import types
 
 
+def _patch(mod, fn) -> int:
+    if hasattr(mod, "_rmtui_original_forward"):
+        return 0
+    mod._rmtui_original_forward = mod.forward
+    mod._rmtui_patch = fn
+    mod.forward = types.MethodType(fn, mod)
+    return 1
+
+
 def patch_deberta_v2_attention(model) -> int:
     """Give every DeBERTa-v2 attention module of ``model`` the fused inference forward.
 
@@ -39,25 +54,44 @@ def patch_deberta_v2_attention(model) -> int:
         from transformers.models.deberta_v2.modeling_deberta_v2 import DisentangledSelfAttention
     except Exception:  # pragma: no cover - transformers without DeBERTa-v2
         return 0
-    n = 0
-    for mod in model.modules():
-        if isinstance(mod, DisentangledSelfAttention) and not hasattr(mod, "_rmtui_original_forward"):
-            mod._rmtui_original_forward = mod.forward
-            mod.forward = types.MethodType(_fused_forward, mod)
-            n += 1
-    return n
+    return sum(_patch(mod, _fused_forward) for mod in model.modules()
+               if isinstance(mod, DisentangledSelfAttention))
+
+
+def supports_first_token_layer(model) -> bool:
+    """A DeBERTa-v2 sequence classifier whose pooler reads the first token of the last layer only."""
+    if type(model).__name__ != "DebertaV2ForSequenceClassification":
+        return False
+    base = model.base_model
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    return (bool(layers) and getattr(base, "z_steps", 0) <= 1
+            and type(getattr(model, "pooler", None)).__name__ == "ContextPooler")
+
+
+def patch_deberta_v2_first_token(model) -> bool:
+    """Compute the last encoder layer of a DeBERTa-v2 classifier for the first token only.
+
+    The encoder's last hidden state then has one position, all the classifier reads (its
+    ``ContextPooler`` takes position 0); the logits are unchanged. Returns whether it applied."""
+    if not supports_first_token_layer(model):
+        return False
+    _patch(model.base_model.encoder.layer[-1], _first_token_layer_forward)
+    return True
 
 
 class unpatched:
-    """``with unpatched(model):`` runs (and deep-copies) ``model`` with transformers' own attention."""
+    """``with unpatched(model):`` runs ``model`` with transformers' own forwards (attention and the
+    whole last layer), and puts rmtui's back afterwards; ``only="attention"`` or ``"first_token"``
+    undoes one of the two."""
 
-    def __init__(self, model):
+    def __init__(self, model, only: str | None = None):
         self.model = model
+        self.only = {"attention": _fused_forward, "first_token": _first_token_layer_forward, None: None}[only]
         self.mods: list = []
 
     def __enter__(self):
         for mod in self.model.modules():
-            if hasattr(mod, "_rmtui_original_forward"):
+            if hasattr(mod, "_rmtui_original_forward") and self.only in (None, mod._rmtui_patch):
                 del mod.forward, mod._rmtui_original_forward
                 self.mods.append(mod)
         return self.model
@@ -65,8 +99,62 @@ class unpatched:
     def __exit__(self, *exc):
         for mod in self.mods:
             mod._rmtui_original_forward = mod.forward
-            mod.forward = types.MethodType(_fused_forward, mod)
+            mod.forward = types.MethodType(mod._rmtui_patch, mod)
         return False
+
+
+def _first_token_layer_forward(self, hidden_states, attention_mask, query_states=None, relative_pos=None,
+                               rel_embeddings=None, output_attentions=False):
+    """A DebertaV2Layer's output at position 0 only, as [b, 1, hidden]."""
+    att = self.attention.self
+    if (output_attentions or query_states is not None or self.training or attention_mask is None
+            or attention_mask.dim() != 4 or (relative_pos is not None and relative_pos.dim() == 4
+                                              and relative_pos.size(0) != 1)):
+        return self._rmtui_original_forward(hidden_states, attention_mask, query_states, relative_pos,
+                                            rel_embeddings, output_attentions)
+    ctx = _first_token_attention(att, hidden_states, attention_mask, relative_pos, rel_embeddings)
+    a = self.attention.output(ctx, hidden_states[:, :1])
+    return self.output(self.intermediate(a), a), None
+
+
+def _first_token_attention(self, hidden_states, attention_mask, relative_pos, rel_embeddings):
+    """Disentangled attention of query 0 against every key: [b, 1, h*d]."""
+    import torch
+    import torch.nn.functional as F
+
+    from transformers.models.deberta_v2.modeling_deberta_v2 import build_relative_position
+
+    b, t, _ = hidden_states.shape
+    h = self.num_attention_heads
+    q = self.query_proj(hidden_states[:, :1]).view(b, 1, h, -1).transpose(1, 2)  # [b, h, 1, d]
+    k = self.key_proj(hidden_states).view(b, t, h, -1).transpose(1, 2)
+    v = self.value_proj(hidden_states).view(b, t, h, -1).transpose(1, 2)
+    d = q.size(-1)
+    inv_scale = 1.0 / math.sqrt(d * (1 + ("c2p" in self.pos_att_type) + ("p2c" in self.pos_att_type)))
+    bias = torch.zeros((b, h, 1, t), dtype=q.dtype, device=q.device)
+    if self.relative_attention:
+        if relative_pos is None:
+            relative_pos = build_relative_position(k, k, bucket_size=self.position_buckets,
+                                                   max_position=self.max_relative_positions)
+        rp = relative_pos.reshape(relative_pos.shape[-2:]).to(device=q.device, dtype=torch.long)
+        span = self.pos_ebd_size
+        rel = self.pos_dropout(rel_embeddings)[: span * 2]
+        n_pos = rel.size(0)
+
+        def per_key(x, idx):  # [2*span, h*d] -> [t, h, d]: key j's position row, scaled
+            return x.view(n_pos, h, d)[torch.clamp(idx, 0, n_pos - 1)] * inv_scale
+
+        if "c2p" in self.pos_att_type:  # query 0 against the position of key j: rel(0, j)
+            pos_key = per_key(self.key_proj(rel) if self.share_att_key else self.pos_key_proj(rel), rp[0] + span)
+            bias = bias + torch.einsum("bhd,jhd->bhj", q[:, :, 0], pos_key).unsqueeze(2)
+        if "p2c" in self.pos_att_type:  # key j against the position of query 0: -rel(j, 0)
+            pos_query = per_key(self.query_proj(rel) if self.share_att_key else self.pos_query_proj(rel),
+                                -rp[:, 0] + span)
+            bias = bias + torch.einsum("bhjd,jhd->bhj", k, pos_query).unsqueeze(2)
+    key_valid = attention_mask.bool().any(dim=-2, keepdim=True)  # [b, 1, 1, t]
+    bias = bias.masked_fill(~key_valid, torch.finfo(q.dtype).min / 2)
+    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=inv_scale)
+    return ctx.transpose(1, 2).reshape(b, 1, -1)
 
 
 def _fused_forward(self, hidden_states, attention_mask, output_attentions=False, query_states=None,

@@ -85,10 +85,14 @@ def variants(rm, texts, args) -> None:
     _variant(rm, texts, f"defer_sync={not (rm.device == 'cuda')}", defer_sync=rm.device != "cuda")
     if rm._first_token:
         _variant(rm, texts, "first_token_top=False", first_token_top=False)
-    if rm._fused_attention:
-        from analysis.fast_attention import unpatched
+    from analysis.fast_attention import unpatched
 
-        _variant(rm, texts, "transformers attention", context=unpatched(rm.model))
+    if rm._first_token_layer:
+        _variant(rm, texts, "whole last layer", context=unpatched(rm.model, only="first_token"))
+    if rm._fused_attention:
+        _variant(rm, texts, "transformers attention", context=unpatched(rm.model, only="attention"))
+    if rm._fused_attention or rm._first_token_layer:
+        _variant(rm, texts, "transformers (both)", context=unpatched(rm.model))
     budget0 = rm.runner.budget
     for budget in args.budgets:
         rm.runner.budget = budget

@@ -541,6 +541,14 @@ def test_fused_attention_module_equals_transformers(pos_att_type, share_att_key,
     assert plain[valid].abs().mean() > 0.1
     diff = (fused - plain)[valid].abs().max().item()
     assert diff < 1e-4, diff
+    # the last layer for the first token only (what the classifier's pooler reads)
+    from analysis.fast_attention import _first_token_layer_forward, _patch
+
+    assert _patch(enc.layer[-1], _first_token_layer_forward) == 1
+    with torch.inference_mode():
+        first = enc(hidden, mask).last_hidden_state
+    assert first.shape == (3, 1, 32)
+    assert (first[:, 0] - plain[:, 0]).abs().max().item() < 1e-4
 
 
 def test_fused_attention_traces_without_graph_breaks():
@@ -552,11 +560,14 @@ def test_fused_attention_traces_without_graph_breaks():
 
     from analysis.fast_attention import patch_deberta_v2_attention
 
-    cfg = DebertaV2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
+    from analysis.fast_attention import _first_token_layer_forward, _patch
+
+    cfg = DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
                           relative_attention=True, position_buckets=16, max_relative_positions=24,
                           pos_att_type=["p2c", "c2p"], share_att_key=True, norm_rel_ebd="layer_norm")
     enc = DebertaV2Encoder(cfg).eval()
-    assert patch_deberta_v2_attention(enc) == 1
+    assert patch_deberta_v2_attention(enc) == 2
+    assert _patch(enc.layer[-1], _first_token_layer_forward) == 1
     with torch.inference_mode():
         ex = torch._dynamo.explain(enc)(torch.randn(2, 20, 32), torch.ones(2, 20, dtype=torch.long))
     assert ex.graph_count >= 1
@@ -584,15 +595,22 @@ def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_
     BertTokenizerFast(vocab=str(VOCAB), do_lower_case=True, model_max_length=512).save_pretrained(d)
     # padded to a multiple of 8 as on CUDA: padded keys the engine adds are masked like the tokenizer's
     fused = load_reward_model(str(d), ScoreSettings(max_length=160, token_budget=2048, pad_multiple=8))
-    plain = load_reward_model(str(d), ScoreSettings(max_length=160, token_budget=2048, fused_attention=False))
-    assert fused._fused_attention and not plain._fused_attention
+    plain = load_reward_model(str(d), ScoreSettings(max_length=160, token_budget=2048, fused_attention=False,
+                                                    first_token_top=False))
+    assert fused._fused_attention and not plain._fused_attention and not plain._first_token_layer
+    assert fused._first_token_layer  # the last layer computes the first token only
     assert fused.record()["settings"]["fused_attention"] is True
+    assert fused.record()["settings"]["first_token_top"] is True
     a, b = fused.score_frame(texts), plain.score_frame(texts)
     assert np.isfinite(a["reward"]).all() and a["reward"].std() > 0.05
     assert np.max(np.abs(a["reward"].to_numpy() - b["reward"].to_numpy())) < 1e-4
     assert patch_deberta_v2_attention(fused.model) == 0  # already patched: idempotent
-    with unpatched(fused.model):  # transformers' own forward inside, the fused one again after
+    with unpatched(fused.model):  # transformers' own forwards inside, rmtui's again after
         assert not any(hasattr(m, "_rmtui_original_forward") for m in fused.model.modules())
         c = fused.score_frame(texts.head(6))
-    assert sum(hasattr(m, "_rmtui_original_forward") for m in fused.model.modules()) == 2
+    assert sum(hasattr(m, "_rmtui_original_forward") for m in fused.model.modules()) == 3  # 2 attention, 1 layer
+    assert np.max(np.abs(c["reward"].to_numpy() - b["reward"].to_numpy()[:6])) < 1e-4
+    with unpatched(fused.model, only="first_token"):
+        assert sum(hasattr(m, "_rmtui_original_forward") for m in fused.model.modules()) == 2
+        c = fused.score_frame(texts.head(6))
     assert np.max(np.abs(c["reward"].to_numpy() - b["reward"].to_numpy()[:6])) < 1e-4
