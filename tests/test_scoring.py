@@ -604,6 +604,7 @@ def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_
     a, b = fused.score_frame(texts), plain.score_frame(texts)
     assert np.isfinite(a["reward"]).all() and a["reward"].std() > 0.05
     assert np.max(np.abs(a["reward"].to_numpy() - b["reward"].to_numpy())) < 1e-4
+    assert check_invariance(fused, texts.head(12)) < 1e-4  # batched (padded keys) = one at a time
     assert patch_deberta_v2_attention(fused.model) == 0  # already patched: idempotent
     with unpatched(fused.model):  # transformers' own forwards inside, rmtui's again after
         assert not any(hasattr(m, "_rmtui_original_forward") for m in fused.model.modules())
