@@ -832,18 +832,13 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
 
     model.eval()
     model.to(device)
+    from .fast_attention import patch_deberta_v2_attention, patch_deberta_v2_first_token
     from .train import supports_first_token_forward
 
     rm._first_token = bool(settings.first_token_top and not settings.compile and rm.padding_side == "right"
                            and supports_first_token_forward(model))
-    if settings.fused_attention:
-        from .fast_attention import patch_deberta_v2_attention
-
-        rm._fused_attention = patch_deberta_v2_attention(model) > 0
-    if settings.first_token_top:
-        from .fast_attention import patch_deberta_v2_first_token
-
-        rm._first_token_layer = patch_deberta_v2_first_token(model)
+    rm._fused_attention = settings.fused_attention and patch_deberta_v2_attention(model) > 0
+    rm._first_token_layer = settings.first_token_top and patch_deberta_v2_first_token(model)
     if settings.compile:
         model = torch.compile(model, dynamic=True)
     rm.model = model

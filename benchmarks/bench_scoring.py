@@ -91,7 +91,7 @@ def variants(rm, texts, args) -> None:
         _variant(rm, texts, "whole last layer", context=unpatched(rm.model, only="first_token"))
     if rm._fused_attention:
         _variant(rm, texts, "transformers attention", context=unpatched(rm.model, only="attention"))
-    if rm._fused_attention or rm._first_token_layer:
+    if rm._fused_attention and rm._first_token_layer:
         _variant(rm, texts, "transformers (both)", context=unpatched(rm.model))
     budget0 = rm.runner.budget
     for budget in args.budgets:

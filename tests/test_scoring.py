@@ -507,6 +507,16 @@ def test_cli_score_and_bench(tiny_rm_dir, tmp_path):
     assert "(8 texts in" in r.output and "(30 texts in" in r.output and "agree" in r.output
 
 
+def _deberta_encoder(layers: int, **config):
+    """A small DeBERTa-v2 encoder (hidden 32, 4 heads, relative positions up to 24) in eval mode."""
+    from transformers import DebertaV2Config
+    from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder
+
+    cfg = DebertaV2Config(hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=64,
+                          relative_attention=True, max_relative_positions=24, norm_rel_ebd="layer_norm", **config)
+    return DebertaV2Encoder(cfg).eval()
+
+
 @pytest.mark.parametrize("pos_att_type,share_att_key,buckets,t", [
     (["p2c", "c2p"], True, 16, 40),   # offsets past the bucket span (log buckets), 2t-1 > 2*span
     (["p2c", "c2p"], False, 64, 20),  # separate position projections, 2t-1 < 2*span
@@ -517,17 +527,12 @@ def test_fused_attention_module_equals_transformers(pos_att_type, share_att_key,
     """One DeBERTa-v2 attention layer, fused (skewed position tables + SDPA) against transformers' own
     forward, with padded keys: every valid query row agrees (padded query rows are never read)."""
     import torch
-    from transformers import DebertaV2Config
-    from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder
 
-    from analysis.fast_attention import patch_deberta_v2_attention, unpatched
+    from analysis.fast_attention import _first_token_layer_forward, _patch, patch_deberta_v2_attention, unpatched
 
     torch.manual_seed(7)
-    cfg = DebertaV2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=4, intermediate_size=64,
-                          relative_attention=True, position_buckets=buckets, max_relative_positions=24,
-                          pos_att_type=pos_att_type, share_att_key=share_att_key, norm_rel_ebd="layer_norm",
-                          initializer_range=0.5)
-    enc = DebertaV2Encoder(cfg).eval()
+    enc = _deberta_encoder(1, position_buckets=buckets, pos_att_type=pos_att_type, share_att_key=share_att_key,
+                           initializer_range=0.5)
     hidden = torch.randn(3, t, 32)
     mask = torch.ones(3, t, dtype=torch.long)
     mask[1, t - 5:] = 0
@@ -542,8 +547,6 @@ def test_fused_attention_module_equals_transformers(pos_att_type, share_att_key,
     diff = (fused - plain)[valid].abs().max().item()
     assert diff < 1e-4, diff
     # the last layer for the first token only (what the classifier's pooler reads)
-    from analysis.fast_attention import _first_token_layer_forward, _patch
-
     assert _patch(enc.layer[-1], _first_token_layer_forward) == 1
     with torch.inference_mode():
         first = enc(hidden, mask).last_hidden_state
@@ -555,17 +558,10 @@ def test_fused_attention_traces_without_graph_breaks():
     """``--compile`` sees each fused attention layer as one graph: a graph break (e.g. reading a
     tensor's storage offset) split every layer and recompiled per batch shape (0.3x on tiny-deberta)."""
     import torch
-    from transformers import DebertaV2Config
-    from transformers.models.deberta_v2.modeling_deberta_v2 import DebertaV2Encoder
 
-    from analysis.fast_attention import patch_deberta_v2_attention
+    from analysis.fast_attention import _first_token_layer_forward, _patch, patch_deberta_v2_attention
 
-    from analysis.fast_attention import _first_token_layer_forward, _patch
-
-    cfg = DebertaV2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                          relative_attention=True, position_buckets=16, max_relative_positions=24,
-                          pos_att_type=["p2c", "c2p"], share_att_key=True, norm_rel_ebd="layer_norm")
-    enc = DebertaV2Encoder(cfg).eval()
+    enc = _deberta_encoder(2, position_buckets=16, pos_att_type=["p2c", "c2p"], share_att_key=True)
     assert patch_deberta_v2_attention(enc) == 2
     assert _patch(enc.layer[-1], _first_token_layer_forward) == 1
     with torch.inference_mode():
