@@ -1115,6 +1115,16 @@ class BenchResult:
     model: str
     token_budget: int
     mean_tokens: float = 0.0
+    naive_mean_tokens: float = 0.0  # of the naive loop's texts: its subset can be shorter or longer
+
+    @property
+    def engine_tokens_per_s(self) -> float:
+        """Tokens/s: comparable across tokenizers and text mixes, where texts/s is not."""
+        return self.engine_tps * self.mean_tokens
+
+    @property
+    def naive_tokens_per_s(self) -> float:
+        return self.naive_tps * self.naive_mean_tokens
 
 
 def bench(rm: RewardModel, texts: pd.DataFrame, *, warmup: int = 4, naive_n: int | None = None) -> BenchResult:
@@ -1145,7 +1155,8 @@ def bench(rm: RewardModel, texts: pd.DataFrame, *, warmup: int = 4, naive_n: int
                        engine_tps=engine_tps, ratio=engine_tps / naive_tps, max_abs_diff=diff,
                        n_truncated=int(eng["truncated"].sum()), device=rm.device, dtype=rm.dtype,
                        model=rm.name, token_budget=rm.runner.budget,
-                       mean_tokens=float(eng["n_tokens"].mean()) if n else 0.0)
+                       mean_tokens=float(eng["n_tokens"].mean()) if n else 0.0,
+                       naive_mean_tokens=float(eng["n_tokens"].to_numpy()[:k].mean()) if k else 0.0)
 
 
 def _sync(device: str) -> None:

@@ -69,9 +69,11 @@ def run(spec: str, name: str, args, *, untrained: bool = False) -> None:
           f"cores {os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}", flush=True)
     r = bench(rm, texts, naive_n=args.naive_n)
     print(f"mean {r.mean_tokens:.0f} tokens per text, {r.n_truncated} truncated")
-    print(f"naive loop          {r.naive_tps:9.1f} texts/s   ({r.n_naive} texts, {r.naive_s:.1f} s)")
-    print(f"engine              {r.engine_tps:9.1f} texts/s   ({r.n} texts, {r.engine_s:.2f} s)   "
-          f"ratio {r.ratio:.1f}x   max abs diff {r.max_abs_diff:.2g}", flush=True)
+    print(f"naive loop          {r.naive_tps:9.1f} texts/s   ({r.n_naive} texts, {r.naive_s:.1f} s, "
+          f"{r.naive_mean_tokens:.0f} tokens per text, {r.naive_tokens_per_s:,.0f} tokens/s)")
+    print(f"engine              {r.engine_tps:9.1f} texts/s   ({r.n} texts, {r.engine_s:.2f} s, "
+          f"{r.engine_tokens_per_s:,.0f} tokens/s)   ratio {r.ratio:.1f}x   max abs diff {r.max_abs_diff:.2g}",
+          flush=True)
     if not args.quick:
         variants(rm, texts, args)
     if args.compile:

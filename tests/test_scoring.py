@@ -505,6 +505,7 @@ def test_cli_score_and_bench(tiny_rm_dir, tmp_path):
                             "--texts", "all"])
     assert r.exit_code == 0, r.output
     assert "(8 texts in" in r.output and "(30 texts in" in r.output and "agree" in r.output
+    assert r.output.count(" tokens/s (") == 2  # naive and engine, each with its own mean length
 
 
 def _deberta_encoder(layers: int, **config):

@@ -144,8 +144,10 @@ def bench_scoring(
     tol = 1e-4 if r.dtype == "fp32" else 5e-2
     agree = r.max_abs_diff < tol
     _say(f"mean {r.mean_tokens:.0f} tokens per text")
-    _say(f"naive (1 text/forward, fp32): {r.naive_tps:,.1f} texts/s ({r.n_naive} texts in {r.naive_s:.2f} s)")
-    _say(f"engine ({r.dtype}, sorted batches):  {r.engine_tps:,.1f} texts/s ({r.n} texts in {r.engine_s:.2f} s)")
+    _say(f"naive (1 text/forward, fp32): {r.naive_tps:,.1f} texts/s, {r.naive_tokens_per_s:,.0f} tokens/s "
+         f"({r.n_naive} texts in {r.naive_s:.2f} s)")
+    _say(f"engine ({r.dtype}, sorted batches):  {r.engine_tps:,.1f} texts/s, {r.engine_tokens_per_s:,.0f} tokens/s "
+         f"({r.n} texts in {r.engine_s:.2f} s)")
     _say(f"ratio {r.ratio:.1f}x; rewards max abs diff {r.max_abs_diff:.3g} "
                   f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g}); truncated {r.n_truncated}")
     if not agree:
