@@ -119,8 +119,12 @@ def _inv_scale(self, d: int) -> float:
 
 
 def _key_valid(attention_mask):
-    """[b, t]: which keys of a 4-d ``attention_mask`` are real tokens."""
-    return attention_mask.bool().any(dim=-2)[:, 0]
+    """[b, t]: which keys of a 4-d ``attention_mask`` are real tokens.
+
+    DeBERTa-v2's 4-d mask is the outer product of the token mask with itself (``get_attention_mask``),
+    so its diagonal is the token mask: read in O(b t), where ``any`` over a query axis took 7 % of
+    tiny-deberta's CPU time. Like the rest of this path, it takes the mask to be a key-padding mask."""
+    return attention_mask[:, 0].diagonal(dim1=-2, dim2=-1).bool()
 
 
 def _masked_score(dtype) -> float:
