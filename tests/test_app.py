@@ -533,3 +533,36 @@ def test_snapshot_rewrite(study_file, snap_compare):
 
 def test_snapshot_help(study_file, snap_compare):
     assert snap_compare(make_app(study_file), terminal_size=(80, 24), press=["question_mark"])
+
+
+async def test_brackets_in_user_text_are_shown_not_parsed_as_markup(study_file):
+    """A search, a tag and a tag list with Rich-markup brackets: shown as typed, and the app lives on
+    (they raised MarkupError in the status line, the dialogs' help and the option labels)."""
+    from rmtui.widgets.entry_list import EntryList
+    from rmtui.widgets.line import Line
+
+    app = make_app(study_file)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        await pilot.press("x", "slash", *"[/red]", "enter")
+        await settle(pilot)
+        assert "search='[/red]'" in app.screen.query_one("#filter-bar", Line).text
+        await pilot.press("x", "T", *"[/b]", "enter")
+        await settle(pilot)
+        pid = el.current_pair
+        assert "[/b]" in app.service.entry(pid).tags
+        assert "[/b]" in app.screen.query_one("#status", Line).text
+        await pilot.press("T")  # the dialog's help lists the known tags, brackets and all
+        await settle(pilot)
+        assert "[/b]" in str(app.screen.query_one(".dialog-help").render())
+        await pilot.press("escape", "f")
+        await settle(pilot)
+        fields = [v for v, _ in app.screen.choices]
+        await pilot.press("home", *(["down"] * fields.index("tag")), "enter")
+        await settle(pilot)
+        values = [v for v, _ in app.screen.choices]
+        await pilot.press("home", *(["down"] * values.index("[/b]")), "enter")
+        await settle(pilot)
+        assert el.filt.tag == "[/b]" and el.total == 1 and el.current_pair == pid
+        assert app.is_running

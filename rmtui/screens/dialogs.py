@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
+from rich.text import Text
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -24,9 +25,9 @@ class InputDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title", markup=False)
             yield Input(value=self.value, placeholder=self.placeholder, id="dialog-input")
-            yield Static(self.help or "enter: accept · escape: cancel", classes="dialog-help")
+            yield Static(self.help or "enter: accept · escape: cancel", classes="dialog-help", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -51,8 +52,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield Static(self.message, classes="dialog-body")
+            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield Static(self.message, classes="dialog-body", markup=False)
             yield Static("y: yes · n / escape: no", classes="dialog-help")
 
     def action_answer(self, yes: bool) -> None:
@@ -71,7 +72,7 @@ class ErrorDialog(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog error"):
-            yield Label(f"✗ {self.title_text}", classes="dialog-title")
+            yield Label(f"✗ {self.title_text}", classes="dialog-title", markup=False)
             yield Static(self.message, classes="dialog-body", markup=False)
             yield Static("enter / escape: close", classes="dialog-help")
 
@@ -94,10 +95,10 @@ class ChoiceDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            yield OptionList(*[Option(label, id=f"c{i}") for i, (_, label) in enumerate(self.choices)],
+            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield OptionList(*[Option(Text(label), id=f"c{i}") for i, (_, label) in enumerate(self.choices)],
                              id="dialog-options")
-            yield Static(self.help or "↑↓: move · enter: choose · escape: cancel", classes="dialog-help")
+            yield Static(self.help or "↑↓: move · enter: choose · escape: cancel", classes="dialog-help", markup=False)
 
     def on_mount(self) -> None:
         ol = self.query_one(OptionList)

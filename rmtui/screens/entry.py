@@ -141,9 +141,9 @@ class EntryScreen(TriageMixin, Screen):
         for side in ("chosen", "rejected"):
             self.query_one(f"#{side}-info", Static).update(self._side_info(e, side))
         self.query_one("#rewrites", Static).update(self._rewrites(e))
-        self.query_one("#status", Static).update(
+        self.query_one("#status", Static).update(Text(
             f"word similarity {ratio:.2f} · underlined: words only on that side"
-            + (f" · {status}" if status else ""))
+            + (f" · {status}" if status else "")))
 
     def _side_info(self, e, side: str) -> Table:
         t = Table.grid(padding=(0, 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -103,7 +104,8 @@ class ListScreen(TriageMixin, Screen):
         if not self.is_mounted:
             return
         el = self.entries
-        self.query_one("#filter-bar", Line).set(f"[b]Filter[/b] {el.filt.describe()} · [b]{el.total:,}[/b] pairs")
+        self.query_one("#filter-bar", Line).set(
+            Text.assemble(("Filter", "bold"), f" {el.filt.describe()} · ", (f"{el.total:,}", "bold"), " pairs"))
         hkey = (el.size.width, el.sort, el.col)
         if hkey != getattr(self, "_header_key", None):
             self._header_key = hkey
@@ -111,9 +113,9 @@ class ListScreen(TriageMixin, Screen):
         pos = f"{el.cursor + 1:,}/{el.total:,}" if el.total else "0/0"
         if self._n_selected is None:
             self._n_selected = self.rapp.service.selection_count()
-        g = " · [b]g-[/b]" if self._g_pending else ""
+        g = (" · ", ("g-", "bold")) if self._g_pending else ()
         msg = f" · {self._status_msg}" if self._status_msg else ""
-        self.query_one("#status", Line).set(f"row {pos} · selected {self._n_selected:,}{g}{msg}")
+        self.query_one("#status", Line).set(Text.assemble(f"row {pos} · selected {self._n_selected:,}", *g, msg))
 
     # -- actions -----------------------------------------------------------------------------------
     def action_open(self) -> None:
@@ -265,4 +267,4 @@ class ListScreen(TriageMixin, Screen):
     def on_export_done(self, message: ExportDone) -> None:
         r = message.result
         self.set_status(f"exported {r.n:,} pairs to {r.path.name} ({r.fmt})")
-        self.notify(f"Exported {r.n:,} pairs to {r.path}", title="Export")
+        self.notify(f"Exported {r.n:,} pairs to {r.path}", title="Export", markup=False)

@@ -136,7 +136,7 @@ class RewriteScreen(Screen):
         self.set_status("")
 
     def set_status(self, msg: str) -> None:
-        self.query_one("#status", Static).update(msg)
+        self.query_one("#status", Static).update(Text(msg))
 
     # -- workers -----------------------------------------------------------------------------------
     def _start(self, rewriter: str, *, text: str | None = None, perturbation: str | None = None) -> None:

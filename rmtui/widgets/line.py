@@ -1,4 +1,7 @@
-"""A one-line text widget that repaints without a layout pass (Static.update relayouts the screen)."""
+"""A one-line text widget that repaints without a layout pass (Static.update relayouts the screen).
+
+A str is shown as it is, never parsed as markup: status lines carry user text (searches, tags, paths)
+with brackets in it. Pass a rich ``Text`` for styling."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ class Line(Widget):
 
     def render(self) -> Text:
         t = self._text
-        return Text.from_markup(t) if isinstance(t, str) else t
+        return Text(t) if isinstance(t, str) else t
 
     @property
     def text(self) -> str:
