@@ -285,7 +285,9 @@ class RewriteOutcome:
     similarity: float
     meaning_changed: bool
     notes: str = ""
-    kept: bool = False
+    kept: bool = False             # stored in the study (now, or by an earlier identical rewrite)
+    row: dict = field(default_factory=dict, repr=False)  # the rewrites row keep_rewrite writes
+    texts: pd.DataFrame | None = field(default=None, repr=False)  # original, new and other side, for features
 
 
 def rewrite_one(study: Study, pair_id: str, side: str, rewriter: str | Rewriter = "manual", *,
@@ -319,10 +321,6 @@ def rewrite_one(study: Study, pair_id: str, side: str, rewriter: str | Rewriter 
     texts = _text_frame([ctx, ctx, other_ctx], [orig, r.new_response, other])
     scorer = scorer or default_scorer(study, models)
     sc = scorer(texts)
-    if featurizer is True or (featurizer is None and keep):
-        featurizer = default_featurizer(study)
-    if featurizer:
-        featurizer(texts)
     rwdf = pd.DataFrame([{"rewrite_id": "", "side": side, "original_text_id": orig_tid,
                           "new_text_id": new_tid, "other_text_id": other_tid}])
     ch = M.reward_changes(rwdf, sc)
@@ -344,17 +342,34 @@ def rewrite_one(study: Study, pair_id: str, side: str, rewriter: str | Rewriter 
         margin_old=dict(zip(keys, ch["margin_before"].astype(float))),
         margin_new=dict(zip(keys, ch["margin_after"].astype(float))),
         flips=dict(zip(keys, ch["flip"])), similarity=sim, meaning_changed=sim < threshold, notes=r.notes,
+        row={"rewrite_id": rid, "pair_id": pair_id, "side": side, "rewriter": rw.name,
+             "params": json.dumps(all_params, sort_keys=True, default=str), "original_text_id": orig_tid,
+             "new_text_id": new_tid, "new_context": ctx, "new_response": r.new_response,
+             "new_text": join_transcript(ctx, r.new_response), "similarity": sim, "experiment": INTERACTIVE,
+             "kept": True, "perturbation": r.params.get("perturbation") or r.params.get("target"),
+             "meaning_changed": sim < threshold, "notes": r.notes or None},
+        texts=texts,
     )
     if keep:
-        store.add_rewrites(study, pd.DataFrame([{
-            "rewrite_id": rid, "pair_id": pair_id, "side": side, "rewriter": rw.name,
-            "params": json.dumps(all_params, sort_keys=True, default=str), "original_text_id": orig_tid,
-            "new_text_id": new_tid, "new_context": ctx, "new_response": r.new_response,
-            "new_text": join_transcript(ctx, r.new_response), "similarity": sim, "experiment": INTERACTIVE,
-            "kept": True, "perturbation": r.params.get("perturbation") or r.params.get("target"),
-            "meaning_changed": sim < threshold, "notes": r.notes or None}]))
-        out.kept = True
+        keep_rewrite(study, out, featurizer=featurizer)
+        return out
+    if featurizer is not None and featurizer is not False:
+        (default_featurizer(study) if featurizer is True else featurizer)(texts)
+    out.kept = bool((store.get_rewrite(study, rid) or {}).get("kept"))
     return out
+
+
+def keep_rewrite(study: Study, outcome: RewriteOutcome, *, featurizer: Featurizer | None | bool = None) -> None:
+    """Store a rewrite made with ``keep=False`` (the app's ctrl+s), featurized like ``rewrite_one`` does
+    with ``keep``: None uses the study's offline featurizers, False none."""
+    if not outcome.row:
+        raise RmtuiError(f"rewrite {outcome.rewrite_id}: nothing to keep (not made by rewrite_one)", "Rewrite")
+    if featurizer is None or featurizer is True:
+        featurizer = default_featurizer(study)
+    if featurizer and outcome.texts is not None:
+        featurizer(outcome.texts)
+    store.add_rewrites(study, pd.DataFrame([outcome.row]))
+    outcome.kept = True
 
 
 def discard_rewrite(study: Study, rewrite_id: str) -> bool:

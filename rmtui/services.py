@@ -82,6 +82,12 @@ class RewriteBackend:
         return rewrite_one(self.service.study, pair_id, side, rewriter, text=text, perturbation=perturbation,
                            models=self.models(), keep=keep, **kw)
 
+    def keep(self, outcome) -> None:
+        """Store a rewrite made with ``keep=False`` (and featurize it with the study's offline featurizers)."""
+        from analysis.robustness import keep_rewrite
+
+        keep_rewrite(self.service.study, outcome)
+
     def discard(self, rewrite_id: str) -> None:
         from analysis.robustness import discard_rewrite
 

@@ -393,7 +393,7 @@ class StubRewriter:
     """Stands in for analysis.robustness in a UI test of the rewrite screen (the real one: below)."""
 
     def __init__(self):
-        self.calls, self.discarded = [], []
+        self.calls, self.discarded, self.kept = [], [], []
 
     @staticmethod
     def available():
@@ -415,7 +415,10 @@ class StubRewriter:
         return SimpleNamespace(rewrite_id=f"rw{len(self.calls)}", pair_id=pair_id, side=side,
                                original_response="", new_response=new, rewards=rewards,
                                margin_old={"pre": -0.2, "post": -1.5}, margin_new={"pre": 0.1, "post": 2.0},
-                               flips={"pre": True, "post": True}, similarity=0.83)
+                               flips={"pre": True, "post": True}, similarity=0.83, kept=False)
+
+    def keep(self, outcome):
+        self.kept.append(outcome.rewrite_id)
 
     def discard(self, rewrite_id):
         self.discarded.append(rewrite_id)
@@ -449,12 +452,21 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         await pilot.press("down", "enter")  # 'shout'
         await app.workers.wait_for_complete()
         await settle(pilot)
-        assert stub.discarded == ["rw1"]  # the unkept manual rewrite was dropped
+        assert stub.calls[-1][5] is False  # rescoring stores nothing
         assert app.screen.query_one(TextArea).text == "SORRY. shout"
-        await pilot.press("ctrl+s")  # keep
+        await pilot.press("ctrl+g")  # discard a rewrite never stored: nothing to delete
+        assert stub.discarded == [] and app.screen.outcome is None
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        await pilot.press("down", "enter")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        await pilot.press("ctrl+s", "ctrl+s")  # keep; again: already kept
+        assert stub.kept == ["rw3"]
+        assert "already kept" in str(app.screen.query_one("#status").render())
         await pilot.press("escape")
         await settle(pilot)
-        assert stub.discarded == ["rw1"]
+        assert stub.discarded == [] and stub.kept == ["rw3"]
         assert app.screen.__class__.__name__ == "EntryScreen"
 
 
@@ -487,9 +499,29 @@ async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_d
         assert app.screen.outcome is not None, str(app.screen.query_one("#status").render())
         await pilot.press("ctrl+s", "escape")
         await settle(pilot)
+
+        async def rescore(text):
+            await pilot.press("w")
+            await settle(pilot)
+            app.screen.query_one(TextArea).text = text
+            await pilot.press("ctrl+r")
+            for _ in range(600):
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                if not app.screen.busy:
+                    break
+            return str(app.screen.query_one("#status").render())
+
+        # the same rewrite again has the same id: shown as already kept, and leaving keeps it
+        assert "already kept" in await rescore("I am sorry, I cannot help with that.")
+        await pilot.press("escape")
+        await settle(pilot)
+        # a rewrite never kept is not in the study after quitting from the rewrite screen
+        assert "ctrl+s keep" in await rescore("Certainly! Here is exactly how.")
+        await app.action_quit()
     with open_study(path, read_only=True) as st:
-        n = st.scalar("SELECT count(*) FROM rewrites WHERE pair_id = ? AND coalesce(kept, TRUE)", [pid])
-        assert n == 1
+        rows = st.df("SELECT new_response FROM rewrites WHERE pair_id = ? AND coalesce(kept, TRUE)", [pid])
+        assert rows["new_response"].tolist() == ["I am sorry, I cannot help with that."]
 
 
 def test_explore_command_rejects_missing_study(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from analysis.errors import RmtuiError
 from analysis.metrics import robustness as M
-from analysis.robustness import (SIDES, discard_rewrite, experiment_id, fit_robustness, rewrite_one,
+from analysis.robustness import (SIDES, discard_rewrite, experiment_id, fit_robustness, keep_rewrite, rewrite_one,
                                  robustness_summary, run_experiment, sample_pairs)
 from analysis.rewrite import RULE_PERTURBATIONS, make_rewriter
 
@@ -267,6 +267,16 @@ def test_rewrite_one_manual_scores_persists_and_discards(scored):
     out2 = rewrite_one(st, pair["pair_id"], "chosen", "rules", perturbation="apology", keep=False, models=models)
     assert out2.new_response.startswith("I'm sorry, but") and not out2.kept
     assert st.scalar("SELECT count(*) FROM features WHERE text_id = ?", [out2.new_text_id]) == 0
+    assert st.scalar("SELECT count(*) FROM rewrites") == 1
+    # kept later (the app's ctrl+s): stored and featurized then
+    keep_rewrite(st, out2)
+    assert out2.kept and st.scalar("SELECT count(*) FROM features WHERE text_id = ?", [out2.new_text_id]) > 0
+    assert st.df("SELECT rewriter, kept FROM rewrites WHERE rewrite_id = ?", [out2.rewrite_id]).iloc[0].tolist() \
+        == ["rules", True]
+    # the same rewrite again, not kept: same id, reported as already kept, and nothing is written
+    out3 = rewrite_one(st, pair["pair_id"], "chosen", "rules", perturbation="apology", keep=False, models=models)
+    assert out3.rewrite_id == out2.rewrite_id and out3.kept
+    assert discard_rewrite(st, out2.rewrite_id) is True
     assert st.scalar("SELECT count(*) FROM rewrites") == 1
     assert discard_rewrite(st, out.rewrite_id) is True
     assert st.scalar("SELECT count(*) FROM rewrites") == 0

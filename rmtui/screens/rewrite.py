@@ -2,8 +2,10 @@
 
 Edit the text (manual), or apply a rule perturbation, or an LLM rewrite (when an endpoint is set in
 RMTUI_LLM_BASE_URL / OPENAI_BASE_URL). Rescoring runs in a thread worker; the models load once, on
-first use. A rescored rewrite is stored in the study at once and stays only when kept (ctrl+s);
-discard (ctrl+g), another rescore, switching side or leaving drops a rewrite that was not kept.
+first use. A rescored rewrite lives only on this screen until it is kept (ctrl+s): then it is stored
+in the study (and featurized). Discard (ctrl+g) clears it, and removes it from the study if it was
+kept; another rescore, switching side, leaving or quitting store nothing. A rewrite identical to one
+kept earlier (same pair, side, rewriter, parameters and text: the same id) shows as already kept.
 """
 
 from __future__ import annotations
@@ -148,19 +150,16 @@ class RewriteScreen(Screen):
             self.set_status("still working…")
             return
         self.busy = True
-        previous = self.outcome if (self.outcome is not None and not self.kept) else None
         self.set_status(f"{rewriter}: rewriting and rescoring (loading models on first use)…")
         self.query_one("#rw-summary", Static).update(Text("Scoring…", style="bold"))
-        self._work(rewriter, text, perturbation, previous)
+        self._work(rewriter, text, perturbation)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="rewrite")
-    def _work(self, rewriter: str, text: str | None, perturbation: str | None, previous) -> None:
+    def _work(self, rewriter: str, text: str | None, perturbation: str | None) -> None:
         backend = self.rapp.service.rewriter
         try:
-            if previous is not None:
-                backend.discard(previous.rewrite_id)
             out = backend.rewrite(self.pair_id, self.side, rewriter, text=text, perturbation=perturbation,
-                                  keep=True)
+                                  keep=False)
         except Exception as e:
             self.post_message(WorkFailed(*error_parts(e)))
             return
@@ -170,7 +169,7 @@ class RewriteScreen(Screen):
         self.busy = False
         o = message.outcome
         self.outcome = o
-        self.kept = False
+        self.kept = bool(getattr(o, "kept", False))
         ta = self.query_one(TextArea)
         if ta.text != o.new_response:
             ta.text = o.new_response
@@ -178,7 +177,8 @@ class RewriteScreen(Screen):
         self.query_one("#rw-summary", Static).update(outcome_summary(o))
         flips = [r for r, f in (getattr(o, "flips", {}) or {}).items() if is_flip(f)]
         self.set_status(("the pair FLIPS for " + ", ".join(flips) if flips else "no flip")
-                        + " · ctrl+s keep · ctrl+g discard")
+                        + (" · already kept in the study · ctrl+g removes it" if self.kept
+                           else " · ctrl+s keep · ctrl+g discard"))
 
     def on_work_failed(self, message: WorkFailed) -> None:
         self.busy = False
@@ -221,37 +221,38 @@ class RewriteScreen(Screen):
         if self.outcome is None:
             self.set_status("nothing to keep: rescore first (ctrl+r)")
             return
+        if self.kept:
+            self.set_status(f"rewrite {self.outcome.rewrite_id[:10]} is already kept in the study")
+            return
+        try:
+            self.rapp.service.rewriter.keep(self.outcome)
+        except Exception as e:
+            self.rapp.show_error(*error_parts(e))
+            return
         self.kept = True
         self.set_status(f"kept rewrite {self.outcome.rewrite_id[:10]} in the study")
-
-    def _drop_unkept(self) -> bool:
-        if self.outcome is not None and not self.kept:
-            try:
-                self.rapp.service.rewriter.discard(self.outcome.rewrite_id)
-            except Exception as e:
-                self.rapp.show_error(*error_parts(e))
-                return False
-        return True
 
     def action_discard(self) -> None:
         if self.outcome is None:
             self.set_status("nothing to discard")
             return
-        o = self.outcome
-        try:
-            self.rapp.service.rewriter.discard(o.rewrite_id)
-        except Exception as e:
-            self.rapp.show_error(*error_parts(e))
-            return
+        o, was_kept = self.outcome, self.kept
+        if was_kept:
+            try:
+                self.rapp.service.rewriter.discard(o.rewrite_id)
+            except Exception as e:
+                self.rapp.show_error(*error_parts(e))
+                return
         self.outcome = None
         self.kept = False
         self.query_one(TextArea).text = self.original
         self.query_one("#rw-result", Static).update("")
         self.query_one("#rw-summary", Static).update("")
-        self.set_status(f"discarded rewrite {o.rewrite_id[:10]}")
+        self.set_status(f"discarded rewrite {o.rewrite_id[:10]}" + (" and removed it from the study" if was_kept
+                                                                    else " (it was never stored)"))
 
     def action_other_side(self) -> None:
-        if self.busy or not self._drop_unkept():
+        if self.busy:
             return
         self.outcome = None
         self.kept = False
@@ -262,5 +263,4 @@ class RewriteScreen(Screen):
         if self.busy:
             self.set_status("still scoring; wait for it to finish")
             return
-        if self._drop_unkept():
-            self.dismiss(self.kept)
+        self.dismiss(self.kept)
