@@ -276,6 +276,38 @@ async def test_g_prefix_selects_every_pair_of_filter_and_undo(study_file):
         assert app.service.selection_count() == 1
 
 
+async def test_list_reloads_after_triage_in_the_entry_view(study_file):
+    """Unselecting in the entry view drops the pair from an 'only selected' list on return (the list
+    kept showing it); the cursor stays on its pair while the pair is there, else on its row."""
+    from rmtui.widgets.entry_list import EntryList
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        await pilot.press("x", "s", "down", "s", "down", "s")  # select three pairs
+        await settle(pilot)
+        assert app.service.selection_count() == 3
+        await pilot.press("f")
+        await settle(pilot)
+        fields = [v for v, _ in app.screen.choices]
+        await pilot.press("home", *(["down"] * fields.index("selected")), "enter")
+        await settle(pilot)
+        await pilot.press("home", "down", "enter")  # "only selected"
+        await settle(pilot)
+        assert el.filt.selected and el.total == 3
+        ids = [el.value(i, "pair_id") for i in range(3)]
+        await pilot.press("down", "enter", "u", "escape")  # unselect the second pair from its entry view
+        await settle(pilot)
+        assert app.service.selection_count() == 2
+        assert el.total == 2 and "· 2 pairs" in app.screen.query_one("#filter-bar").text
+        assert [el.value(i, "pair_id") for i in range(2)] == [ids[0], ids[2]]
+        assert el.current_pair == ids[2]  # the pair is gone: the same row
+        await pilot.press("up", "enter", "1", "escape")  # tag the first: still selected, so still here
+        await settle(pilot)
+        assert el.total == 2 and el.current_pair == ids[0]
+
+
 async def test_command_palette_offers_screen_actions_and_entry_steps(study_file):
     from rmtui.screens.coefficients import CoefficientScreen
     from rmtui.screens.entry import EntryScreen

@@ -74,7 +74,13 @@ class ListScreen(TriageMixin, Screen):
 
     def on_screen_resume(self) -> None:
         self._n_selected = None  # the entry view may have changed the selection
+        if self._triage_dependent():  # ... and so which pairs this filter holds
+            self.entries.load(keep_cursor=True)
         self._update_bars()
+
+    def _triage_dependent(self) -> bool:
+        el = self.entries
+        return el.filt.tag is not None or el.filt.selected or el.sort[0] == "tags"
 
     # -- TriageMixin hooks -------------------------------------------------------------------------
     def current_pair(self) -> str | None:
@@ -85,7 +91,7 @@ class ListScreen(TriageMixin, Screen):
 
     def after_triage(self, summary: str) -> None:
         el = self.entries
-        if el.filt.tag is not None or el.filt.selected or el.sort[0] == "tags":
+        if self._triage_dependent():
             el.load(keep_cursor=True)
         else:
             el.invalidate()

@@ -116,7 +116,10 @@ class EntryList(ScrollView, can_focus=True):
     # -- data --------------------------------------------------------------------------------------
     def load(self, filt: EntryFilter | None = None, sort: tuple[str, bool] | None = None, *,
              keep_cursor: bool = False) -> None:
-        """(Re)query the count and drop cached pages; called on every filter or sort change."""
+        """(Re)query the count and drop cached pages; called on every filter or sort change.
+
+        ``keep_cursor``: stay on the same pair if the new order still holds it, else on the same row."""
+        before = self._ids[self.cursor] if keep_cursor and self.cursor < len(self._ids) else None
         if filt is not None:
             self.filt = filt
         if sort is not None:
@@ -128,6 +131,11 @@ class EntryList(ScrollView, can_focus=True):
         self._loaded = True
         self.virtual_size = Size(self.size.width or 80, self.total)
         c = min(self.cursor, max(0, self.total - 1)) if keep_cursor else 0
+        if before is not None and c < self.total and self._ids[c] != before:
+            try:
+                c = self._ids.index(before)
+            except ValueError:
+                pass
         if not keep_cursor:
             self.scroll_to(y=0, animate=False, immediate=True)
         self.cursor = c
