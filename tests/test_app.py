@@ -109,6 +109,24 @@ def test_windows_are_sorted_filtered_and_complete(study_file):
         assert browse.position_of(st, filt, None, pid) == 5
 
 
+def test_pairs_without_gamma_have_a_group_and_a_filter(study_file):
+    """The regime table's no-γ group leads to its pairs (it led to 0: the filter compared gamma = '?'),
+    and the γ filter offers the values the study has."""
+    with open_study(study_file) as st:
+        st.execute("UPDATE pair_metrics SET gamma = NULL WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 40)")
+        tab = browse.regime_table(st, "gamma")
+        none = tab[tab["grp"] == browse.GAMMA_NONE]
+        assert none["n"].sum() == 40
+        assert browse.count_entries(st, EntryFilter(regime=None, gamma=browse.GAMMA_NONE)) == 40
+        for r in none.itertuples():
+            assert browse.count_entries(st, EntryFilter(regime=r.regime, gamma=browse.GAMMA_NONE)) == r.n
+        present = st.df("SELECT DISTINCT gamma FROM pair_metrics WHERE gamma IS NOT NULL")["gamma"].tolist()
+        assert browse.list_values(st)["gamma"] == sorted(present + [browse.GAMMA_NONE])
+        assert browse.count_entries(st, EntryFilter(regime=None, gamma=present[0])) == st.scalar(
+            "SELECT count(*) FROM pair_metrics WHERE gamma = ?", [present[0]])
+
+
 def test_triage_tags_notes_selection_and_undo(study_file):
     with open_study(study_file) as st:
         ids = browse.pair_ids(st, EntryFilter())

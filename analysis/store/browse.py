@@ -22,6 +22,7 @@ from .core import Study, now
 
 REGIMES = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed", "tie", "unscored"]
 GAMMAS = ["c", "i", "r"]
+GAMMA_NONE = "none"  # the filter and regime-table value of pairs with no γ (no features of the kind γ needs)
 DEFAULT_TAGS = ["label-noise", "rm-error", "ambiguous", "interesting"]
 
 
@@ -114,7 +115,10 @@ def _where(filt: EntryFilter) -> tuple[str, list]:
         else:
             conds.append("m.regime = ?")
             params.append(filt.regime)
-    for col, val in (("p.subset", filt.subset), ("p.split", filt.split), ("m.gamma", filt.gamma)):
+    if filt.gamma == GAMMA_NONE:
+        conds.append("m.gamma IS NULL")
+    for col, val in (("p.subset", filt.subset), ("p.split", filt.split),
+                     ("m.gamma", None if filt.gamma == GAMMA_NONE else filt.gamma)):
         if val is not None:
             conds.append(f"{col} = ?")
             params.append(val)
@@ -253,7 +257,9 @@ def list_values(study: Study) -> dict[str, list[str]]:
             "SELECT DISTINCT subset FROM pairs WHERE subset IS NOT NULL ORDER BY 1").fetchall()],
         "split": [r[0] for r in study.con.cursor().execute(
             "SELECT DISTINCT split FROM pairs WHERE split IS NOT NULL ORDER BY 1").fetchall()],
-        "gamma": GAMMAS,
+        "gamma": [r[0] for r in study.con.cursor().execute(
+            f"SELECT DISTINCT coalesce(m.gamma, '{GAMMA_NONE}') FROM pairs p "
+            "LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id ORDER BY 1").fetchall()],
         "tag": all_tags(study),
         "feature": [f"{a}.{b}" for a, b in study.con.cursor().execute(
             "SELECT featurizer, name FROM feature_defs ORDER BY 1, 2").fetchall()],
@@ -501,7 +507,7 @@ def imprint_table(study: Study, fit_id: str | None = None) -> pd.DataFrame:
 
 def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
     """Pairs per regime, overall or by ``gamma`` / ``subset`` / ``split``: long frame [group, regime, n]."""
-    group = {"gamma": "coalesce(m.gamma, '?')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
+    group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
     return study.df(
         f"SELECT {group} AS grp, coalesce(m.regime, 'unscored') AS regime, count(*) AS n "
         "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id GROUP BY ALL ORDER BY 1, 2")
