@@ -215,3 +215,37 @@ def test_study_survives_killed_ingest(tmp_path):
         res = ingest(st, str(big))
         assert res.n_added == 60_000 - n
         assert st.scalar("SELECT count(*) FROM pairs") == 60_000
+
+
+def test_study_refuses_what_is_not_a_study(tmp_path):
+    """A dataset passed as the study, another DuckDB database, a mistyped path: clear errors naming
+    the file, and nothing written to any of them (rmtui added its ~24 tables to the database and
+    made an empty study at the mistyped path)."""
+    import duckdb
+    from typer.testing import CliRunner
+
+    from analysis.errors import StudyError
+    from rmtui.cli import app
+
+    data = next(f for f in HH_FILES if f.exists())
+    before = data.read_bytes()
+    with pytest.raises(StudyError, match="not a DuckDB study file") as e:
+        open_study(data)
+    assert str(data) in str(e.value) and data.read_bytes() == before
+    other = tmp_path / "sales.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE sales (region VARCHAR, amount INT)")
+    with pytest.raises(StudyError, match=r"not an rmtui study \(it has the tables sales\)"):
+        open_study(other)
+    with duckdb.connect(str(other), read_only=True) as con:
+        assert [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()] == ["sales"]
+    empty = tmp_path / "new.duckdb"
+    empty.touch()  # an empty file is a new study
+    with open_study(empty) as st:
+        assert st.scalar("SELECT count(*) FROM pairs") == 0
+    missing = tmp_path / "typo.duckdb"
+    for args in (["score", "--model", "embedded:pre", "--role", "pre"], ["featurize", "-l", "heuristic"],
+                 ["fit"], ["rewrite", "--rewriter", "rules"]):
+        r = CliRunner().invoke(app, [args[0], "--study", str(missing), *args[1:]])
+        assert r.exit_code == 1, (args, r.output)
+        assert not missing.exists(), args

@@ -28,6 +28,21 @@ def now() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
 
 
+def _check_duckdb_header(path: Path) -> None:
+    """Refuse a file that is not a DuckDB database (a dataset passed as the study, say) before DuckDB
+    opens it: every DuckDB file has "DUCK" at byte 8."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except IsADirectoryError:
+        raise StudyError(f"{path}: a folder, not a study file", "Not a study") from None
+    except OSError as e:
+        raise StudyError(f"{path}: cannot read: {e.strerror or e}", "Study file") from e
+    if head and head[8:12] != b"DUCK":
+        raise StudyError(f"{path}: not a DuckDB study file (a study is the .duckdb file `rmtui ingest` or "
+                         "`rmtui run` writes; data files go to `rmtui ingest`)", "Not a study")
+
+
 class Study:
     """One open study file."""
 
@@ -36,8 +51,13 @@ class Study:
         self.read_only = read_only
         if not self.path.exists():
             if read_only or not create:
-                raise StudyError(f"{self.path}: no such study file", "Study not found")
+                raise StudyError(f"{self.path}: no such study file (make one with `rmtui ingest DATA --study "
+                                 f"{self.path}` or `rmtui run`)", "Study not found")
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif self.path.is_file() and self.path.stat().st_size == 0 and create and not read_only:
+            self.path.unlink()  # an empty file (mktemp's, say) is a new study; DuckDB refuses to open it
+        else:
+            _check_duckdb_header(self.path)
         self._lock = threading.RLock()
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
@@ -84,6 +104,15 @@ class Study:
             )
         if version == SCHEMA_VERSION:
             return
+        if version == 0:
+            others = [r[0] for r in self.con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+                "ORDER BY 1").fetchall()]
+            if others:
+                raise StudyError(
+                    f"{self.path}: a DuckDB database, but not an rmtui study (it has the tables "
+                    f"{', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); rmtui does not add its tables "
+                    "to another database: give a new file name", "Not a study")
         if self.read_only:
             raise StudyError(
                 f"{self.path}: schema version {version}, this rmtui needs {SCHEMA_VERSION}; "

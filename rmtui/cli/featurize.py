@@ -100,7 +100,7 @@ def featurize(
         return typer.confirm("Start?", default=False)
 
     cancel = threading.Event()
-    with open_study(study) as st:
+    with open_study(study, create=False) as st:
         n_total = len(study_texts(st, limit=limit))
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as prog:

@@ -82,7 +82,7 @@ def fit(
     opts = FitOptions(features=_split(features), featurizers=_split(featurizers), se=se, pair_fe=pair_fe,
                       standardize=standardize, pre=pre, post=post, gamma_features=_split(gamma_features),
                       tie_tol=tie_tol, drivers=not no_drivers)
-    with open_study(study) as st:
+    with open_study(study, create=False) as st:
         with console.status("fitting") as status:
             res = fit_study(st, opts, progress=lambda s: status.update(f"fitting: {s}"))
     console.print(f"fit [bold]{res.fit_id}[/]: {res.n_pairs:,} pairs, pre-D {res.pre_model_id or '-'}, "

@@ -14,7 +14,7 @@ from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, quiet_librarie
 def rewrite(
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
     rewriter: str = typer.Option("rules", help="rules | llm (manual rewrites are made in the app)."),
-    n: int = typer.Option(500, "--n", help="Pairs to sample (pairs with both sides scored by every RM)."),
+    n: int = typer.Option(500, "--n", min=1, help="Pairs to sample (pairs with both sides scored by every RM)."),
     seed: int = typer.Option(0, help="Sampling and rule seed: same seed, same sample and rewrites."),
     sides: str = typer.Option("chosen,rejected", help="Sides to rewrite: chosen, rejected or both."),
     perturbation: Optional[str] = typer.Option(
@@ -44,7 +44,7 @@ def rewrite(
         params = {"endpoint": endpoint, "model": model, "api_key_env": api_key_env}
     rw = make_rewriter(rewriter, perturbation=perturbation, **params)
     side_list = [s.strip() for s in sides.split(",") if s.strip()]
-    with open_study(study) as st:
+    with open_study(study, create=False) as st:
         if rewriter == "llm":
             rw._study = st
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -57,7 +57,7 @@ def score(
         from analysis.errors import RmtuiError
 
         raise RmtuiError(f"--role {role!r}: expected pre, post or other", "Bad option")
-    with open_study(study) as st:  # first: a locked or unreadable study fails before the model loads
+    with open_study(study, create=False) as st:  # first: a locked or unreadable study fails before the model loads
         with console.status(f"loading {model}"):
             rm = load_reward_model(model, settings, name=name)
         _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "

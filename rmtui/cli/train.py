@@ -85,7 +85,7 @@ def train(
                   f"({res.phase.n_skipped_identical} identical skipped), final loss {res.phase.final_loss:.3f}; "
                   f"{res.n_truncated:,} texts cut to {max_length} tokens")
     if study and mark_heldout:
-        with open_study(study) as st:
+        with open_study(study, create=False) as st:
             n_held, n_in = mark_heldout_from_keys(st, read_trained_pairs(Path(out) / TRAINED_PAIRS),
                                                   keep_in_sample=True)
         console.print(f"{study}: pairs.heldout set: {n_held:,} held out, {n_in:,} in-sample")
