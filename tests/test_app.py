@@ -444,9 +444,12 @@ class StubRewriter:
 
     def __init__(self):
         self.calls, self.discarded, self.kept = [], [], []
+        self.available_threads = []
 
-    @staticmethod
-    def available():
+    def available(self):  # imports the robustness module: never on the UI thread
+        import threading
+
+        self.available_threads.append(threading.current_thread() is threading.main_thread())
         return True, ""
 
     @staticmethod
@@ -517,6 +520,7 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         await pilot.press("escape")
         await settle(pilot)
         assert stub.discarded == [] and stub.kept == ["rw3"]
+        assert stub.available_threads and not any(stub.available_threads)  # warmed up in a worker
         assert app.screen.__class__.__name__ == "EntryScreen"
 
 

@@ -118,6 +118,13 @@ class RewriteScreen(Screen):
     def on_mount(self) -> None:
         self._load_side()
         self.query_one(TextArea).focus()
+        self._warm_up()
+
+    @work(thread=True, exit_on_error=False, group="rewrite-warm-up")
+    def _warm_up(self) -> None:
+        """Import the robustness module (1.2-1.4 s: scoring, statsmodels) off the UI thread while the
+        user edits; the first rescore stalled the UI that long when it imported it."""
+        self.rapp.service.rewriter.available()
 
     def _load_side(self) -> None:
         e = self.rapp.service.entry(self.pair_id)
@@ -142,10 +149,8 @@ class RewriteScreen(Screen):
 
     # -- workers -----------------------------------------------------------------------------------
     def _start(self, rewriter: str, *, text: str | None = None, perturbation: str | None = None) -> None:
-        ok, why = self.rapp.service.rewriter.available()
-        if not ok:
-            self.rapp.show_error("Rewrite unavailable", why)
-            return
+        # availability is checked in the worker (backend.rewrite raises a titled error): importing the
+        # robustness module here would stall the UI
         if self.busy:
             self.set_status("still working…")
             return
