@@ -44,13 +44,17 @@ class ExportResult:
 
 
 def format_for(path: str | Path, fmt: str | None = None) -> str:
+    """The format: ``fmt`` if given (it must agree with a known extension), else by extension."""
+    ext = Path(path).suffix.lower()
     if fmt:
         f = fmt.lower().lstrip(".")
         f = {"markdown": "md", "json": "jsonl"}.get(f, f)
         if f not in FORMATS:
             raise RmtuiError(f"format {fmt!r}: one of {', '.join(FORMATS)}", "Export format")
+        if ext in _EXT and _EXT[ext] != f:
+            raise RmtuiError(f"{path}: the extension says {_EXT[ext]} but the format is {f}; make them agree",
+                             "Export format")
         return f
-    ext = Path(path).suffix.lower()
     if ext not in _EXT:
         raise RmtuiError(f"{path}: cannot tell the format from {ext or 'no extension'!r}; use .jsonl, .csv, .md "
                          "or .parquet (or pass a format)", "Export format")
@@ -183,6 +187,9 @@ def export_pairs(study: Study, pairs: Sequence[str] | browse.EntryFilter, fmt: s
     if not path.parent.exists():
         raise RmtuiError(f"{path.parent}: no such folder", "Export")
     ids = browse.pair_ids(study, pairs, sort) if isinstance(pairs, browse.EntryFilter) else list(pairs)
+    if not ids:
+        what = f"the filter {pairs.describe()}" if isinstance(pairs, browse.EntryFilter) else "the list"
+        raise RmtuiError(f"nothing to export: {what} holds no pairs; no file written", "Export")
     recs = export_records(study, ids)
     meta = browse.study_metadata(study)
     meta["exported_pairs"] = len(recs)

@@ -326,6 +326,43 @@ async def test_list_reloads_after_triage_in_the_entry_view(study_file):
         assert el.total == 2 and el.current_pair == ids[0]
 
 
+async def test_status_says_what_happened_after_nothing_or_a_failure(study_file, tmp_path):
+    """Exporting an empty selection writes nothing and says so; a failed export and a refused undo
+    say 'failed' (the status kept 'exporting to …' and said 'nothing to undo' after the error)."""
+    from rmtui.widgets.line import Line
+
+    outdir = tmp_path / "exports"
+    outdir.mkdir()
+    app = make_app(study_file, export_default=str(outdir / "out.txt"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("home", "enter")  # selected pairs (0)
+        await settle(pilot)
+        assert "nothing to export" in status() and list(outdir.iterdir()) == []
+        await pilot.press("s", "e")
+        await settle(pilot)
+        await pilot.press("home", "enter")
+        await settle(pilot)
+        await pilot.press("enter")  # out.txt: no format for that extension
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ErrorDialog"
+        await pilot.press("escape")
+        assert "failed: Export format" in status() and list(outdir.iterdir()) == []
+    ro = make_app(study_file, read_only=True)
+    async with ro.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("U")
+        await settle(pilot)
+        assert ro.screen.__class__.__name__ == "ErrorDialog"
+        await pilot.press("escape")
+        text = ro.screen.query_one("#status", Line).text
+        assert "failed" in text and "nothing to undo" not in text
+
+
 async def test_command_palette_offers_screen_actions_and_entry_steps(study_file):
     from rmtui.screens.coefficients import CoefficientScreen
     from rmtui.screens.entry import EntryScreen

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -203,3 +204,17 @@ def test_export_cli_writes_filters_and_never_overwrites(tmp_path, built):
     assert len(df) == 15 and set(df["subset"]) == {"helpful-base"}
     res = runner.invoke(app, ["export", "--study", str(built), "--format", "xml", "-o", str(tmp_path / "x.xml")])
     assert res.exit_code != 0
+    # the format follows the extension; a --format that contradicts it, a value the study lacks, or a
+    # filter with no pairs is an error and writes nothing (they wrote empty or mislabelled files)
+    res = runner.invoke(app, ["export", "--study", str(built), "--subset", "helpful-base", "-o", str(tmp_path / "e.md")])
+    assert res.exit_code == 0 and "wrote" in res.output and (tmp_path / "e.md").exists()
+    bad = [(["--format", "jsonl", "-o", str(tmp_path / "e1.csv")], "extension says csv"),
+           (["--regime", "bogus", "-o", str(tmp_path / "e2.jsonl")], "--regime 'bogus'"),
+           (["--subset", "nosuch", "-o", str(tmp_path / "e3.jsonl")], "helpful-base"),
+           (["--tag", "nosuch", "-o", str(tmp_path / "e4.jsonl")], "--tag 'nosuch'"),
+           (["--search", "zzqqxxnotthere", "-o", str(tmp_path / "e5.jsonl")], "nothing to export")]
+    for args, said in bad:
+        res = runner.invoke(app, ["export", "--study", str(built), *args])
+        assert res.exit_code != 0, args
+        assert said in res.output + str(res.exception), (args, res.output)
+        assert not Path(args[-1]).exists() and not Path(args[-1] + ".meta.json").exists()

@@ -55,6 +55,9 @@ TRIAGE_BINDINGS = [
 ]
 
 
+_FAILED = object()  # TriageMixin._guard's result when the call raised (and its error was shown)
+
+
 class TriageMixin:
     """Needs ``current_pair() -> str | None``, ``current_filter() -> EntryFilter``, ``after_triage(msg)``."""
 
@@ -75,11 +78,13 @@ class TriageMixin:
         raise NotImplementedError
 
     def _guard(self, fn, *args: Any) -> Any:
+        """``fn(*args)``, or ``_FAILED`` after showing its error (never a traceback)."""
         try:
             return fn(*args)
-        except Exception as e:  # shown, never a traceback
+        except Exception as e:
+            self.rapp.notify_status(f"failed: {error_parts(e)[0]}")
             self.rapp.show_error(*error_parts(e))
-            return None
+            return _FAILED
 
     def action_tag(self, n: int) -> None:
         self._g_pending = False
@@ -88,7 +93,7 @@ class TriageMixin:
             return
         tag = DEFAULT_TAGS[n]
         on = self._guard(self.rapp.service.toggle_tag, pid, tag)
-        if on is not None:
+        if on is not _FAILED:
             self.after_triage(f"{'tagged' if on else 'untagged'} {pid[:8]} {tag}")
 
     def action_tag_custom(self) -> None:
@@ -101,7 +106,7 @@ class TriageMixin:
             if not tag:
                 return
             on = self._guard(self.rapp.service.toggle_tag, pid, tag.strip())
-            if on is not None:
+            if on is not _FAILED:
                 self.after_triage(f"{'tagged' if on else 'untagged'} {pid[:8]} {tag.strip()}")
 
         used = ", ".join(self.rapp.service.tags())
@@ -160,7 +165,7 @@ class TriageMixin:
         if pid is None:
             return
         n = self._guard(lambda: self.rapp.service.select([pid], mode=mode))
-        if n is not None:
+        if n is not _FAILED:
             self.after_triage(f"{mode}: {pid[:8]} ({self.rapp.service.selection_count():,} selected)")
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="triage")
@@ -177,12 +182,14 @@ class TriageMixin:
         self.after_triage(message.summary)
 
     def on_work_failed(self, message: WorkFailed) -> None:
+        self.rapp.notify_status(f"failed: {message.title}")  # not the stale "exporting…" / "select every…"
         self.rapp.show_error(message.title, message.message)
 
     def action_undo(self) -> None:
         self._g_pending = False
         what = self._guard(self.rapp.service.undo)
-        self.after_triage(what or "nothing to undo")
+        if what is not _FAILED:
+            self.after_triage(what or "nothing to undo")
 
     def pick_tag(self, callback, title: str = "Tag") -> None:
         counts = self.rapp.service.tag_counts()

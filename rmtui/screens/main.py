@@ -131,6 +131,7 @@ class ListScreen(TriageMixin, Screen):
             return
         from .entry import EntryScreen
 
+        self._status_msg = ""  # what it says now is stale once the entry view has triaged
         self.app.push_screen(EntryScreen(pid, self.entries))
 
     def apply_filter(self, filt: EntryFilter) -> None:
@@ -226,6 +227,12 @@ class ListScreen(TriageMixin, Screen):
         def scope_done(scope: str | None) -> None:
             if scope is None:
                 return
+            if scope == "selected" and not nsel:
+                self.set_status("nothing to export: no pair is selected (s selects, g s selects the filter)")
+                return
+            if scope == "filtered" and not self.entries.total:
+                self.set_status("nothing to export: the filter holds no pairs")
+                return
             if scope == "tagged":
                 self.pick_tag(lambda tag: tag and self._ask_path(scope, tag), "Export pairs with tag")
             else:
@@ -272,5 +279,6 @@ class ListScreen(TriageMixin, Screen):
 
     def on_export_done(self, message: ExportDone) -> None:
         r = message.result
-        self.set_status(f"exported {r.n:,} pairs to {r.path.name} ({r.fmt})")
-        self.notify(f"Exported {r.n:,} pairs to {r.path}", title="Export", markup=False)
+        pairs = f"{r.n:,} pair{'s' if r.n != 1 else ''}"
+        self.set_status(f"exported {pairs} to {r.path.name} ({r.fmt})")
+        self.notify(f"Exported {pairs} to {r.path}", title="Export", markup=False)
