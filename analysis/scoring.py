@@ -1002,9 +1002,10 @@ RANDOM_SHAPES = {
 }
 
 
-def random_model_folder(shape: str, dest: str | Path, *, seed: int = 0) -> Path:
+def random_model_folder(shape: str, dest: str | Path, *, seed: int = 0, layers: int | None = None) -> Path:
     """Save a random-weight DeBERTa-v2 sequence classifier of a named shape with a real WordPiece
-    tokenizer (sample_data's bert-base-uncased vocabulary) to ``dest``: a stand-in for GPU timing."""
+    tokenizer (sample_data's bert-base-uncased vocabulary) to ``dest``: a stand-in for GPU timing.
+    ``layers`` keeps the shape's widths with fewer layers (per-layer measurements on a CPU)."""
     import torch
     from transformers import BertTokenizerFast, DebertaV2Config, DebertaV2ForSequenceClassification
 
@@ -1016,7 +1017,7 @@ def random_model_folder(shape: str, dest: str | Path, *, seed: int = 0) -> Path:
     dest = Path(dest)
     torch.manual_seed(seed)
     cfg = DebertaV2Config(
-        **RANDOM_SHAPES[shape], max_position_embeddings=512, relative_attention=True,
+        **(RANDOM_SHAPES[shape] | ({"num_hidden_layers": layers} if layers else {})), max_position_embeddings=512, relative_attention=True,
         position_buckets=256, pos_att_type=["p2c", "c2p"], position_biased_input=False,
         norm_rel_ebd="layer_norm", share_att_key=True, hidden_act="gelu", layer_norm_eps=1e-7,
         type_vocab_size=0, num_labels=1, pad_token_id=0,
