@@ -127,6 +127,22 @@ def test_pairs_without_gamma_have_a_group_and_a_filter(study_file):
             "SELECT count(*) FROM pair_metrics WHERE gamma = ?", [present[0]])
 
 
+def test_agreement_matches_the_summary_definitions(study_file):
+    """agree / scored (ties count against) and agree / decided, as `rmtui summary` prints them (the
+    regime screen showed the second under the name of the first)."""
+    with open_study(study_file) as st:
+        st.execute("UPDATE pair_metrics SET tie_pre = TRUE, agree_pre = NULL WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 30)")
+        m = st.df("SELECT agree_pre, tie_pre FROM pair_metrics")
+        a = browse.agreement(st)
+    agree, disagree = int((m["agree_pre"] == 1).sum()), int((m["agree_pre"] == 0).sum())
+    ties = int(m["tie_pre"].sum())
+    assert a["ties_pre"] == ties >= 30
+    assert a["pre"] == pytest.approx(agree / (agree + disagree + ties))
+    assert a["pre_decided"] == pytest.approx(agree / (agree + disagree))
+    assert a["pre"] < a["pre_decided"]
+
+
 def test_triage_tags_notes_selection_and_undo(study_file):
     with open_study(study_file) as st:
         ids = browse.pair_ids(st, EntryFilter())

@@ -514,12 +514,19 @@ def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
 
 
 def agreement(study: Study) -> dict:
-    """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics."""
+    """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics, with
+    ``rmtui summary``'s two definitions: ``pre``/``post`` = agree / scored (a tie is not agreement),
+    ``pre_decided``/``post_decided`` = agree / (agree + disagree)."""
+    def share(role: str) -> str:
+        return (f"count(*) FILTER (WHERE agree_{role})::DOUBLE "
+                f"/ nullif(count(*) FILTER (WHERE agree_{role} IS NOT NULL OR tie_{role}), 0)")
+
     row = _first(study.con.cursor().execute(
-        "SELECT count(*), avg(agree_pre), avg(agree_post), count(*) FILTER (WHERE tie_pre), "
-        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post) FROM pair_metrics"))
+        f"SELECT count(*), {share('pre')}, {share('post')}, count(*) FILTER (WHERE tie_pre), "
+        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post), avg(agree_pre::DOUBLE), "
+        "avg(agree_post::DOUBLE) FROM pair_metrics"))
     return {"n": int(row[0]), "pre": row[1], "post": row[2], "ties_pre": int(row[3]), "ties_post": int(row[4]),
-            "n_pre": int(row[5]), "n_post": int(row[6])}
+            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": row[7], "post_decided": row[8]}
 
 
 # -- export reads -----------------------------------------------------------------------------------

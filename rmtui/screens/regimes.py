@@ -50,9 +50,11 @@ class RegimeScreen(Screen):
         t = Text()
         t.append("Agreement with the human labels", style="bold")
         if a["n"]:
-            pre = "-" if a["pre"] is None else f"{a['pre']:.3f}"
-            post = "-" if a["post"] is None else f"{a['post']:.3f}"
-            t.append(f": pre-D {pre} · post-D {post} · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
+            def num(v):
+                return "-" if v is None else f"{v:.3f}"
+
+            t.append(f": pre-D {num(a['pre'])} ({num(a['pre_decided'])} of decided) · post-D {num(a['post'])} "
+                     f"({num(a['post_decided'])} of decided) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
                      f" · {a['n']:,} pairs with metrics")
         else:
             t.append(": no metrics yet (run rmtui fit)")
