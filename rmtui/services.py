@@ -125,6 +125,17 @@ class StudyService:
     def choices(self) -> dict[str, list[str]]:
         return browse.list_values(self.study)
 
+    def frequency(self, filt: EntryFilter, column: str) -> list[tuple[str, int]]:
+        return browse.frequency(self.study, filt, column)
+
+    @staticmethod
+    def drill_down(filt: EntryFilter, column: str, value: str) -> EntryFilter | None:
+        return browse.drill_down(filt, column, value)
+
+    @staticmethod
+    def frequency_columns() -> list[str]:
+        return list(browse.FREQUENCY_COLUMNS)
+
     # -- entry -----------------------------------------------------------------------------------
     def entry(self, pair_id: str) -> Entry:
         return browse.get_entry(self.study, pair_id)

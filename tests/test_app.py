@@ -379,6 +379,54 @@ async def test_status_says_what_happened_after_nothing_or_a_failure(study_file, 
         assert "failed" in text and "nothing to undo" not in text
 
 
+async def test_frequency_of_a_column_drills_down_and_quote_opens_the_selection(study_file):
+    """F on a column lists its values over the filter with counts (hand-counted here); enter narrows
+    the filter to one value; " shows the selected pairs of the filter, and again the filter as it was."""
+    from rmtui.widgets.entry_list import EntryList
+
+    with open_study(study_file, read_only=True) as st:
+        want = st.df("SELECT subset, count(*) AS n FROM pairs GROUP BY 1 ORDER BY 2 DESC, 1")
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        await pilot.press("x")
+        for _ in range(12):
+            if el.column_key == "subset":
+                break
+            await pilot.press("h")
+        assert el.column_key == "subset"
+        await pilot.press("F")
+        await settle(pilot)
+        rows = app.screen.choices
+        assert [v for v, _ in rows] == want["subset"].tolist()
+        assert [int(label.split()[1].replace(",", "")) for _, label in rows] == want["n"].tolist()
+        await pilot.press("home", "down", "enter")  # the second most frequent subset
+        await settle(pilot)
+        assert el.filt.subset == want["subset"][1] and el.total == want["n"][1]
+        await pilot.press("s", "down", "s", "quotation_mark")
+        await settle(pilot)
+        assert el.filt.selected and el.filt.subset == want["subset"][1] and el.total == 2
+        await pilot.press("quotation_mark")
+        assert not el.filt.selected and el.total == want["n"][1]
+        for _ in range(12):
+            if el.column_key == "margin_pre":
+                break
+            await pilot.press("l")
+        await pilot.press("F")  # a numeric column: says which columns F takes
+        assert "F: pick a column of" in app.screen.query_one("#status").text
+        # help lists every key of an action (it showed only the first: no j, k, G or space)
+        from rich.console import Console
+
+        from rmtui.screens.help import bindings_table
+
+        c = Console(width=120, record=True, file=open(os.devnull, "w"))
+        c.print(bindings_table(app.screen))
+        keys = {line.split()[-1]: line for line in c.export_text().splitlines() if line.strip()}
+        assert "↓ j" in keys["list.down"] and "pgdn space" in keys["list.pagedown"] and "end G" in keys["list.last"]
+        assert '"' in keys["list.open_selection"] and "F" in keys["list.frequency"]
+
+
 async def test_command_palette_offers_screen_actions_and_entry_steps(study_file):
     from rmtui.screens.coefficients import CoefficientScreen
     from rmtui.screens.entry import EntryScreen

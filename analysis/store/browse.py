@@ -505,6 +505,49 @@ def imprint_table(study: Study, fit_id: str | None = None) -> pd.DataFrame:
         "ORDER BY i.target, i.feature", [fit_id])
 
 
+# value of a list column for F (frequency), and the filter field a value drills down into
+FREQUENCY_COLUMNS = {
+    "subset": ("coalesce(p.subset, '(none)')", "subset"),
+    "split": ("coalesce(p.split, '(none)')", "split"),
+    "regime": ("coalesce(m.regime, 'unscored')", "regime"),
+    "gamma": (f"coalesce(m.gamma, '{GAMMA_NONE}')", "gamma"),
+    "heldout": ("CASE WHEN p.heldout THEN 'held out' WHEN NOT p.heldout THEN 'in sample' ELSE 'unknown' END",
+                "heldout"),
+    "selected": ("CASE WHEN p.pair_id IN (SELECT pair_id FROM selection) THEN 'selected' ELSE 'not selected' END",
+                 "selected"),
+    "tags": ("t.tag", "tag"),
+}
+
+
+def frequency(study: Study, filt: EntryFilter, column: str) -> list[tuple[str, int]]:
+    """(value, pairs) of a list column over the pairs of ``filt``, most frequent first (VisiData's F).
+    ``tags``: a pair counts once per tag it has, and once as '(no tag)' if it has none."""
+    if column not in FREQUENCY_COLUMNS:
+        raise RmtuiError(f"frequency of {column!r}: one of {', '.join(FREQUENCY_COLUMNS)}", "Frequency")
+    expr = FREQUENCY_COLUMNS[column][0].replace("m.", "p.")  # over the filtered rows, metrics joined in
+    where, params = _where(filt)
+    src = f"SELECT p.*, m.regime, m.gamma {_FROM}{where}"
+    if column == "tags":
+        sql = (f"SELECT coalesce(t.tag, '(no tag)') AS v, count(*) AS n FROM ({src}) p "
+               "LEFT JOIN triage t ON t.pair_id = p.pair_id AND t.tag IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1")
+    else:
+        sql = f"SELECT {expr} AS v, count(*) AS n FROM ({src}) p GROUP BY 1 ORDER BY 2 DESC, 1"
+    return [(str(v), int(n)) for v, n in study.con.cursor().execute(sql, params).fetchall()]
+
+
+def drill_down(filt: EntryFilter, column: str, value: str) -> EntryFilter | None:
+    """The filter narrowed to the pairs whose ``column`` is ``value`` (None where no filter can say it:
+    '(no tag)', 'not selected', a missing subset)."""
+    field = FREQUENCY_COLUMNS[column][1]
+    if value in ("(none)", "(no tag)", "not selected", "unknown"):
+        return None
+    if field == "heldout":
+        return filt.replace(heldout=value == "held out")
+    if field == "selected":
+        return filt.replace(selected=True)
+    return filt.replace(**{field: value})
+
+
 def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
     """Pairs per regime, overall or by ``gamma`` / ``subset`` / ``split``: long frame [group, regime, n]."""
     group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]

@@ -13,7 +13,9 @@ from textual.widgets import Static
 INTRO = (
     "rmtui explore: read the feature imprint (c), the regime table (m), walk the entries, open one "
     "(enter), rewrite and rescore it (w / W), tag (1-4, T), note (n), select (s t u; gs gt gu for every "
-    "pair of the filter), undo (U) and export (e). Triage is saved in the study at once."
+    "pair of the filter), undo (U) and export (e). F counts the values of the current column (h / l "
+    "pick it) and drills down; \" shows the selected pairs of the filter. Triage is saved in the study "
+    "at once."
 )
 
 
@@ -22,13 +24,17 @@ def bindings_table(screen: Screen) -> Table:
     t.add_column("key", style="bold cyan", no_wrap=True)
     t.add_column("action")
     t.add_column("id (for keymap.toml)", style="dim", no_wrap=True)
-    seen = set()
+    rows: dict[tuple[str, str], list] = {}  # every key of an action, in order: "↓ j", not only "↓"
     for key, ab in screen.active_bindings.items():
         b = ab.binding
-        if not b.description or not b.id or (b.action, b.description) in seen:
+        if not b.description or not b.id:
             continue
-        seen.add((b.action, b.description))
-        t.add_row(screen.app.get_key_display(b), b.description, b.id or "")
+        keys = rows.setdefault((b.action, b.description), [[], b.id])[0]
+        shown = screen.app.get_key_display(b)
+        if shown not in keys:
+            keys.append(shown)
+    for (_, description), (keys, bid) in rows.items():
+        t.add_row(" ".join(keys), description, bid)
     return t
 
 

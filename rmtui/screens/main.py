@@ -44,6 +44,8 @@ class ListScreen(TriageMixin, Screen):
         Binding("r", "cycle_regime", "Regime", show=False, id="list.regime"),
         Binding("left_square_bracket", "sort(False)", "Sort ↑", id="list.sort_asc"),
         Binding("right_square_bracket", "sort(True)", "Sort ↓", show=False, id="list.sort_desc"),
+        Binding("F", "frequency", "Frequency", show=False, id="list.frequency"),
+        Binding("quotation_mark", "open_selection", "Selected of the filter", show=False, id="list.open_selection"),
         *TRIAGE_BINDINGS,
         Binding("e", "export", "Export", id="list.export"),
         Binding("c", "coefficients", "Coefs", id="nav.coefficients"),
@@ -163,6 +165,40 @@ class ListScreen(TriageMixin, Screen):
             key = "pair_id"
         self.entries.load(sort=(key, desc))
         self.set_status(f"sorted by {key} {'descending' if desc else 'ascending'}")
+
+    def action_frequency(self) -> None:
+        """VisiData's F: the current column's values over this filter, with counts; enter drills down."""
+        el, svc = self.entries, self.rapp.service
+        column = el.column_key
+        if column not in svc.frequency_columns():
+            self.set_status(f"F: pick a column of {', '.join(svc.frequency_columns())} with h / l "
+                            f"(now: {column})")
+            return
+        try:
+            rows = svc.frequency(el.filt, column)
+        except Exception as e:
+            self.rapp.show_error(*error_parts(e))
+            return
+        total = sum(n for _, n in rows) or 1
+        width = max((len(v) for v, _ in rows), default=0)
+        choices = [(v, f"{v:<{width}}  {n:>8,}  {100 * n / total:5.1f}%") for v, n in rows]
+
+        def done(value: str | None) -> None:
+            if value is None:
+                return
+            new = svc.drill_down(el.filt, column, value)
+            if new is None:
+                self.set_status(f"no filter for {column} = {value}")
+                return
+            self.apply_filter(new)
+
+        self.app.push_screen(ChoiceDialog(f"{column} over {el.filt.describe()} ({el.total:,} pairs)", choices,
+                                          help="enter: only these pairs · escape: back"), done)
+
+    def action_open_selection(self) -> None:
+        """VisiData's ": the selected pairs of this filter (again: the filter as it was)."""
+        filt = self.entries.filt
+        self.apply_filter(filt.replace(selected=not filt.selected))
 
     def action_filter(self) -> None:
         filt = self.entries.filt
