@@ -53,6 +53,46 @@ def load_keymap(path: str | Path | None = None) -> dict[str, str]:
     return out
 
 
+def _binding_contexts() -> dict[str, list[Binding]]:
+    """The bindings active together, per place in the app (the app's own keys are active everywhere)."""
+    from .screens.coefficients import CoefficientScreen
+    from .screens.dialogs import ChoiceDialog, ConfirmDialog, ErrorDialog, InputDialog
+    from .screens.entry import EntryScreen
+    from .screens.help import HelpScreen
+    from .screens.main import ListScreen
+    from .screens.regimes import RegimeScreen
+    from .screens.rewrite import RewriteScreen
+    from .widgets.entry_list import EntryList
+
+    app = list(RmtuiApp.BINDINGS)
+    own = {"list": ListScreen.BINDINGS + EntryList.BINDINGS, "entry": EntryScreen.BINDINGS,
+           "rewrite": RewriteScreen.BINDINGS, "coefficients": CoefficientScreen.BINDINGS,
+           "regimes": RegimeScreen.BINDINGS, "help": HelpScreen.BINDINGS}
+    out = {name: app + [b for b in bindings if isinstance(b, Binding)] for name, bindings in own.items()}
+    for d in (InputDialog, ConfirmDialog, ErrorDialog, ChoiceDialog):
+        out[f"dialog {d.__name__}"] = [b for b in d.BINDINGS if isinstance(b, Binding)]
+    return out
+
+
+def keymap_problems(km: dict[str, str]) -> list[str]:
+    """What a keymap gets wrong: ids no binding has (a typo is otherwise ignored in silence) and keys
+    that end up on two actions in one place (only one of them would run)."""
+    contexts = _binding_contexts()
+    known = {b.id for bindings in contexts.values() for b in bindings if b.id}
+    problems = [f"{k}: no binding has this id" for k in km if k not in known]
+    for where, bindings in contexts.items():
+        on: dict[str, set[str]] = {}
+        for b in bindings:
+            if not b.id:
+                continue
+            for key in (km.get(b.id) or b.key).split(","):
+                on.setdefault(key.strip(), set()).add(b.id)
+        for key, ids in on.items():
+            if len(ids) > 1 and any(i in km for i in ids):
+                problems.append(f"{key!r} is bound to {' and '.join(sorted(ids))} on the {where} screen")
+    return problems
+
+
 class RmtuiApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "rmtui"
@@ -79,6 +119,11 @@ class RmtuiApp(App):
             km = load_keymap(self.keymap_file)
             if km:
                 self.set_keymap(km)
+                problems = keymap_problems(km)
+                if problems:
+                    where = self.keymap_file or keymap_path()
+                    self.call_after_refresh(self.show_error, "Keymap", f"{where}:\n" + "\n".join(problems)
+                                            + "\nThe other entries apply.")
         except RmtuiError as e:
             self.call_after_refresh(self.show_error, e.title, e.message)
         self.open_study()

@@ -496,6 +496,17 @@ async def test_keymap_remaps_and_bad_keymap_shows_error(study_file, tmp_path):
         await settle(pilot, 5)
         assert isinstance(app.screen, ErrorDialog)
         assert "keymap.toml" in app.screen.message
+    # a typo'd id and a key on two actions are reported (they were ignored in silence); the rest applies
+    km.write_text('[keymap]\n"list.nope" = "z"\n"list.open" = "o"\n"triage.select" = "o"\n"list.search" = "z"\n')
+    app = make_app(study_file, keymap=km)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, 5)
+        assert isinstance(app.screen, ErrorDialog) and app.screen.title_text == "Keymap"
+        assert "list.nope: no binding has this id" in app.screen.message
+        assert "'o' is bound to list.open and triage.select on the list screen" in app.screen.message
+        await pilot.press("escape", "z")
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "InputDialog"  # list.search moved to z
 
 
 async def test_error_dialog_instead_of_traceback(study_file, tmp_path):
