@@ -63,11 +63,12 @@ def _binding_contexts() -> dict[str, list[Binding]]:
     from .screens.regimes import RegimeScreen
     from .screens.rewrite import RewriteScreen
     from .widgets.entry_list import EntryList
+    from .widgets.table import ListTable
 
     app = list(RmtuiApp.BINDINGS)
     own = {"list": ListScreen.BINDINGS + EntryList.BINDINGS, "entry": EntryScreen.BINDINGS,
-           "rewrite": RewriteScreen.BINDINGS, "coefficients": CoefficientScreen.BINDINGS,
-           "regimes": RegimeScreen.BINDINGS, "help": HelpScreen.BINDINGS}
+           "rewrite": RewriteScreen.BINDINGS, "coefficients": CoefficientScreen.BINDINGS + ListTable.BINDINGS,
+           "regimes": RegimeScreen.BINDINGS + ListTable.BINDINGS, "help": HelpScreen.BINDINGS}
     out = {name: app + [b for b in bindings if isinstance(b, Binding)] for name, bindings in own.items()}
     for d in (InputDialog, ConfirmDialog, ErrorDialog, ChoiceDialog):
         out[f"dialog {d.__name__}"] = [b for b in d.BINDINGS if isinstance(b, Binding)]

@@ -15,6 +15,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from ..widgets.table import ListTable
+
 BAR = 12
 TARGETS = ["pre", "post", "shift"]
 SORTS = ["feature", "estimate", "|estimate|", "p"]
@@ -79,7 +81,7 @@ class CoefficientScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="coef-head")
-        yield DataTable(id="coef-table", cursor_type="row", zebra_stripes=False)
+        yield ListTable(id="coef-table", cursor_type="row", zebra_stripes=False)
         yield Static(id="coef-legend")
         yield Footer()
 

@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from analysis.store.browse import REGIMES
 
 from ..widgets.entry_list import REGIME_SHORT
+from ..widgets.table import ListTable
 
 MISALIGNED = ("resists_alignment", "reversed")
 
@@ -34,12 +35,12 @@ class RegimeScreen(Screen):
         yield Static(id="agreement")
         with VerticalScroll(id="regime-body"):
             yield Label("All pairs", classes="section")
-            yield DataTable(id="t-all", cursor_type="cell")
+            yield ListTable(id="t-all", cursor_type="cell")
             yield Label("By labeler preference γ (c: agrees with human, i: indifferent, r: disagrees)",
                         classes="section")
-            yield DataTable(id="t-gamma", cursor_type="cell")
+            yield ListTable(id="t-gamma", cursor_type="cell")
             yield Label("By subset", classes="section")
-            yield DataTable(id="t-subset", cursor_type="cell")
+            yield ListTable(id="t-subset", cursor_type="cell")
         yield Static("enter on a count: those pairs · tab: next table · mis%: post-D RM prefers the "
                      "rejected side, % of scored pairs", id="regime-legend")
         yield Footer()
