@@ -371,6 +371,11 @@ async def test_status_says_what_happened_after_nothing_or_a_failure(study_file, 
     ro = make_app(study_file, read_only=True)
     async with ro.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
+        await pilot.press("enter", "w")  # rewriting would store rewards: refused before any edit
+        await settle(pilot)
+        assert ro.screen.__class__.__name__ == "ErrorDialog" and ro.screen.title_text == "Read-only"
+        await pilot.press("escape", "escape")
+        await settle(pilot)
         await pilot.press("U")
         await settle(pilot)
         assert ro.screen.__class__.__name__ == "ErrorDialog"
@@ -605,6 +610,12 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         await pilot.press("ctrl+r")  # unchanged text: nothing to do
         assert stub.calls == []
         ta = app.screen.query_one(TextArea)
+        ta.text = "an edit, not rescored"
+        await settle(pilot)
+        await pilot.press("ctrl+o")  # would drop the edit: asks first
+        assert app.screen.side == "chosen" and "not rescored" in str(app.screen.query_one("#status").render())
+        await pilot.press("ctrl+o", "ctrl+o")  # again: switches; then back (nothing edited there)
+        assert app.screen.side == "chosen" and app.screen.query_one(TextArea).text == app.screen.original
         ta.text = "A calmer, more helpful answer."
         await pilot.press("ctrl+r")
         await app.workers.wait_for_complete()

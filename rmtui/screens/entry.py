@@ -190,4 +190,9 @@ class EntryScreen(TriageMixin, Screen):
     def action_rewrite(self, side: str) -> None:
         from .rewrite import RewriteScreen
 
+        if self.rapp.service.read_only:  # rescoring stores the new text's rewards: say so before any edit
+            self.rapp.show_error("Read-only", f"{self.rapp.service.path} is open read-only (--read-only): "
+                                 "rewriting stores the new text's rewards in the study. Reopen it without "
+                                 "--read-only to rewrite.")
+            return
         self.app.push_screen(RewriteScreen(self.pair_id, side), lambda _: self.show(self.pair_id))

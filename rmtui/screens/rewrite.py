@@ -94,6 +94,7 @@ class RewriteScreen(Screen):
         self.outcome = None
         self.kept = False
         self.busy = False
+        self._switch_confirmed = False  # ctrl+o pressed once over an edit that was not rescored
 
     @property
     def rapp(self):
@@ -256,9 +257,19 @@ class RewriteScreen(Screen):
         self.set_status(f"discarded rewrite {o.rewrite_id[:10]}" + (" and removed it from the study" if was_kept
                                                                     else " (it was never stored)"))
 
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
+        self._switch_confirmed = False  # a new edit asks again
+
     def action_other_side(self) -> None:
         if self.busy:
             return
+        text = self.query_one(TextArea).text
+        edited = text != self.original and (self.outcome is None or text != self.outcome.new_response)
+        if edited and not self._switch_confirmed:
+            self._switch_confirmed = True
+            self.set_status("the edit is not rescored: ctrl+o again drops it and shows the other side")
+            return
+        self._switch_confirmed = False
         self.outcome = None
         self.kept = False
         self.side = "rejected" if self.side == "chosen" else "chosen"
