@@ -432,6 +432,19 @@ async def test_frequency_of_a_column_drills_down_and_quote_opens_the_selection(s
         assert '"' in keys["list.open_selection"] and "F" in keys["list.frequency"]
 
 
+async def test_entry_steps_say_when_the_list_ends(study_file):
+    app = make_app(study_file)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        await pilot.press("end", "enter")
+        await settle(pilot)
+        pid = app.screen.pair_id
+        await pilot.press("j")
+        assert app.screen.pair_id == pid and "last pair of the list" in str(app.screen.query_one("#status").render())
+        await pilot.press("k")
+        assert app.screen.pair_id != pid
+
+
 async def test_command_palette_offers_screen_actions_and_entry_steps(study_file):
     from rmtui.screens.coefficients import CoefficientScreen
     from rmtui.screens.entry import EntryScreen

@@ -186,6 +186,8 @@ class EntryScreen(TriageMixin, Screen):
         if pid and pid != self.pair_id:
             self.show(pid)
             self.query_one("#entry-body", VerticalScroll).scroll_home(animate=False)
+        elif pid == self.pair_id:  # at an end: say so rather than do nothing
+            self.show(pid, status=f"{'last' if delta > 0 else 'first'} pair of the list ({el.total:,})")
 
     def action_rewrite(self, side: str) -> None:
         from .rewrite import RewriteScreen
