@@ -284,6 +284,15 @@ def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
     extra = ctx.get(t, key, "options", dict, {})
     opts.update(extra)
     _no_secrets(ctx, key, opts)
+    from .features.base import unknown_options
+
+    try:
+        bad, takes = unknown_options(spec, opts)
+    except RmtuiError as e:
+        raise ctx.err(f"{key}.spec", e.message) from None
+    if bad:
+        raise ctx.err(f"{key}.{bad[0]}", f"{spec} takes no option {bad[0]!r}; it takes "
+                      f"{', '.join(t for t in takes if t != 'study')}")
     if spec.startswith("file:"):
         spec = "file:" + str(ctx.path(spec[5:]))
     return FeaturizerConfig(spec=spec, options=opts)

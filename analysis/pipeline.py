@@ -357,12 +357,17 @@ class _Runner:
                     handle.close()
                 summary = _jsonable(res)
                 summary["n_texts"] = n_texts
-                done = summary.get("n_done")
+                done, failed = summary.get("n_done"), summary.get("n_failed") or 0
                 msg = (f"labelled {done:,} texts" if isinstance(done, int) else "labelled") + \
                     f" with {f.spec}; {n_texts:,} texts in the study"
+                if failed:
+                    msg += f"; {failed:,} failed (in label_failures): the next run asks again for them"
                 return summary, msg
 
-            self.step(name, f"featurizing with {f.spec}", [f.spec, f.options, n_texts, h], run)
+            def still_there(summary: dict) -> bool:  # a step with failures is not done: rerun retries them
+                return not summary.get("n_failed")
+
+            self.step(name, f"featurizing with {f.spec}", [f.spec, f.options, n_texts, h], run, still_there)
 
     def _deps(self, prefixes: tuple[str, ...]) -> dict[str, str]:
         return {k: v for k, v in self.fps.items() if k.startswith(prefixes)}
@@ -388,7 +393,8 @@ class _Runner:
         def still_there(summary: dict) -> bool:
             return store_steps.has_fit(self.study, summary.get("fit_id"))
 
-        self.step("fit", "fitting imprint, regimes, shift", [self.cfg.fit.options, pairs, deps], run, still_there)
+        self.step("fit", "fitting imprint, regimes, shift",
+                  [self.cfg.fit.options, pairs, deps, store_steps.feature_state(self.study)], run, still_there)
 
     def rewrite(self) -> None:
         from .store import steps as store_steps

@@ -56,7 +56,7 @@ def default_answer(model: str, keys: list[tuple[str, str]], reply: str) -> dict:
 
 class FakeOpenAI:
     def __init__(self, *, retry_after: str = "1", slow_s: float = 1.5, answer=default_answer,
-                 delay_s: float = 0.0) -> None:
+                 delay_s: float = 0.0, port: int = 0) -> None:
         self.retry_after = retry_after
         self.delay_s = delay_s
         self.slow_s = slow_s
@@ -92,7 +92,8 @@ class FakeOpenAI:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True  # a test may serve a port it found closed a moment ago
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"

@@ -58,6 +58,9 @@ def data_block(limit: int = 20, files=("harmless-base-test", "helpful-base-test"
     ('[[data]]\nsource = "{f}"\n[[models]]\nspec = "a"\nrole = "pre"\n[rewrite]\nn = 3\nsides = ["left"]\n',
      "rewrite.sides[1]"),
     ('[[data]]\nsource = "{f}"\n[fit\n', "not valid TOML"),
+    ('[[data]]\nsource = "{f}"\n[[featurizers]]\nspec = "heuristic"\nwokers = 2\n',
+     "featurizers[1].wokers: heuristic takes no option 'wokers'; it takes workers"),
+    ('[[data]]\nsource = "{f}"\n[[featurizers]]\nspec = "nope"\n', "featurizers[1].spec: unknown labeler"),
 ])
 def test_config_errors_name_the_file_and_key(tmp_path, body, needle):
     p = write(tmp_path, body.format(f=HH / "harmless-base-test.jsonl.gz"))
@@ -108,6 +111,11 @@ def test_shipped_configs_and_print_config_parse(tmp_path, monkeypatch):
     assert paper.rewrite.fraction == 0.01 and paper.rewrite.sample_size(160_800) == 1608
     assert "OPENAI_API_KEY" not in str(paper.featurizers[0].options.values()) or \
         paper.featurizers[0].options["api_key_env"] == "OPENAI_API_KEY"
+    from analysis.features.base import make_featurizer
+
+    for f in paper.featurizers:  # each builds as configured (base_url was a TypeError after scoring)
+        fz = make_featurizer(f.spec, **f.options)
+        assert getattr(fz, "endpoint", "http://127.0.0.1:8000/v1") == "http://127.0.0.1:8000/v1"
 
     res = CliRunner().invoke(app, ["run", "--print-config"])
     assert res.exit_code == 0, res.output
@@ -315,6 +323,40 @@ def test_interrupted_and_killed_runs_resume_with_identical_results(tmp_path, tin
     for k in a:
         assert len(a[k]) > 0
         assert a[k].equals(b[k]), k
+
+
+@needs_backend
+def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_path, tiny_rm_dir, tiny_rm_dir_b,
+                                                                         monkeypatch):
+    """An LLM featurizer whose endpoint is down labels nothing; the step said done and a rerun skipped
+    it (only --force asked again). Now the rerun asks for the failed texts, and the fit reruns."""
+    import socket
+
+    from .fake_openai import FakeOpenAI
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused at once
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    p = _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, limit=4).read_text().replace(
+        '[[featurizers]]\nspec = "heuristic"\n',
+        '[[featurizers]]\nspec = "heuristic"\n[[featurizers]]\nspec = "llm"\n'
+        f'base_url = "http://127.0.0.1:{port}/v1"\nmodel = "judge"\nmax_retries = 0\nbackoff_base = 0.01\n')
+    cfg = write(tmp_path, p)
+    r1 = run_config(cfg)
+    step = r1.step("featurize:llm")
+    assert step.status == "ran" and step.summary["n_failed"] > 0 and "the next run asks again" in step.message
+    with open_study(tmp_path / "s.duckdb", read_only=True) as st:
+        n_failed = st.scalar("SELECT count(*) FROM label_failures")
+        assert n_failed == step.summary["n_failed"]
+    with FakeOpenAI(port=port):
+        r2 = run_config(cfg)
+    assert "featurize:llm" in r2.ran and "fit" in r2.ran and "featurize:heuristic" not in r2.ran
+    assert r2.step("featurize:llm").summary["n_done"] == n_failed
+    with open_study(tmp_path / "s.duckdb", read_only=True) as st:
+        assert st.scalar("SELECT count(*) FROM label_failures") == 0
+        assert st.scalar("SELECT count(*) FROM features WHERE featurizer = 'llm:judge'") > 0
+    assert run_config(cfg).ran == []
 
 
 @needs_backend

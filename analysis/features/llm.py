@@ -218,7 +218,8 @@ class LLMLabeler(Featurizer):
                  max_retries: int = 4, backoff_base: float = 1.0, json_mode: bool = True, max_tokens: int | None = None,
                  price_per_1k_prompt: float | None = None, price_per_1k_completion: float | None = None,
                  confirm_above_usd: float = 5.0, confirm_above_tokens: int = 2_000_000, name: str | None = None,
-                 purpose: str = "label") -> None:
+                 purpose: str = "label", base_url: str | None = None) -> None:
+        endpoint = endpoint or base_url  # base_url: the OpenAI client's name for it, as the LLM rewriter takes
         if not endpoint:
             raise RmtuiError("the llm labeler needs --endpoint URL (an OpenAI-compatible API, e.g. "
                              "http://127.0.0.1:8000/v1 for vLLM)", "LLM labeler")

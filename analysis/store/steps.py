@@ -64,6 +64,16 @@ def pair_set(study: Study) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
+def feature_state(study: Study) -> tuple[int, int]:
+    """(feature values, label failures) of the pairs' texts: changes when a rerun labels texts that
+    failed before, not when a rewrite experiment featurizes its new texts."""
+    row = study.con.cursor().execute(
+        "WITH t AS (SELECT chosen_text_id AS text_id FROM pairs UNION SELECT rejected_text_id FROM pairs) "
+        "SELECT (SELECT count(*) FROM features WHERE text_id IN (SELECT text_id FROM t)), "
+        "(SELECT count(*) FROM label_failures WHERE text_id IN (SELECT text_id FROM t))").fetchone()
+    return int(row[0]), int(row[1])
+
+
 def heldout_state(study: Study) -> str:
     """A hash of which pairs are marked held out (TRUE / FALSE / NULL)."""
     row = study.con.cursor().execute(

@@ -41,7 +41,9 @@ def quiet_libraries() -> None:
 
 
 def fail(title: str, message: str, code: int = 1) -> "typer.Exit":
-    err_console.print(f"[bold red]{title}[/]: {message}")
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]{escape(title)}[/]: {escape(message)}")  # messages quote [[data]], paths
     return typer.Exit(code)
 
 
@@ -51,7 +53,9 @@ def main() -> None:
     try:
         app()
     except RmtuiError as e:
-        err_console.print(f"[bold red]{e.title}[/]: {e.message}", soft_wrap=True)
+        from rich.markup import escape
+
+        err_console.print(f"[bold red]{escape(e.title)}[/]: {escape(e.message)}", soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[yellow]Interrupted[/]: what was committed stays in the study; rerun to resume.")
