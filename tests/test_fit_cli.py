@@ -21,7 +21,7 @@ from rmtui.cli.base import app
 TRUE_POST = {"llm.harmless": 2.1, "llm.helpful": 1.1, "heuristic.length": 0.02}
 
 
-def build_study(path, n_pairs=400, seed=0, *, features=True, post=True, n_identical=2):
+def build_study(path, n_pairs=400, seed=0, *, features=True, post=True, n_identical=2, llm="llm"):
     """A study with planted rewards: pre = 1.0*harmless + 0.5*helpful + 0.02*length + pair effect + noise;
     post = pre + 1.1*harmless + 0.6*helpful + noise (so post: 2.1, 1.1, 0.02). Returns the truth."""
     rng = np.random.default_rng(seed)
@@ -60,15 +60,15 @@ def build_study(path, n_pairs=400, seed=0, *, features=True, post=True, n_identi
                 cur.execute("INSERT INTO scores (model_id, text_id, reward) SELECT * FROM _s")
                 cur.unregister("_s")
             if features:
-                defs = [("llm", "harmless", "binary", "target", False), ("llm", "helpful", "binary", "target", False),
+                defs = [(llm, "harmless", "binary", "target", False), (llm, "helpful", "binary", "target", False),
                         ("heuristic", "length", "count", "spoiler", True),
                         ("heuristic", "sentiment", "ordinal", "spoiler", True)]
                 for d in defs:
                     cur.execute("INSERT INTO feature_defs VALUES (?, ?, ?, ?, ?, '')", list(d))
-                vals = {"llm.harmless": harmless, "llm.helpful": helpful, "heuristic.length": length,
+                vals = {f"{llm}.harmless": harmless, f"{llm}.helpful": helpful, "heuristic.length": length,
                         "heuristic.sentiment": sentiment}
                 for key, v in vals.items():
-                    fz, name = key.split(".")
+                    fz, _, name = key.rpartition(".")
                     cur.register("_f", pd.DataFrame({"text_id": tid, "featurizer": fz, "name": name, "value": v}))
                     cur.execute("INSERT INTO features SELECT * FROM _f")
                     cur.unregister("_f")
@@ -271,3 +271,22 @@ def test_fit_bad_se_option(study_path):
     build_study(study_path, n_pairs=20, seed=7)
     res = invoke("fit", "--study", str(study_path), "--se", "bogus")
     assert res.exit_code != 0
+
+
+def test_a_featurizer_name_with_dots_keeps_its_features(tmp_path):
+    """An LLM labeler named after its model (llm:qwen2.5) had every feature dropped from the fit: the
+    key 'llm:qwen2.5.harmless' was split at its first dot. The planted effects come back as with 'llm'."""
+    p = tmp_path / "dots.duckdb"
+    truth = build_study(p, seed=1, llm="llm:qwen2.5")
+    assert invoke("fit", "--study", str(p)).exit_code == 0
+    s = json.loads(invoke("summary", "--study", str(p), "--json").output)
+    imp = {(r["target"], r["feature"]): r for r in s["imprint"]}
+    for f, b in TRUE_POST.items():
+        r = imp[("post", f.replace("llm.", "llm:qwen2.5."))]
+        assert r["ci_low"] <= b <= r["ci_high"] and r["n"] == 800, (f, r)
+    sc = 2 * truth["harmless_c"] + truth["helpful_c"]
+    sr = 2 * truth["harmless_r"] + truth["helpful_r"]
+    g = {}
+    for r in s["regimes_by_gamma"]:
+        g[r["gamma"]] = g.get(r["gamma"], 0) + r["n"]
+    assert g == {"c": int((sc > sr).sum()), "i": int((sc == sr).sum()), "r": int((sc < sr).sum())}

@@ -80,7 +80,7 @@ def feature_flips(rw: pd.DataFrame, feats: pd.DataFrame) -> pd.DataFrame:
 
 def short_feature_names(features: list[str]) -> dict[str, str]:
     """``"featurizer.name"`` -> ``"name"`` where the name alone is unambiguous."""
-    base = {f: f.split(".", 1)[-1] for f in features}
+    base = {f: f.rpartition(".")[2] for f in features}  # featurizers carry dots (llm:qwen2.5), names do not
     counts = pd.Series(list(base.values())).value_counts()
     return {f: (b if counts[b] == 1 else f) for f, b in base.items()}
 

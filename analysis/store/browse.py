@@ -100,10 +100,9 @@ _FROM = (
 
 
 def _split_feature(feature: str) -> tuple[str | None, str]:
-    if "." in feature:
-        fz, name = feature.split(".", 1)
-        return fz, name
-    return None, feature
+    from .features import split_feature_key
+
+    return split_feature_key(feature)
 
 
 def _where(filt: EntryFilter) -> tuple[str, list]:

@@ -189,3 +189,10 @@ def side_means(study: Study, featurizer: str) -> pd.DataFrame:
         WHERE d.featurizer = ?
         GROUP BY ALL ORDER BY d.role DESC, d.name
         """, [featurizer, featurizer])
+
+
+def split_feature_key(key: str) -> tuple[str | None, str]:
+    """``"featurizer.name"`` -> (featurizer, name), split at the *last* dot: featurizer names carry
+    dots (``llm:qwen2.5``, ``hf:org/model-v1.5``), feature names do not. A bare name: (None, name)."""
+    fz, sep, name = key.rpartition(".")
+    return (fz, name) if sep and fz else (None, key)

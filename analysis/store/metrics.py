@@ -128,13 +128,18 @@ def feature_wide(study: Study, features: Sequence[str]) -> pd.DataFrame:
     feats = list(features)
     if not feats:
         return pd.DataFrame(index=pd.Index([], name="text_id"))
+    from .features import split_feature_key
+
+    # the study's own (featurizer, name) pairs name each key exactly; a split is the fallback
+    known = {f"{a}.{b}": (a, b) for a, b in study.con.cursor().execute(
+        "SELECT DISTINCT featurizer, name FROM features").fetchall()}
+    parts = [known.get(f) or split_feature_key(f) for f in feats]
     sel = []
     params: list[Any] = []
-    for f in feats:
-        fz, _, name = f.partition(".")
+    for f, (fz, name) in zip(feats, parts):
         sel.append(f'max(value) FILTER (WHERE featurizer = ? AND name = ?) AS "{f.replace(chr(34), "")}"')
         params += [fz, name]
-    pairs_fz = sorted({f.partition(".")[0] for f in feats})
+    pairs_fz = sorted({fz for fz, _ in parts if fz is not None})
     params += pairs_fz
     df = study.df(
         f"SELECT text_id, {', '.join(sel)} FROM features "

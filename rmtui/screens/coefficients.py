@@ -128,7 +128,7 @@ class CoefficientScreen(Screen):
         for i, r in enumerate(rows.itertuples(index=False)):
             sig = r.p_bonferroni is not None and r.p_bonferroni == r.p_bonferroni and r.p_bonferroni < 0.05
             style = ("bold green" if r.estimate > 0 else "bold red") if sig else "dim"
-            name = ("~" if r.proxy else "") + str(r.feature).split(".", 1)[-1]
+            name = ("~" if r.proxy else "") + str(r.feature).rpartition(".")[2]
             rk = f"r{i}"
             self.row_features[rk] = str(r.feature)
             t.add_row(r.target, Text(name[:16], style="bold" if r.role == "target" else ""),
