@@ -262,7 +262,7 @@ def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
     # a local folder relative to the config; hub ids and embedded:/hf: specs stay as they are
     if not spec.startswith(("embedded:", "hf:")) and (spec.startswith((".", "/", "~")) or ctx.path(spec).exists()):
         spec = str(ctx.path(spec))
-    role = ctx.get(t, key, "role", str, required=True)
+    role = ctx.get(t, key, "role", str, required=True, choices=("pre", "post", "other"))
     return ModelConfig(
         spec=spec, role=role, name=ctx.get(t, key, "name", str, role),
         device=ctx.get(t, key, "device", str, "auto", choices=("auto", "cpu", "cuda", "mps")),
@@ -298,12 +298,24 @@ def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
     return FeaturizerConfig(spec=spec, options=opts)
 
 
+def _rewriter_spec(ctx: _Ctx, spec: str) -> str:
+    """rules | rules:PERTURBATION | llm | llm:MODEL: checked when the config is read."""
+    from .rewrite import RULE_PERTURBATIONS
+
+    kind, _, arg = spec.partition(":")
+    if kind not in ("rules", "llm"):
+        raise ctx.err("rewrite.rewriter", f"{spec!r}: one of rules, rules:PERTURBATION, llm, llm:MODEL")
+    if kind == "rules" and arg and arg not in RULE_PERTURBATIONS:
+        raise ctx.err("rewrite.rewriter", f"{spec!r}: no perturbation {arg!r}; one of {', '.join(RULE_PERTURBATIONS)}")
+    return spec
+
+
 def _parse_rewrite(ctx: _Ctx, t: dict) -> RewriteConfig:
     key = "rewrite"
     ctx.check_keys(t, key, {"rewriter", "n", "fraction", "seed", "sides", "perturbation", "robustness",
                             "options", "enabled"})
     rw = RewriteConfig(
-        rewriter=ctx.get(t, key, "rewriter", str, "rules"),
+        rewriter=_rewriter_spec(ctx, ctx.get(t, key, "rewriter", str, "rules")),
         n=ctx.get_int(t, key, "n", minimum=1),
         fraction=ctx.get(t, key, "fraction", float),
         seed=ctx.get_int(t, key, "seed", 0),

@@ -484,6 +484,13 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
         if not {"pre", "post"} <= roles:
             raise ConfigError(f"{cfg.name}: models: the fit needs one model with role \"pre\" and one with "
                               "role \"post\" (or set [fit] enabled = false)")
+    if cfg.fit.enabled and cfg.models:  # the [fit] table's mistakes fail now, not after hours of scoring
+        from .fit import FitOptions
+        from .metrics.linreg import SE_TYPES
+
+        o = _fit_options(FitOptions, cfg)
+        if o.se not in SE_TYPES:
+            raise ConfigError(f"{cfg.name}: fit.se: {o.se!r}: one of cluster, iid (hc1 also accepted)")
     reporter = progress or Reporter()
     from .store import open_study
 

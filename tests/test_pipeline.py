@@ -61,6 +61,9 @@ def data_block(limit: int = 20, files=("harmless-base-test", "helpful-base-test"
     ('[[data]]\nsource = "{f}"\n[[featurizers]]\nspec = "heuristic"\nwokers = 2\n',
      "featurizers[1].wokers: heuristic takes no option 'wokers'; it takes workers"),
     ('[[data]]\nsource = "{f}"\n[[featurizers]]\nspec = "nope"\n', "featurizers[1].spec: unknown labeler"),
+    ('[[data]]\nsource = "{f}"\n[[models]]\nspec = "a"\nrole = "psot"\n', "models[1].role: 'psot' is not one of"),
+    ('[[data]]\nsource = "{f}"\n[[models]]\nspec = "a"\nrole = "pre"\n[rewrite]\nrewriter = "rulez"\nn = 3\n',
+     "rewrite.rewriter: 'rulez'"),
 ])
 def test_config_errors_name_the_file_and_key(tmp_path, body, needle):
     p = write(tmp_path, body.format(f=HH / "harmless-base-test.jsonl.gz"))
@@ -323,6 +326,18 @@ def test_interrupted_and_killed_runs_resume_with_identical_results(tmp_path, tin
     for k in a:
         assert len(a[k]) > 0
         assert a[k].equals(b[k]), k
+
+
+@pytest.mark.parametrize("fit, needle", [('se = "bogus"\n', "fit.se: 'bogus'"),
+                                         ('featurs = ["x"]\n', "fit.featurs: unknown fit option")])
+def test_fit_table_mistakes_fail_before_any_step(tmp_path, fit, needle):
+    """They failed at the fit step, after ingest, scoring and featurizing had run."""
+    study = tmp_path / "s.duckdb"
+    p = write(tmp_path, f'study = "{study}"\n' + data_block(3) + '[[models]]\nspec = "embedded:pre"\nrole = "pre"\n'
+              '[[models]]\nspec = "embedded:post"\nrole = "post"\n[fit]\n' + fit)
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        run_config(p)
+    assert not study.exists()
 
 
 @needs_backend
