@@ -277,10 +277,28 @@ def _heldout_label(v: Any) -> str:
     return "held-out" if bool(v) else "in-sample"
 
 
+def _stale(study: Study, fit: dict | None, n_fit_pairs: int, n_pairs: int) -> list[str]:
+    """How the study moved on since its latest fit (the regimes, imprint and theta below are the fit's)."""
+    if not fit:
+        return []
+    fid, out = fit["fit_id"], []
+    if n_fit_pairs != n_pairs:
+        out.append(f"fit {fid} covers {n_fit_pairs:,} pairs; the study now has {n_pairs:,}: rerun rmtui fit")
+    pre, post = ms.resolve_models(study)
+    if (pre, post) != (fit.get("pre_model_id"), fit.get("post_model_id")):
+        out.append(f"fit {fid} used pre {fit.get('pre_model_id')} and post {fit.get('post_model_id')}; the latest "
+                   f"are {pre} and {post}: rerun rmtui fit")
+    newer = study.scalar("SELECT count(*) FROM score_runs WHERE finished_at > ? AND n_scored > 0",
+                         [fit["created_at"]])
+    if newer:
+        out.append(f"{newer} scoring run(s) finished after fit {fid}: rerun rmtui fit")
+    return out
+
+
 def summary(study: Study) -> dict:
     """Everything `rmtui summary` prints, as a json.dumps-able dict. Missing parts are listed in
     ``missing`` and give empty lists."""
-    out: dict[str, Any] = {"study": str(study.path), "missing": []}
+    out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = int(study.scalar("SELECT count(*) FROM pairs"))
     models = ms.models_frame(study)
     out["models"] = records(models[["model_id", "name", "role"]])
@@ -316,6 +334,7 @@ def summary(study: Study) -> dict:
     if ms.n_pair_metrics(study):
         pm = ms.read_pair_metrics(study)
         out["pair_metrics_source"] = f"fit {fit['fit_id']}" if fit else "pair_metrics table"
+        out["stale"] = _stale(study, fit, len(pm), out["n_pairs"])
     else:
         pre_id, post_id = ms.resolve_models(study)
         if (pre_id or post_id) and out["n_pairs"]:

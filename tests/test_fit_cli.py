@@ -290,3 +290,23 @@ def test_a_featurizer_name_with_dots_keeps_its_features(tmp_path):
     for r in s["regimes_by_gamma"]:
         g[r["gamma"]] = g.get(r["gamma"], 0) + r["n"]
     assert g == {"c": int((sc > sr).sum()), "i": int((sc == sr).sum()), "r": int((sc < sr).sum())}
+
+
+def test_summary_says_when_the_fit_is_stale(tmp_path):
+    """New pairs, a newer pre model or a later scoring run after the fit: summary says so (it mixed the
+    old fit's regimes with the current counts in silence)."""
+    p = tmp_path / "stale.duckdb"
+    build_study(p, n_pairs=60, seed=2)
+    assert invoke("fit", "--study", str(p)).exit_code == 0
+    s = json.loads(invoke("summary", "--study", str(p), "--json").output)
+    assert s["stale"] == []
+    with open_study(p) as st:
+        st.execute("INSERT INTO score_runs (run_id, model_id, started_at, finished_at, n_scored) "
+                   "VALUES ('r-late', 'rm-pre', now()::TIMESTAMP, now()::TIMESTAMP + INTERVAL 1 HOUR, 5)")
+        st.execute("INSERT INTO models (model_id, name, role, created_at) VALUES ('rm-pre-2', 'newer pre', 'pre', "
+                   "now()::TIMESTAMP + INTERVAL 2 HOUR)")
+    s = json.loads(invoke("summary", "--study", str(p), "--json").output)
+    assert any("scoring run(s) finished after fit" in m for m in s["stale"])
+    assert any("the latest are rm-pre-2" in m for m in s["stale"])
+    out = invoke("summary", "--study", str(p))
+    assert "stale: " in out.output

@@ -225,6 +225,8 @@ def _print_summary(s: dict) -> None:
             console.print(f"  {m}", soft_wrap=True)
     for m in s.get("missing") or []:
         console.print(f"[yellow]not yet[/]: {m}", soft_wrap=True)
+    for m in s.get("stale") or []:
+        console.print(f"[yellow]stale[/]: {m}", soft_wrap=True)
 
 
 def _generic_table(title: str, rr: list[dict]) -> Table:
