@@ -306,7 +306,44 @@ def _open_bytes(path: Path):
     return open(path, "rb")
 
 
+def _read_json_array(path: Path, opts: ReadOptions, subset: str, split: str, dataset: str) -> Iterator[Pair | Issue]:
+    """A .json file holding one JSON array of records (not JSON lines): record N is reported as line N."""
+    src = str(path)
+    with _open_bytes(path) as fh:
+        raw = fh.read()
+    try:
+        records = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        yield Issue(src, 1, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", _excerpt(raw[:200]))
+        return
+    except ValueError as e:
+        yield Issue(src, e.lineno, "malformed_json", f"a JSON array that does not parse: {e.msg} "
+                    f"(line {e.lineno}, column {e.colno})", "")
+        return
+    if not isinstance(records, list):
+        yield Issue(src, 1, "malformed_json", f"expected a JSON array or JSON lines, got {type(records).__name__}", "")
+        return
+    for i, obj in enumerate(records, start=1):
+        if opts.limit is not None and i > opts.limit:
+            break
+        text = json.dumps(obj, ensure_ascii=False)[:400]
+        if not isinstance(obj, dict):
+            yield Issue(src, i, "malformed_json", f"record {i}: expected a JSON object, got {type(obj).__name__}",
+                        _excerpt(text))
+            continue
+        yield from _row(obj, src, i, opts, subset, split, dataset, text)
+
+
+def _starts_with_bracket(path: Path) -> bool:
+    with _open_bytes(path) as fh:
+        head = fh.read(4096).lstrip()
+    return head[:1] == b"["
+
+
 def _read_jsonl(path: Path, opts: ReadOptions, subset: str, split: str, dataset: str) -> Iterator[Pair | Issue]:
+    if path.name.lower().endswith((".json", ".json.gz")) and _starts_with_bracket(path):
+        yield from _read_json_array(path, opts, subset, split, dataset)
+        return
     src = str(path)
     with _open_bytes(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
@@ -429,6 +466,9 @@ def read_pairs(spec: str | Path, opts: ReadOptions | None = None) -> Iterator[Pa
     """Yield pairs and issues from one source (file path or ``hf:NAME``)."""
     opts = opts or ReadOptions()
     spec = str(spec)
+    if not spec.startswith("hf:") and Path(spec).is_dir():  # before the format is guessed from the name
+        raise InputError(f"{spec}: is a folder; name the files to ingest (a glob like {spec}/*.jsonl.gz works "
+                         "in a config)", "Bad input")
     fmt = opts.fmt or detect_format(spec)
     if fmt == "hf":
         yield from _read_hf(spec, opts)

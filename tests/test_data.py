@@ -124,6 +124,27 @@ def test_chat_message_lists_jsonl_and_parquet(tmp_path):
     assert q.chosen_text == p.chosen_text and q.split == "train"
 
 
+def test_a_json_array_file_and_a_folder(tmp_path):
+    """A pretty-printed JSON array in a .json file is read as records (it was read as JSON lines: every
+    line malformed); a bad record is reported by its number; a folder is named as a folder."""
+    from analysis.data import Issue
+
+    rows = [{"chosen": f"\n\nHuman: q{i}\n\nAssistant: yes {i}", "rejected": f"\n\nHuman: q{i}\n\nAssistant: no"}
+            for i in range(4)]
+    rows.insert(2, {"chosen": "only one side"})
+    f = tmp_path / "prefs.json"
+    f.write_text(json.dumps(rows, indent=2))
+    items = list(read_pairs(f))
+    pairs, issues = _pairs(items), [i for i in items if isinstance(i, Issue)]
+    assert [p.chosen_response for p in pairs] == ["yes 0", "yes 1", "yes 2", "yes 3"]
+    assert [(i.line, i.kind) for i in issues] == [(3, "missing_field")]
+    (bad := tmp_path / "broken.json").write_text('[{"chosen": "a",\n  "rejected": }]')
+    (issue,) = list(read_pairs(bad))
+    assert issue.kind == "malformed_json" and issue.line == 2 and "JSON array" in issue.message
+    with pytest.raises(InputError, match="is a folder"):
+        list(read_pairs(tmp_path))
+
+
 def test_hf_without_datasets_is_clear(monkeypatch):
     import builtins
 
@@ -249,3 +270,19 @@ def test_study_refuses_what_is_not_a_study(tmp_path):
         r = CliRunner().invoke(app, [args[0], "--study", str(missing), *args[1:]])
         assert r.exit_code == 1, (args, r.output)
         assert not missing.exists(), args
+
+
+def test_ingest_cli_exits_nonzero_when_no_row_is_good(tmp_path):
+    from typer.testing import CliRunner
+
+    from rmtui.cli import app
+
+    bad = tmp_path / "bad-test.jsonl"
+    bad.write_text('{"chosen": "x"}\nnot json\n')
+    r = CliRunner().invoke(app, ["ingest", str(bad), "--study", str(tmp_path / "s.duckdb")])
+    assert r.exit_code == 1 and "skipped 2 bad rows" in r.output, r.output
+    good = tmp_path / "good-test.jsonl"
+    good.write_text(json.dumps({"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: a\n\nAssistant: c"})
+                    + "\nnot json\n")
+    r = CliRunner().invoke(app, ["ingest", str(good), "--study", str(tmp_path / "s.duckdb")])
+    assert r.exit_code == 0 and "added 1" in r.output, r.output

@@ -374,3 +374,27 @@ def test_cli_killed_then_resumed_with_check(tmp_path):
         assert KEY not in text
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("study.duckdb*"))
     assert KEY.encode() not in blob
+
+
+def test_cli_exits_nonzero_when_every_text_failed(tmp_path):
+    """A dead endpoint: nothing labelled, every failure recorded, and exit 1 (it exited 0); the study's
+    pairs are untouched."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from rmtui.cli import app
+
+    st = _study(tmp_path, [("fine", "fine")])
+    path = st.path
+    st.close()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = CliRunner().invoke(app, ["featurize", "--study", str(path), "--labeler", "llm", "--endpoint",
+                                 f"http://127.0.0.1:{port}/v1", "--model", "judge", "--max-retries", "0", "--yes"])
+    assert r.exit_code == 1, r.output
+    assert "texts have no labels" in r.output
+    with open_study(path, read_only=True) as st:
+        assert st.scalar("SELECT count(*) FROM label_failures") == st.scalar("SELECT count(DISTINCT text_id) FROM texts") > 0
+        assert st.scalar("SELECT count(*) FROM features WHERE featurizer = 'llm:judge'") == 0

@@ -155,3 +155,13 @@ def test_check_answer_unit():
     assert check_answer('"Quoted answer."', "An answer.")[1] == "Quoted answer."
     assert check_answer("x" * 1000, "short")[0].startswith("runaway")
     assert check_answer("Plan A: go home.", "Go home, plan A.")[0] is None
+
+
+def test_endpoint_from_the_documented_variable(monkeypatch):
+    """RMTUI_LLM_BASE_URL (the README's and the app's name) is read; it was RMTUI_LLM_ENDPOINT only."""
+    for v in ("RMTUI_LLM_BASE_URL", "RMTUI_LLM_ENDPOINT", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(v, raising=False)
+    with pytest.raises(RmtuiError, match="RMTUI_LLM_BASE_URL"):
+        make_rewriter("llm", model="m")
+    monkeypatch.setenv("RMTUI_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    assert make_rewriter("llm", model="m").base_url == "http://127.0.0.1:9/v1"

@@ -127,11 +127,13 @@ class LLMRewriter(Rewriter):
     def __init__(self, base_url: str | None = None, model: str | None = None, *, target: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.7, max_attempts: int = 3,
                  timeout: float = 60, client=None, study=None) -> None:
-        base_url = base_url or os.environ.get("RMTUI_LLM_ENDPOINT")
+        # the README's and the app's variable first; RMTUI_LLM_ENDPOINT as earlier versions read it
+        base_url = (base_url or os.environ.get("RMTUI_LLM_BASE_URL") or os.environ.get("RMTUI_LLM_ENDPOINT")
+                    or os.environ.get("OPENAI_BASE_URL"))
         model = model or os.environ.get("RMTUI_LLM_MODEL")
         # client: None -> analysis.llm.ChatClient if importable (else httpx); False -> httpx (_post_chat)
         if not client and not base_url:
-            raise RmtuiError("the llm rewriter needs an endpoint: --endpoint URL (or RMTUI_LLM_ENDPOINT)", "Rewriter")
+            raise RmtuiError("the llm rewriter needs an endpoint: --endpoint URL (or RMTUI_LLM_BASE_URL)", "Rewriter")
         if not client and not model:
             raise RmtuiError("the llm rewriter needs a model name: --model NAME (or RMTUI_LLM_MODEL)", "Rewriter")
         self.base_url = base_url

@@ -140,7 +140,8 @@ def featurize(
             console.print("Rerun the same command to ask again for them.")
         if res.cancelled:
             console.print("[yellow]Stopped[/]: what was labelled stays; rerun to resume.")
-        if check_with:
+        all_failed = bool(res.n_failed) and not res.n_done and not res.n_cached and not res.cancelled
+        if check_with and not all_failed:
             if not (spec == "llm" or spec.startswith("llm:")):
                 raise RmtuiError("--check-with compares two LLM labelers; use it with --labeler llm", "Labeler check")
             from analysis.features.llm import check_labeler
@@ -160,3 +161,5 @@ def featurize(
             console.print(t)
             if cres.n_failed:
                 console.print(f"[yellow]{cres.n_failed} texts of the sample failed with {check_with}[/] (label_failures)")
+        if all_failed:  # nothing labelled at all: a script must not read this as success
+            raise typer.Exit(1)

@@ -71,3 +71,5 @@ def ingest(
         if len(res.flagged) > 5:
             console.print(f"  ... and {len(res.flagged) - 5} more flags (table ingest_issues)")
     console.print(f"done in {dt:.2f} s")
+    if any(r.skipped and not r.n_read for r in results):  # a source with bad rows and not one pair
+        raise typer.Exit(1)
