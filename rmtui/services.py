@@ -148,8 +148,11 @@ class StudyService:
         if self.read_only:
             raise RmtuiError(f"{self.path}: opened read-only; triage cannot be saved", "Read-only study")
 
+    triage_version = 0  # bumped by every tag, selection or undo: lists whose filter reads them reload
+
     def toggle_tag(self, pair_id: str, tag: str) -> bool:
         self._writable()
+        self.triage_version += 1
         return browse.toggle_tag(self.study, pair_id, tag)
 
     def set_note(self, pair_id: str, note: str | None) -> None:
@@ -162,6 +165,7 @@ class StudyService:
     def select(self, pair_ids: Sequence[str] | None = None, *, filt: EntryFilter | None = None,
                mode: str = "select") -> int:
         self._writable()
+        self.triage_version += 1
         return browse.select(self.study, pair_ids, filt=filt, mode=mode)
 
     def selection_count(self) -> int:
@@ -169,6 +173,7 @@ class StudyService:
 
     def undo(self) -> str | None:
         self._writable()
+        self.triage_version += 1
         return browse.undo_last(self.study)
 
     def tags(self) -> list[str]:

@@ -340,6 +340,15 @@ async def test_list_reloads_after_triage_in_the_entry_view(study_file):
         await pilot.press("up", "enter", "1", "escape")  # tag the first: still selected, so still here
         await settle(pilot)
         assert el.total == 2 and el.current_pair == ids[0]
+        # no triage while away: no reload (a sort of 160,000 pairs by tags is not free)
+        orders, order = [], el._order
+        el._order = lambda *a: orders.append(a) or order(*a)
+        await pilot.press("question_mark", "escape", "enter", "escape", "f", "escape")
+        await settle(pilot)
+        assert orders == []
+        await pilot.press("enter", "u", "escape")
+        await settle(pilot)
+        assert len(orders) == 1 and el.total == 1
 
 
 async def test_status_says_what_happened_after_nothing_or_a_failure(study_file, tmp_path):

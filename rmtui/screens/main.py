@@ -56,6 +56,7 @@ class ListScreen(TriageMixin, Screen):
         super().__init__()
         self._status_msg = ""
         self._n_selected: int | None = None
+        self._seen_triage = 0  # the service's triage_version the list last reflected
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -76,8 +77,10 @@ class ListScreen(TriageMixin, Screen):
 
     def on_screen_resume(self) -> None:
         self._n_selected = None  # the entry view may have changed the selection
-        if self._triage_dependent():  # ... and so which pairs this filter holds
-            self.entries.load(keep_cursor=True)
+        version = self.rapp.service.triage_version
+        if self._triage_dependent() and version != self._seen_triage:  # ... and so the pairs this filter holds
+            self.entries.load(keep_cursor=True)  # (not after every dialog: sorting 160k by tags takes a while)
+        self._seen_triage = version
         self._update_bars()
 
     def _triage_dependent(self) -> bool:
@@ -97,6 +100,7 @@ class ListScreen(TriageMixin, Screen):
             el.load(keep_cursor=True)
         else:
             el.invalidate()
+        self._seen_triage = self.rapp.service.triage_version
         self.set_status(summary)
 
     # -- status ------------------------------------------------------------------------------------
