@@ -291,8 +291,7 @@ def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
     except RmtuiError as e:
         raise ctx.err(f"{key}.spec", e.message) from None
     if bad:
-        raise ctx.err(f"{key}.{bad[0]}", f"{spec} takes no option {bad[0]!r}; it takes "
-                      f"{', '.join(t for t in takes if t != 'study')}")
+        raise ctx.err(f"{key}.{bad[0]}", f"{spec} takes no option {bad[0]!r}; it takes {', '.join(takes)}")
     if spec.startswith("file:"):
         spec = "file:" + str(ctx.path(spec[5:]))
     return FeaturizerConfig(spec=spec, options=opts)

@@ -1016,8 +1016,9 @@ def random_model_folder(shape: str, dest: str | Path, *, seed: int = 0, layers: 
         raise RmtuiError(f"{vocab}: the sample vocabulary is missing (needed for --from-config)", "Missing file")
     dest = Path(dest)
     torch.manual_seed(seed)
+    widths = RANDOM_SHAPES[shape] | ({"num_hidden_layers": layers} if layers else {})
     cfg = DebertaV2Config(
-        **(RANDOM_SHAPES[shape] | ({"num_hidden_layers": layers} if layers else {})), max_position_embeddings=512, relative_attention=True,
+        **widths, max_position_embeddings=512, relative_attention=True,
         position_buckets=256, pos_att_type=["p2c", "c2p"], position_biased_input=False,
         norm_rel_ebd="layer_norm", share_att_key=True, hidden_act="gelu", layer_norm_eps=1e-7,
         type_vocab_size=0, num_labels=1, pad_token_id=0,

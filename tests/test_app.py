@@ -684,24 +684,11 @@ async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_d
     app = make_app(path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.press("x", "enter", "w")
-        await settle(pilot)
-        assert isinstance(app.screen, RewriteScreen)
-        pid = app.screen.pair_id
-        app.screen.query_one(TextArea).text = "I am sorry, I cannot help with that."
-        await pilot.press("ctrl+r")
-        for _ in range(600):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            if not app.screen.busy:
-                break
-        assert app.screen.outcome is not None, str(app.screen.query_one("#status").render())
-        await pilot.press("ctrl+s", "escape")
-        await settle(pilot)
 
-        async def rescore(text):
+        async def rescore(text):  # from the entry view: w, the text, ctrl+r, wait for the worker
             await pilot.press("w")
             await settle(pilot)
+            assert isinstance(app.screen, RewriteScreen)
             app.screen.query_one(TextArea).text = text
             await pilot.press("ctrl+r")
             for _ in range(600):
@@ -710,6 +697,14 @@ async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_d
                 if not app.screen.busy:
                     break
             return str(app.screen.query_one("#status").render())
+
+        await pilot.press("x", "enter")
+        await settle(pilot)
+        status = await rescore("I am sorry, I cannot help with that.")
+        pid = app.screen.pair_id
+        assert app.screen.outcome is not None, status
+        await pilot.press("ctrl+s", "escape")
+        await settle(pilot)
 
         # the same rewrite again has the same id: shown as already kept, and leaving keeps it
         assert "already kept" in await rescore("I am sorry, I cannot help with that.")

@@ -81,6 +81,21 @@ def build_study(path, n_pairs=400, seed=0, *, features=True, post=True, n_identi
     return truth
 
 
+def expected_gamma_counts(t):
+    """Pairs per gamma by hand: target score 2*harmless + helpful, chosen against rejected."""
+    sc = 2 * t["harmless_c"] + t["helpful_c"]
+    sr = 2 * t["harmless_r"] + t["helpful_r"]
+    return {"c": int((sc > sr).sum()), "i": int((sc == sr).sum()), "r": int((sc < sr).sum())}
+
+
+def gamma_counts(s):
+    """Pairs per gamma in a summary (summed over regimes)."""
+    out = {}
+    for r in s["regimes_by_gamma"]:
+        out[r["gamma"]] = out.get(r["gamma"], 0) + r["n"]
+    return out
+
+
 def expected_regimes(t, post=True):
     ident = t["pre_c"] == t["pre_r"]
     dp = t["pre_c"] > t["pre_r"]
@@ -136,12 +151,7 @@ def test_fit_and_summary_json_planted(study_path):
     assert imp[("shift", "llm.harmless")]["ci_low"] <= 1.1 <= imp[("shift", "llm.harmless")]["ci_high"]
     assert ("pre", "heuristic.sentiment") in imp
     # gamma by hand for the pairs
-    sc = 2 * truth["harmless_c"] + truth["helpful_c"]
-    sr = 2 * truth["harmless_r"] + truth["helpful_r"]
-    g_counts = {}
-    for r in s["regimes_by_gamma"]:
-        g_counts[r["gamma"]] = g_counts.get(r["gamma"], 0) + r["n"]
-    assert g_counts == {"c": int((sc > sr).sum()), "i": int((sc == sr).sum()), "r": int((sc < sr).sum())}
+    assert gamma_counts(s) == expected_gamma_counts(truth)
     assert {m["gamma"] for m in s["misalignment_by_gamma"]} == {"c", "i", "r"}
     # theta, drivers, confusing
     assert {r["regime"] for r in s["theta_by_regime"]} <= set(REGIMES)
@@ -284,12 +294,7 @@ def test_a_featurizer_name_with_dots_keeps_its_features(tmp_path):
     for f, b in TRUE_POST.items():
         r = imp[("post", f.replace("llm.", "llm:qwen2.5."))]
         assert r["ci_low"] <= b <= r["ci_high"] and r["n"] == 800, (f, r)
-    sc = 2 * truth["harmless_c"] + truth["helpful_c"]
-    sr = 2 * truth["harmless_r"] + truth["helpful_r"]
-    g = {}
-    for r in s["regimes_by_gamma"]:
-        g[r["gamma"]] = g.get(r["gamma"], 0) + r["n"]
-    assert g == {"c": int((sc > sr).sum()), "i": int((sc == sr).sum()), "r": int((sc < sr).sum())}
+    assert gamma_counts(s) == expected_gamma_counts(truth)
 
 
 def test_summary_says_when_the_fit_is_stale(tmp_path):

@@ -126,15 +126,16 @@ def featurizer_class(spec: str) -> type:
 
 
 def unknown_options(spec: str, options: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(the options the spec's featurizer does not take, the ones it takes), so a misspelled option
-    fails when a config is read, not as a TypeError after hours of scoring."""
+    """(the options the spec's featurizer does not take, the ones a user may give it), so a misspelled
+    option fails when a config is read, not as a TypeError after hours of scoring. ``study`` is passed
+    by rmtui itself: always taken, never listed."""
     import inspect
 
     params = inspect.signature(featurizer_class(spec).__init__).parameters
     from_spec = {"hf:": "model", "file:": "path"}  # the spec names these
-    skip = {"self"} | {v for k, v in from_spec.items() if spec.strip().startswith(k)}
+    skip = {"self", "study"} | {v for k, v in from_spec.items() if spec.strip().startswith(k)}
     takes = [n for n, p in params.items() if n not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return [o for o in options if o not in takes], takes
+    return [o for o in options if o not in takes and o != "study"], takes
 
 
 def make_featurizer(spec: str, **options) -> Featurizer:
@@ -145,10 +146,10 @@ def make_featurizer(spec: str, **options) -> Featurizer:
     """
     spec = (spec or "").strip()
     cls = featurizer_class(spec)
-    bad, takes = unknown_options(spec, [k for k in options if k != "study"])
+    bad, takes = unknown_options(spec, options)
     if bad:
         raise RmtuiError(f"{spec}: unknown option{'s' if len(bad) > 1 else ''} {', '.join(bad)}; it takes "
-                         f"{', '.join(t for t in takes if t != 'study')}", "Featurizer")
+                         f"{', '.join(takes)}", "Featurizer")
     if spec.startswith("llm:") and not options.get("model"):
         options["model"] = spec[4:]
     if spec.startswith(("hf:", "file:")):

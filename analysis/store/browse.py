@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..errors import RmtuiError
 from .core import Study, now
+from .features import split_feature_key
 
 REGIMES = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed", "tie", "unscored"]
 GAMMAS = ["c", "i", "r"]
@@ -99,12 +100,6 @@ _FROM = (
 )
 
 
-def _split_feature(feature: str) -> tuple[str | None, str]:
-    from .features import split_feature_key
-
-    return split_feature_key(feature)
-
-
 def _where(filt: EntryFilter) -> tuple[str, list]:
     conds: list[str] = []
     params: list = []
@@ -135,7 +130,7 @@ def _where(filt: EntryFilter) -> tuple[str, list]:
         conds[-1] = conds[-1].replace("ILIKE ?", "ILIKE ? ESCAPE '\\'")
         params += [pat, pat, pat]
     if filt.feature:
-        fz, name = _split_feature(filt.feature)
+        fz, name = split_feature_key(filt.feature)
         fz_cond = "AND fc.featurizer = ? AND fr.featurizer = fc.featurizer " if fz else "AND fr.featurizer = fc.featurizer "
         conds.append(
             "p.pair_id IN (SELECT pp.pair_id FROM pairs pp "
@@ -504,12 +499,13 @@ def imprint_table(study: Study, fit_id: str | None = None) -> pd.DataFrame:
         "ORDER BY i.target, i.feature", [fit_id])
 
 
-# value of a list column for F (frequency), and the filter field a value drills down into
+# value of a list column for F (frequency), over the filtered rows p (pairs with the metrics' regime and
+# gamma), and the filter field a value drills down into
 FREQUENCY_COLUMNS = {
     "subset": ("coalesce(p.subset, '(none)')", "subset"),
     "split": ("coalesce(p.split, '(none)')", "split"),
-    "regime": ("coalesce(m.regime, 'unscored')", "regime"),
-    "gamma": (f"coalesce(m.gamma, '{GAMMA_NONE}')", "gamma"),
+    "regime": ("coalesce(p.regime, 'unscored')", "regime"),
+    "gamma": (f"coalesce(p.gamma, '{GAMMA_NONE}')", "gamma"),
     "heldout": ("CASE WHEN p.heldout THEN 'held out' WHEN NOT p.heldout THEN 'in sample' ELSE 'unknown' END",
                 "heldout"),
     "selected": ("CASE WHEN p.pair_id IN (SELECT pair_id FROM selection) THEN 'selected' ELSE 'not selected' END",
@@ -523,7 +519,7 @@ def frequency(study: Study, filt: EntryFilter, column: str) -> list[tuple[str, i
     ``tags``: a pair counts once per tag it has, and once as '(no tag)' if it has none."""
     if column not in FREQUENCY_COLUMNS:
         raise RmtuiError(f"frequency of {column!r}: one of {', '.join(FREQUENCY_COLUMNS)}", "Frequency")
-    expr = FREQUENCY_COLUMNS[column][0].replace("m.", "p.")  # over the filtered rows, metrics joined in
+    expr = FREQUENCY_COLUMNS[column][0]
     where, params = _where(filt)
     src = f"SELECT p.*, m.regime, m.gamma {_FROM}{where}"
     if column == "tags":
