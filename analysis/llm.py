@@ -38,7 +38,7 @@ import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import httpx
 
@@ -86,6 +86,23 @@ class ChatError(EndpointError):
 
 
 RETRYABLE_HTTP = {408, 409, 425, 429}
+
+#: where the endpoint's base URL is read from, first set wins: the README's name, the name earlier
+#: versions read, the OpenAI SDK's name
+ENDPOINT_ENV_VARS = ("RMTUI_LLM_BASE_URL", "RMTUI_LLM_ENDPOINT", "OPENAI_BASE_URL")
+MODEL_ENV_VARS = ("RMTUI_LLM_MODEL",)
+
+
+def endpoint_from_env(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """The LLM endpoint's (base URL, model name) from the environment; None where unset.
+
+    The one place the app, ``rmtui rewrite`` and ``rmtui featurize`` read them from."""
+    env = os.environ if environ is None else environ
+
+    def first(names: tuple[str, ...]) -> str | None:
+        return next((env[n] for n in names if env.get(n)), None)
+
+    return first(ENDPOINT_ENV_VARS), first(MODEL_ENV_VARS)
 
 
 def normalise_base_url(base_url: str) -> str:

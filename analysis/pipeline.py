@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -181,20 +180,6 @@ def _jsonable(obj: Any) -> Any:
     return out
 
 
-def _call(fn: Callable, *args: Any, progress: ProgressHandle | None = None, **kw: Any) -> Any:
-    """Call ``fn``, passing ``progress`` only if it takes one."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        params = {}
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if progress is not None and "progress" in params:
-        kw["progress"] = progress
-    if not takes_kwargs:
-        kw = {k: v for k, v in kw.items() if k in params}
-    return fn(*args, **kw)
-
-
 # ---------------------------------------------------------------------------------------------
 # the run
 
@@ -319,8 +304,8 @@ class _Runner:
                 spec = m.spec  # embedded:pre/post are resolved by the engine, which records the spec
                 handle = self.reporter.progress(f"{name}: scoring texts", total=n_texts)
                 try:
-                    res = _call(score_study, self.study, spec, m.role, name=m.name, settings=settings,
-                                progress=handle)
+                    res = score_study(self.study, spec, m.role, name=m.name, settings=settings,
+                                      progress=handle)
                 finally:
                     handle.close()
                 summary = _jsonable(res)
@@ -351,8 +336,8 @@ class _Runner:
                 handle = self.reporter.progress(f"{name}: labelling texts", total=n_texts)
                 try:
                     # the config is the user's consent to the featurizer's cost estimate (LLM labelers)
-                    res = _call(featurize_study, self.study, f.spec, progress=handle,
-                                confirm=lambda estimate: True, **f.options)
+                    res = featurize_study(self.study, f.spec, progress=handle,
+                                          confirm=lambda estimate: True, **f.options)
                 finally:
                     handle.close()
                 summary = _jsonable(res)
@@ -412,8 +397,8 @@ class _Runner:
             handle = self.reporter.progress(f"rewrite: {n:,} pairs with {rw.rewriter}",
                                             total=n * len(rw.sides))
             try:
-                res = _call(run_experiment, self.study, rw.rewriter, n, rw.seed, list(rw.sides),
-                            perturbation=rw.perturbation, progress=handle, **rw.options)
+                res = run_experiment(self.study, rw.rewriter, n, rw.seed, list(rw.sides),
+                                     perturbation=rw.perturbation, progress=handle, **rw.options)
             finally:
                 handle.close()
             summary = _jsonable(res)
@@ -438,7 +423,7 @@ class _Runner:
                 exp = prev.get("experiment") or prev.get("experiment_id")
                 if exp:
                     kw["experiment"] = exp
-                res = _call(fit_robustness, self.study, **kw)
+                res = fit_robustness(self.study, **kw)
                 summary = _jsonable(res)
                 n_rw = summary.get("n")
                 return summary, ("fitted the robustness score (LPM of became-misaligned on flips)"

@@ -325,10 +325,8 @@ def _clip(s: Any, n: int = 400) -> str:
 
 def triage_rows(study, limit: int = 200) -> tuple[list[str], list[list[str]]]:
     """Tagged findings with their texts: pair, subset, regime, margins, tags, note, prompt, responses."""
-    try:
-        from .store import browse
-    except ImportError:  # pragma: no cover - before the app branch lands
-        return [], []
+    from .store import browse
+
     counts = browse.tag_counts(study)
     ids: list[str] = []
     for tag in counts:

@@ -43,21 +43,16 @@ CHUNK = 128
 
 def default_scorer(study: Study, models=None) -> Scorer:
     """``analysis.scoring.rescore`` with the study's RMs (loaded once here unless passed in)."""
-    try:
-        from .scoring import load_study_models, rescore
-    except ImportError as e:
-        raise RmtuiError("the scoring engine (analysis.scoring) is not available in this install",
-                         "Scoring") from e
+    from .scoring import load_study_models, rescore
+
     loaded = models if models is not None else load_study_models(study)
     return lambda texts: rescore(study, texts, loaded)
 
 
-def default_featurizer(study: Study) -> Featurizer | None:
-    """``analysis.features.featurize_texts`` with the study's offline featurizers, or None if absent."""
-    try:
-        from .features import featurize_texts
-    except ImportError:
-        return None
+def default_featurizer(study: Study) -> Featurizer:
+    """``analysis.features.featurize_texts`` with the study's offline featurizers."""
+    from .features import featurize_texts
+
     return lambda texts: featurize_texts(study, texts)
 
 

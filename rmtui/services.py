@@ -7,7 +7,6 @@ the app starts fast and still runs where torch or the robustness module is missi
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,33 +30,28 @@ class RewriteBackend:
         self._lock = threading.Lock()
 
     @staticmethod
-    def available() -> tuple[bool, str]:
-        try:
-            import analysis.robustness  # noqa: F401
-        except ImportError as e:
-            return False, f"rewriting needs analysis.robustness ({e})"
-        return True, ""
+    def warm_up() -> None:
+        """Import the robustness module (scoring, statsmodels: over a second); call it in a worker."""
+        import analysis.robustness  # noqa: F401
 
     @staticmethod
     def perturbations() -> list[str]:
-        try:
-            from analysis.rewrite import RULE_PERTURBATIONS
-        except ImportError:
-            return []
+        from analysis.rewrite import RULE_PERTURBATIONS
+
         return list(RULE_PERTURBATIONS)
 
     @staticmethod
     def llm_configured() -> bool:
-        return bool(os.environ.get("RMTUI_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL"))
+        from analysis.llm import endpoint_from_env
+
+        return endpoint_from_env()[0] is not None
 
     def models(self):
         """The study's reward models, loaded on first call (in a worker thread) and kept."""
         with self._lock:
             if self._models is None:
-                try:
-                    from analysis.scoring import load_study_models
-                except ImportError as e:
-                    raise RmtuiError(f"scoring is not available: {e}", "Rewrite") from e
+                from analysis.scoring import load_study_models
+
                 from rmtui.cli.base import quiet_libraries
 
                 quiet_libraries()
@@ -66,15 +60,13 @@ class RewriteBackend:
 
     def rewrite(self, pair_id: str, side: str, rewriter: str, *, text: str | None = None,
                 perturbation: str | None = None, keep: bool = False):
-        ok, why = self.available()
-        if not ok:
-            raise RmtuiError(why, "Rewrite")
         from analysis.robustness import rewrite_one
 
         kw: dict[str, Any] = {}
         if rewriter == "llm":
-            base = os.environ.get("RMTUI_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
-            model = os.environ.get("RMTUI_LLM_MODEL")
+            from analysis.llm import endpoint_from_env
+
+            base, model = endpoint_from_env()
             if base:
                 kw["base_url"] = base
             if model:

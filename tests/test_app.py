@@ -583,13 +583,12 @@ class StubRewriter:
 
     def __init__(self):
         self.calls, self.discarded, self.kept = [], [], []
-        self.available_threads = []
+        self.warm_up_threads = []
 
-    def available(self):  # imports the robustness module: never on the UI thread
+    def warm_up(self):  # imports the robustness module: never on the UI thread
         import threading
 
-        self.available_threads.append(threading.current_thread() is threading.main_thread())
-        return True, ""
+        self.warm_up_threads.append(threading.current_thread() is threading.main_thread())
 
     @staticmethod
     def perturbations():
@@ -665,13 +664,12 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         await pilot.press("escape")
         await settle(pilot)
         assert stub.discarded == [] and stub.kept == ["rw3"]
-        assert stub.available_threads and not any(stub.available_threads)  # warmed up in a worker
+        assert stub.warm_up_threads and not any(stub.warm_up_threads)  # warmed up in a worker
         assert app.screen.__class__.__name__ == "EntryScreen"
 
 
 async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
-    pytest.importorskip("analysis.robustness", reason="analysis.robustness (issue 7) is not merged yet")
-    scoring = pytest.importorskip("analysis.scoring", reason="analysis.scoring (issue 3) is not merged yet")
+    from analysis import scoring
     from textual.widgets import TextArea
 
     from rmtui.screens.rewrite import RewriteScreen

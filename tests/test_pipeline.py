@@ -191,21 +191,6 @@ def _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, *, limit=20, study=None, 
                  '[[featurizers]]\nspec = "heuristic"\n\n[fit]\n' + extra)
 
 
-def _have(*mods: str) -> bool:
-    import importlib.util
-
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in mods)
-    except ModuleNotFoundError:
-        return False
-
-
-# checked before the tiny-RM fixtures are built, so a skip costs nothing
-needs_backend = pytest.mark.skipif(not _have("analysis.scoring", "analysis.features", "analysis.fit"),
-                                   reason="needs the scoring, features and fit modules")
-
-
-@needs_backend
 def test_full_run_then_rerun_does_no_work(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     p = _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b)
     r1 = run_config(p)
@@ -281,7 +266,6 @@ def _run_until(cfg: Path, step: str, at_least: int, sig: int, env: dict) -> tupl
 
 
 @pytest.mark.slow
-@needs_backend
 def test_interrupted_and_killed_runs_resume_with_identical_results(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -340,7 +324,6 @@ def test_fit_table_mistakes_fail_before_any_step(tmp_path, fit, needle):
     assert not study.exists()
 
 
-@needs_backend
 def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_path, tiny_rm_dir, tiny_rm_dir_b,
                                                                          monkeypatch):
     """An LLM featurizer whose endpoint is down labels nothing; the step said done and a rerun skipped
@@ -374,10 +357,7 @@ def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_pat
     assert run_config(cfg).ran == []
 
 
-@needs_backend
 def test_rewrite_experiment_step_and_robustness(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
-    if not _have("analysis.robustness"):
-        pytest.skip("needs analysis.robustness")
     p = _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, limit=15,
                      extra='[rewrite]\nrewriter = "rules"\nn = 6\nseed = 0\n')
     r1 = run_config(p)
@@ -394,7 +374,6 @@ def test_rewrite_experiment_step_and_robustness(tmp_path, tiny_rm_dir, tiny_rm_d
     assert run_config(p).ran == ["rewrite", "robustness"]
 
 
-@needs_backend
 def test_demo_builds_once_then_reopens_without_work(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     """`rmtui demo --no-tui` (here on a small config): build, print the summary; a second call does nothing."""
     from rmtui.cli import app
@@ -415,7 +394,6 @@ def test_demo_builds_once_then_reopens_without_work(tmp_path, tiny_rm_dir, tiny_
     assert res3.exit_code == 0 and "✓ score:pre" in res3.output
 
 
-@needs_backend
 def test_a_changed_model_folder_reruns_its_scoring(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     """Retraining a local RM in place (same path, new weights) is not "up to date"."""
     import shutil

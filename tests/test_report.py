@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from analysis.report import fmt_num, parse_md_tables, write_report
 from analysis.store import open_study
 
-from .test_pipeline import needs_backend
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -100,15 +99,6 @@ def test_report_figures_show_intervals(tmp_path):
     assert dark > 500
 
 
-def _have(mod: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(mod) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
     """A small real study (30 pairs, two tiny RMs, heuristic features, a fit), built once per module."""
@@ -121,23 +111,20 @@ def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
     return d / "s.duckdb"
 
 
-@needs_backend
 def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
     import shutil
 
-    fit = pytest.importorskip("analysis.fit")
+    from analysis import fit
     from rmtui.cli import app
 
     study = tmp_path / "s.duckdb"
     shutil.copy(built, study)
-    tagged = None
-    if _have("analysis.store.browse"):
-        from analysis.store import browse
+    from analysis.store import browse
 
-        with open_study(study) as st:
-            tagged = st.df("SELECT pair_id, chosen_response FROM pairs ORDER BY pair_id LIMIT 1").iloc[0]
-            browse.set_tags(st, tagged.pair_id, ["rm-error"])
-            browse.set_note(st, tagged.pair_id, "the RM | prefers the rude answer")
+    with open_study(study) as st:
+        tagged = st.df("SELECT pair_id, chosen_response FROM pairs ORDER BY pair_id LIMIT 1").iloc[0]
+        browse.set_tags(st, tagged.pair_id, ["rm-error"])
+        browse.set_note(st, tagged.pair_id, "the RM | prefers the rude answer")
     res = CliRunner().invoke(app, ["report", "--study", str(study), "-o", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     out = tmp_path / "rep"
@@ -165,17 +152,13 @@ def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
     for rec, row in zip(expected["imprint"], imp):
         assert (row[0], row[1]) == (rec["target"], rec["feature"])
         assert math.isclose(float(row[h.index("estimate")]), rec["estimate"], rel_tol=1e-3, abs_tol=1e-12)
-    if tagged is not None:
-        tri = next(rows for h, rows in tables if h[:2] == ["pair", "subset"])
-        assert [r[0] for r in tri] == [tagged.pair_id]
-        assert tri[0][5] == "rm-error" and tri[0][6] == "the RM | prefers the rude answer"
-        assert tri[0][8][:40] == " ".join(tagged.chosen_response.split())[:40]
+    tri = next(rows for h, rows in tables if h[:2] == ["pair", "subset"])
+    assert [r[0] for r in tri] == [tagged.pair_id]
+    assert tri[0][5] == "rm-error" and tri[0][6] == "the RM | prefers the rude answer"
+    assert tri[0][8][:40] == " ".join(tagged.chosen_response.split())[:40]
 
 
-@needs_backend
 def test_export_cli_writes_filters_and_never_overwrites(tmp_path, built):
-    if not _have("analysis.export"):
-        pytest.skip("needs analysis.export (app branch)")
     from rmtui.cli import app
 
     runner = CliRunner()

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, RmtuiError
-from ..llm import AnswerError, ChatClient, ChatError, Job, parse_json_object
+from ..llm import AnswerError, ChatClient, ChatError, Job, endpoint_from_env, parse_json_object
 from .base import Chunk, FeatureDef, Featurizer
 
 PROMPT_VERSION = "1"
@@ -219,12 +219,15 @@ class LLMLabeler(Featurizer):
                  price_per_1k_prompt: float | None = None, price_per_1k_completion: float | None = None,
                  confirm_above_usd: float = 5.0, confirm_above_tokens: int = 2_000_000, name: str | None = None,
                  purpose: str = "label", base_url: str | None = None) -> None:
-        endpoint = endpoint or base_url  # base_url: the OpenAI client's name for it, as the LLM rewriter takes
+        env_url, env_model = endpoint_from_env()
+        endpoint = endpoint or base_url or env_url  # base_url: the OpenAI client's name, as the LLM rewriter takes
+        model = model or env_model
         if not endpoint:
             raise RmtuiError("the llm labeler needs --endpoint URL (an OpenAI-compatible API, e.g. "
-                             "http://127.0.0.1:8000/v1 for vLLM)", "LLM labeler")
+                             "http://127.0.0.1:8000/v1 for vLLM; or RMTUI_LLM_BASE_URL)", "LLM labeler")
         if not model:
-            raise RmtuiError("the llm labeler needs --model NAME (the model the endpoint serves)", "LLM labeler")
+            raise RmtuiError("the llm labeler needs --model NAME (the model the endpoint serves; or RMTUI_LLM_MODEL)",
+                             "LLM labeler")
         self.endpoint, self.model, self.study = endpoint, model, study
         self.api_key_env = api_key_env
         self.labels = LabelConfig.load(config)

@@ -10,19 +10,20 @@ spacing), ``role_break`` (the answer holds a "Human:"/"User:"/"Assistant:" turn 
 user), ``runaway`` (far longer than the reply). A rejected answer is asked again (temperature raised),
 at most ``max_attempts`` times; then :class:`RewriteError` lists every reason.
 
-Transport: ``analysis.llm.ChatClient`` when present (retries, logging), else :func:`_post_chat`
-(plain httpx). The API key is read from the environment variable named by ``api_key_env`` only.
+Transport: ``analysis.llm.ChatClient`` (retries, logging in ``llm_calls``). The endpoint and model
+default to :func:`analysis.llm.endpoint_from_env`; the API key is read from the environment variable
+named by ``api_key_env`` only.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 
 import numpy as np
 
-from ..errors import EndpointError, RmtuiError
+from ..errors import RmtuiError
+from ..llm import endpoint_from_env
 from .base import RewriteError, RewriteResult, Rewriter
 
 PROMPT_VERSION = "1"
@@ -83,42 +84,6 @@ def check_answer(answer: str, original: str) -> tuple[str | None, str, str]:
     return None, text, notes
 
 
-def _chat_url(base_url: str) -> str:
-    url = (base_url or "").strip().rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise EndpointError(f"endpoint {base_url!r} must start with http:// or https://")
-    if url.endswith("/chat/completions"):
-        return url
-    if "/v1" not in url.split("//", 1)[1]:
-        url += "/v1"
-    return url + "/chat/completions"
-
-
-def _post_chat(base_url: str, model: str, messages: list[dict], api_key_env: str = "OPENAI_API_KEY",
-               timeout: float = 60, temperature: float = 0.7) -> str:
-    """One POST /v1/chat/completions with httpx; the answer's text. (Fallback transport.)"""
-    import httpx
-
-    headers = {"Content-Type": "application/json"}
-    key = os.environ.get(api_key_env) if api_key_env else None
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    url = _chat_url(base_url)
-    try:
-        r = httpx.post(url, json={"model": model, "messages": messages, "temperature": temperature},
-                       headers=headers, timeout=timeout)
-    except httpx.HTTPError as e:
-        raise EndpointError(f"{url}: {type(e).__name__}: {e}") from e
-    if r.status_code != 200:
-        body = r.text[:200].replace(key, "***") if key else r.text[:200]
-        raise EndpointError(f"{url} ({model}): HTTP {r.status_code}: {body}")
-    try:
-        content = r.json()["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError) as e:
-        raise EndpointError(f"{url} ({model}): not a chat completion response ({e})") from e
-    return content if isinstance(content, str) else ""
-
-
 class LLMRewriter(Rewriter):
     name = "llm"
     version = PROMPT_VERSION
@@ -127,11 +92,10 @@ class LLMRewriter(Rewriter):
     def __init__(self, base_url: str | None = None, model: str | None = None, *, target: str | None = None,
                  api_key_env: str = "OPENAI_API_KEY", temperature: float = 0.7, max_attempts: int = 3,
                  timeout: float = 60, client=None, study=None) -> None:
-        # the README's and the app's variable first; RMTUI_LLM_ENDPOINT as earlier versions read it
-        base_url = (base_url or os.environ.get("RMTUI_LLM_BASE_URL") or os.environ.get("RMTUI_LLM_ENDPOINT")
-                    or os.environ.get("OPENAI_BASE_URL"))
-        model = model or os.environ.get("RMTUI_LLM_MODEL")
-        # client: None -> analysis.llm.ChatClient if importable (else httpx); False -> httpx (_post_chat)
+        env_url, env_model = endpoint_from_env()
+        base_url = base_url or env_url
+        model = model or env_model
+        # client: None -> an analysis.llm.ChatClient built on first use; tests pass a stand-in
         if not client and not base_url:
             raise RmtuiError("the llm rewriter needs an endpoint: --endpoint URL (or RMTUI_LLM_BASE_URL)", "Rewriter")
         if not client and not model:
@@ -174,21 +138,15 @@ class LLMRewriter(Rewriter):
     def _get_client(self):
         with self._lock:
             if self._client is None:
-                try:
-                    from ..llm import ChatClient
-                except ImportError:
-                    self._client = False
-                else:
-                    self._client = ChatClient(self.base_url, self.model, api_key_env=self.api_key_env,
-                                              timeout=self.timeout, max_retries=2, study=self._study,
-                                              purpose="rewrite")
+                from ..llm import ChatClient
+
+                self._client = ChatClient(self.base_url, self.model, api_key_env=self.api_key_env,
+                                          timeout=self.timeout, max_retries=2, study=self._study,
+                                          purpose="rewrite")
             return self._client
 
     def ask(self, messages: list[dict], temperature: float) -> str:
-        client = self._get_client()
-        if client:
-            return client.chat(messages, temperature=temperature).text
-        return _post_chat(self.base_url, self.model, messages, self.api_key_env, self.timeout, temperature)
+        return self._get_client().chat(messages, temperature=temperature).text
 
     def rewrite(self, context: str, response: str, rng: np.random.Generator | None = None) -> RewriteResult:
         msgs = self.messages(context, response)

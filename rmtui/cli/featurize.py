@@ -29,8 +29,9 @@ def featurize(
     labeler: str = typer.Option(..., "--labeler", "-l",
                                 help="heuristic | llm | hf:MODEL (hub id or folder) | file:PATH (CSV/JSONL labels)."),
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
-    endpoint: Optional[str] = typer.Option(None, help="llm: OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."),
-    model: Optional[str] = typer.Option(None, help="llm: model name the endpoint serves."),
+    endpoint: Optional[str] = typer.Option(None, help="llm: OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
+                                          "(or RMTUI_LLM_BASE_URL, RMTUI_LLM_ENDPOINT, OPENAI_BASE_URL)."),
+    model: Optional[str] = typer.Option(None, help="llm: model name the endpoint serves (or RMTUI_LLM_MODEL)."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="llm: NAME of the environment variable holding the API key "
                                     "(the key itself is never stored)."),
     concurrency: int = typer.Option(8, help="llm: requests in flight at once."),

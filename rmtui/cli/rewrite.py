@@ -19,7 +19,8 @@ def rewrite(
     sides: str = typer.Option("chosen,rejected", help="Sides to rewrite: chosen, rejected or both."),
     perturbation: Optional[str] = typer.Option(
         None, help="rules: one perturbation (default: one drawn per text); llm: a style target."),
-    endpoint: Optional[str] = typer.Option(None, help="llm: OpenAI-compatible base URL (or RMTUI_LLM_ENDPOINT)."),
+    endpoint: Optional[str] = typer.Option(None, help="llm: OpenAI-compatible base URL "
+                                          "(or RMTUI_LLM_BASE_URL, RMTUI_LLM_ENDPOINT, OPENAI_BASE_URL)."),
     model: Optional[str] = typer.Option(None, help="llm: model name served by the endpoint (or RMTUI_LLM_MODEL)."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="llm: environment variable holding the API key."),
     concurrency: int = typer.Option(4, help="llm: parallel requests."),

@@ -168,33 +168,15 @@ def print_summary(study_path: Path) -> None:
 
     with open_study(study_path, read_only=True) as st:
         data = summary(st)
-    try:
-        from .fit import _print_summary
-    except ImportError:  # pragma: no cover - the summary command is part of the metrics module
-        _print_summary = None
-    if _print_summary is not None:
-        _print_summary(data)
-        return
-    from rich.table import Table
+    from .fit import _print_summary
 
-    from analysis.report import summary_tables
-
-    for title, header, rows in summary_tables(data):
-        t = Table(title=title, title_justify="left")
-        for i, h in enumerate(header):
-            t.add_column(h, justify="left" if i == 0 else "right")
-        for r in rows:
-            t.add_row(*[str(x) for x in r])
-        console.print(t)
+    _print_summary(data)
 
 
 def open_app(study_path: Path) -> None:
     """Open the Textual app on a study (imported lazily: the app pulls in Textual)."""
-    try:
-        from rmtui.app import RmtuiApp
-    except ImportError as e:
-        err_console.print(f"[bold red]App[/]: the terminal app is not available ({e}); use --no-tui")
-        raise typer.Exit(1)
+    from rmtui.app import RmtuiApp
+
     rc = RmtuiApp(str(study_path)).run()
     if rc:
         raise typer.Exit(rc if isinstance(rc, int) else 1)

@@ -1,7 +1,7 @@
 """Rewrite one response and rescore it with the study's reward models.
 
 Edit the text (manual), or apply a rule perturbation, or an LLM rewrite (when an endpoint is set in
-RMTUI_LLM_BASE_URL / OPENAI_BASE_URL). Rescoring runs in a thread worker; the models load once, on
+RMTUI_LLM_BASE_URL / RMTUI_LLM_ENDPOINT / OPENAI_BASE_URL). Rescoring runs in a thread worker; the models load once, on
 first use. A rescored rewrite lives only on this screen until it is kept (ctrl+s): then it is stored
 in the study (and featurized). Discard (ctrl+g) clears it, and removes it from the study if it was
 kept; another rescore, switching side, leaving or quitting store nothing. A rewrite identical to one
@@ -125,7 +125,7 @@ class RewriteScreen(Screen):
     def _warm_up(self) -> None:
         """Import the robustness module (1.2-1.4 s: scoring, statsmodels) off the UI thread while the
         user edits; the first rescore stalled the UI that long when it imported it."""
-        self.rapp.service.rewriter.available()
+        self.rapp.service.rewriter.warm_up()
 
     def _load_side(self) -> None:
         e = self.rapp.service.entry(self.pair_id)
@@ -206,8 +206,7 @@ class RewriteScreen(Screen):
     def action_rules(self) -> None:
         perts = self.rapp.service.rewriter.perturbations()
         if not perts:
-            ok, why = self.rapp.service.rewriter.available()
-            self.rapp.show_error("Rule rewrites unavailable", why or "no rule perturbations are installed")
+            self.rapp.show_error("Rule rewrites unavailable", "no rule perturbations are installed")
             return
 
         def done(p: str | None) -> None:
