@@ -23,6 +23,7 @@ from .metrics.confusing import NEAR_IDENTICAL, SIMILARITY_MEASURE, same_labels
 from .metrics.linreg import SE_LABELS, SE_TYPES
 from .store import Study
 from .store import metrics as ms
+from .store import pairs as store_pairs
 
 DEFAULT_GAMMA_NAMES = ("harmless", "helpful")
 
@@ -288,8 +289,7 @@ def _stale(study: Study, fit: dict | None, n_fit_pairs: int, n_pairs: int) -> li
     if (pre, post) != (fit.get("pre_model_id"), fit.get("post_model_id")):
         out.append(f"fit {fid} used pre {fit.get('pre_model_id')} and post {fit.get('post_model_id')}; the latest "
                    f"are {pre} and {post}: rerun rmtui fit")
-    newer = study.scalar("SELECT count(*) FROM score_runs WHERE finished_at > ? AND n_scored > 0",
-                         [fit["created_at"]])
+    newer = ms.n_score_runs_after(study, fit["created_at"])
     if newer:
         out.append(f"{newer} scoring run(s) finished after fit {fid}: rerun rmtui fit")
     return out
@@ -299,7 +299,7 @@ def summary(study: Study) -> dict:
     """Everything `rmtui summary` prints, as a json.dumps-able dict. Missing parts are listed in
     ``missing`` and give empty lists."""
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
-    out["n_pairs"] = int(study.scalar("SELECT count(*) FROM pairs"))
+    out["n_pairs"] = store_pairs.n_pairs(study)
     models = ms.models_frame(study)
     out["models"] = records(models[["model_id", "name", "role"]])
     fit = ms.latest_fit(study)
@@ -407,7 +407,7 @@ def summary(study: Study) -> dict:
     for name, df in rob.items():
         if "fit_id" in df.columns and df["fit_id"].nunique() > 1:
             # the latest robustness fit: the fit_id last in fits by created_at, else the last rows
-            order = study.df("SELECT fit_id FROM fits ORDER BY created_at")["fit_id"].tolist()
+            order = ms.fit_ids_by_time(study)
             present = [f for f in order if f in set(df["fit_id"])]
             last = present[-1] if present else df["fit_id"].iloc[-1]
             df = df[df["fit_id"] == last]

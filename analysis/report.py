@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import RmtuiError
+from .significance import is_significant
 
 # the sections of the summary, in report order: (key in the summary, title, note)
 SECTIONS: list[tuple[str, str, str]] = [
@@ -238,7 +239,7 @@ def fig_coefficients(rows: list[dict[str, Any]], path: Path, title: str) -> Path
             est = _num(r["estimate"])
             lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
             p = _num(_pick(r, "p_bonferroni", "p"))
-            color = "tab:blue" if p is not None and p < 0.05 else "tab:gray"
+            color = "tab:blue" if is_significant(p) else "tab:gray"
             if lo is not None and hi is not None:
                 ax.plot([lo, hi], [j, j], color=color, lw=2)
             ax.plot([est], [j], "o", color=color)

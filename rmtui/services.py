@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from analysis.errors import RmtuiError
+from analysis.regime_names import RegimeGrid, regime_grid
 from analysis.store import Study, open_study
 from analysis.store import browse
 from analysis.store.browse import DEFAULT_SORT, DEFAULT_TAGS, REGIMES, EntryFilter, Entry
@@ -181,8 +182,9 @@ class StudyService:
     def imprint(self):
         return browse.imprint_table(self.study)
 
-    def regimes(self, by: str | None = None):
-        return browse.regime_table(self.study, by)
+    def regimes(self, by: str | None = None) -> RegimeGrid:
+        """The regime table overall or by ``gamma`` / ``subset``: counts, decided, misaligned per group."""
+        return regime_grid(browse.regime_table(self.study, by).itertuples(index=False))
 
     def agreement(self) -> dict:
         return browse.agreement(self.study)

@@ -19,15 +19,11 @@ __all__ = ["FeatureDef", "FeaturizeResult", "Featurizer", "make_featurizer", "fe
 def study_texts(study, *, limit: int | None = None, seed: int | None = None) -> pd.DataFrame:
     """Distinct texts of the study's pairs; with ``limit`` only the texts of the first ``limit`` pairs
     (ordered by source and row, or a seeded random sample of pairs when ``seed`` is given)."""
-    from ..store.pairs import all_texts
+    from ..store.pairs import all_texts, first_pair_ids
 
     if limit is None:
         return all_texts(study)
-    if seed is None:
-        ids = study.df("SELECT pair_id FROM pairs ORDER BY source, source_row, pair_id LIMIT ?", [int(limit)])
-    else:
-        ids = study.df("SELECT pair_id FROM pairs ORDER BY hash(pair_id || ?::VARCHAR) LIMIT ?", [str(seed), int(limit)])
-    return all_texts(study, pair_ids=list(ids["pair_id"]))
+    return all_texts(study, pair_ids=first_pair_ids(study, limit, seed))
 
 
 def featurize_study(study, spec: str | Featurizer, *, limit: int | None = None, seed: int | None = None,

@@ -15,9 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-REGIMES = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed", "tie", "unscored"]
-DECIDED = REGIMES[:4]
-GAMMAS = ["c", "i", "r"]
+from ..regime_names import DECIDED, GAMMAS, REGIMES  # noqa: F401  (the one definition of the names)
 
 
 def regime(agree_pre, agree_post, tie_pre=None, tie_post=None) -> pd.Series:

@@ -18,11 +18,9 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from ..errors import RmtuiError
+from ..regime_names import GAMMAS, REGIMES  # noqa: F401  (the app and the CLI import them from here)
 from .core import Study, now
 from .features import split_feature_key
-
-REGIMES = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed", "tie", "unscored"]
-GAMMAS = ["c", "i", "r"]
 GAMMA_NONE = "none"  # the filter and regime-table value of pairs with no γ (no features of the kind γ needs)
 DEFAULT_TAGS = ["label-noise", "rm-error", "ambiguous", "interesting"]
 

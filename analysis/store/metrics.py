@@ -197,6 +197,16 @@ def latest_fit(study: Study) -> dict | None:
     return row
 
 
+def fit_ids_by_time(study: Study) -> list[str]:
+    """Every fit id (fits and robustness fits), oldest first."""
+    return study.df("SELECT fit_id FROM fits ORDER BY created_at")["fit_id"].tolist()
+
+
+def n_score_runs_after(study: Study, t) -> int:
+    """Scoring runs that scored something and finished after ``t`` (a fit's created_at)."""
+    return int(study.scalar("SELECT count(*) FROM score_runs WHERE finished_at > ? AND n_scored > 0", [t]))
+
+
 def read_imprint(study: Study, fit_id: str) -> pd.DataFrame:
     return study.df("SELECT * FROM imprint WHERE fit_id = ? ORDER BY target, feature", [fit_id])
 

@@ -102,6 +102,16 @@ def n_pairs(study: Study) -> int:
     return int(study.scalar("SELECT count(*) FROM pairs"))
 
 
+def first_pair_ids(study: Study, limit: int, seed: int | None = None) -> list[str]:
+    """``limit`` pair ids: the first by source and row, or (``seed`` given) a seeded random sample."""
+    if seed is None:
+        ids = study.df("SELECT pair_id FROM pairs ORDER BY source, source_row, pair_id LIMIT ?", [int(limit)])
+    else:
+        ids = study.df("SELECT pair_id FROM pairs ORDER BY hash(pair_id || ?::VARCHAR) LIMIT ?",
+                       [str(seed), int(limit)])
+    return list(ids["pair_id"])
+
+
 def all_texts(study: Study, *, pair_ids: Sequence[str] | None = None) -> pd.DataFrame:
     """Distinct texts of the study (one row per text_id) with context, response and full text."""
     if pair_ids is None:

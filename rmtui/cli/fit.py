@@ -157,7 +157,7 @@ def _print_summary(s: dict) -> None:
     # imprint
     imp = s.get("imprint") or []
     if imp:
-        from analysis.metrics.linreg import significance_marker
+        from analysis.significance import significance_marker
 
         feats = list(dict.fromkeys(r["feature"] for r in imp))
         targets = [t for t in ("pre", "post", "shift") if any(r["target"] == t for r in imp)]
@@ -254,7 +254,7 @@ def _generic_table(title: str, rr: list[dict]) -> Table:
 
 
 def _sig(p: Any) -> str:
-    from analysis.metrics.linreg import significance_marker
+    from analysis.significance import significance_marker
 
     return significance_marker(p)
 

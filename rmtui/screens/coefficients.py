@@ -15,6 +15,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from analysis.significance import is_significant, significance_marker
+
 from ..widgets.table import ListTable
 
 BAR = 12
@@ -23,15 +25,7 @@ SORTS = ["feature", "estimate", "|estimate|", "p"]
 
 
 def marker(p) -> str:
-    if p is None or p != p:
-        return "?"
-    if p < 0.001:
-        return "***"
-    if p < 0.01:
-        return "**"
-    if p < 0.05:
-        return "*"
-    return "ns"
+    return significance_marker(p, ns="ns", missing="?")
 
 
 def bar(est: float, scale: float, sig: bool, width: int = BAR) -> Text:
@@ -126,7 +120,7 @@ class CoefficientScreen(Screen):
                                                                ascending=[True, not self.desc, True])
         self.row_features = {}
         for i, r in enumerate(rows.itertuples(index=False)):
-            sig = r.p_bonferroni is not None and r.p_bonferroni == r.p_bonferroni and r.p_bonferroni < 0.05
+            sig = is_significant(r.p_bonferroni)
             style = ("bold green" if r.estimate > 0 else "bold red") if sig else "dim"
             name = ("~" if r.proxy else "") + str(r.feature).rpartition(".")[2]
             rk = f"r{i}"
