@@ -19,7 +19,9 @@ import pandas as pd
 
 from .errors import RmtuiError
 from .store import Study
-from .store import browse
+from .store import export as store_export
+from .store.entries import sorted_ids
+from .store.filters import EntryFilter
 
 FORMATS = ("jsonl", "csv", "md", "parquet")
 _EXT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md", ".markdown": "md", ".parquet": "parquet"}
@@ -80,7 +82,7 @@ def _clean(v):
 
 def export_records(study: Study, ids: Sequence[str]) -> list[dict]:
     """One nested dict per pair (the JSONL record), in the order of ``ids``."""
-    fr = browse.export_frames(study, ids)
+    fr = store_export.export_frames(study, ids)
     by = {r["pair_id"]: {k: _clean(v) for k, v in r.items()} for r in fr["pairs"].to_dict("records")}
     recs: dict[str, dict] = {}
     for pid in ids:
@@ -174,7 +176,7 @@ def _markdown(recs: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_pairs(study: Study, pairs: Sequence[str] | browse.EntryFilter, fmt: str | None, path: str | Path,
+def export_pairs(study: Study, pairs: Sequence[str] | EntryFilter, fmt: str | None, path: str | Path,
                  overwrite: bool = False, *, sort: tuple[str, bool] | None = None) -> ExportResult:
     """Write the given pairs (ids, or every pair of a filter) to ``path`` in ``fmt`` (or by extension)."""
     path = Path(path).expanduser()
@@ -186,12 +188,12 @@ def export_pairs(study: Study, pairs: Sequence[str] | browse.EntryFilter, fmt: s
                 raise ExportExistsError(p)
     if not path.parent.exists():
         raise RmtuiError(f"{path.parent}: no such folder", "Export")
-    ids = browse.pair_ids(study, pairs, sort) if isinstance(pairs, browse.EntryFilter) else list(pairs)
+    ids = sorted_ids(study, pairs, sort) if isinstance(pairs, EntryFilter) else list(pairs)
     if not ids:
-        what = f"the filter {pairs.describe()}" if isinstance(pairs, browse.EntryFilter) else "the list"
+        what = f"the filter {pairs.describe()}" if isinstance(pairs, EntryFilter) else "the list"
         raise RmtuiError(f"nothing to export: {what} holds no pairs; no file written", "Export")
     recs = export_records(study, ids)
-    meta = browse.study_metadata(study)
+    meta = store_export.study_metadata(study)
     meta["exported_pairs"] = len(recs)
     meta_json = json.dumps(meta, ensure_ascii=False, default=str, indent=1)
     tmp = path.with_name(path.name + ".part")

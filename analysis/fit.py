@@ -180,7 +180,7 @@ def _fit_study(study: Study, options: FitOptions | None,
     pf = ms.pair_frame(study, pre_id, post_id)
     if pf.empty:
         raise RmtuiError(f"{study.path}: no pairs; ingest a dataset first", "Nothing to fit")
-    defs = ms.feature_defs(study)
+    defs = ms.defs_with_values(study)
     feats = select_features(defs, o.features, o.featurizers) if len(defs) else []
     if o.features and not len(defs):
         raise RmtuiError("--features: the study has no features yet (run rmtui featurize)", "Unknown feature")
@@ -339,7 +339,7 @@ def summary(study: Study) -> dict:
         pre_id, post_id = ms.resolve_models(study)
         if (pre_id or post_id) and out["n_pairs"]:
             pf = ms.pair_frame(study, pre_id, post_id)
-            defs = ms.feature_defs(study)
+            defs = ms.defs_with_values(study)
             gcols = default_gamma_features(defs) if len(defs) else []
             wide = ms.feature_wide(study, gcols) if gcols else None
             pm = compute_pair_metrics(pf, wide, gcols, tie_tol=tol)

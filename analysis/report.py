@@ -326,18 +326,21 @@ def _clip(s: Any, n: int = 400) -> str:
 
 def triage_rows(study, limit: int = 200) -> tuple[list[str], list[list[str]]]:
     """Tagged findings with their texts: pair, subset, regime, margins, tags, note, prompt, responses."""
-    from .store import browse
+    from .store.entries import sorted_ids
+    from .store.export import export_frames
+    from .store.filters import EntryFilter
+    from .store.triage import tag_counts
 
-    counts = browse.tag_counts(study)
+    counts = tag_counts(study)
     ids: list[str] = []
     for tag in counts:
-        for pid in browse.pair_ids(study, browse.EntryFilter(regime=None, tag=tag)):
+        for pid in sorted_ids(study, EntryFilter(regime=None, tag=tag)):
             if pid not in ids:
                 ids.append(pid)
     ids = ids[:limit]
     if not ids:
         return [], []
-    fr = browse.export_frames(study, ids)
+    fr = export_frames(study, ids)
     pairs = {r["pair_id"]: r for r in fr["pairs"].to_dict("records")}
     tags: dict[str, list[str]] = {}
     notes: dict[str, str] = {}

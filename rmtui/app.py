@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from analysis.errors import RmtuiError
-from analysis.store.browse import EntryFilter
+from analysis.store.filters import EntryFilter
 
 from .screens.common import error_parts
 from .screens.dialogs import ErrorDialog

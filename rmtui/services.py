@@ -15,8 +15,12 @@ from typing import Any, Sequence
 from analysis.errors import RmtuiError
 from analysis.regime_names import RegimeGrid, regime_grid
 from analysis.store import Study, open_study
-from analysis.store import browse
-from analysis.store.browse import DEFAULT_SORT, DEFAULT_TAGS, REGIMES, EntryFilter, Entry
+from analysis.regime_names import REGIMES
+from analysis.store import entries, triage
+from analysis.store import metrics as store_metrics
+from analysis.store.entries import Entry
+from analysis.store.filters import DEFAULT_SORT, EntryFilter
+from analysis.store.triage import DEFAULT_TAGS
 
 __all__ = ["StudyService", "EntryFilter", "Entry", "DEFAULT_SORT", "DEFAULT_TAGS", "REGIMES", "RewriteBackend"]
 
@@ -101,40 +105,40 @@ class StudyService:
 
     # -- list ------------------------------------------------------------------------------------
     def count(self, filt: EntryFilter) -> int:
-        return browse.count_entries(self.study, filt)
+        return entries.count_entries(self.study, filt)
 
     def window(self, filt: EntryFilter, sort: tuple[str, bool] | None, offset: int, limit: int) -> list[tuple]:
-        return browse.fetch_window(self.study, filt, sort, offset, limit)
+        return entries.fetch_window(self.study, filt, sort, offset, limit)
 
     def order(self, filt: EntryFilter, sort: tuple[str, bool] | None) -> list[str]:
-        return browse.sorted_ids(self.study, filt, sort)
+        return entries.sorted_ids(self.study, filt, sort)
 
     def rows(self, ids: list[str]) -> list[tuple]:
-        return browse.fetch_rows(self.study, ids)
+        return entries.fetch_rows(self.study, ids)
 
     def position(self, filt: EntryFilter, sort, pair_id: str) -> int | None:
-        return browse.position_of(self.study, filt, sort, pair_id)
+        return entries.position_of(self.study, filt, sort, pair_id)
 
     def choices(self) -> dict[str, list[str]]:
-        return browse.list_values(self.study)
+        return entries.list_values(self.study)
 
     def frequency(self, filt: EntryFilter, column: str) -> list[tuple[str, int]]:
-        return browse.frequency(self.study, filt, column)
+        return entries.frequency(self.study, filt, column)
 
     @staticmethod
     def drill_down(filt: EntryFilter, column: str, value: str) -> EntryFilter | None:
-        return browse.drill_down(filt, column, value)
+        return entries.drill_down(filt, column, value)
 
     @staticmethod
     def frequency_columns() -> list[str]:
-        return list(browse.FREQUENCY_COLUMNS)
+        return list(entries.FREQUENCY_COLUMNS)
 
     # -- entry -----------------------------------------------------------------------------------
     def entry(self, pair_id: str) -> Entry:
-        return browse.get_entry(self.study, pair_id)
+        return entries.get_entry(self.study, pair_id)
 
     def models(self):
-        return browse.models(self.study)
+        return entries.models(self.study)
 
     # -- triage ----------------------------------------------------------------------------------
     def _writable(self) -> None:
@@ -146,48 +150,48 @@ class StudyService:
     def toggle_tag(self, pair_id: str, tag: str) -> bool:
         self._writable()
         self.triage_version += 1
-        return browse.toggle_tag(self.study, pair_id, tag)
+        return triage.toggle_tag(self.study, pair_id, tag)
 
     def set_note(self, pair_id: str, note: str | None) -> None:
         self._writable()
-        browse.set_note(self.study, pair_id, note)
+        triage.set_note(self.study, pair_id, note)
 
     def note(self, pair_id: str) -> str | None:
-        return browse.get_note(self.study, pair_id)
+        return triage.get_note(self.study, pair_id)
 
     def select(self, pair_ids: Sequence[str] | None = None, *, filt: EntryFilter | None = None,
                mode: str = "select") -> int:
         self._writable()
         self.triage_version += 1
-        return browse.select(self.study, pair_ids, filt=filt, mode=mode)
+        return triage.select(self.study, pair_ids, filt=filt, mode=mode)
 
     def selection_count(self) -> int:
-        return browse.selection_count(self.study)
+        return triage.selection_count(self.study)
 
     def undo(self) -> str | None:
         self._writable()
         self.triage_version += 1
-        return browse.undo_last(self.study)
+        return triage.undo_last(self.study)
 
     def tags(self) -> list[str]:
-        return browse.all_tags(self.study)
+        return triage.all_tags(self.study)
 
     def tag_counts(self) -> dict[str, int]:
-        return browse.tag_counts(self.study)
+        return triage.tag_counts(self.study)
 
     # -- fit tables ------------------------------------------------------------------------------
     def fit(self) -> dict | None:
-        return browse.latest_fit(self.study)
+        return store_metrics.latest_imprint_fit(self.study)
 
     def imprint(self):
-        return browse.imprint_table(self.study)
+        return store_metrics.imprint_table(self.study)
 
     def regimes(self, by: str | None = None) -> RegimeGrid:
         """The regime table overall or by ``gamma`` / ``subset``: counts, decided, misaligned per group."""
-        return regime_grid(browse.regime_table(self.study, by).itertuples(index=False))
+        return regime_grid(store_metrics.regime_table(self.study, by).itertuples(index=False))
 
     def agreement(self) -> dict:
-        return browse.agreement(self.study)
+        return store_metrics.agreement(self.study)
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, scope: str, fmt: str | None, path: str | Path, *, filt: EntryFilter | None = None,

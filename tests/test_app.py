@@ -17,8 +17,9 @@ import pytest
 
 from analysis.errors import RmtuiError
 from analysis.store import open_study
-from analysis.store import browse
-from analysis.store.browse import EntryFilter
+from analysis.store import entries, filters, triage
+from analysis.store import metrics as store_metrics
+from analysis.store.filters import EntryFilter
 from analysis.synth import make_synthetic_study
 
 N_PAIRS = 300
@@ -68,7 +69,7 @@ def test_synth_is_deterministic_and_recovers_planted_imprint(tmp_path):
         for t in ("pairs", "texts", "models", "scores", "features", "feature_defs", "fits", "imprint",
                   "pair_metrics"):
             assert counts[t] > 0, t
-        imp = browse.imprint_table(sa)
+        imp = store_metrics.imprint_table(sa)
         post = imp[imp.target == "post"].set_index("feature")
         # planted post-D harmless +2.1, helpful +1.1: inside the 95 % interval
         for feat, planted in (("synth.harmless", 2.1), ("synth.helpful", 1.1)):
@@ -81,32 +82,32 @@ def test_synth_is_deterministic_and_recovers_planted_imprint(tmp_path):
         assert (got.margin_pre < 0).all() and (got.margin_post > 0).all()
 
 
-# -- store/browse -----------------------------------------------------------------------------------
+# -- store: entries, triage, the fit as the app shows it -----------------------------------------------
 def test_windows_are_sorted_filtered_and_complete(study_file):
     with open_study(study_file) as st:
         filt = EntryFilter()  # resists_alignment
-        n = browse.count_entries(st, filt)
+        n = entries.count_entries(st, filt)
         expected = st.df("SELECT pair_id, margin_post FROM pair_metrics WHERE regime = 'resists_alignment' "
                          "ORDER BY margin_post, pair_id")
         assert n == len(expected) > 10
-        rows = browse.fetch_window(st, filt, None, 0, 7) + browse.fetch_window(st, filt, None, 7, n)
+        rows = entries.fetch_window(st, filt, None, 0, 7) + entries.fetch_window(st, filt, None, 7, n)
         assert [r[0] for r in rows] == list(expected.pair_id)
         assert rows[0][4] == expected.margin_post.min()  # most confidently wrong first
-        desc = browse.fetch_window(st, filt, ("margin_pre", True), 0, 3)
+        desc = entries.fetch_window(st, filt, ("margin_pre", True), 0, 3)
         assert desc[0][3] == st.scalar("SELECT max(margin_pre) FROM pair_metrics WHERE regime='resists_alignment'")
         # feature filter: pairs whose chosen and rejected differ on the feature
         f = EntryFilter(regime=None, feature="synth.refusal")
         want = st.scalar(
             "SELECT count(*) FROM pairs p JOIN features a ON a.text_id = p.chosen_text_id AND a.name = 'refusal' "
             "JOIN features b ON b.text_id = p.rejected_text_id AND b.name = 'refusal' WHERE a.value <> b.value")
-        assert browse.count_entries(st, f) == want > 0
+        assert entries.count_entries(st, f) == want > 0
         # search is a literal substring (% and _ are not wildcards)
-        assert browse.count_entries(st, EntryFilter(regime=None, search="sourdough")) == st.scalar(
+        assert entries.count_entries(st, EntryFilter(regime=None, search="sourdough")) == st.scalar(
             "SELECT count(*) FROM pairs WHERE context ILIKE '%sourdough%' OR chosen_response ILIKE '%sourdough%' "
             "OR rejected_response ILIKE '%sourdough%'")
-        assert browse.count_entries(st, EntryFilter(regime=None, search="100%_")) == 0
+        assert entries.count_entries(st, EntryFilter(regime=None, search="100%_")) == 0
         pid = expected.pair_id.iloc[5]
-        assert browse.position_of(st, filt, None, pid) == 5
+        assert entries.position_of(st, filt, None, pid) == 5
 
 
 def test_pairs_without_gamma_have_a_group_and_a_filter(study_file):
@@ -115,15 +116,15 @@ def test_pairs_without_gamma_have_a_group_and_a_filter(study_file):
     with open_study(study_file) as st:
         st.execute("UPDATE pair_metrics SET gamma = NULL WHERE pair_id IN "
                    "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 40)")
-        tab = browse.regime_table(st, "gamma")
-        none = tab[tab["grp"] == browse.GAMMA_NONE]
+        tab = store_metrics.regime_table(st, "gamma")
+        none = tab[tab["grp"] == filters.GAMMA_NONE]
         assert none["n"].sum() == 40
-        assert browse.count_entries(st, EntryFilter(regime=None, gamma=browse.GAMMA_NONE)) == 40
+        assert entries.count_entries(st, EntryFilter(regime=None, gamma=filters.GAMMA_NONE)) == 40
         for r in none.itertuples():
-            assert browse.count_entries(st, EntryFilter(regime=r.regime, gamma=browse.GAMMA_NONE)) == r.n
+            assert entries.count_entries(st, EntryFilter(regime=r.regime, gamma=filters.GAMMA_NONE)) == r.n
         present = st.df("SELECT DISTINCT gamma FROM pair_metrics WHERE gamma IS NOT NULL")["gamma"].tolist()
-        assert browse.list_values(st)["gamma"] == sorted(present + [browse.GAMMA_NONE])
-        assert browse.count_entries(st, EntryFilter(regime=None, gamma=present[0])) == st.scalar(
+        assert entries.list_values(st)["gamma"] == sorted(present + [filters.GAMMA_NONE])
+        assert entries.count_entries(st, EntryFilter(regime=None, gamma=present[0])) == st.scalar(
             "SELECT count(*) FROM pair_metrics WHERE gamma = ?", [present[0]])
 
 
@@ -134,7 +135,7 @@ def test_agreement_matches_the_summary_definitions(study_file):
         st.execute("UPDATE pair_metrics SET tie_pre = TRUE, agree_pre = NULL WHERE pair_id IN "
                    "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 30)")
         m = st.df("SELECT agree_pre, tie_pre FROM pair_metrics")
-        a = browse.agreement(st)
+        a = store_metrics.agreement(st)
     agree, disagree = int((m["agree_pre"] == 1).sum()), int((m["agree_pre"] == 0).sum())
     ties = int(m["tie_pre"].sum())
     assert a["ties_pre"] == ties >= 30
@@ -145,29 +146,29 @@ def test_agreement_matches_the_summary_definitions(study_file):
 
 def test_triage_tags_notes_selection_and_undo(study_file):
     with open_study(study_file) as st:
-        ids = browse.pair_ids(st, EntryFilter())
+        ids = entries.sorted_ids(st, EntryFilter())
         a, b = ids[0], ids[1]
-        assert browse.toggle_tag(st, a, "rm-error") is True
-        browse.set_note(st, a, "RM likes the rude answer")
-        assert browse.get_entry(st, a).tags == ["rm-error"]
-        assert browse.count_entries(st, EntryFilter(regime=None, tag="rm-error")) == 1
-        assert browse.undo_last(st).startswith("undid note")
-        assert browse.get_note(st, a) is None
-        assert browse.toggle_tag(st, a, "rm-error") is False  # toggled off
-        browse.undo_last(st)
-        assert browse.get_entry(st, a).tags == ["rm-error"]
+        assert triage.toggle_tag(st, a, "rm-error") is True
+        triage.set_note(st, a, "RM likes the rude answer")
+        assert entries.get_entry(st, a).tags == ["rm-error"]
+        assert entries.count_entries(st, EntryFilter(regime=None, tag="rm-error")) == 1
+        assert triage.undo_last(st).startswith("undid note")
+        assert triage.get_note(st, a) is None
+        assert triage.toggle_tag(st, a, "rm-error") is False  # toggled off
+        triage.undo_last(st)
+        assert entries.get_entry(st, a).tags == ["rm-error"]
         with pytest.raises(RmtuiError):
-            browse.toggle_tag(st, b, "two words")
+            triage.toggle_tag(st, b, "two words")
         # bulk select of a filter, then undo restores the earlier selection exactly
-        browse.select(st, [b])
-        n = browse.select(st, filt=EntryFilter())
-        assert n == len(ids) - 1 and browse.selection_count(st) == len(ids)
-        browse.undo_last(st)
-        assert browse.selected_ids(st) == [b]
-        assert browse.select(st, [b], mode="toggle") == 1 and browse.selection_count(st) == 0
+        triage.select(st, [b])
+        n = triage.select(st, filt=EntryFilter())
+        assert n == len(ids) - 1 and triage.selection_count(st) == len(ids)
+        triage.undo_last(st)
+        assert triage.selected_ids(st) == [b]
+        assert triage.select(st, [b], mode="toggle") == 1 and triage.selection_count(st) == 0
     # survives closing: a new connection sees the tag
     with open_study(study_file, read_only=True) as st:
-        assert browse.get_entry(st, a).tags == ["rm-error"]
+        assert entries.get_entry(st, a).tags == ["rm-error"]
 
 
 # -- export -----------------------------------------------------------------------------------------
@@ -175,10 +176,10 @@ def test_export_all_formats_and_never_overwrite(study_file, tmp_path):
     from analysis.export import ExportExistsError, export_pairs
 
     with open_study(study_file) as st:
-        ids = browse.pair_ids(st, EntryFilter())[:3]
-        browse.toggle_tag(st, ids[0], "label-noise")
-        browse.set_note(st, ids[0], "both fine")
-        browse.select(st, ids)
+        ids = entries.sorted_ids(st, EntryFilter())[:3]
+        triage.toggle_tag(st, ids[0], "label-noise")
+        triage.set_note(st, ids[0], "both fine")
+        triage.select(st, ids)
         sel = EntryFilter(regime=None, selected=True)
         out = tmp_path / "out.jsonl"
         res = export_pairs(st, sel, None, out)

@@ -119,12 +119,12 @@ def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
 
     study = tmp_path / "s.duckdb"
     shutil.copy(built, study)
-    from analysis.store import browse
+    from analysis.store import triage
 
     with open_study(study) as st:
         tagged = st.df("SELECT pair_id, chosen_response FROM pairs ORDER BY pair_id LIMIT 1").iloc[0]
-        browse.set_tags(st, tagged.pair_id, ["rm-error"])
-        browse.set_note(st, tagged.pair_id, "the RM | prefers the rude answer")
+        triage.set_tags(st, tagged.pair_id, ["rm-error"])
+        triage.set_note(st, tagged.pair_id, "the RM | prefers the rude answer")
     res = CliRunner().invoke(app, ["report", "--study", str(study), "-o", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     out = tmp_path / "rep"

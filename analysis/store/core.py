@@ -211,6 +211,23 @@ def insert_frame(cur: duckdb.DuckDBPyConnection, table: str, df: pd.DataFrame, c
         cur.unregister(name)
 
 
+def first_row(res):
+    """The first row of a result, consuming the rest (DuckDB 2 refuses new work on an unfinished result)."""
+    rows = res.fetchall()
+    return rows[0] if rows else None
+
+
+def bulk_insert(study: Study, frames: dict) -> None:
+    """Append DataFrames or Arrow tables to tables (columns by name) in one transaction (used by the synthetic study)."""
+    with study.transaction() as cur:
+        for table, df in frames.items():
+            names = df.column_names if hasattr(df, "column_names") else list(df.columns)
+            cols = ", ".join(f'"{c}"' for c in names)
+            cur.register("_bulk", df)
+            cur.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM _bulk')
+            cur.unregister("_bulk")
+
+
 _PID_RE = re.compile(r"PID (\d+)")
 
 

@@ -10,7 +10,9 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import RmtuiError
-from .core import Study, conform, insert_frame, now
+from .core import Study, conform, first_row, insert_frame, now
+from . import scores
+from .filters import GAMMA_NONE
 
 PAIR_METRIC_COLUMNS = [
     "pair_id", "fit_id", "reward_chosen_pre", "reward_rejected_pre", "reward_chosen_post",
@@ -36,7 +38,8 @@ def _table_exists(study: Study, name: str) -> bool:
 
 # -- models ---------------------------------------------------------------------------------------
 def models_frame(study: Study) -> pd.DataFrame:
-    return study.df("SELECT model_id, name, role, created_at FROM models ORDER BY created_at NULLS FIRST, model_id")
+    """model_id, name, role, created_at of every RM, as registered (the fit takes the last pre/post)."""
+    return scores.models_frame(study, "registered")[["model_id", "name", "role", "created_at"]]
 
 
 def resolve_models(study: Study, pre: str | None = None, post: str | None = None) -> tuple[str | None, str | None]:
@@ -97,8 +100,10 @@ def model_pair_rewards(study: Study) -> pd.DataFrame:
 
 
 # -- features -----------------------------------------------------------------------------------------
-def feature_defs(study: Study, featurizers: Sequence[str] | None = None) -> pd.DataFrame:
-    """feature_defs rows plus ``feature`` = 'featurizer.name', only those with values in ``features``."""
+def defs_with_values(study: Study, featurizers: Sequence[str] | None = None) -> pd.DataFrame:
+    """The features that have values (what a fit can use): their feature_defs rows, plus
+    ``feature`` = 'featurizer.name'; a feature with values but no definition has NULL kind/role.
+    (``store.features.feature_defs`` is the table as written, values or not.)"""
     df = study.df(
         """
         SELECT d.featurizer, d.name, d.kind, d.role, d.proxy, d.featurizer || '.' || d.name AS feature
@@ -184,6 +189,7 @@ def write_fit(study: Study, *, fit_id: str, kind: str, options: dict, pre_model_
 
 # -- reads for the summary ------------------------------------------------------------------------------
 def latest_fit(study: Study) -> dict | None:
+    """The latest fit of kind 'fit' (what ``rmtui summary`` reports), options and messages parsed."""
     df = study.df("SELECT * FROM fits WHERE kind = 'fit' ORDER BY created_at DESC, fit_id DESC LIMIT 1")
     if df.empty:
         return None
@@ -213,6 +219,60 @@ def read_imprint(study: Study, fit_id: str) -> pd.DataFrame:
 
 def read_coefficients(study: Study, fit_id: str) -> pd.DataFrame:
     return study.df("SELECT * FROM coefficients WHERE fit_id = ? ORDER BY analysis, target", [fit_id])
+
+
+# -- what the app shows of the fit ------------------------------------------------------------------
+def latest_imprint_fit(study: Study) -> dict | None:
+    """The latest fit that has imprint rows (the app's imprint screen shows it), as stored."""
+    cur = study.cursor()
+    try:
+        res = cur.execute("SELECT * FROM fits WHERE fit_id IN (SELECT DISTINCT fit_id FROM imprint) "
+                          "ORDER BY created_at DESC, fit_id DESC LIMIT 1")
+        row = first_row(res)
+        return dict(zip([d[0] for d in res.description], row)) if row else None
+    finally:
+        cur.close()
+
+
+def imprint_table(study: Study, fit_id: str | None = None) -> pd.DataFrame:
+    """The imprint rows of a fit (latest by default), intercept left out; with feature role and proxy."""
+    if fit_id is None:
+        fit = latest_imprint_fit(study)
+        if fit is None:
+            return pd.DataFrame(columns=["target", "feature", "estimate", "se", "ci_low", "ci_high", "p",
+                                         "p_bonferroni", "n", "se_type", "r2", "role", "proxy"])
+        fit_id = fit["fit_id"]
+    return study.df(
+        "SELECT i.target, i.feature, i.estimate, i.se, i.ci_low, i.ci_high, i.p, i.p_bonferroni, i.n, "
+        "i.se_type, i.r2, d.role, d.proxy FROM imprint i "
+        "LEFT JOIN feature_defs d ON (d.featurizer || '.' || d.name) = i.feature OR "
+        "   (d.name = i.feature AND position('.' IN i.feature) = 0) "
+        "WHERE i.fit_id = ? AND lower(i.feature) NOT IN ('(intercept)', 'intercept', 'const', '_cons') "
+        "ORDER BY i.target, i.feature", [fit_id])
+
+
+def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
+    """Pairs per regime, overall or by ``gamma`` / ``subset`` / ``split``: long frame [group, regime, n]."""
+    group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
+    return study.df(
+        f"SELECT {group} AS grp, coalesce(m.regime, 'unscored') AS regime, count(*) AS n "
+        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id GROUP BY ALL ORDER BY 1, 2")
+
+
+def agreement(study: Study) -> dict:
+    """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics, with
+    ``rmtui summary``'s two definitions: ``pre``/``post`` = agree / scored (a tie is not agreement),
+    ``pre_decided``/``post_decided`` = agree / (agree + disagree)."""
+    def share(role: str) -> str:
+        return (f"count(*) FILTER (WHERE agree_{role})::DOUBLE "
+                f"/ nullif(count(*) FILTER (WHERE agree_{role} IS NOT NULL OR tie_{role}), 0)")
+
+    row = first_row(study.con.cursor().execute(
+        f"SELECT count(*), {share('pre')}, {share('post')}, count(*) FILTER (WHERE tie_pre), "
+        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post), avg(agree_pre::DOUBLE), "
+        "avg(agree_post::DOUBLE) FROM pair_metrics"))
+    return {"n": int(row[0]), "pre": row[1], "post": row[2], "ties_pre": int(row[3]), "ties_post": int(row[4]),
+            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": row[7], "post_decided": row[8]}
 
 
 def read_pair_metrics(study: Study) -> pd.DataFrame:

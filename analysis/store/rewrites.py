@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from .core import Study, conform, insert_frame, now
+from .scores import models_frame
 
 REWRITE_COLUMNS = [
     "rewrite_id", "pair_id", "side", "rewriter", "params", "original_text_id", "new_text_id",
@@ -34,7 +35,7 @@ def _with_ids(study: Study, sql: str, ids: Iterable[str], params: list | None = 
 
 def models(study: Study) -> pd.DataFrame:
     """``model_id, name, role`` of every RM of the study (created order)."""
-    return study.df("SELECT model_id, name, role FROM models ORDER BY created_at NULLS LAST, model_id")
+    return models_frame(study, "registered")[["model_id", "name", "role"]]
 
 
 def candidate_pairs(study: Study, model_ids: Sequence[str]) -> pd.DataFrame:

@@ -50,8 +50,15 @@ def register_model(study: Study, record: dict[str, Any], role: str) -> list[str]
     return demoted
 
 
-def models_frame(study: Study) -> pd.DataFrame:
-    return study.df(f"SELECT {', '.join(_MODEL_COLS)} FROM models ORDER BY {_ROLE_ORDER}, created_at, model_id")
+#: the two orders the study's RMs are listed in: by role (pre, post, then the others as registered:
+#: what the app, the export and the scorer list), and as registered (oldest first: the last model of
+#: a role is its current one)
+MODEL_ORDERS = {"role": f"{_ROLE_ORDER}, created_at, model_id", "registered": "created_at NULLS FIRST, model_id"}
+
+
+def models_frame(study: Study, order: str = "role") -> pd.DataFrame:
+    """Every column of the ``models`` table, one row per RM, in one of :data:`MODEL_ORDERS`."""
+    return study.df(f"SELECT {', '.join(_MODEL_COLS)} FROM models ORDER BY {MODEL_ORDERS[order]}")
 
 
 def n_texts(study: Study) -> int:
@@ -69,14 +76,18 @@ def pending_texts(study: Study, model_id: str) -> pd.DataFrame:
     )
 
 
-def sample_texts(study: Study, n: int, seed: int = 0) -> pd.DataFrame:
-    """A reproducible sample of ``n`` distinct texts."""
+def random_study_texts(study: Study, n: int, seed: int = 0) -> pd.DataFrame:
+    """A reproducible random sample of ``n`` distinct texts of the study (``analysis.scoring.sample_texts``
+    reads texts from files, for benchmarks)."""
     return study.df(
         "SELECT text_id, any_value(context) AS context, any_value(response) AS response, "
         "any_value(text) AS text FROM texts GROUP BY text_id "
         "ORDER BY hash(text_id || ?) LIMIT ?",
         [str(seed), int(n)],
     )
+
+
+sample_texts = random_study_texts  # the name the scoring engine calls it by
 
 
 def add_scores(study: Study, model_id: str, frame: pd.DataFrame) -> int:

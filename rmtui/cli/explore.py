@@ -19,7 +19,8 @@ def explore(
     """Browse the study: coefficients, regimes, entries; rewrite, rescore, tag, export. Keys: ? for help."""
     from pathlib import Path
 
-    from analysis.store.browse import REGIMES, EntryFilter
+    from analysis.regime_names import REGIMES
+    from analysis.store.filters import EntryFilter
 
     if not Path(study).exists():
         raise fail("Study not found", f"{study}: no such file (create one with rmtui ingest)")

@@ -243,7 +243,7 @@ def export(
     from analysis.export import export_pairs
     from analysis.store import open_study
 
-    from analysis.store.browse import list_values
+    from analysis.store.entries import list_values
 
     if fmt is not None and fmt not in ("jsonl", "csv", "md", "parquet"):
         raise typer.BadParameter(f"--format {fmt!r}: use jsonl, csv, md or parquet")
@@ -259,8 +259,8 @@ def export(
 
 
 def _make_filter(*, tag, regime, subset, selected, search):
-    """The app's entry filter (analysis.store.browse.EntryFilter) from CLI options: all pairs by default."""
-    from analysis.store.browse import EntryFilter
+    """The app's entry filter (analysis.store.filters.EntryFilter) from CLI options: all pairs by default."""
+    from analysis.store.filters import EntryFilter
 
     return EntryFilter(regime=regime, subset=subset, tag=tag, search=search or None, selected=selected)
 

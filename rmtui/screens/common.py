@@ -9,7 +9,8 @@ from textual.binding import Binding
 from textual.message import Message
 
 from analysis.errors import RmtuiError
-from analysis.store.browse import DEFAULT_TAGS, EntryFilter
+from analysis.store.filters import EntryFilter
+from analysis.store.triage import DEFAULT_TAGS
 
 from .dialogs import ChoiceDialog, InputDialog
 

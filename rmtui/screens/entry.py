@@ -12,7 +12,7 @@ from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from analysis.store.browse import EntryFilter
+from analysis.store.filters import EntryFilter
 
 from ..widgets.diff import word_diff
 from ..widgets.entry_list import REGIME_SHORT, EntryList

@@ -10,7 +10,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from analysis.store.browse import REGIMES, EntryFilter
+from analysis.regime_names import REGIMES
+from analysis.store.filters import EntryFilter
 
 from ..widgets.entry_list import EntryList
 from ..widgets.line import Line

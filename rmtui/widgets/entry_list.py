@@ -23,7 +23,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from analysis.store.browse import DEFAULT_SORT, LIST_COLUMNS, EntryFilter
+from analysis.store.entries import LIST_COLUMNS
+from analysis.store.filters import DEFAULT_SORT, EntryFilter
 
 PAGE = 200
 MAX_PAGES = 64
