@@ -284,7 +284,7 @@ def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
     extra = ctx.get(t, key, "options", dict, {})
     opts.update(extra)
     _no_secrets(ctx, key, opts)
-    from .features.base import unknown_options
+    from .features.registry import unknown_options
 
     try:
         bad, takes = unknown_options(spec, opts)

@@ -43,7 +43,7 @@ def _copy_tree(dst: Path) -> Path:
 def test_import_contracts_are_kept():
     r = _lint(ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert re.search(r"Contracts: 3 kept, 0 broken", r.stdout), r.stdout
+    assert re.search(r"Contracts: 4 kept, 0 broken", r.stdout), r.stdout
 
 
 def test_import_contracts_fail_on_planted_violations(tmp_path):
@@ -54,7 +54,7 @@ def test_import_contracts_fail_on_planted_violations(tmp_path):
     r = _lint(root)
     assert r.returncode != 0
     out = r.stdout
-    assert "Contracts: 0 kept, 3 broken" in out, out
+    assert "Contracts: 1 kept, 3 broken" in out, out
     for line in ("analysis.planted_ui -> rich", "analysis.planted_sql -> duckdb",
                  "rmtui.screens.planted_stats -> pandas"):
         assert line in out, out

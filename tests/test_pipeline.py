@@ -114,7 +114,7 @@ def test_shipped_configs_and_print_config_parse(tmp_path, monkeypatch):
     assert paper.rewrite.fraction == 0.01 and paper.rewrite.sample_size(160_800) == 1608
     assert "OPENAI_API_KEY" not in str(paper.featurizers[0].options.values()) or \
         paper.featurizers[0].options["api_key_env"] == "OPENAI_API_KEY"
-    from analysis.features.base import make_featurizer
+    from analysis.features.registry import make_featurizer
 
     for f in paper.featurizers:  # each builds as configured (base_url was a TypeError after scoring)
         fz = make_featurizer(f.spec, **f.options)

@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from ..errors import RmtuiError
-from .base import FeatureDef, FeaturizeResult, Featurizer, make_featurizer, run_featurizer
+from .base import FeatureDef, FeaturizeResult, Featurizer, run_featurizer
+from .registry import make_featurizer
 
 __all__ = ["FeatureDef", "FeaturizeResult", "Featurizer", "make_featurizer", "featurize_study",
            "featurize_texts", "feature_matrix", "study_texts"]
