@@ -51,7 +51,10 @@ def make_app(path, **kw):
 
 
 async def settle(pilot, n=3):
+    """Let the app finish what the keys started: its workers (list reloads, counts, triage) and the
+    messages they post."""
     for _ in range(n):
+        await pilot.app.workers.wait_for_complete()
         await pilot.pause()
 
 
@@ -304,6 +307,7 @@ async def test_g_prefix_selects_every_pair_of_filter_and_undo(study_file):
         await pilot.press("u")  # plain u: only the current pair
         assert app.service.selection_count() == el.total - 1
         await pilot.press("U", "U")
+        await settle(pilot)
         assert app.service.selection_count() == 0
         # g counts only for the next key on the same pair: g, move, s selects one pair
         await pilot.press("g", "down", "s")

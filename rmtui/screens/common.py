@@ -188,9 +188,17 @@ class TriageMixin:
 
     def action_undo(self) -> None:
         self._g_pending = False
-        what = self._guard(self.rapp.service.undo)
-        if what is not _FAILED:
-            self.after_triage(what or "nothing to undo")
+        self._undo()
+
+    @work(thread=True, exit_on_error=False, group="triage")  # not exclusive: two U, two undos (in order:
+    def _undo(self) -> None:                                 # each is one transaction under the study's lock)
+        """Undo in a worker: the last action may be a selection of 160,000 pairs."""
+        try:
+            what = self.rapp.service.undo()
+        except Exception as e:
+            self.post_message(WorkFailed(*error_parts(e)))  # type: ignore[attr-defined]
+            return
+        self.post_message(TriageDone(what or "nothing to undo"))  # type: ignore[attr-defined]
 
     def pick_tag(self, callback, title: str = "Tag") -> None:
         counts = self.rapp.service.tag_counts()

@@ -27,6 +27,14 @@ class ExportDone(Message):
         self.result = result
 
 
+class FrequencyReady(Message):
+    """A frequency count (F), from its worker."""
+
+    def __init__(self, filt: EntryFilter, column: str, rows: list[tuple[str, int]]) -> None:
+        super().__init__()
+        self.filt, self.column, self.rows = filt, column, rows
+
+
 class ExportExists(Message):
     def __init__(self, args: dict, path: str) -> None:
         super().__init__()
@@ -73,7 +81,8 @@ class ListScreen(TriageMixin, Screen):
         return self.query_one(EntryList)
 
     def on_mount(self) -> None:
-        self.entries.load(self.rapp.initial_filter)
+        self.entries.on_load_error = lambda e: self.rapp.show_error(*error_parts(e))
+        self.entries.load(self.rapp.initial_filter, now=True)  # the first rows, before the screen shows
         self.entries.focus()
 
     def on_screen_resume(self) -> None:
@@ -179,11 +188,23 @@ class ListScreen(TriageMixin, Screen):
             self.set_status(f"F: pick a column of {', '.join(svc.frequency_columns())} with h / l "
                             f"(now: {column})")
             return
+        self.set_status(f"counting {column} over {el.filt.describe()}…")
+        self._count_frequency(el.filt, column)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="frequency")
+    def _count_frequency(self, filt: EntryFilter, column: str) -> None:
         try:
-            rows = svc.frequency(el.filt, column)
+            rows = self.rapp.service.frequency(filt, column)
         except Exception as e:
-            self.rapp.show_error(*error_parts(e))
+            self.post_message(WorkFailed(*error_parts(e)))
             return
+        self.post_message(FrequencyReady(filt, column, rows))
+
+    def on_frequency_ready(self, message: FrequencyReady) -> None:
+        el, svc, column, rows = self.entries, self.rapp.service, message.column, message.rows
+        if message.filt != el.filt:  # the filter changed while counting
+            return
+        self.set_status("")
         total = sum(n for _, n in rows) or 1
         width = max((len(v) for v, _ in rows), default=0)
         choices = [(v, f"{v:<{width}}  {n:>8,}  {100 * n / total:5.1f}%") for v, n in rows]

@@ -1,7 +1,8 @@
 """The virtual entry list: a ScrollView that renders only the visible lines.
 
 On a filter or sort change the list asks DuckDB once for the pair ids in list order (160,000 ids: about
-0.2 s); rows are then fetched in pages of ``PAGE`` by slicing that order (one small query per page, about
+0.2 s), in a thread worker that posts the ids back (the first load, before the list is shown, runs at
+once); rows are then fetched in pages of ``PAGE`` by slicing that order (one small query per page, about
 30 ms, at any depth), kept in an LRU of pages; rendered lines are kept in an LRU of strips (as toolong
 does). Only visible lines are ever rendered.
 """
@@ -15,6 +16,7 @@ from typing import Callable
 from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from textual import work
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -99,6 +101,15 @@ class EntryList(ScrollView, can_focus=True):
             super().__init__()
             self.entry_list = entry_list
 
+    class Ordered(Message):
+        """A reload's pair ids, from its worker."""
+
+        def __init__(self, generation: int, ids: list[str] | None, error: BaseException | None,
+                     keep_cursor: bool, before: str | None) -> None:
+            super().__init__()
+            self.generation, self.ids, self.error = generation, ids, error
+            self.keep_cursor, self.before = keep_cursor, before
+
     def __init__(self, order: Callable[[EntryFilter, tuple], list[str]],
                  rows: Callable[[list[str]], list[tuple]], *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -112,22 +123,52 @@ class EntryList(ScrollView, can_focus=True):
         self._pages: OrderedDict[int, list[tuple]] = OrderedDict()
         self._strips: LRUCache[tuple, Strip] = LRUCache(1024)
         self._loaded = False
+        self._generation = 0  # of the latest load: a slower earlier reload's ids are dropped
+        self.on_load_error: Callable[[BaseException], None] | None = None
         self.lines_rendered = 0  # for benchmarks and tests: how many lines were drawn (cached or not)
 
     # -- data --------------------------------------------------------------------------------------
     def load(self, filt: EntryFilter | None = None, sort: tuple[str, bool] | None = None, *,
-             keep_cursor: bool = False) -> None:
-        """(Re)query the count and drop cached pages; called on every filter or sort change.
+             keep_cursor: bool = False, now: bool = False) -> None:
+        """(Re)query the pair ids and drop cached pages; called on every filter or sort change.
 
-        ``keep_cursor``: stay on the same pair if the new order still holds it, else on the same row."""
+        The query runs in a thread worker (``now``: here, for the first load); the list shows the
+        new ids when they arrive. ``keep_cursor``: stay on the same pair if the new order still
+        holds it, else on the same row."""
         before = self._ids[self.cursor] if keep_cursor and self.cursor < len(self._ids) else None
         if filt is not None:
             self.filt = filt
         if sort is not None:
             self.sort = sort
+        self._generation += 1
+        if now:
+            self._apply(self._order(self.filt, self.sort), keep_cursor, before)
+        else:
+            self._order_in_worker(self._generation, self.filt, self.sort, keep_cursor, before)
+
+    @work(thread=True, exit_on_error=False, group="list-order")
+    def _order_in_worker(self, generation: int, filt: EntryFilter, sort: tuple[str, bool], keep_cursor: bool,
+                         before: str | None) -> None:
+        try:
+            ids, error = self._order(filt, sort), None
+        except Exception as e:  # shown by the screen, never a traceback
+            ids, error = None, e
+        self.post_message(self.Ordered(generation, ids, error, keep_cursor, before))
+
+    def on_entry_list_ordered(self, message: "EntryList.Ordered") -> None:
+        message.stop()
+        if message.generation != self._generation:
+            return
+        if message.error is not None:
+            if self.on_load_error is not None:
+                self.on_load_error(message.error)
+            return
+        self._apply(message.ids or [], message.keep_cursor, message.before)
+
+    def _apply(self, ids: list[str], keep_cursor: bool, before: str | None) -> None:
         self._pages.clear()
         self._strips.clear()
-        self._ids = self._order(self.filt, self.sort)
+        self._ids = ids
         self.total = len(self._ids)
         self._loaded = True
         self.virtual_size = Size(self.size.width or 80, self.total)
