@@ -447,7 +447,7 @@ spec = "heuristic"
 # model = "${RMTUI_LLM_MODEL}"
 # api_key_env = "OPENAI_API_KEY"   # the variable's name; the key itself is never stored
 
-# Fit options, passed to analysis.fit.fit_study (feature imprint, regimes, theta, drivers).
+# Fit options, passed to analysis.study_fit.fit_study (feature imprint, regimes, theta, drivers).
 [fit]
 # enabled = true
 # se = "cluster"           # cluster (by pair) | iid

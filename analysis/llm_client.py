@@ -1,6 +1,6 @@
 """A small client for OpenAI-compatible chat endpoints (vLLM, Ollama, llama.cpp, hosted APIs).
 
-Shared by the LLM labeler (``analysis/features/llm.py``) and the LLM rewriter. Stable API::
+Shared by the LLM labeler (``analysis/features/llm_labeler.py``) and the LLM rewriter. Stable API::
 
     client = ChatClient(base_url, model, api_key_env="OPENAI_API_KEY", timeout=60, max_retries=4,
                         concurrency=8, study=None, purpose="")

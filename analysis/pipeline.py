@@ -364,7 +364,7 @@ class _Runner:
         pairs = store_steps.pair_set(self.study)
 
         def run():
-            from .fit import FitOptions, fit_study
+            from .study_fit import FitOptions, fit_study
 
             res = fit_study(self.study, _fit_options(FitOptions, self.cfg))
             summary = _jsonable(res)
@@ -392,7 +392,7 @@ class _Runner:
         settings = dataclasses.asdict(rw)
 
         def run():
-            from .robustness import run_experiment
+            from .rewrite_experiment import run_experiment
 
             handle = self.reporter.progress(f"rewrite: {n:,} pairs with {rw.rewriter}",
                                             total=n * len(rw.sides))
@@ -417,7 +417,7 @@ class _Runner:
             prev = self.results[-1].summary
 
             def run_rob():
-                from .robustness import fit_robustness
+                from .rewrite_experiment import fit_robustness
 
                 kw = {}
                 exp = prev.get("experiment") or prev.get("experiment_id")
@@ -470,7 +470,7 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
             raise ConfigError(f"{cfg.name}: models: the fit needs one model with role \"pre\" and one with "
                               "role \"post\" (or set [fit] enabled = false)")
     if cfg.fit.enabled and cfg.models:  # the [fit] table's mistakes fail now, not after hours of scoring
-        from .fit import FitOptions
+        from .study_fit import FitOptions
         from .metrics.linreg import SE_TYPES
 
         o = _fit_options(FitOptions, cfg)

@@ -1,6 +1,6 @@
 """``rmtui report``: a self-contained Markdown and HTML report of a study, with PNG figures.
 
-Every number comes from :func:`analysis.fit.summary` (the dict ``rmtui summary --json`` prints), so the
+Every number comes from :func:`analysis.study_fit.summary` (the dict ``rmtui summary --json`` prints), so the
 report and the summary agree; the dict is written beside the report as ``summary.json``. The triage
 table (tagged findings with their texts) comes from the study's triage reads.
 
@@ -383,7 +383,7 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     if data is None:
-        from .fit import summary as fit_summary
+        from .study_fit import summary as fit_summary
 
         data = fit_summary(study)
     summary_json = out / "summary.json"

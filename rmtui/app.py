@@ -59,7 +59,7 @@ def _binding_contexts() -> dict[str, list[Binding]]:
     from .screens.dialogs import ChoiceDialog, ConfirmDialog, ErrorDialog, InputDialog
     from .screens.entry import EntryScreen
     from .screens.help import HelpScreen
-    from .screens.main import ListScreen
+    from .screens.entry_list import ListScreen
     from .screens.regimes import RegimeScreen
     from .screens.rewrite import RewriteScreen
     from .widgets.entry_list import EntryList
@@ -130,8 +130,8 @@ class RmtuiApp(App):
         self.open_study()
 
     def open_study(self) -> None:
-        from .screens.locked import OpenFailedScreen
-        from .screens.main import ListScreen
+        from .screens.open_failed import OpenFailedScreen
+        from .screens.entry_list import ListScreen
         from .services import StudyService
 
         try:
@@ -157,7 +157,7 @@ class RmtuiApp(App):
 
     @property
     def list_screen(self):
-        from .screens.main import ListScreen
+        from .screens.entry_list import ListScreen
 
         for s in self.screen_stack:
             if isinstance(s, ListScreen):

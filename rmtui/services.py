@@ -37,7 +37,7 @@ class RewriteBackend:
     @staticmethod
     def warm_up() -> None:
         """Import the robustness module (scoring, statsmodels: over a second); call it in a worker."""
-        import analysis.robustness  # noqa: F401
+        import analysis.rewrite_experiment  # noqa: F401
 
     @staticmethod
     def perturbations() -> list[str]:
@@ -47,7 +47,7 @@ class RewriteBackend:
 
     @staticmethod
     def llm_configured() -> bool:
-        from analysis.llm import endpoint_from_env
+        from analysis.llm_client import endpoint_from_env
 
         return endpoint_from_env()[0] is not None
 
@@ -65,11 +65,11 @@ class RewriteBackend:
 
     def rewrite(self, pair_id: str, side: str, rewriter: str, *, text: str | None = None,
                 perturbation: str | None = None, keep: bool = False):
-        from analysis.robustness import rewrite_one
+        from analysis.rewrite_experiment import rewrite_one
 
         kw: dict[str, Any] = {}
         if rewriter == "llm":
-            from analysis.llm import endpoint_from_env
+            from analysis.llm_client import endpoint_from_env
 
             base, model = endpoint_from_env()
             if base:
@@ -81,12 +81,12 @@ class RewriteBackend:
 
     def keep(self, outcome) -> None:
         """Store a rewrite made with ``keep=False`` (and featurize it with the study's offline featurizers)."""
-        from analysis.robustness import keep_rewrite
+        from analysis.rewrite_experiment import keep_rewrite
 
         keep_rewrite(self.service.study, outcome)
 
     def discard(self, rewrite_id: str) -> None:
-        from analysis.robustness import discard_rewrite
+        from analysis.rewrite_experiment import discard_rewrite
 
         discard_rewrite(self.service.study, rewrite_id)
 

@@ -216,7 +216,7 @@ def test_export_all_formats_and_never_overwrite(study_file, tmp_path):
 # -- the app ----------------------------------------------------------------------------------------
 async def test_main_flow_filter_open_tag_select_export_reopen(study_file, tmp_path):
     from rmtui.screens.entry import EntryScreen
-    from rmtui.screens.main import ListScreen
+    from rmtui.screens.entry_list import ListScreen
     from rmtui.widgets.entry_list import EntryList
 
     out = tmp_path / "sel.jsonl"
@@ -484,7 +484,7 @@ async def test_command_palette_offers_screen_actions_and_entry_steps(study_file)
 
 async def test_coefficient_row_filters_list_by_feature(study_file):
     from rmtui.screens.coefficients import CoefficientScreen
-    from rmtui.screens.main import ListScreen
+    from rmtui.screens.entry_list import ListScreen
     from rmtui.widgets.entry_list import EntryList
 
     app = make_app(study_file)
@@ -584,7 +584,7 @@ async def test_locked_study_shows_message_and_quits(study_file):
 
 
 class StubRewriter:
-    """Stands in for analysis.robustness in a UI test of the rewrite screen (the real one: below)."""
+    """Stands in for analysis.rewrite_experiment in a UI test of the rewrite screen (the real one: below)."""
 
     def __init__(self):
         self.calls, self.discarded, self.kept = [], [], []

@@ -114,7 +114,7 @@ def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
 def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
     import shutil
 
-    from analysis import fit
+    from analysis import study_fit as fit
     from rmtui.cli import app
 
     study = tmp_path / "s.duckdb"

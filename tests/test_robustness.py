@@ -11,7 +11,7 @@ import pytest
 
 from analysis.errors import RmtuiError
 from analysis.metrics import robustness as M
-from analysis.robustness import (SIDES, discard_rewrite, experiment_id, fit_robustness, keep_rewrite, rewrite_one,
+from analysis.rewrite_experiment import (SIDES, discard_rewrite, experiment_id, fit_robustness, keep_rewrite, rewrite_one,
                                  robustness_summary, run_experiment, sample_pairs)
 from analysis.rewrite import RULE_PERTURBATIONS, make_rewriter
 

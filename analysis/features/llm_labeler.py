@@ -3,7 +3,7 @@
 The label configuration (default: ``analysis/resources/labels_default.toml``, the 19 properties of the
 SEAL paper in rmtui's words) names each key, its type (binary | ordinal | list), allowed values, role
 and description. Answers are validated (every key present, every value of its type and allowed);
-an invalid answer is retried like a failed call (see :mod:`analysis.llm`). A text that still has no
+an invalid answer is retried like a failed call (see :mod:`analysis.llm_client`). A text that still has no
 valid answer after the retries is recorded in ``label_failures`` with the reason; a rerun asks only
 for texts that hold no labels yet (failed ones are asked again unless ``skip_failed``).
 
@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, RmtuiError
-from ..llm import AnswerError, ChatClient, ChatError, Job, endpoint_from_env, parse_json_object
+from ..llm_client import AnswerError, ChatClient, ChatError, Job, endpoint_from_env, parse_json_object
 from .base import Chunk, FeatureDef, Featurizer
 
 PROMPT_VERSION = "1"
@@ -207,7 +207,7 @@ class LabelConfig:
 
 
 class LLMLabeler(Featurizer):
-    """Featurizer ``llm:<model>``: one chat call per text through :class:`~analysis.llm.ChatClient`."""
+    """Featurizer ``llm:<model>``: one chat call per text through :class:`~analysis.llm_client.ChatClient`."""
 
     cheap = False
     offline = False

@@ -20,7 +20,7 @@ def featurizer_class(spec: str) -> type:
 
         return HeuristicFeaturizer
     if spec == "llm" or spec.startswith("llm:"):
-        from .llm import LLMLabeler
+        from .llm_labeler import LLMLabeler
 
         return LLMLabeler
     if spec.startswith("hf:"):

@@ -25,7 +25,7 @@ def make_rewriter(spec: str, **params: Any) -> Rewriter:
             pert = spec[6:]
         return RuleRewriter(pert or None, **params)
     if spec == "llm" or spec.startswith("llm:"):
-        from .llm import LLMRewriter
+        from .llm_rewriter import LLMRewriter
 
         if spec.startswith("llm:") and not params.get("model"):
             params["model"] = spec[4:]

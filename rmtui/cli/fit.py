@@ -74,7 +74,7 @@ def fit(
     no_drivers: bool = typer.Option(False, "--no-drivers", help="Skip the misalignment LPM/logit."),
 ) -> None:
     """Compute agreement, regimes, gamma, theta, feature imprint and drivers; store them as a fit."""
-    from analysis.fit import FitOptions, fit_study
+    from analysis.study_fit import FitOptions, fit_study
     from analysis.store import open_study
 
     if se not in ("cluster", "iid", "hc1"):
@@ -265,7 +265,7 @@ def summary(
     as_json: bool = typer.Option(False, "--json", help="Print the same numbers as JSON."),
 ) -> None:
     """Print agreement, regimes, gamma breakdowns, imprint, theta, drivers, confusing entries, robustness."""
-    from analysis.fit import summary as make_summary
+    from analysis.study_fit import summary as make_summary
     from analysis.store import open_study
 
     with open_study(study, read_only=True) as st:

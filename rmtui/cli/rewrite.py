@@ -36,7 +36,7 @@ def rewrite(
     quiet_libraries()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from analysis.robustness import fit_robustness, run_experiment
+    from analysis.rewrite_experiment import fit_robustness, run_experiment
     from analysis.rewrite import make_rewriter
     from analysis.store import open_study
 
