@@ -1,4 +1,4 @@
-"""The metrics: pure functions on DataFrames (no SQL, no UI). See docs/internal-api.md.
+"""The metrics: pure functions on DataFrames (no SQL, no UI). See docs/architecture.md.
 
 - :func:`agreement` (agreement.py): per RM, ties and unscored pairs apart.
 - :func:`regimes`, :func:`regime`, :func:`gamma` (regimes.py).

@@ -1,6 +1,6 @@
 """Regimes from the (pre-D, post-D) agreement pair, and the LM-labeler preference gamma.
 
-Regimes (names fixed in docs/internal-api.md): stayed_aligned (1,1), got_aligned (0,1),
+Regimes (names in analysis/regime_names.py): stayed_aligned (1,1), got_aligned (0,1),
 resists_alignment (0,0), reversed (1,0); ``tie`` when either RM tied, ``unscored`` when either RM
 has not scored the pair (unscored takes precedence over tie).
 
