@@ -24,53 +24,80 @@ def check_invariance(model: RewardModel, texts: pd.DataFrame) -> float:
     return float(np.max(np.abs(batched - single))) if len(texts) else 0.0
 
 
-def score_study(study, spec: str | RewardModel, role: str, *, name: str | None = None,
+def score_study(study, spec, role: str, *, name: str | None = None,
                 settings: ScoreSettings | None = None, limit: int | None = None,
                 progress: Progress | None = None, check_invariance_n: int = 0,
-                on_commit: Callable[[int, int], None] | None = None) -> ScoreRunResult:
+                on_commit: Callable[[int, int], None] | None = None, engine: str | None = None,
+                engine_options: dict | None = None) -> ScoreRunResult:
     """Score every text of the study's pairs not yet scored by this model run.
 
-    Chunks of ``settings.chunk_size`` texts are committed one transaction each; a rerun after a
-    crash or kill skips what was committed. ``role`` 'pre' or 'post' moves a previous model of the
-    same role to 'other' (a study has one pre-D and one post-D RM). ``on_commit(n_committed,
-    n_pending)`` is called after every committed chunk; ``progress(n_done, n_pending)`` per batch.
+    ``spec``: a model spec (hub id, folder, ``embedded:pre``, ``http://HOST:PORT/v1#MODEL``), a loaded
+    :class:`RewardModel` or a :class:`~analysis.scoring.backends.ScoringBackend`; ``engine`` (local |
+    ray | vllm-server) and ``engine_options`` choose and configure the backend for a spec.
+
+    This process is the only writer of the study, whatever the engine: every result frame the
+    backend yields is committed in one transaction, anti-joined on (model_id, text_id), so a rerun
+    after a crash or kill skips what was committed and a repeated or retried frame adds nothing.
+    ``role`` 'pre' or 'post' moves a previous model of the same role to 'other' (a study has one
+    pre-D and one post-D RM). ``on_commit(n_committed, n_pending)`` is called after every committed
+    frame; ``progress(n_done, n_pending)`` as the backend reports it.
     """
     from ..store import scores as store
+    from .backends import check_result_frame, make_backend
 
     if role not in ROLES:
         raise RmtuiError(f"--role {role!r}: expected one of {', '.join(ROLES)}", "Bad option")
-    rm = spec if isinstance(spec, RewardModel) else load_reward_model(spec, settings, name=name)
+    backend = make_backend(spec, settings, name=name, engine=engine, **(engine_options or {}))
+    try:
+        return _score_with(study, store, backend, role, name=name, limit=limit, progress=progress,
+                           check_invariance_n=check_invariance_n, on_commit=on_commit,
+                           check_result_frame=check_result_frame)
+    finally:
+        if backend is not spec:
+            backend.close()
+
+
+def _score_with(study, store, backend, role, *, name, limit, progress, check_invariance_n, on_commit,
+                check_result_frame) -> ScoreRunResult:
     if name:
-        rm.name = name
-    rm.role = role
-    demoted = store.register_model(study, rm.record(), role)
+        backend.name = name
+    backend.role = role
+    record = backend.record()
+    demoted = store.register_model(study, record, role)
     n_texts = store.n_texts(study)
-    res = ScoreRunResult(model_id=rm.model_id, name=rm.name, role=role, run_id=uuid.uuid4().hex[:12],
-                         n_texts=n_texts, device=rm.device, dtype=rm.dtype, format=rm.format,
-                         max_length=rm.max_length, demoted=demoted)
+    res = ScoreRunResult(model_id=backend.model_id, name=backend.name, role=role, run_id=uuid.uuid4().hex[:12],
+                         n_texts=n_texts, device=backend.device, dtype=backend.dtype, format=backend.format,
+                         max_length=backend.max_length, demoted=demoted)
     if check_invariance_n:
         sample = store.sample_texts(study, check_invariance_n)
-        res.invariance_max_abs_diff = check_invariance(rm, sample)
-    pending = store.pending_texts(study, rm.model_id)
+        res.invariance_max_abs_diff = backend.check_invariance(sample)
+    pending = store.pending_texts(study, backend.model_id)
     res.n_skipped = n_texts - len(pending)
     if limit is not None:
         pending = pending.head(max(int(limit), 0))
-    run_settings = {**rm.record()["settings"], "limit": limit,
+    run_settings = {**record["settings"], "limit": limit,
                     "invariance_max_abs_diff": res.invariance_max_abs_diff}
-    store.start_run(study, res.run_id, rm.model_id, rm.device, run_settings)
+    store.start_run(study, res.run_id, backend.model_id, backend.device, run_settings)
+    remaining = set(pending["text_id"])  # a frame's rows outside the pending set add nothing
     t0 = time.perf_counter()
     try:
-        for part in rm.iter_score(pending, progress):
-            store.add_scores(study, rm.model_id, part)
-            res.n_scored += len(part)
-            res.n_truncated += int(part["truncated"].sum())
+        for part in backend.iter_results(pending, progress):
+            part = check_result_frame(part, backend.engine)
+            part = part[part["text_id"].isin(remaining)]
+            if not len(part):
+                continue
+            added = store.add_scores(study, backend.model_id, part)
+            remaining.difference_update(part["text_id"])
+            res.n_scored += added
+            res.n_truncated += int(part["truncated"].astype(bool).sum())
             if on_commit:
                 on_commit(res.n_scored, len(pending))
     finally:
         res.seconds = time.perf_counter() - t0
         res.texts_per_s = res.n_scored / res.seconds if res.seconds > 0 else 0.0
-        res.token_budget = rm.runner.budget
-        res.n_oom = rm.runner.n_oom
+        stats = backend.stats()
+        res.token_budget = int(stats.get("token_budget") or 0)
+        res.n_oom = int(stats.get("n_oom") or 0)
         store.finish_run(study, res.run_id, res.n_scored, res.n_skipped, res.n_truncated, res.texts_per_s,
                          {**run_settings, "final_token_budget": res.token_budget, "n_oom": res.n_oom})
     return res
