@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import inspect
@@ -118,16 +119,21 @@ def _is_decoder(config, model) -> bool:
     return model is not None and hasattr(model, "score") and not hasattr(model, "classifier")
 
 
-def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name: str | None = None
-                      ) -> RewardModel:
+def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name: str | None = None,
+                      weights: bool = True) -> RewardModel:
     """Load a sequence-classification RM from a local folder or a hub id (``owner/name[@rev]``).
 
     Raises :class:`ModelError` with a clear message: missing folder, hub id not reachable, not a
     sequence classifier, untrained head, CUDA asked for with no GPU.
+
+    ``weights=False``: config and tokenizer only, the model built on the meta device, so a driver
+    learns the model_id, format and max length that its workers will load (Ray engine, served
+    RM), without the weights and without a GPU of its own (``device`` "cuda" is then taken as
+    asked). Such a model cannot score.
     """
     settings = dataclasses.replace(settings) if settings else ScoreSettings()
     settings.validate()
-    device = _resolve_device(settings.device)
+    device = _resolve_device(settings.device) if weights or settings.device == "auto" else settings.device
     dtype = _resolve_dtype(settings.dtype, device)
     if settings.token_budget is None:
         # measured: on CPU large padded batches are slower than small ones (memory traffic);
@@ -213,8 +219,18 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     if not trained_head:
         load_kw["num_labels"] = 1
     try:
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            source, config=config if trained_head else None, output_loading_info=True, **load_kw)
+        if weights:
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                source, config=config if trained_head else None, output_loading_info=True, **load_kw)
+        else:  # the architecture only: which head, which forward arguments
+            cfg = config
+            if not trained_head:
+                cfg = copy.deepcopy(config)
+                cfg.num_labels = 1
+            with torch.device("meta"):
+                model = AutoModelForSequenceClassification.from_config(
+                    cfg, trust_remote_code=settings.trust_remote_code)
+            info = {}
     except Exception as e:
         raise ModelError(f"{source}: cannot load as a sequence classifier: {type(e).__name__}: {e}",
                          "Model") from e
@@ -276,6 +292,12 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     rm.max_length = int(settings.max_length or _default_max_length(tok, config))
     rm.tokenizer = tok
 
+    rm.runner = BatchRunner(settings.token_budget, max_batch_size=settings.max_batch_size,
+                            oom_hook=settings.oom_hook, simulate_oom_above=settings.simulate_oom_above)
+    rm.model_id = make_model_id(rm.public_source, rm.revision, rm.format, rm.max_length, rm.dtype)
+    if not weights:
+        rm.architecture = type(model).__name__
+        return rm
     model.eval()
     model.to(device)
     from ..fast_attention import patch_deberta_v2_attention, patch_deberta_v2_first_token
@@ -288,9 +310,6 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     if settings.compile:
         model = torch.compile(model, dynamic=True)
     rm.model = model
-    rm.runner = BatchRunner(settings.token_budget, max_batch_size=settings.max_batch_size,
-                            oom_hook=settings.oom_hook, simulate_oom_above=settings.simulate_oom_above)
-    rm.model_id = make_model_id(rm.public_source, rm.revision, rm.format, rm.max_length, rm.dtype)
     return rm
 
 

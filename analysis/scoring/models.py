@@ -40,6 +40,7 @@ class RewardModel:
         self.reward_rule = "logits[:, 0]"
         self.head = "trained"
         self.model = None
+        self.architecture: str | None = None  # the model class (also for a driver's weightless copy)
         self.tokenizer = None
         self.runner: BatchRunner
         self._use_tt = False
@@ -65,7 +66,7 @@ class RewardModel:
                 "reward_rule": self.reward_rule, "is_decoder": self.is_decoder, "head": self.head,
                 "first_token_top": self._first_token or self._first_token_layer,
                 "fused_attention": self._fused_attention,
-                "architecture": type(self.model).__name__ if self.model is not None else None,
+                "architecture": self.architecture or (type(self.model).__name__ if self.model is not None else None),
                 "pad_token_id": getattr(self.tokenizer, "pad_token_id", None),
                 "transformers": _version("transformers"), "torch": _version("torch"),
             },
