@@ -1,4 +1,4 @@
-"""The Ray engine on a real local Ray cluster (CPU, loopback, 2 actors) with a tiny real RM:
+"""The Ray engine on a real local Ray cluster (CPU, one node, 2 actors) with a tiny real RM:
 rewards equal the in-process engine, an actor killed mid-job, the driver SIGKILLed and rerun, a
 model that differs on the workers refused, Ray missing -> one clear line.
 
@@ -42,13 +42,13 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "PYTHONUNBU
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local Ray on loopback: 3 logical CPUs, so 2 one-CPU actors leave one for Ray Data."""
+    """A local one-node Ray: 3 logical CPUs, so 2 one-CPU actors leave one for Ray Data."""
     temp = tempfile.mkdtemp(prefix="rmtui-ray-", dir="/tmp")  # short: Ray's socket paths must fit
     saved = {k: os.environ.get(k) for k in ("PYTHONPATH", *NO_AUTH)}
     os.environ.update({"PYTHONPATH": str(ROOT), **NO_AUTH})  # the workers import this checkout
     assert not ray.is_initialized()
-    ray.init(num_cpus=3, num_gpus=0, include_dashboard=False, _temp_dir=temp, _node_ip_address="127.0.0.1",
-             log_to_driver=False)
+    # one node, this machine (Ray maps 127.0.0.1 to the node's own address; nothing joins from outside)
+    ray.init(num_cpus=3, num_gpus=0, include_dashboard=False, _temp_dir=temp, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

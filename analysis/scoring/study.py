@@ -129,6 +129,13 @@ def load_study_models(study, device: str = "auto", *, roles: Iterable[str] | Non
             allow_untrained_head=rec.get("head") == "untrained",
         )
         spec = row.path_or_hub_id
+        if str(spec).startswith(("http://", "https://")):  # a served RM: the same server, same model id
+            from .served import served_backend_for
+
+            served = served_backend_for(row, ScoreSettings(format=row.format, max_length=row.max_length))
+            served.role = row.role
+            out.append(served)
+            continue
         if row.revision and not str(row.revision).startswith("folder:") and row.revision != "unknown":
             spec = f"{spec}@{row.revision}"
         rm = load_reward_model(spec, s, name=row.name)
