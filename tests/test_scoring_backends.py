@@ -115,3 +115,28 @@ def test_make_backend_choices(rm, tiny_rm_dir):
         make_backend(str(tiny_rm_dir), ScoreSettings(device="cpu"), gpus=1)
     with pytest.raises(ModelError, match="served RM"):
         make_backend("http://127.0.0.1:1/v1#m", engine="ray")
+
+
+def _config(tmp_path, model_lines: str):
+    from analysis.config import load_config
+
+    (tmp_path / "x.jsonl").write_text("")
+    (tmp_path / "c.toml").write_text('study = "s.duckdb"\n[[data]]\nsource = "x.jsonl"\n[[models]]\n'
+                                     'role = "pre"\n' + model_lines)
+    return load_config(tmp_path / "c.toml")
+
+
+def test_run_config_engine_options(tmp_path):
+    from analysis.config import ConfigError
+
+    m = _config(tmp_path, 'spec = "embedded:pre"\nengine = "ray"\ngpus = 8\nray_address = "auto"\n').models[0]
+    assert m.engine == "ray" and m.engine_options() == {"address": "auto", "gpus": 8}
+    m = _config(tmp_path, 'spec = "http://gpu:8000/v1#rm"\ntokenizer = "/models/rm"\n').models[0]
+    assert m.engine is None and m.engine_options() == {"tokenizer": "/models/rm"}
+    assert _config(tmp_path, 'spec = "embedded:pre"\n').models[0].engine_options() == {}
+    for lines, msg in [('spec = "embedded:pre"\ngpus = 2\n', 'models[1].gpus: gpus is an option of engine = "ray"'),
+                       ('spec = "embedded:pre"\nengine = "spark"\n', "models[1].engine"),
+                       ('spec = "http://gpu:8000/v1#rm"\nengine = "ray"\n', "is a served RM"),
+                       ('spec = "embedded:pre"\nengine = "vllm-server"\n', "needs spec")]:
+        with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+            _config(tmp_path, lines)

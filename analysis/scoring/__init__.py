@@ -31,8 +31,8 @@ Modules: ``settings`` (ScoreSettings, ScoreRunResult), ``batching`` (token budge
 from __future__ import annotations
 
 from .batching import BatchRunner, is_oom, iter_batches
-from .bench import (RANDOM_SHAPES, SAMPLE_DIR, BenchResult, bench, naive_scores, random_model_folder,
-                    sample_texts)
+from .bench import (RANDOM_SHAPES, SAMPLE_DIR, BenchResult, EngineBenchResult, bench, bench_engine, naive_scores,
+                    random_model_folder, sample_texts)
 from .loading import folder_fingerprint, load_reward_model, make_model_id
 from .models import Encoded, RewardModel
 from .settings import (CPU_TOKEN_BUDGET, CUDA_TOKEN_BUDGET, DEVICES, DTYPES, FORMATS, ROLES, Progress,
@@ -41,7 +41,7 @@ from .study import check_invariance, load_study_models, rescore, score_study, st
 
 __all__ = [
     "BatchRunner", "is_oom", "iter_batches",
-    "RANDOM_SHAPES", "SAMPLE_DIR", "BenchResult", "bench", "naive_scores", "random_model_folder", "sample_texts",
+    "RANDOM_SHAPES", "SAMPLE_DIR", "BenchResult", "EngineBenchResult", "bench", "bench_engine", "naive_scores", "random_model_folder", "sample_texts",
     "folder_fingerprint", "load_reward_model", "make_model_id",
     "Encoded", "RewardModel",
     "CPU_TOKEN_BUDGET", "CUDA_TOKEN_BUDGET", "DEVICES", "DTYPES", "FORMATS", "ROLES", "Progress",

@@ -190,3 +190,69 @@ def _sync(device: str) -> None:
         import torch
 
         torch.cuda.synchronize()
+
+
+@dataclass
+class EngineBenchResult:
+    """The same texts scored in-process and by another engine (``rmtui bench scoring --engine ray``)."""
+
+    n: int
+    engine: str
+    local_s: float
+    engine_s: float           # end to end: for Ray, the job's start, actors' start and model load included
+    busy_s: float             # the engine's workers' scoring time, summed (Ray: inside the actors)
+    n_workers: int
+    max_abs_diff: float
+    local_device: str
+    engine_desc: str
+
+    @property
+    def local_tps(self) -> float:
+        return self.n / self.local_s if self.local_s > 0 else 0.0
+
+    @property
+    def engine_tps(self) -> float:
+        return self.n / self.engine_s if self.engine_s > 0 else 0.0
+
+    @property
+    def worker_tps(self) -> float:
+        """Texts/s of one worker while it scores (no start-up, no transfer)."""
+        return self.n / self.busy_s if self.busy_s > 0 else 0.0
+
+    @property
+    def ratio(self) -> float:
+        """Engine texts/s (end to end) over in-process texts/s."""
+        return self.engine_tps / self.local_tps if self.local_tps > 0 else 0.0
+
+
+def bench_engine(rm: RewardModel, backend, texts: pd.DataFrame, *, warmup: int = 4) -> EngineBenchResult:
+    """Time ``rm`` in this process and ``backend`` (e.g. a RayBackend of the same model and
+    settings; or a function that makes it, called after the in-process timing so that a cluster
+    starting up does not share the CPUs with it) on the same texts; compare their rewards."""
+    texts = _dedupe(texts)
+    if warmup:
+        rm.score_frame(texts.head(warmup))
+    _sync(rm.device)
+    t0 = time.perf_counter()
+    local = rm.score_frame(texts)
+    _sync(rm.device)
+    t_local = time.perf_counter() - t0
+    if callable(backend) and not hasattr(backend, "iter_results"):
+        backend = backend()
+    parts = []
+    t0 = time.perf_counter()
+    for part in backend.iter_results(texts):
+        parts.append(part)
+    t_engine = time.perf_counter() - t0
+    busy = getattr(backend, "busy_seconds", lambda: 0.0)()
+    got = (pd.concat(parts, ignore_index=True).drop_duplicates("text_id").set_index("text_id")["reward"]
+           .reindex(local["text_id"]).to_numpy() if parts else np.array([]))
+    diff = float(np.nanmax(np.abs(got - local["reward"].to_numpy()))) if len(got) else 0.0
+    if len(got) and np.isnan(got).any():
+        diff = float("inf")  # a text the engine did not return
+    desc = getattr(backend, "engine", "?")
+    if desc == "ray":
+        desc = f"ray: {backend.n_actors} actor(s), {backend.gpus_per_actor:g} GPU, {backend.cpus_per_actor:g} CPU each"
+    return EngineBenchResult(n=len(texts), engine=backend.engine, local_s=t_local, engine_s=t_engine,
+                             busy_s=busy, n_workers=int(getattr(backend, "n_actors", 1)), max_abs_diff=diff, local_device=rm.device,
+                             engine_desc=desc)

@@ -114,17 +114,19 @@ class ScorerActor:
             os._exit(1)
         if self.batch_delay_s:
             time.sleep(self.batch_delay_s)  # test hook: a slow job to kill
+        t0 = time.perf_counter()
         try:
             out = self.rm.score_frame(batch)
         except RmtuiError as e:  # e.g. a single text out of memory: one line, not retried
             return _frame(error=f"Ray worker {self.worker}: {e.message}", worker=self.worker)
+        busy = (time.perf_counter() - t0) / max(len(out), 1)  # each row's share of the chunk's time
         return out.assign(error=None, worker=self.worker, token_budget=int(self.rm.runner.budget),
-                          n_oom=int(self.rm.runner.n_oom))
+                          n_oom=int(self.rm.runner.n_oom), busy_s=busy)
 
 
 def _frame(*, error: str, worker: str) -> pd.DataFrame:
     return pd.DataFrame({"text_id": [""], "reward": [0.0], "truncated": [False], "n_tokens": [0],
-                         "error": [error], "worker": [worker], "token_budget": [0], "n_oom": [0]})
+                         "error": [error], "worker": [worker], "token_budget": [0], "n_oom": [0], "busy_s": [0.0]})
 
 
 def length_chunks(texts: pd.DataFrame, chunk_size: int) -> list[pd.DataFrame]:
@@ -178,6 +180,7 @@ class RayBackend:
         self._batch_delay_s = _batch_delay_s
         self._owns_ray = False
         self._workers: dict[str, tuple[int, int]] = {}  # worker -> (token budget, n_oom)
+        self._busy_s = 0.0  # the actors' scoring time, summed
         self._connect(address)
         self.n_actors, self.cpus_per_actor, self.gpus_per_actor = self._plan(actors)
 
@@ -281,6 +284,7 @@ class RayBackend:
                     raise ModelError(str(errors.iloc[0]), "Ray worker refused")
                 for w, b, k in zip(batch["worker"], batch["token_budget"], batch["n_oom"]):
                     self._workers[w] = (int(b), int(k))
+                self._busy_s += float(batch["busy_s"].sum())
                 out = batch[list(RESULT_COLUMNS)].reset_index(drop=True)
                 done += len(out)
                 if progress:
@@ -310,6 +314,10 @@ class RayBackend:
         parts = list(self.iter_results(texts, chunk_size=1))
         single = pd.concat(parts).drop_duplicates("text_id").set_index("text_id")["reward"]
         return float(np.max(np.abs(batched - single.reindex(texts["text_id"]).to_numpy())))
+
+    def busy_seconds(self) -> float:
+        """Seconds the actors spent scoring (summed over actors), for benchmarks."""
+        return self._busy_s
 
     def stats(self) -> dict[str, int]:
         if not self._workers:

@@ -169,8 +169,17 @@ def bench_scoring(
     untrained_head: bool = typer.Option(False, "--allow-untrained-head", help="Accept an encoder without a "
                                         "trained reward head (e.g. all-MiniLM-L6-v2); rewards are meaningless."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+    engine: str = typer.Option("local", "--engine", help="local: the naive loop vs the engine; ray: the engine "
+                               "in this process vs on a Ray cluster, same texts."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray: auto | HOST:PORT (default: a Ray "
+                                              "started here)."),
+    gpus: int = typer.Option(0, "--gpus", help="Ray: GPUs in all, one actor each (0: CPU actors)."),
+    actors: Optional[int] = typer.Option(None, "--actors", help="Ray: actors (default: one per GPU, or the CPUs "
+                                         "left after one kept for Ray)."),
+    chunk_size: int = typer.Option(256, "--chunk-size", help="Ray: texts per chunk sent to an actor."),
 ) -> None:
-    """Naive loop (one text per forward, fp32, cache emptied per pair) vs the engine, same texts."""
+    """Naive loop (one text per forward, fp32, cache emptied per pair) vs the engine, same texts;
+    with --engine ray, the engine in this process vs on a Ray cluster."""
     import tempfile
 
     quiet_libraries()
@@ -185,6 +194,13 @@ def bench_scoring(
         raise RmtuiError("give exactly one of --model or --from-config", "Bad option")
     settings = ScoreSettings(device=device, dtype=dtype, token_budget=token_budget, max_length=max_length,
                              allow_untrained_head=untrained_head, compile=compile_)
+    if engine not in ("local", "ray"):
+        raise RmtuiError(f"--engine {engine!r}: expected local or ray", "Bad option")
+    if engine == "ray":
+        if settings.device == "auto":
+            settings.device = "cuda" if gpus else "cpu"  # the same device in this process as on the actors
+        settings.chunk_size = chunk_size
+        return _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors)
     with tempfile.TemporaryDirectory(prefix="rmtui-bench-") as tmp:
         spec = model or str(random_model_folder(from_config, f"{tmp}/{from_config}"))
         with console.status(f"loading {spec}"):
@@ -203,5 +219,42 @@ def bench_scoring(
          f"({r.n} texts in {r.engine_s:.2f} s)")
     _say(f"ratio {r.ratio:.1f}x; rewards max abs diff {r.max_abs_diff:.3g} "
                   f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g}); truncated {r.n_truncated}")
+    if not agree:
+        raise typer.Exit(1)
+
+
+def _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors) -> None:
+    import tempfile
+
+    from analysis.scoring import bench_engine, load_reward_model, random_model_folder, sample_texts
+    from analysis.scoring.ray_backend import RayBackend
+
+    with tempfile.TemporaryDirectory(prefix="rmtui-bench-") as tmp:
+        spec = model or str(random_model_folder(from_config, f"{tmp}/{from_config}"))
+        with console.status(f"loading {spec}"):
+            rm = load_reward_model(spec, settings, name=from_config)
+        frame = sample_texts(texts, n)
+        _say(f"{len(frame)} texts, model {rm.name} (id {rm.model_id}), {rm.format} format, max length "
+             f"{rm.max_length}, {rm.dtype}; in-process on {rm.device}; Ray chunks of {settings.chunk_size}")
+        made = []
+
+        def make():  # after the in-process timing: a starting cluster would share its CPUs
+            made.append(RayBackend(spec, settings, name=from_config, address=ray_address, gpus=gpus, actors=actors))
+            return made[0]
+
+        try:
+            with console.status("in-process, then on the Ray cluster"):
+                r = bench_engine(rm, make, frame)
+        finally:
+            for b in made:
+                b.close()
+    tol = 1e-5 if rm.dtype == "fp32" else 5e-2
+    agree = r.max_abs_diff < tol
+    _say(f"in-process ({r.local_device}): {r.local_tps:,.1f} texts/s ({r.n} texts in {r.local_s:.2f} s)")
+    _say(f"Ray ({r.engine_desc}): {r.engine_tps:,.1f} texts/s end to end ({r.engine_s:.2f} s, the job's and "
+         f"actors' start and model load included); {r.worker_tps:,.1f} texts/s per actor while scoring "
+         f"({r.busy_s:.2f} actor-s)")
+    _say(f"ratio Ray/in-process {r.ratio:.2f}x end to end; rewards max abs diff {r.max_abs_diff:.3g} "
+         f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g})")
     if not agree:
         raise typer.Exit(1)
