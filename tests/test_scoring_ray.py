@@ -198,3 +198,13 @@ def test_ray_missing_says_how_to_install(tiny_rm_dir, tmp_path):
     assert r.returncode == 1, out
     assert "Ray not installed: --engine ray needs Ray Data, which is not installed: pip install 'rmtui[ray]'" in out
     assert "Traceback" not in out
+
+
+def test_bench_scoring_engine_ray(cluster, tiny_rm_dir):
+    from rmtui.cli import app
+
+    r = CliRunner().invoke(app, ["bench", "scoring", "--engine", "ray", "--model", str(tiny_rm_dir), "--n", "24",
+                                 "--max-length", "64", "--actors", "2", "--chunk-size", "8"])
+    assert r.exit_code == 0, r.output
+    assert "in-process (cpu): " in r.output and "Ray (ray: 2 actor(s), 0 GPU, 1 CPU each): " in r.output
+    assert "agree, tolerance 1e-05" in r.output and "ratio Ray/in-process " in r.output
