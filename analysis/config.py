@@ -62,6 +62,21 @@ class ModelConfig:
     trust_remote_code: bool = False
     compile: bool = False
     chunk_size: int | None = None  # texts per committed chunk (default: the scorer's)
+    engine: str | None = None  # local | ray | vllm-server (None: vllm-server for http:// specs, else local)
+    ray_address: str | None = None  # engine ray: auto | HOST:PORT (None: a Ray started here)
+    gpus: int = 0                   # engine ray: GPUs in all, one actor each
+    actors: int | None = None       # engine ray: pool size
+    tokenizer: str | None = None    # engine vllm-server: the served model's tokenizer
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword options of the scoring engine (analysis.scoring.backends.make_backend)."""
+        if self.engine == "ray":
+            opts = {"address": self.ray_address, "gpus": self.gpus, "actors": self.actors}
+        elif self.engine == "vllm-server" or self.spec.startswith(("http://", "https://")):
+            opts = {"tokenizer": self.tokenizer}
+        else:
+            opts = {}
+        return {k: v for k, v in opts.items() if v not in (None, 0)}
 
     def settings_dict(self) -> dict[str, Any]:
         d = {
@@ -257,7 +272,8 @@ def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:
 
 def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
     ctx.check_keys(t, key, {"spec", "role", "name", "device", "dtype", "format", "max_length",
-                            "token_budget", "trust_remote_code", "compile", "chunk_size"})
+                            "token_budget", "trust_remote_code", "compile", "chunk_size", "engine",
+                            "ray_address", "gpus", "actors", "tokenizer"})
     spec = ctx.get(t, key, "spec", str, required=True)
     # a local folder relative to the config; hub ids and embedded:/hf: specs stay as they are
     if not spec.startswith(("embedded:", "hf:")) and (spec.startswith((".", "/", "~")) or ctx.path(spec).exists()):
@@ -273,7 +289,27 @@ def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
         trust_remote_code=ctx.get(t, key, "trust_remote_code", bool, False),
         compile=ctx.get(t, key, "compile", bool, False),
         chunk_size=ctx.get_int(t, key, "chunk_size", minimum=1),
+        engine=_model_engine(ctx, t, key, spec),
+        ray_address=ctx.get(t, key, "ray_address", str),
+        gpus=ctx.get_int(t, key, "gpus", 0, minimum=0),
+        actors=ctx.get_int(t, key, "actors", minimum=1),
+        tokenizer=ctx.get(t, key, "tokenizer", str),
     )
+
+
+def _model_engine(ctx: _Ctx, t: dict, key: str, spec: str) -> str | None:
+    engine = ctx.get(t, key, "engine", str, choices=("local", "ray", "vllm-server"))
+    served = spec.startswith(("http://", "https://"))
+    if served and engine not in (None, "vllm-server"):
+        raise ctx.err(f"{key}.engine", f"{spec} is a served RM: engine must be vllm-server (or left out)")
+    if engine == "vllm-server" and not served:
+        raise ctx.err(f"{key}.spec", "engine vllm-server needs spec = \"http://HOST:PORT/v1#MODEL\"")
+    for opt in ("ray_address", "gpus", "actors"):
+        if opt in t and engine != "ray":
+            raise ctx.err(f"{key}.{opt}", f"{opt} is an option of engine = \"ray\"")
+    if "tokenizer" in t and not served:
+        raise ctx.err(f"{key}.tokenizer", "tokenizer is an option of a served RM (engine vllm-server)")
+    return engine
 
 
 def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
@@ -431,6 +467,9 @@ role = "pre"
 # max_length = 2048        # truncate (context from the left) only when set
 # token_budget = 16384     # padded tokens per batch (default: 16384 on CUDA, 2048 on CPU)
 # chunk_size = 1024        # texts per committed chunk (what an interruption can lose)
+# engine = "ray"           # local (default) | ray (a Ray cluster) | vllm-server (spec = "http://HOST:PORT/v1#MODEL")
+# ray_address = "auto"     # engine ray: auto (this node's cluster) | HOST:PORT (default: a Ray started here)
+# gpus = 8                 # engine ray: GPUs in all, one actor each (0: CPU actors)
 
 [[models]]
 spec = "embedded:post"

@@ -305,7 +305,8 @@ class _Runner:
                 handle = self.reporter.progress(f"{name}: scoring texts", total=n_texts)
                 try:
                     res = score_study(self.study, spec, m.role, name=m.name, settings=settings,
-                                      progress=handle)
+                                      progress=handle, engine=m.engine,
+                                      engine_options=m.engine_options())
                 finally:
                     handle.close()
                 summary = _jsonable(res)

@@ -27,7 +27,8 @@ def _progress():
 @app.command()
 def score(
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
-    model: str = typer.Option(..., "--model", "-m", help="Hub id (owner/name or owner/name@REVISION) or local model folder."),
+    model: str = typer.Option(..., "--model", "-m", help="Hub id (owner/name or owner/name@REVISION), local model "
+                              "folder, or a served RM: http://HOST:PORT/v1#MODEL (vLLM's /classify)."),
     role: str = typer.Option(..., "--role", help="pre | post | other (a new pre/post moves the old one to other)."),
     name: Optional[str] = typer.Option(None, "--name", help="Display name (default: folder name or hub id)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -44,45 +45,97 @@ def score(
                                           "one-text-per-forward rewards on 64 texts and print the max abs diff."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
     chunk_size: int = typer.Option(1024, "--chunk-size", help="Texts per committed chunk (a kill loses at most one)."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="local (this process) | ray (a Ray cluster) | "
+                                         "vllm-server (default: vllm-server for http:// models, else local)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray engine: auto (this node's cluster) "
+                                              "or HOST:PORT (default: a Ray started here)."),
+    gpus: int = typer.Option(0, "--gpus", help="Ray engine: GPUs in all, one actor each (0: CPU actors)."),
+    actors: Optional[int] = typer.Option(None, "--actors", help="Ray engine: actors (default: one per GPU; on CPUs, "
+                                         "the CPUs left after one kept for Ray, at most 8)."),
+    tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Served RM: folder or hub id of its tokenizer "
+                                            "(default: the served model's name)."),
 ) -> None:
     """Score every text of the study's pairs with a reward model; cached texts are skipped."""
     quiet_libraries()
-    from analysis.scoring import ScoreSettings, load_reward_model, score_study
+    from analysis.errors import RmtuiError
+    from analysis.scoring import ScoreSettings
+    from analysis.scoring.backends import make_backend
     from analysis.store import open_study
 
     settings = ScoreSettings(device=device, dtype=dtype, format=fmt, max_length=max_length,
                              token_budget=token_budget, trust_remote_code=trust_remote_code, compile=compile_,
                              chunk_size=chunk_size)
     if role not in ("pre", "post", "other"):
-        from analysis.errors import RmtuiError
-
         raise RmtuiError(f"--role {role!r}: expected pre, post or other", "Bad option")
+    options = _engine_options(engine, model, ray_address=ray_address, gpus=gpus, actors=actors, tokenizer=tokenizer)
     with open_study(study, create=False) as st:  # first: a locked or unreadable study fails before the model loads
         with console.status(f"loading {model}"):
-            rm = load_reward_model(model, settings, name=name)
-        _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
-             f"max length {rm.max_length}, padding {rm.padding_side}, reward {rm.reward_rule}, "
-             f"revision {rm.revision}")
-        with _progress() as prog:
-            task = prog.add_task(f"score {rm.name}", total=None, rate="")
-            state = {"t0": None}
+            rm = make_backend(model, settings, name=name, engine=engine, **options)
+        try:
+            _describe(rm)
+            res = _score(st, rm, role, name, limit, check_invariance)
+        finally:
+            rm.close()
+    _report(res, role)
 
-            def progress(done: int, total: int) -> None:
-                import time
 
-                if state["t0"] is None:
-                    state["t0"] = time.perf_counter()
-                dt = time.perf_counter() - state["t0"]
-                rate = f"{done / dt:,.1f} texts/s" if dt > 0 and done else ""
-                prog.update(task, completed=done, total=total, rate=rate)
+def _engine_options(engine: Optional[str], model: str, **given) -> dict:
+    """The options of the engine that will run, refusing those of another engine."""
+    from analysis.errors import RmtuiError
+    from analysis.scoring.backends import is_served_spec
 
-            def on_commit(done: int, total: int) -> None:
-                # one plain line per committed chunk when the output is a log file, not a terminal
-                if not console.is_terminal:
-                    _say(f"committed {done}/{total} texts")
+    engine = engine or ("vllm-server" if is_served_spec(model) else "local")
+    takes = {"ray": {"ray_address": "address", "gpus": "gpus", "actors": "actors"},
+             "vllm-server": {"tokenizer": "tokenizer"}}.get(engine, {})
+    out = {}
+    for key, value in given.items():
+        if value in (None, 0):
+            continue
+        if key not in takes:
+            raise RmtuiError(f"--{key.replace('_', '-')} is an option of "
+                             f"{'the Ray engine' if key != 'tokenizer' else 'a served RM'}, not of --engine {engine}",
+                             "Bad option")
+        out[takes[key]] = value
+    return out
 
-            res = score_study(st, rm, role, name=name, limit=limit, progress=progress,
-                              check_invariance_n=64 if check_invariance else 0, on_commit=on_commit)
+
+def _describe(rm) -> None:
+    engine = getattr(rm, "engine", "local")
+    inner = getattr(rm, "rm", rm)
+    where = {"ray": lambda: f" on Ray: {rm.n_actors} actor(s), {rm.gpus_per_actor:g} GPU and "
+                            f"{rm.cpus_per_actor:g} CPU each",
+             "vllm-server": lambda: f" served by {rm.url}"}.get(engine, lambda: "")()
+    _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
+         f"max length {rm.max_length}, padding {inner.padding_side}, reward {inner.reward_rule}, "
+         f"revision {inner.revision}{where}")
+
+
+def _score(st, rm, role, name, limit, check_invariance):
+    from analysis.scoring import score_study
+
+    with _progress() as prog:
+        task = prog.add_task(f"score {rm.name}", total=None, rate="")
+        state = {"t0": None}
+
+        def progress(done: int, total: int) -> None:
+            import time
+
+            if state["t0"] is None:
+                state["t0"] = time.perf_counter()
+            dt = time.perf_counter() - state["t0"]
+            rate = f"{done / dt:,.1f} texts/s" if dt > 0 and done else ""
+            prog.update(task, completed=done, total=total, rate=rate)
+
+        def on_commit(done: int, total: int) -> None:
+            # one plain line per committed chunk when the output is a log file, not a terminal
+            if not console.is_terminal:
+                _say(f"committed {done}/{total} texts")
+
+        return score_study(st, rm, role, name=name, limit=limit, progress=progress,
+                           check_invariance_n=64 if check_invariance else 0, on_commit=on_commit)
+
+
+def _report(res, role) -> None:
     if res.invariance_max_abs_diff is not None:
         ok = res.invariance_max_abs_diff < (1e-4 if res.dtype == "fp32" else 5e-2)
         _say(f"batch invariance: max |batched - one at a time| = {res.invariance_max_abs_diff:.3g} "
@@ -116,8 +169,17 @@ def bench_scoring(
     untrained_head: bool = typer.Option(False, "--allow-untrained-head", help="Accept an encoder without a "
                                         "trained reward head (e.g. all-MiniLM-L6-v2); rewards are meaningless."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+    engine: str = typer.Option("local", "--engine", help="local: the naive loop vs the engine; ray: the engine "
+                               "in this process vs on a Ray cluster, same texts."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray: auto | HOST:PORT (default: a Ray "
+                                              "started here)."),
+    gpus: int = typer.Option(0, "--gpus", help="Ray: GPUs in all, one actor each (0: CPU actors)."),
+    actors: Optional[int] = typer.Option(None, "--actors", help="Ray: actors (default: one per GPU, or the CPUs "
+                                         "left after one kept for Ray)."),
+    chunk_size: int = typer.Option(256, "--chunk-size", help="Ray: texts per chunk sent to an actor."),
 ) -> None:
-    """Naive loop (one text per forward, fp32, cache emptied per pair) vs the engine, same texts."""
+    """Naive loop (one text per forward, fp32, cache emptied per pair) vs the engine, same texts;
+    with --engine ray, the engine in this process vs on a Ray cluster."""
     import tempfile
 
     quiet_libraries()
@@ -132,6 +194,13 @@ def bench_scoring(
         raise RmtuiError("give exactly one of --model or --from-config", "Bad option")
     settings = ScoreSettings(device=device, dtype=dtype, token_budget=token_budget, max_length=max_length,
                              allow_untrained_head=untrained_head, compile=compile_)
+    if engine not in ("local", "ray"):
+        raise RmtuiError(f"--engine {engine!r}: expected local or ray", "Bad option")
+    if engine == "ray":
+        if settings.device == "auto":
+            settings.device = "cuda" if gpus else "cpu"  # the same device in this process as on the actors
+        settings.chunk_size = chunk_size
+        return _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors)
     with tempfile.TemporaryDirectory(prefix="rmtui-bench-") as tmp:
         spec = model or str(random_model_folder(from_config, f"{tmp}/{from_config}"))
         with console.status(f"loading {spec}"):
@@ -150,5 +219,42 @@ def bench_scoring(
          f"({r.n} texts in {r.engine_s:.2f} s)")
     _say(f"ratio {r.ratio:.1f}x; rewards max abs diff {r.max_abs_diff:.3g} "
                   f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g}); truncated {r.n_truncated}")
+    if not agree:
+        raise typer.Exit(1)
+
+
+def _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors) -> None:
+    import tempfile
+
+    from analysis.scoring import bench_engine, load_reward_model, random_model_folder, sample_texts
+    from analysis.scoring.ray_backend import RayBackend
+
+    with tempfile.TemporaryDirectory(prefix="rmtui-bench-") as tmp:
+        spec = model or str(random_model_folder(from_config, f"{tmp}/{from_config}"))
+        with console.status(f"loading {spec}"):
+            rm = load_reward_model(spec, settings, name=from_config)
+        frame = sample_texts(texts, n)
+        _say(f"{len(frame)} texts, model {rm.name} (id {rm.model_id}), {rm.format} format, max length "
+             f"{rm.max_length}, {rm.dtype}; in-process on {rm.device}; Ray chunks of {settings.chunk_size}")
+        made = []
+
+        def make():  # after the in-process timing: a starting cluster would share its CPUs
+            made.append(RayBackend(spec, settings, name=from_config, address=ray_address, gpus=gpus, actors=actors))
+            return made[0]
+
+        try:
+            with console.status("in-process, then on the Ray cluster"):
+                r = bench_engine(rm, make, frame)
+        finally:
+            for b in made:
+                b.close()
+    tol = 1e-5 if rm.dtype == "fp32" else 5e-2
+    agree = r.max_abs_diff < tol
+    _say(f"in-process ({r.local_device}): {r.local_tps:,.1f} texts/s ({r.n} texts in {r.local_s:.2f} s)")
+    _say(f"Ray ({r.engine_desc}): {r.engine_tps:,.1f} texts/s end to end ({r.engine_s:.2f} s, the job's and "
+         f"actors' start and model load included); {r.worker_tps:,.1f} texts/s per actor while scoring "
+         f"({r.busy_s:.2f} actor-s)")
+    _say(f"ratio Ray/in-process {r.ratio:.2f}x end to end; rewards max abs diff {r.max_abs_diff:.3g} "
+         f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g})")
     if not agree:
         raise typer.Exit(1)
