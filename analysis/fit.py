@@ -179,6 +179,10 @@ def _fit_study(study: Study, options: FitOptions | None,
     pf = ms.pair_frame(study, pre_id, post_id)
     if pf.empty:
         raise RmtuiError(f"{study.path}: no pairs; ingest a dataset first", "Nothing to fit")
+    pf, n_human_ties = _without_human_ties(study, pf)
+    if n_human_ties:
+        msgs.append(f"human ties: {n_human_ties:,} pairs the annotators called a tie are left out of agreement, "
+                    "regimes, gamma and the imprint")
     defs = ms.feature_defs(study)
     feats = select_features(defs, o.features, o.featurizers) if len(defs) else []
     if o.features and not len(defs):
@@ -245,6 +249,17 @@ def _fit_study(study: Study, options: FitOptions | None,
                      pair_metrics=pm, messages=msgs, seconds=time.perf_counter() - t0)
 
 
+def _without_human_ties(study: Study, pf: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Pairs the humans called a tie (pairs.human_tie) have no winner to agree with: out of the fit."""
+    from .store.pairs import human_tie_ids
+
+    ties = human_tie_ids(study)
+    if not ties:
+        return pf, 0
+    keep = ~pf["pair_id"].isin(ties)
+    return pf[keep].reset_index(drop=True), int((~keep).sum())
+
+
 # -- summary -----------------------------------------------------------------------------------------
 def _clean(v: Any) -> Any:
     if v is None or v is pd.NA or v is pd.NaT:
@@ -300,6 +315,10 @@ def summary(study: Study) -> dict:
     ``missing`` and give empty lists."""
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = int(study.scalar("SELECT count(*) FROM pairs"))
+    from .human import human_summary
+
+    out["human"] = human_summary(study)
+    n_human_ties = out["human"]["ties"]
     models = ms.models_frame(study)
     out["models"] = records(models[["model_id", "name", "role"]])
     fit = ms.latest_fit(study)
@@ -312,6 +331,8 @@ def summary(study: Study) -> dict:
     agr_rows = []
     if len(models) and out["n_pairs"]:
         mpr = ms.model_pair_rewards(study)
+        if n_human_ties:  # a human tie has no winner to agree with
+            mpr, _ = _without_human_ties(study, mpr)
         mpr["heldout_label"] = [_heldout_label(v) for v in mpr["heldout"]]
         for (mid, name, role), g in mpr.groupby(["model_id", "name", "role"], dropna=False, sort=False):
             a, t = compare(g["reward_chosen"], g["reward_rejected"], tol=tol, identical=g["identical"].to_numpy())
@@ -334,11 +355,11 @@ def summary(study: Study) -> dict:
     if ms.n_pair_metrics(study):
         pm = ms.read_pair_metrics(study)
         out["pair_metrics_source"] = f"fit {fit['fit_id']}" if fit else "pair_metrics table"
-        out["stale"] = _stale(study, fit, len(pm), out["n_pairs"])
+        out["stale"] = _stale(study, fit, len(pm), out["n_pairs"] - n_human_ties)
     else:
         pre_id, post_id = ms.resolve_models(study)
         if (pre_id or post_id) and out["n_pairs"]:
-            pf = ms.pair_frame(study, pre_id, post_id)
+            pf, _ = _without_human_ties(study, ms.pair_frame(study, pre_id, post_id))
             defs = ms.feature_defs(study)
             gcols = default_gamma_features(defs) if len(defs) else []
             wide = ms.feature_wide(study, gcols) if gcols else None
