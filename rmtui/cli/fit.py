@@ -260,7 +260,6 @@ def _sig(p: Any) -> str:
     return significance_marker(p)
 
 
-@app.command()
 def _print_human(h: dict) -> None:
     """Human ties (left out of agreement and regimes) and, with several annotators, unanimous vs split."""
     if not h or not (h.get("ties") or h.get("with_votes")):
@@ -276,6 +275,7 @@ def _print_human(h: dict) -> None:
                              ["humans", "pairs", "decided", "RM disagrees", "misal.", "annot. agreement"], rows))
 
 
+@app.command()
 def summary(
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the same numbers as JSON."),

@@ -1,0 +1,108 @@
+"""Human ties are data: stored, counted, and kept out of agreement, regimes and the imprint; several
+annotators: unanimous vs split pairs the RM gets wrong told apart. Planted rewards, real DuckDB studies."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from typer.testing import CliRunner
+
+import rmtui.cli.fit  # noqa: F401
+import rmtui.cli.ingest  # noqa: F401
+from analysis.data import ReadOptions
+from analysis.fit import fit_study, summary
+from analysis.ingest import ingest
+from analysis.shapes import parse_map
+from analysis.store import open_study
+from rmtui.cli.base import app
+
+# row: (votes of three annotators, pre reward of A, of B, post reward of A, of B)
+ROWS = [
+    ([1, 1, 1], 2.0, 1.0, 2.0, 1.0),   # unanimous A; pre agrees, post agrees
+    ([1, 1, 1], 2.0, 1.0, 0.0, 1.0),   # unanimous A; pre agrees, post disagrees (a clear miss)
+    ([2, 2, 1], 0.0, 1.0, 1.0, 0.0),   # split, B wins; pre agrees, post disagrees (the humans split too)
+    ([2, 2, 2], 1.0, 0.0, 0.0, 1.0),   # unanimous B; pre disagrees, post agrees
+    ([1, 2, 0], 5.0, 0.0, 5.0, 0.0),   # no majority: a tie; rewards "agree" with A (must not count)
+    ([0, 0, 1], 5.0, 0.0, 5.0, 0.0),   # majority tie
+]
+
+
+def build(tmp_path):
+    f = tmp_path / "judgments-test.jsonl"
+    f.write_text("\n".join(json.dumps({"instruction": f"task {i}", "input": "", "response1": f"A{i}",
+                                       "response2": f"B{i}", "annotator1": v[0], "annotator2": v[1],
+                                       "annotator3": v[2]}) for i, (v, *_r) in enumerate(ROWS)) + "\n")
+    path = tmp_path / "s.duckdb"
+    mapping, shape = parse_map(["prompt=instruction+input,a=response1,b=response2,label=annotator1,annotator2,"
+                                "annotator3"], label="a=1,b=2,tie=0")
+    with open_study(path) as st:
+        res = ingest(st, str(f), ReadOptions(mapping=mapping, shape=shape))
+        assert (res.n_read, res.n_ties, res.n_split_votes) == (6, 2, 3)
+        texts = st.df("SELECT response, text_id FROM texts")
+        tid = dict(zip(texts["response"], texts["text_id"]))
+        with st.transaction() as cur:
+            for mid, role, col in (("pre", "pre", 1), ("post", "post", 3)):
+                cur.execute("INSERT INTO models (model_id, name, role, created_at) VALUES (?, ?, ?, now())",
+                            [mid, mid, role])
+                rows = [(mid, tid[f"A{i}"], r[col]) for i, r in enumerate(ROWS)]
+                rows += [(mid, tid[f"B{i}"], r[col + 1]) for i, r in enumerate(ROWS)]
+                cur.register("_s", pd.DataFrame(rows, columns=["model_id", "text_id", "reward"]))
+                cur.execute("INSERT INTO scores (model_id, text_id, reward) SELECT * FROM _s")
+                cur.unregister("_s")
+    return path
+
+
+def test_fit_leaves_human_ties_out(tmp_path):
+    path = build(tmp_path)
+    with open_study(path) as st:
+        r = fit_study(st)
+        assert r.n_pairs == 4
+        assert any("human ties: 2 pairs" in m for m in r.messages)
+        pm = st.df("SELECT p.source_row, m.agree_pre, m.agree_post, m.regime FROM pair_metrics m "
+                   "JOIN pairs p USING (pair_id) ORDER BY p.source_row")
+        assert pm["source_row"].tolist() == [1, 2, 3, 4]
+        assert pm["agree_pre"].tolist() == [1, 1, 1, 0]
+        assert pm["agree_post"].tolist() == [1, 0, 0, 1]
+        s = summary(st)
+    overall = {x["role"]: x for x in s["agreement"] if x["group"] == "all"}
+    assert overall["pre"]["n"] == 4 and overall["pre"]["agree"] == 3   # with the ties it would be 5 of 6
+    assert overall["post"]["n"] == 4 and overall["post"]["agree"] == 2
+    assert sum(x["n"] for x in s["regimes"]) == 4
+    assert s["stale"] == []  # the two ties are not "pairs the fit does not cover"
+    h = s["human"]
+    assert (h["ties"], h["with_votes"], h["unanimous"], h["split"]) == (2, 6, 3, 1)
+    by = {x["consensus"]: x for x in h["by_consensus"]}
+    assert (by["unanimous"]["n"], by["unanimous"]["decided_post"], by["unanimous"]["disagree_post"]) == (3, 3, 1)
+    assert (by["split"]["n"], by["split"]["disagree_post"]) == (1, 1)
+    assert by["tie"]["decided_post"] == 0  # ties never reach the fit
+
+
+def test_summary_cli_shows_tie_count_and_consensus(tmp_path):
+    path = build(tmp_path)
+    with open_study(path) as st:
+        fit_study(st)
+    out = CliRunner().invoke(app, ["summary", "--study", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "human ties: 2 pairs" in out.output
+    assert "3 unanimous, 1 split" in out.output
+    assert "unanimous" in out.output and "split" in out.output
+
+
+def test_ingest_cli_counts_ties_and_split_votes(tmp_path):
+    f = tmp_path / "prefs-test.jsonl"
+    f.write_text("\n".join(json.dumps({"q": f"q{i}", "x": f"X{i}", "y": f"Y{i}", "w": w})
+                           for i, w in enumerate(["model_a", "tie", "model_b", "tie (bothbad)"])) + "\n")
+    out = CliRunner().invoke(app, ["ingest", str(f), "--study", str(tmp_path / "s.duckdb"),
+                                   "--map", "prompt=q,a=x,b=y,label=w"])
+    assert out.exit_code == 0, out.output
+    assert "2 human ties" in out.output and "human ties" in out.output
+    amb = tmp_path / "pm-test.jsonl"
+    amb.write_text("\n".join(json.dumps({"q": "q", "x": f"X{i}", "y": "Y", "pref": v}) for i, v in enumerate([1, -1])))
+    out = CliRunner().invoke(app, ["ingest", str(amb), "--study", str(tmp_path / "s2.duckdb"),
+                                   "--map", "prompt=q,a=x,b=y,label=pref"])
+    assert out.exit_code == 1  # the CLI's main() prints the error's title and message on one line
+    assert getattr(out.exception, "title", "") == "Ambiguous label"
+    assert "label column 'pref' holds the values -1, 1" in str(out.exception) and "--label a=-1,b=1" in str(out.exception)
+    with open_study(tmp_path / "s2.duckdb") as st:
+        assert st.scalar("SELECT count(*) FROM pairs") == 0  # the row labelled 1 was not read as "A won"
