@@ -112,11 +112,11 @@ def suggest(columns: list[str], rows: list[dict]) -> tuple[str | None, str | Non
         parts.append(f"prompt={prompt[0]}")
     if {"chosen", "rejected"} <= have:
         return None, ",".join(parts + ["chosen=chosen", "rejected=rejected"])
-    ab = next(((a, b) for a, b in _A_B if a in have and b in have), None)
+    ab = next(((a, b) for a, b in _A_B if a in have and b in have), None) or _paired_columns(columns, rows)
     if ab:
         parts += [f"a={ab[0]}", f"b={ab[1]}"]
         annot = sorted(c for c in columns if re.fullmatch(r"(annotator|rater|judge|label)_?\d+", c, re.I))
-        lab = [c for c in _LABELS if c in have]
+        lab = [c for c in _LABELS if c in have] or _label_like(columns, rows, ab)
         if annot:
             parts.append("label=" + ",".join(annot))
         elif lab:
@@ -138,10 +138,44 @@ def suggest(columns: list[str], rows: list[dict]) -> tuple[str | None, str | Non
     return None, None
 
 
+_SUFFIXES = (("1", "2"), ("0", "1"), ("_a", "_b"), ("_A", "_B"), ("a", "b"), ("A", "B"))
+
+
+def _texty(rows: list[dict], c: str) -> bool:
+    v = next((r.get(c) for r in rows if r.get(c) is not None), None)
+    return isinstance(v, (str, list))
+
+
+def _paired_columns(columns: list[str], rows: list[dict]) -> tuple[str, str] | None:
+    """Two text columns named alike but for a 1/2, 0/1 or a/b ending (response1/response2, ...)."""
+    for c in columns:
+        for s1, s2 in _SUFFIXES:
+            if c.endswith(s1) and len(c) > len(s1):
+                other = c[: -len(s1)] + s2
+                if other in columns and _texty(rows, c) and _texty(rows, other):
+                    return c, other
+    return None
+
+
+def _label_like(columns: list[str], rows: list[dict], ab: tuple[str, str]) -> list[str]:
+    """Columns whose values look like labels (1/2, A/B, model_a, tie, -1/+1, 0/1)."""
+    from .shapes import DEFAULT_LABELS, norm_label
+
+    known = {norm_label(v) for vals in DEFAULT_LABELS.values() for v in vals} | {"0", "-1"}
+    out = []
+    for c in columns:
+        if c in ab:
+            continue
+        vals = [r.get(c) for r in rows if r.get(c) is not None]
+        if vals and all(not isinstance(v, (list, dict)) and norm_label(v) in known for v in vals):
+            out.append(c)
+    return out
+
+
 def inspect_source(spec: str, *, limit: int = 3, study: str = "study.duckdb") -> str:
     rows = peek(spec, limit)
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    lines = [f"{clean(spec, 200)}: {detect_format(spec)}, {len(columns)} columns in the first {len(rows)} records"]
+    lines = [f"{clean(spec, 200)}: {len(columns)} columns in the first {len(rows)} records"]
     for c in columns:
         v = next((r[c] for r in rows if c in r), None)
         lines.append(f"  {clean(c, 40):28} {type(v).__name__:8} {clean(v)}")

@@ -14,7 +14,8 @@ import duckdb
 from ..errors import InputError
 
 # what a query must return: one of these column sets (plus optional subset, split, attribute columns)
-STANDARD_SHAPES = (("chosen", "rejected"), ("a", "b", "label"), ("a", "b", "score_a", "score_b"))
+STANDARD_SHAPES = (("chosen", "rejected"), ("a", "b", "label"), ("a", "b", "score_a", "score_b"),
+                   ("completions",))
 BATCH = 20_000
 
 
@@ -66,12 +67,8 @@ def sql_records(sql: str) -> Iterator[dict]:
             raise InputError(f"--sql: {str(e).splitlines()[0]}", "Bad query") from e
         if rel is None:
             raise InputError("--sql: the statement returns no rows (give a SELECT)", "Bad query")
-        cols = list(rel.columns)
-        check_columns(cols)
         try:
-            reader = rel.fetch_arrow_reader(BATCH)
-        except AttributeError:  # pragma: no cover - older duckdb
-            reader = rel.arrow().to_reader(BATCH)
+            reader = rel.to_arrow_reader(BATCH) if hasattr(rel, "to_arrow_reader") else rel.fetch_arrow_reader(BATCH)
         except duckdb.Error as e:
             raise InputError(f"--sql: {str(e).splitlines()[0]}", "Bad query") from e
         while True:

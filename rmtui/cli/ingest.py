@@ -75,7 +75,7 @@ def ingest(
         p = get_preset(preset) if preset else preset_for_hf(src)
         items = (p.map_items() if p else []) + list(map_ or [])
         if src.startswith("sql:") and not p:
-            items = [_sql_map(src[4:])] + items
+            items = [_sql_map(src[4:], check=not map_)] + items
         mapping, shape = parse_map(items, label=label or (p.label if p else None),
                                    pairs=pairs_rule or (p.pairs if p else None), preset=p.name if p else None)
         return ReadOptions(subset=subset, split=split, fmt=fmt, mapping=mapping, hf_split=hf_split,
@@ -116,7 +116,7 @@ def ingest(
         console.print(
             f"{name}: read {res.n_read:,} pairs, added {res.n_added:,}, "
             f"skipped {len(res.skipped):,} bad rows, flagged {len(res.flagged):,} (identical pairs, empty responses)"
-            + human + attrs, markup=False)
+            + human + attrs, markup=False, soft_wrap=True)
         for issue in res.skipped[:10]:
             console.print(f"  [yellow]skipped[/] {_esc(issue.describe())}")
         if len(res.skipped) > 10:
@@ -136,13 +136,16 @@ def _esc(s: str) -> str:
     return escape(s)
 
 
-def _sql_map(sql: str) -> str:
-    """The --map a query's standard column names imply (a/b/label, scores, attr."NAME.a", prompt...)."""
+def _sql_map(sql: str, *, check: bool = True) -> str:
+    """The --map a query's standard column names imply (a/b/label, scores, attr."NAME.a", prompt...).
+    ``check``: refuse a query that returns none of the standard sets (no --map of the user's own)."""
     from analysis.store.sources import check_columns, sql_columns
 
     cols = sql_columns(sql)
-    check_columns(cols)
-    keys = ["prompt", "chosen", "rejected", "a", "b", "label", "score_a", "score_b", "margin", "subset", "split"]
-    items = [f"{k}={k}" for k in keys if k in cols]
+    if check:
+        check_columns(cols)
+    keys = ["prompt", "chosen", "rejected", "a", "b", "label", "score_a", "score_b", "margin", "subset", "split",
+            "completions", "text", "rating", "ratings", "rank", "ranks"]
+    items = [f"{k}={k}" for k in keys if k in cols and k not in ("text", "rating", "rank")]
     items += [f"{c}={c}" for c in cols if c.startswith("attr.")]
     return ",".join(items)
