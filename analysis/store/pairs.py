@@ -43,18 +43,19 @@ def add_pairs(study: Study, pairs: Sequence[Pair], ingest_id: int) -> int:
         return 0
     rows = []
     text_rows = []
+    human = [c for c in HUMAN_COLUMNS if c != "human_tie"]
     for p in pairs:
-        pid = p.pair_id
+        pid, cid, rid = p.pair_id, p.chosen_text_id, p.rejected_text_id  # content hashes: computed once
+        ex = p.extra
         rows.append((
             pid, p.dataset, p.subset, p.split, p.source, p.source_row, p.chosen_context,
             p.chosen_response, p.rejected_response, p.chosen_text, p.rejected_text,
-            p.chosen_text_id, p.rejected_text_id, p.rejected_context, p.context_differs, p.identical,
-            None, ingest_id,
-            *(bool(p.extra.get(c)) if c == "human_tie" else p.extra.get(c) for c in HUMAN_COLUMNS),
+            cid, rid, p.rejected_context, p.context_differs, p.identical,
+            None, ingest_id, bool(ex.get("human_tie")), *(ex.get(c) for c in human),
         ))
-        text_rows.append((pid, "chosen", p.chosen_text_id, p.chosen_context, p.chosen_response, p.chosen_text))
-        text_rows.append((pid, "rejected", p.rejected_text_id, p.rejected_context, p.rejected_response, p.rejected_text))
-    cols = PAIR_COLUMNS + HUMAN_COLUMNS
+        text_rows.append((pid, "chosen", cid, p.chosen_context, p.chosen_response, p.chosen_text))
+        text_rows.append((pid, "rejected", rid, p.rejected_context, p.rejected_response, p.rejected_text))
+    cols = PAIR_COLUMNS + ["human_tie"] + human
     pdf = pd.DataFrame(rows, columns=cols)
     for c in ("votes_a", "votes_b", "votes_tie"):
         pdf[c] = pd.array(pdf[c], dtype="Int64")
