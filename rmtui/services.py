@@ -125,6 +125,9 @@ class StudyService:
     def choices(self) -> dict[str, list[str]]:
         return browse.list_values(self.study)
 
+    def has_votes(self) -> bool:
+        return browse.has_votes(self.study)
+
     def frequency(self, filt: EntryFilter, column: str) -> list[tuple[str, int]]:
         return browse.frequency(self.study, filt, column)
 

@@ -20,6 +20,7 @@ import pandas as pd
 from ..errors import RmtuiError
 from .core import Study, now
 from .features import split_feature_key
+from .pairs import CONSENSUS_SQL as _CONSENSUS
 
 REGIMES = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed", "tie", "unscored"]
 GAMMAS = ["c", "i", "r"]
@@ -58,13 +59,14 @@ class EntryFilter:
     search: str | None = None       # case-insensitive substring of the context or either response
     selected: bool = False          # only selected pairs
     heldout: bool | None = None
+    human: str | None = None        # how the humans decided: tie | split | unanimous | single (pairs.votes_*)
 
     def replace(self, **kw: Any) -> "EntryFilter":
         return replace(self, **kw)
 
     def describe(self) -> str:
         parts = []
-        for k in ("regime", "subset", "split", "gamma", "feature", "tag"):
+        for k in ("regime", "subset", "split", "gamma", "feature", "tag", "human"):
             v = getattr(self, k)
             if v is not None:
                 parts.append(f"{k}={v}")
@@ -90,6 +92,7 @@ SORT_COLUMNS: dict[str, str] = {
     "heldout": "p.heldout",
     "tags": "tg.tags",
     "prompt": "p.context",
+    "votes": "p.annotator_agreement",  # the share of annotators behind the pair's preference
 }
 DEFAULT_SORT = ("margin_post", False)  # ascending: most confidently wrong first
 
@@ -119,6 +122,9 @@ def _where(filt: EntryFilter) -> tuple[str, list]:
     if filt.heldout is not None:
         conds.append("p.heldout = ?")
         params.append(bool(filt.heldout))
+    if filt.human is not None:
+        conds.append(f"({_CONSENSUS}) = ?")
+        params.append(filt.human)
     if filt.tag is not None:
         conds.append("p.pair_id IN (SELECT pair_id FROM triage WHERE tag = ?)")
         params.append(filt.tag)
@@ -153,7 +159,10 @@ def _order(sort: tuple[str, bool] | None) -> str:
 
 
 LIST_COLUMNS = ["pair_id", "subset", "split", "margin_pre", "margin_post", "regime", "gamma", "theta",
-                "heldout", "tags", "selected", "prompt"]
+                "heldout", "tags", "selected", "prompt", "votes", "human"]
+# the humans' votes as the list shows them ('2:1', '1:1:1' with tie votes, 'tie') and the consensus class
+_VOTES = ("CASE WHEN p.votes_a IS NOT NULL THEN p.votes_a || ':' || p.votes_b || "
+          "CASE WHEN p.votes_tie > 0 THEN ':' || p.votes_tie ELSE '' END WHEN p.human_tie THEN 'tie' END")
 
 
 def count_entries(study: Study, filt: EntryFilter) -> int:
@@ -175,7 +184,7 @@ def fetch_window(study: Study, filt: EntryFilter, sort: tuple[str, bool] | None,
         "SELECT p.pair_id, p.subset, p.split, m.margin_pre, m.margin_post, m.regime, m.gamma, m.theta, "
         "p.heldout, tg.tags, s.pair_id IS NOT NULL AS selected, "
         "substr(trim(regexp_replace(list_extract(string_split(p.context, 'Human:'), -1), '\\s+', ' ', 'g')), 1, 160) "
-        "AS prompt "
+        "AS prompt, " + _VOTES + " AS votes, " + _CONSENSUS + " AS human "
         "FROM w JOIN pairs p ON p.pair_id = w.pair_id LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
         "LEFT JOIN (SELECT pair_id, string_agg(tag, ' ' ORDER BY tag) AS tags FROM triage "
         "           WHERE tag IS NOT NULL GROUP BY pair_id) tg ON tg.pair_id = p.pair_id "
@@ -192,7 +201,7 @@ _ROW_SELECT = (
     "SELECT p.pair_id, p.subset, p.split, m.margin_pre, m.margin_post, m.regime, m.gamma, m.theta, "
     "p.heldout, tg.tags, s.pair_id IS NOT NULL AS selected, "
     "substr(trim(regexp_replace(list_extract(string_split(p.context, 'Human:'), -1), '\\s+', ' ', 'g')), 1, 160) "
-    "AS prompt "
+    "AS prompt, " + _VOTES + " AS votes, " + _CONSENSUS + " AS human "
 )
 
 
@@ -255,6 +264,7 @@ def list_values(study: Study) -> dict[str, list[str]]:
             f"SELECT DISTINCT coalesce(m.gamma, '{GAMMA_NONE}') FROM pairs p "
             "LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id ORDER BY 1").fetchall()],
         "tag": all_tags(study),
+        "human": ["tie", "split", "unanimous", "single"],
         "feature": [f"{a}.{b}" for a, b in study.con.cursor().execute(
             "SELECT featurizer, name FROM feature_defs ORDER BY 1, 2").fetchall()],
     }
@@ -511,6 +521,7 @@ FREQUENCY_COLUMNS = {
     "selected": ("CASE WHEN p.pair_id IN (SELECT pair_id FROM selection) THEN 'selected' ELSE 'not selected' END",
                  "selected"),
     "tags": ("t.tag", "tag"),
+    "votes": (None, "human"),  # over the consensus class (tie, split, unanimous, single)
 }
 
 
@@ -519,7 +530,7 @@ def frequency(study: Study, filt: EntryFilter, column: str) -> list[tuple[str, i
     ``tags``: a pair counts once per tag it has, and once as '(no tag)' if it has none."""
     if column not in FREQUENCY_COLUMNS:
         raise RmtuiError(f"frequency of {column!r}: one of {', '.join(FREQUENCY_COLUMNS)}", "Frequency")
-    expr = FREQUENCY_COLUMNS[column][0]
+    expr = FREQUENCY_COLUMNS[column][0] or _CONSENSUS
     where, params = _where(filt)
     src = f"SELECT p.*, m.regime, m.gamma {_FROM}{where}"
     if column == "tags":
@@ -548,7 +559,8 @@ def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
     group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
     return study.df(
         f"SELECT {group} AS grp, coalesce(m.regime, 'unscored') AS regime, count(*) AS n "
-        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id GROUP BY ALL ORDER BY 1, 2")
+        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
+        "WHERE NOT coalesce(p.human_tie, FALSE) GROUP BY ALL ORDER BY 1, 2")  # human ties: no winner, no regime
 
 
 def agreement(study: Study) -> dict:
@@ -564,7 +576,14 @@ def agreement(study: Study) -> dict:
         "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post), avg(agree_pre::DOUBLE), "
         "avg(agree_post::DOUBLE) FROM pair_metrics"))
     return {"n": int(row[0]), "pre": row[1], "post": row[2], "ties_pre": int(row[3]), "ties_post": int(row[4]),
-            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": row[7], "post_decided": row[8]}
+            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": row[7], "post_decided": row[8],
+            "human_ties": int(study.scalar("SELECT count(*) FROM pairs WHERE human_tie")),
+            "split_votes": int(study.scalar(f"SELECT count(*) FROM pairs p WHERE ({_CONSENSUS}) = 'split'"))}
+
+
+def has_votes(study: Study) -> bool:
+    """Whether any pair has human votes or is a human tie (the list shows its votes column then)."""
+    return bool(study.scalar("SELECT count(*) FROM pairs WHERE votes_a IS NOT NULL OR human_tie"))
 
 
 # -- export reads -----------------------------------------------------------------------------------

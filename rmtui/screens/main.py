@@ -17,7 +17,7 @@ from ..widgets.line import Line
 from .common import TRIAGE_BINDINGS, TriageMixin, WorkFailed, error_parts
 from .dialogs import ChoiceDialog, ConfirmDialog, InputDialog
 
-FILTER_FIELDS = ["regime", "subset", "split", "gamma", "feature", "tag", "heldout", "selected"]
+FILTER_FIELDS = ["regime", "subset", "split", "gamma", "feature", "tag", "heldout", "selected", "human"]
 
 
 class ExportDone(Message):
@@ -72,6 +72,8 @@ class ListScreen(TriageMixin, Screen):
         return self.query_one(EntryList)
 
     def on_mount(self) -> None:
+        if self.rapp.service.has_votes():  # A/B sets with votes or ties: show the humans' votes
+            self.entries.hidden.discard("votes")
         self.entries.load(self.rapp.initial_filter)
         self.entries.focus()
 
