@@ -20,7 +20,7 @@ class IngestResult:
     n_added: int = 0
     issues: list[Issue] = field(default_factory=list)
     n_ties: int = 0          # pairs the humans called a tie (stored, flagged human_tie)
-    n_split_votes: int = 0   # pairs whose annotators did not all agree
+    n_split_votes: int = 0   # pairs with a winner whose annotators did not all vote for it (ties not counted)
     n_attr_values: int = 0   # per-response attribute values stored as features
     featurizer: str | None = None
 
@@ -75,7 +75,7 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
             res.n_read += 1
             if item.extra.get("human_tie"):
                 res.n_ties += 1
-            if (item.extra.get("annotator_agreement") or 1.0) < 1.0:
+            elif (item.extra.get("annotator_agreement") or 1.0) < 1.0:  # a winner, but not every vote for it
                 res.n_split_votes += 1
             buf.append(item)
             if len(buf) >= CHUNK:

@@ -111,7 +111,7 @@ def pair_counts(study: Study) -> pd.DataFrame:
         "count(*) FILTER (WHERE context_differs) AS context_differs, "
         "count(*) FILTER (WHERE human_tie) AS human_ties, "
         "count(*) FILTER (WHERE votes_a IS NOT NULL AND votes_a + votes_b + votes_tie > 1 "
-        "AND annotator_agreement < 1) AS split_votes "
+        "AND annotator_agreement < 1 AND NOT human_tie) AS split_votes "
         "FROM pairs GROUP BY ALL ORDER BY subset, split"
     )
 
