@@ -106,3 +106,54 @@ def test_ingest_cli_counts_ties_and_split_votes(tmp_path):
     assert "label column 'pref' holds the values -1, 1" in str(out.exception) and "--label a=-1,b=1" in str(out.exception)
     with open_study(tmp_path / "s2.duckdb") as st:
         assert st.scalar("SELECT count(*) FROM pairs") == 0  # the row labelled 1 was not read as "A won"
+
+
+def test_dataset_attributes_reach_gamma_and_the_imprint(tmp_path):
+    """PKU-SafeRLHF-style rows: is_response_N_safe imported as the target pku_saferlhf.harmless; planted
+    rewards (pre = 2 * safe + noise, post = 3 * safe + noise) come back in the imprint, and gamma is the
+    hand-computed comparison of the two sides' safety."""
+    import numpy as np
+
+    from analysis.fit import FitOptions
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(120):
+        s0, s1 = bool(rng.integers(0, 2)), bool(rng.integers(0, 2))
+        rows.append({"prompt": f"prompt {i}", "response_0": f"first answer {i}", "response_1": f"second answer {i}",
+                     "is_response_0_safe": s0, "is_response_1_safe": s1, "response_0_severity_level": 0 if s0 else 2,
+                     "response_1_severity_level": 0 if s1 else 1, "better_response_id": int(rng.integers(0, 2)),
+                     "safer_response_id": 0 if s0 and not s1 else 1})
+    f = tmp_path / "pku-train.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    path = tmp_path / "s.duckdb"
+    out = CliRunner().invoke(app, ["ingest", str(f), "--preset", "pku-saferlhf", "--study", str(path)])
+    assert out.exit_code == 0, (out.output, out.exception)
+    with open_study(path) as st:
+        tx = st.df("SELECT DISTINCT t.text_id, f.value AS safe FROM texts t JOIN features f USING (text_id) "
+                   "WHERE f.featurizer = 'pku_saferlhf' AND f.name = 'harmless'")
+        assert len(tx) == 240
+        noise = np.random.default_rng(4)
+        with st.transaction() as cur:
+            for mid, role, coef in (("pre", "pre", 2.0), ("post", "post", 3.0)):
+                cur.execute("INSERT INTO models (model_id, name, role, created_at) VALUES (?, ?, ?, now())",
+                            [mid, mid, role])
+                df = pd.DataFrame({"model_id": mid, "text_id": tx["text_id"],
+                                   "reward": coef * tx["safe"] + noise.normal(0, 0.1, len(tx))})
+                cur.register("_s", df)
+                cur.execute("INSERT INTO scores (model_id, text_id, reward) SELECT * FROM _s")
+                cur.unregister("_s")
+        r = fit_study(st, FitOptions(features=["pku_saferlhf.harmless"], gamma_features=["pku_saferlhf.harmless"]))
+        imp = r.imprint.set_index(["target", "feature"])["estimate"]
+        assert abs(imp[("pre", "pku_saferlhf.harmless")] - 2.0) < 0.1
+        assert abs(imp[("post", "pku_saferlhf.harmless")] - 3.0) < 0.1
+        pm = st.df("SELECT p.subset, p.source_row, m.gamma FROM pair_metrics m JOIN pairs p USING (pair_id)")
+    safe = {i + 1: (r["is_response_0_safe"], r["is_response_1_safe"]) for i, r in enumerate(rows)}
+    for rec in pm.itertuples():
+        s0, s1 = safe[rec.source_row]
+        better = rows[rec.source_row - 1]["better_response_id" if rec.subset.endswith(":better") else "safer_response_id"]
+        sc, sr = (s0, s1) if better == 0 else (s1, s0)
+        assert rec.gamma == ("c" if sc > sr else "r" if sc < sr else "i")
+    safer = pm[pm["subset"] == "pku:safer"]
+    assert len(safer) == 120 and (safer["gamma"] != "r").all()  # the safer side is never the less safe one
+    assert set(pm["subset"]) == {"pku:better", "pku:safer"}
