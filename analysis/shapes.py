@@ -410,7 +410,7 @@ def parse_map(items: Iterable[str] | str | None, *, label: str | Iterable[str] |
         shape.pairs_rule = pairs
     if shape.prompt:
         mapping["prompt"] = shape.prompt[0]
-    if len(shape.prompt) > 1 or shape.kind != "plain" or shape.attrs or shape.labels or preset or label or pairs:
+    if len(shape.prompt) > 1 or shape.kind != "plain" or shape.attrs or shape.labels or label or pairs:
         if shape.kind == "plain" and (label or shape.labels):
             raise InputError("--label / label=...: map the two answers with a=COLUMN,b=COLUMN", "Bad option")
         shape.validate()

@@ -235,3 +235,30 @@ def test_attributes_become_features_of_the_texts(tmp_path):
         assert dict(zip(v["response"], v["value"])) == {"bad": 0.0, "ok": 1.0, "x": 1.0, "y": 1.0}
         # row 1: B ("bad") won on "better": the chosen text is the unsafe one
         assert st.scalar("SELECT chosen_response FROM pairs WHERE source_row = 1") == "bad"
+
+
+def test_run_config_reads_shapes_and_presets(tmp_path):
+    """[[data]] tables take map (with A/B keys), label, pairs and preset like the CLI."""
+    from analysis.pipeline import run_config
+
+    from .conftest import ROOT
+
+    (tmp_path / "pairwise-test.jsonl").write_text(
+        '{"instruction":"q","input":"","response1":"A","response2":"B","annotator1":1,"annotator2":2,"annotator3":0}\n'
+        '{"instruction":"q2","input":"x","response1":"A2","response2":"B2","annotator1":2,"annotator2":2,"annotator3":1}\n')
+    study = tmp_path / "s.duckdb"
+    fixture = ROOT / "tests" / "fixtures" / "datasets" / "pku-saferlhf.jsonl"
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text(f'study = "{study}"\n[[data]]\nsource = "pairwise-test.jsonl"\n'
+                   'map = { prompt = "instruction+input", a = "response1", b = "response2", '
+                   'label = "annotator1,annotator2,annotator3" }\nlabel = "a=1,b=2,tie=0"\n'
+                   f'[[data]]\nsource = "{fixture}"\npreset = "pku-saferlhf"\n')
+    r = run_config(cfg)
+    assert len(r.ran) == 2
+    with open_study(study, read_only=True) as st:
+        df = st.df("SELECT subset, preference, votes_a, votes_b, votes_tie, chosen_response FROM pairs "
+                   "ORDER BY subset, source_row")
+        assert df[df.subset == "pairwise"][["preference", "chosen_response"]].values.tolist() == [["tie", "A"], ["b", "B2"]]
+        assert sorted(set(df.subset)) == ["pairwise", "pku-saferlhf:better", "pku-saferlhf:safer"]
+        assert st.scalar("SELECT count(*) FROM features WHERE featurizer = 'pku_saferlhf'") > 0
+    assert run_config(cfg).ran == []  # unchanged: skipped
