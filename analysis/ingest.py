@@ -81,10 +81,10 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
             if len(buf) >= CHUNK:
                 flush()
         flush()
-        if shape is not None and shape.attrs and res.featurizer:
-            _register_attributes(study, res.featurizer, shape, attr_seen)
         status = "done"
     finally:
+        if shape is not None and shape.attrs and res.featurizer:  # also after --strict stopped: values written
+            _register_attributes(study, res.featurizer, shape, attr_seen)  # so far get their definitions
         store_pairs.finish_ingest(study, ingest_id, res.n_read, res.n_added, len(res.issues), status)
     return res
 
