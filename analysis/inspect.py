@@ -96,13 +96,18 @@ def suggest(columns: list[str], rows: list[dict]) -> tuple[str | None, str | Non
     have = set(columns)
     best = None
     for p in all_presets().values():
-        _, shape = parse_map(p.map_items(), label=p.label, pairs=p.pairs, preset=p.name)
-        needed = set(shape.prompt) | {c for c in (shape.a, shape.b, shape.chosen, shape.rejected, shape.completions,
-                                                   shape.score_a, shape.score_b) if c}
-        needed |= {c for cols in shape.labels.values() for c in cols}
+        mapping, shape = parse_map(p.map_items(), label=p.label, pairs=p.pairs, preset=p.name)
+        if shape is None:  # a chosen/rejected preset
+            needed = {mapping.get("chosen", "chosen"), mapping.get("rejected", "rejected")}
+            needed |= {mapping[k] for k in ("prompt", "subset") if k in mapping}
+        else:
+            needed = set(shape.prompt) | {c for c in (shape.a, shape.b, shape.chosen, shape.rejected,
+                                                       shape.completions, shape.score_a, shape.score_b) if c}
+            needed |= {c for cols in shape.labels.values() for c in cols}
+            needed |= {c for at in shape.attrs for c in (at.a, at.b) if c}
         if needed and needed <= have and (best is None or len(needed) > best[0]):
             best = (len(needed), p.name)
-    if best and best[0] > 2:
+    if best and best[0] >= 2:
         return best[1], None
     parts = []
     prompt = [c for c in _PROMPTS if c in have]

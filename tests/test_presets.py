@@ -229,3 +229,10 @@ def test_inspect_suggests_a_working_command(tmp_path):
     assert "read 4 pairs" in ok.output
     res = run("ingest", "--inspect", FIX / "pku-saferlhf.jsonl")
     assert "--preset pku-saferlhf" in res.output
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIX.glob("*.jsonl") if p.stem != "helpsteer2"))
+def test_inspect_recognises_each_published_schema(name):
+    res = run("ingest", "--inspect", FIX / f"{name}.jsonl")
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert f"--preset {name} " in res.output
