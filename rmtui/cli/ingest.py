@@ -57,7 +57,7 @@ def ingest(
             console.print(f"{p.name:24} {', '.join(p.hf)}\n{'':24} {p.description}", markup=False)
         return
     if inspect:
-        from analysis.inspect import inspect_source
+        from analysis.peek import inspect_source
 
         if not sources:
             raise InputError("--inspect: name a file", "Bad option")
