@@ -223,7 +223,8 @@ def _fit_study(study: Study, options: FitOptions | None,
                 coefs.append(tt)
         if post_id and o.drivers:
             say("misalignment drivers")
-            lpm, logit, m = misalignment_drivers(pmx, side_cols, alpha=o.alpha)
+            human_cols = _human_covariates(study, pmx, msgs)
+            lpm, logit, m = misalignment_drivers(pmx, side_cols + human_cols, alpha=o.alpha)
             msgs += m
             if len(lpm):
                 lpm.insert(0, "analysis", "misalignment_lpm")
@@ -258,6 +259,22 @@ def _without_human_ties(study: Study, pf: pd.DataFrame) -> tuple[pd.DataFrame, i
         return pf, 0
     keep = ~pf["pair_id"].isin(ties)
     return pf[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _human_covariates(study: Study, pmx: pd.DataFrame, msgs: list[str]) -> list[str]:
+    """``annotator_agreement`` as a drivers covariate when every pair of the fit has votes and they vary
+    (several annotators): does the post-D RM part ways with the humans more where the humans split?"""
+    from .store.pairs import human_labels
+
+    hl = human_labels(study)
+    if not len(hl) or hl["annotator_agreement"].isna().all():
+        return []
+    agr = pmx["pair_id"].map(dict(zip(hl["pair_id"], hl["annotator_agreement"])))
+    if agr.isna().any() or agr.nunique() < 2:
+        return []
+    pmx["annotator_agreement"] = agr.astype(float).to_numpy()
+    msgs.append("drivers: annotator_agreement (share of votes for the pair's preference) is a covariate")
+    return ["annotator_agreement"]
 
 
 # -- summary -----------------------------------------------------------------------------------------

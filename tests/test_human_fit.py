@@ -157,3 +157,49 @@ def test_dataset_attributes_reach_gamma_and_the_imprint(tmp_path):
     safer = pm[pm["subset"] == "pku:safer"]
     assert len(safer) == 120 and (safer["gamma"] != "r").all()  # the safer side is never the less safe one
     assert set(pm["subset"]) == {"pku:better", "pku:safer"}
+
+
+def test_annotator_agreement_is_a_drivers_covariate(tmp_path):
+    """Planted: the post-D RM gets 60 % of split pairs (2 of 3 votes) wrong and 10 % of unanimous ones;
+    the drivers LPM's coefficient on annotator_agreement is the difference per unit of agreement,
+    (0.10 - 0.60) / (1 - 2/3) = -1.5 (hand-computed; sampling noise of about 0.25 at this size)."""
+    import numpy as np
+
+    from analysis.fit import FitOptions
+
+    rng = np.random.default_rng(5)
+    n = 400
+    rows, wrong = [], []
+    for i in range(n):
+        split = i % 2 == 1
+        votes = [1, 1, 2] if split else [1, 1, 1]
+        rows.append({"q": f"q{i}", "x": f"first {i}", "y": f"second {i}", "v1": votes[0], "v2": votes[1],
+                     "v3": votes[2], "sx": int(rng.integers(0, 2)), "sy": int(rng.integers(0, 2))})
+        wrong.append(rng.random() < (0.6 if split else 0.1))
+    f = tmp_path / "votes-train.jsonl"
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    path = tmp_path / "s.duckdb"
+    mapping, shape = parse_map(["prompt=q,a=x,b=y,label=v1,v2,v3,attr.safe.a=sx,attr.safe.b=sy"])
+    with open_study(path) as st:
+        ingest(st, str(f), ReadOptions(mapping=mapping, shape=shape))
+        p = st.df("SELECT source_row, chosen_text_id, rejected_text_id FROM pairs ORDER BY source_row")
+        rec = []
+        for r in p.itertuples():
+            w = wrong[r.source_row - 1]
+            rec += [("pre", r.chosen_text_id, 1.0), ("pre", r.rejected_text_id, 0.0),
+                    ("post", r.chosen_text_id, 0.0 if w else 1.0), ("post", r.rejected_text_id, 1.0 if w else 0.0)]
+        with st.transaction() as cur:
+            for mid in ("pre", "post"):
+                cur.execute("INSERT INTO models (model_id, name, role, created_at) VALUES (?, ?, ?, now())",
+                            [mid, mid, mid])
+            cur.register("_s", pd.DataFrame(rec, columns=["model_id", "text_id", "reward"]))
+            cur.execute("INSERT INTO scores (model_id, text_id, reward) SELECT * FROM _s")
+            cur.unregister("_s")
+        r = fit_study(st, FitOptions(features=["votes.safe"]))
+    assert any("annotator_agreement" in m for m in r.messages)
+    c = r.coefficients
+    row = c[(c["analysis"] == "misalignment_lpm") & (c["term"] == "annotator_agreement")].iloc[0]
+    w = np.array(wrong)
+    expected = (w[0::2].mean() - w[1::2].mean()) / (1 - 2 / 3)  # the sample's own difference
+    assert abs(row["estimate"] - expected) < 0.15
+    assert abs(row["estimate"] - (-1.5)) < 0.5 and row["ci_high"] < 0
