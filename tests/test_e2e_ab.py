@@ -65,6 +65,14 @@ async def test_ab_with_ties_from_file_to_app(tmp_path, tiny_rm_dir, tiny_rm_dir_
         app.screen.apply_filter(EntryFilter(regime=None, human="tie"))
         await pilot.pause()
         assert el.total == 2
+        await pilot.press("enter")  # a tie in the entry view: neither side is called preferred
+        for _ in range(3):
+            await pilot.pause()
+        assert "A (humans: tie)" in str(app.screen.query_one("#chosen-title").render())
+        head = str(app.screen.query_one("#entry-head").render())
+        assert "HUMAN TIE" in head and "votes A" in head
+        await pilot.press("escape")
+        await pilot.pause()
         app.screen.apply_filter(EntryFilter(regime=None, human="split"))
         await pilot.pause()
         assert el.total == 4
