@@ -160,8 +160,11 @@ def _order(sort: tuple[str, bool] | None) -> str:
 
 LIST_COLUMNS = ["pair_id", "subset", "split", "margin_pre", "margin_post", "regime", "gamma", "theta",
                 "heldout", "tags", "selected", "prompt", "votes", "human"]
-# the humans' votes as the list shows them ('2:1', '1:1:1' with tie votes, 'tie') and the consensus class
-_VOTES = ("CASE WHEN p.votes_a IS NOT NULL THEN p.votes_a || ':' || p.votes_b || "
+# the humans' votes as the list shows them ('2:1', '1:1:1' with tie votes; one label: 'A', 'B', 'tie') and
+# the consensus class
+_VOTES = ("CASE WHEN p.votes_a + p.votes_b + p.votes_tie = 1 THEN "
+          "CASE WHEN p.votes_a = 1 THEN 'A' WHEN p.votes_b = 1 THEN 'B' ELSE 'tie' END "
+          "WHEN p.votes_a IS NOT NULL THEN p.votes_a || ':' || p.votes_b || "
           "CASE WHEN p.votes_tie > 0 THEN ':' || p.votes_tie ELSE '' END WHEN p.human_tie THEN 'tie' END")
 
 
