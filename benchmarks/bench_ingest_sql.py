@@ -1,6 +1,9 @@
 """Ingest N A/B-with-label rows (default 1,000,000) from Parquet through the SQL path and print rows/s.
 
-    python benchmarks/bench_ingest_sql.py [N]
+    python benchmarks/bench_ingest_sql.py [N] [--fresh-only]
+
+Prints wall rows/s and rows per CPU-second (the machine is often shared: the CPU figure is the one that
+compares across runs).
 
 The Parquet file is written first (not timed): prompt, response_a, response_b, winner (model_a /
 model_b / tie, 10 % ties). Timed: ``ingest(study, "sql:SELECT ... FROM read_parquet(...)")`` into a fresh
@@ -9,6 +12,7 @@ study (query, label mapping, pair ids, committed chunks), then the same again (i
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -43,28 +47,33 @@ def write_parquet(path: Path, n: int) -> None:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 1_000_000
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "ab.parquet"
         t0 = time.perf_counter()
         write_parquet(src, n)
-        print(f"wrote {n:,} rows to Parquet in {time.perf_counter() - t0:.1f} s (not timed below)")
+        print(f"wrote {n:,} rows to Parquet in {time.perf_counter() - t0:.1f} s (not timed below)", flush=True)
         sql = (f"SELECT prompt, response_a AS a, response_b AS b, winner AS label "
                f"FROM read_parquet('{src}')")
         mapping, shape = parse_map(["prompt=prompt,a=a,b=b,label=label"], label="a=model_a,b=model_b,tie=tie")
         opts = ReadOptions(mapping=mapping, shape=shape)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with open_study(Path(d) / "bench.duckdb") as st:
             res = ingest(st, "sql:" + sql, opts)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         print(f"ingest --sql (fresh): {res.n_read:,} rows read, {res.n_added:,} pairs added, {res.n_ties:,} ties, "
-              f"in {dt:.1f} s = {res.n_read / dt:,.0f} rows/s")
-        t0 = time.perf_counter()
+              f"in {dt:.1f} s wall = {res.n_read / dt:,.0f} rows/s ({dc:.1f} s CPU, all threads: "
+              f"{res.n_read / dc:,.0f} rows per CPU-second; {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})",
+              flush=True)
+        if "--fresh-only" in sys.argv:
+            return
+        t0, c0 = time.perf_counter(), time.process_time()
         with open_study(Path(d) / "bench.duckdb") as st:
             again = ingest(st, "sql:" + sql, opts)
-        dt2 = time.perf_counter() - t0
-        print(f"ingest --sql (again): {again.n_added:,} added in {dt2:.1f} s = {again.n_read / dt2:,.0f} rows/s "
-              "(idempotent)")
+        dt2, dc2 = time.perf_counter() - t0, time.process_time() - c0
+        print(f"ingest --sql (again): {again.n_added:,} added in {dt2:.1f} s wall = {again.n_read / dt2:,.0f} rows/s "
+              f"({again.n_read / dc2:,.0f} rows per CPU-second; idempotent)", flush=True)
 
 
 if __name__ == "__main__":
