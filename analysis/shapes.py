@@ -191,7 +191,7 @@ class Shape:
         if k == "ab":
             if not (self.a and self.b):
                 raise InputError("--map: an A/B dataset needs both a=COLUMN and b=COLUMN", "Bad option")
-            if not self.labels and not (self.score_a and self.score_b) and not self.margin:
+            if not self.labels and not (self.score_a or self.score_b):
                 raise InputError("--map a=...,b=...: say who won with label=COLUMN (or several: label=c1,c2), "
                                  "or score_a=COLUMN,score_b=COLUMN", "Bad option")
             if bool(self.score_a) != bool(self.score_b):

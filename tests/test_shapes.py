@@ -181,6 +181,8 @@ def test_two_dimensions_are_two_subsets(tmp_path):
 def test_map_errors_are_one_line():
     with pytest.raises(InputError, match="label=COLUMN"):
         parse_map(["a=x,b=y"])
+    with pytest.raises(InputError, match="label=COLUMN"):
+        parse_map(["a=x,b=y,margin=m"])  # a margin says how much, not who won
     with pytest.raises(InputError, match="'bogus' is not one of"):
         parse_map(["a=x,b=y,bogus=z"])
     with pytest.raises(InputError, match="rating=KEY"):
