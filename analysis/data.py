@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import InputError
-from .shapes import RowError as _ShapeRowError
 from .hashing import pair_id as make_pair_id
 from .hashing import text_id as make_text_id
+from .shapes import RowError as _ShapeRowError
 
 ASSISTANT = "Assistant:"
 HUMAN = "Human:"
