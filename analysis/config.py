@@ -43,6 +43,9 @@ class DataSource:
     limit: int | None = None
     map: dict[str, str] = field(default_factory=dict)
     strict: bool = False
+    preset: str | None = None   # analysis/resources/presets/NAME.toml (docs/datasets.md)
+    label: str | None = None    # what label values mean: "a=1,b=2,tie=0"
+    pairs: str | None = None    # best-worst | all | adjacent (rated/ranked lists)
 
     @property
     def is_hf(self) -> bool:
@@ -236,7 +239,7 @@ def _no_secrets(ctx: _Ctx, key: str, opts: dict) -> None:
 
 def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:
     ctx.check_keys(t, key, {"source", "format", "subset", "split", "hf_split", "data_dir", "data_dirs",
-                            "limit", "map", "strict"})
+                            "limit", "map", "strict", "preset", "label", "pairs"})
     source = ctx.get(t, key, "source", str, required=True)
     fmt = ctx.get(t, key, "format", str, choices=FORMATS)
     ds = DataSource(
@@ -245,6 +248,8 @@ def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:
         hf_split=ctx.get(t, key, "hf_split", str, "train"),
         limit=ctx.get_int(t, key, "limit", minimum=1),
         strict=ctx.get(t, key, "strict", bool, False),
+        preset=ctx.get(t, key, "preset", str), label=ctx.get(t, key, "label", str),
+        pairs=ctx.get(t, key, "pairs", str, choices=("best-worst", "all", "adjacent")),
     )
     m = ctx.get(t, key, "map", dict, {})
     for k, v in m.items():

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Iterator
 from .errors import InputError
 from .hashing import pair_id as make_pair_id
 from .hashing import text_id as make_text_id
+from .shapes import RowError as _ShapeRowError
 
 ASSISTANT = "Assistant:"
 HUMAN = "Human:"
@@ -49,6 +50,11 @@ class Pair:
     rejected_response: str
     chosen_text: str
     rejected_text: str
+    # from analysis.shapes: human-label columns of pairs (preference, votes_*, human_margin, ...) and
+    # per-response attributes (name -> number) of the chosen and rejected texts
+    extra: dict = field(default_factory=dict)
+    chosen_attrs: dict = field(default_factory=dict)
+    rejected_attrs: dict = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
@@ -93,6 +99,7 @@ class ReadOptions:
     hf_split: str = "train"
     hf_data_dir: str | None = None
     limit: int | None = None
+    shape: Any = None  # analysis.shapes.Shape: A/B + label, scores, lists, attributes (None: chosen/rejected)
 
 
 class _RowError(Exception):
@@ -369,12 +376,26 @@ def _read_jsonl(path: Path, opts: ReadOptions, subset: str, split: str, dataset:
 
 def _row(obj: dict, src: str, lineno: int, opts: ReadOptions, subset: str, split: str, dataset: str,
          raw: str) -> Iterator[Pair | Issue]:
+    if getattr(opts.shape, "scan_only", False):  # first pass over the labels (analysis.shapes.LabelScan)
+        opts.shape.observe(obj)
+        return
     try:
-        pair = row_to_pair(obj, source=src, line=lineno, subset=subset, split=split, dataset=dataset,
-                           mapping=opts.mapping)
-    except _RowError as e:
+        if opts.shape is not None:
+            from .shapes import build_pairs
+
+            pairs = build_pairs(opts.shape, obj, source=src, line=lineno, subset=subset, split=split,
+                                dataset=dataset)
+        else:
+            pairs = [row_to_pair(obj, source=src, line=lineno, subset=subset, split=split, dataset=dataset,
+                                 mapping=opts.mapping)]
+    except (_RowError, _ShapeRowError) as e:
         yield Issue(src, lineno, e.kind, e.message, _excerpt(raw))
         return
+    for pair in pairs:
+        yield from _checked(pair, src, lineno, raw)
+
+
+def _checked(pair: Pair, src: str, lineno: int, raw: str) -> Iterator[Pair | Issue]:
     if pair.identical:
         yield Issue(src, lineno, "identical", "chosen and rejected are identical (kept, flagged)",
                     _excerpt(pair.chosen_response), fatal=False)
@@ -470,6 +491,14 @@ def read_pairs(spec: str | Path, opts: ReadOptions | None = None) -> Iterator[Pa
         raise InputError(f"{spec}: is a folder; name the files to ingest (a glob like {spec}/*.jsonl.gz works "
                          "in a config)", "Bad input")
     fmt = opts.fmt or detect_format(spec)
+    if opts.shape is not None and not getattr(opts.shape, "scan_only", False) and opts.shape.needs_scan():
+        from dataclasses import replace
+
+        from .shapes import LabelScan
+
+        for _ in read_pairs(spec, replace(opts, shape=LabelScan(opts.shape))):
+            pass
+        opts.shape.resolve(spec)
     if fmt == "hf":
         yield from _read_hf(spec, opts)
         return

@@ -248,15 +248,16 @@ class _Runner:
         return res
 
     # -- steps -------------------------------------------------------------------------------------
-    def ingest(self) -> None:
+    def ingest(self) -> None:  # noqa: C901 - one loop over the configured sources
         from .data import ReadOptions
         from .ingest import ingest as do_ingest
 
         for ds in self.cfg.data:
             for name, spec, data_dir in _source_units(ds):
-                opts = ReadOptions(subset=ds.subset, split=ds.split, fmt=ds.format, mapping=dict(ds.map),
-                                   hf_split=ds.hf_split, hf_data_dir=data_dir, limit=ds.limit)
-                settings = {k: v for k, v in vars(opts).items()}
+                mapping, shape = _shape_of(ds, spec)
+                opts = ReadOptions(subset=ds.subset, split=ds.split, fmt=ds.format, mapping=mapping,
+                                   hf_split=ds.hf_split, hf_data_dir=data_dir, limit=ds.limit, shape=shape)
+                settings = {k: v for k, v in vars(opts).items() if not (k == "shape" and v is None)}
                 settings["strict"] = ds.strict
                 state = {"hf": spec} if spec.startswith("hf:") or ds.format == "hf" else _file_state(spec)
 
@@ -497,3 +498,18 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
 
 def describe_error(e: Exception) -> str:  # pragma: no cover - convenience for callers
     return e.message if isinstance(e, RmtuiError) else f"{type(e).__name__}: {e}"
+
+
+def _shape_of(ds, spec: str):
+    """(plain mapping, Shape or None) of a [[data]] table: its map, preset (or the hf: name's), label, pairs."""
+    from .presets import get_preset, preset_for_hf
+    from .shapes import parse_map
+
+    p = get_preset(ds.preset) if ds.preset else preset_for_hf(spec)
+    if p is None and not ds.label and not ds.pairs:
+        plain = {"prompt", "chosen", "rejected", "subset", "split"}
+        if set(ds.map) <= plain:
+            return dict(ds.map), None  # today's reader, unchanged settings
+    items = (p.map_items() if p else []) + ([",".join(f"{k}={v}" for k, v in ds.map.items())] if ds.map else [])
+    return parse_map(items, label=ds.label or (p.label if p else None), pairs=ds.pairs or (p.pairs if p else None),
+                     preset=p.name if p else None)

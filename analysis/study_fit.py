@@ -180,6 +180,10 @@ def _fit_study(study: Study, options: FitOptions | None,
     pf = ms.pair_frame(study, pre_id, post_id)
     if pf.empty:
         raise RmtuiError(f"{study.path}: no pairs; ingest a dataset first", "Nothing to fit")
+    pf, n_human_ties = _without_human_ties(study, pf)
+    if n_human_ties:
+        msgs.append(f"human ties: {n_human_ties:,} pairs the annotators called a tie are left out of agreement, "
+                    "regimes, gamma and the imprint")
     defs = ms.defs_with_values(study)
     feats = select_features(defs, o.features, o.featurizers) if len(defs) else []
     if o.features and not len(defs):
@@ -220,7 +224,8 @@ def _fit_study(study: Study, options: FitOptions | None,
                 coefs.append(tt)
         if post_id and o.drivers:
             say("misalignment drivers")
-            lpm, logit, m = misalignment_drivers(pmx, side_cols, alpha=o.alpha)
+            human_cols = _human_covariates(study, pmx, msgs)
+            lpm, logit, m = misalignment_drivers(pmx, side_cols + human_cols, alpha=o.alpha)
             msgs += m
             if len(lpm):
                 lpm.insert(0, "analysis", "misalignment_lpm")
@@ -244,6 +249,33 @@ def _fit_study(study: Study, options: FitOptions | None,
     return FitResult(fit_id=fit_id, pre_model_id=pre_id, post_model_id=post_id, n_pairs=len(pm),
                      features=feats, gamma_features=gcols, imprint=imp_tab, coefficients=coef_tab,
                      pair_metrics=pm, messages=msgs, seconds=time.perf_counter() - t0)
+
+
+def _without_human_ties(study: Study, pf: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Pairs the humans called a tie (pairs.human_tie) have no winner to agree with: out of the fit."""
+    from .store.pairs import human_tie_ids
+
+    ties = human_tie_ids(study)
+    if not ties:
+        return pf, 0
+    keep = ~pf["pair_id"].isin(ties)
+    return pf[keep].reset_index(drop=True), int((~keep).sum())
+
+
+def _human_covariates(study: Study, pmx: pd.DataFrame, msgs: list[str]) -> list[str]:
+    """``annotator_agreement`` as a drivers covariate when every pair of the fit has votes and they vary
+    (several annotators): does the post-D RM part ways with the humans more where the humans split?"""
+    from .store.pairs import human_labels
+
+    hl = human_labels(study)
+    if not len(hl) or hl["annotator_agreement"].isna().all():
+        return []
+    agr = pmx["pair_id"].map(dict(zip(hl["pair_id"], hl["annotator_agreement"])))
+    if agr.isna().any() or agr.nunique() < 2:
+        return []
+    pmx["annotator_agreement"] = agr.astype(float).to_numpy()
+    msgs.append("drivers: annotator_agreement (share of votes for the pair's preference) is a covariate")
+    return ["annotator_agreement"]
 
 
 # -- summary -----------------------------------------------------------------------------------------
@@ -300,6 +332,10 @@ def summary(study: Study) -> dict:
     ``missing`` and give empty lists."""
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = store_pairs.n_pairs(study)
+    from .human import human_summary
+
+    out["human"] = human_summary(study)
+    n_human_ties = out["human"]["ties"]
     models = ms.models_frame(study)
     out["models"] = records(models[["model_id", "name", "role"]])
     fit = ms.latest_fit(study)
@@ -312,6 +348,8 @@ def summary(study: Study) -> dict:
     agr_rows = []
     if len(models) and out["n_pairs"]:
         mpr = ms.model_pair_rewards(study)
+        if n_human_ties:  # a human tie has no winner to agree with
+            mpr, _ = _without_human_ties(study, mpr)
         mpr["heldout_label"] = [_heldout_label(v) for v in mpr["heldout"]]
         for (mid, name, role), g in mpr.groupby(["model_id", "name", "role"], dropna=False, sort=False):
             a, t = compare(g["reward_chosen"], g["reward_rejected"], tol=tol, identical=g["identical"].to_numpy())
@@ -334,11 +372,11 @@ def summary(study: Study) -> dict:
     if ms.n_pair_metrics(study):
         pm = ms.read_pair_metrics(study)
         out["pair_metrics_source"] = f"fit {fit['fit_id']}" if fit else "pair_metrics table"
-        out["stale"] = _stale(study, fit, len(pm), out["n_pairs"])
+        out["stale"] = _stale(study, fit, len(pm), out["n_pairs"] - n_human_ties)
     else:
         pre_id, post_id = ms.resolve_models(study)
         if (pre_id or post_id) and out["n_pairs"]:
-            pf = ms.pair_frame(study, pre_id, post_id)
+            pf, _ = _without_human_ties(study, ms.pair_frame(study, pre_id, post_id))
             defs = ms.defs_with_values(study)
             gcols = default_gamma_features(defs) if len(defs) else []
             wide = ms.feature_wide(study, gcols) if gcols else None

@@ -122,6 +122,9 @@ class StudyService:
     def choices(self) -> dict[str, list[str]]:
         return entries.list_values(self.study)
 
+    def has_votes(self) -> bool:
+        return entries.has_votes(self.study)
+
     def frequency(self, filt: EntryFilter, column: str) -> list[tuple[str, int]]:
         return entries.frequency(self.study, filt, column)
 

@@ -16,13 +16,20 @@ import pandas as pd
 from ..errors import RmtuiError
 from ..regime_names import REGIMES
 from .core import Study, first_row
+from .pairs import CONSENSUS_SQL as _CONSENSUS
 from .filters import DEFAULT_SORT, GAMMA_NONE, LIST_FROM, EntryFilter, order_clause, where_clause
 from .scores import models_frame
 from .triage import all_tags
 
 
 LIST_COLUMNS = ["pair_id", "subset", "split", "margin_pre", "margin_post", "regime", "gamma", "theta",
-                "heldout", "tags", "selected", "prompt"]
+                "heldout", "tags", "selected", "prompt", "votes", "human"]
+# the humans' votes as the list shows them ('2:1', '1:1:1' with tie votes; one label: 'A', 'B', 'tie') and
+# the consensus class
+_VOTES = ("CASE WHEN p.votes_a + p.votes_b + p.votes_tie = 1 THEN "
+          "CASE WHEN p.votes_a = 1 THEN 'A' WHEN p.votes_b = 1 THEN 'B' ELSE 'tie' END "
+          "WHEN p.votes_a IS NOT NULL THEN p.votes_a || ':' || p.votes_b || "
+          "CASE WHEN p.votes_tie > 0 THEN ':' || p.votes_tie ELSE '' END WHEN p.human_tie THEN 'tie' END")
 
 
 def count_entries(study: Study, filt: EntryFilter) -> int:
@@ -35,7 +42,7 @@ _ROW_SELECT = (
     "SELECT p.pair_id, p.subset, p.split, m.margin_pre, m.margin_post, m.regime, m.gamma, m.theta, "
     "p.heldout, tg.tags, s.pair_id IS NOT NULL AS selected, "
     "substr(trim(regexp_replace(list_extract(string_split(p.context, 'Human:'), -1), '\\s+', ' ', 'g')), 1, 160) "
-    "AS prompt "
+    "AS prompt, " + _VOTES + " AS votes, " + _CONSENSUS + " AS human "
 )
 _ROW_JOINS = (
     "JOIN pairs p ON p.pair_id = w.pair_id LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
@@ -112,6 +119,7 @@ def list_values(study: Study) -> dict[str, list[str]]:
             f"SELECT DISTINCT coalesce(m.gamma, '{GAMMA_NONE}') FROM pairs p "
             "LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id ORDER BY 1").fetchall()],
         "tag": all_tags(study),
+        "human": ["tie", "split", "unanimous", "single"],
         "feature": [f"{a}.{b}" for a, b in study.con.cursor().execute(
             "SELECT featurizer, name FROM feature_defs ORDER BY 1, 2").fetchall()],
     }
@@ -187,6 +195,7 @@ FREQUENCY_COLUMNS = {
     "selected": ("CASE WHEN p.pair_id IN (SELECT pair_id FROM selection) THEN 'selected' ELSE 'not selected' END",
                  "selected"),
     "tags": ("t.tag", "tag"),
+    "votes": (None, "human"),  # over the consensus class (tie, split, unanimous, single)
 }
 
 
@@ -195,7 +204,7 @@ def frequency(study: Study, filt: EntryFilter, column: str) -> list[tuple[str, i
     ``tags``: a pair counts once per tag it has, and once as '(no tag)' if it has none."""
     if column not in FREQUENCY_COLUMNS:
         raise RmtuiError(f"frequency of {column!r}: one of {', '.join(FREQUENCY_COLUMNS)}", "Frequency")
-    expr = FREQUENCY_COLUMNS[column][0]
+    expr = FREQUENCY_COLUMNS[column][0] or _CONSENSUS
     where, params = where_clause(filt)
     src = f"SELECT p.*, m.regime, m.gamma {LIST_FROM}{where}"
     if column == "tags":
@@ -217,3 +226,8 @@ def drill_down(filt: EntryFilter, column: str, value: str) -> EntryFilter | None
     if field == "selected":
         return filt.replace(selected=True)
     return filt.replace(**{field: value})
+
+
+def has_votes(study: Study) -> bool:
+    """Whether any pair has human votes or is a human tie (the list shows its votes column then)."""
+    return bool(study.scalar("SELECT count(*) FROM pairs WHERE votes_a IS NOT NULL OR human_tie"))

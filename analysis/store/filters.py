@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..errors import RmtuiError
 from .features import split_feature_key
+from .pairs import CONSENSUS_SQL as _CONSENSUS
 
 GAMMA_NONE = "none"  # the filter and regime-table value of pairs with no γ (no features of the kind γ needs)
 
@@ -31,13 +32,14 @@ class EntryFilter:
     search: str | None = None       # case-insensitive substring of the context or either response
     selected: bool = False          # only selected pairs
     heldout: bool | None = None
+    human: str | None = None        # how the humans decided: tie | split | unanimous | single (pairs.votes_*)
 
     def replace(self, **kw: Any) -> "EntryFilter":
         return replace(self, **kw)
 
     def describe(self) -> str:
         parts = []
-        for k in ("regime", "subset", "split", "gamma", "feature", "tag"):
+        for k in ("regime", "subset", "split", "gamma", "feature", "tag", "human"):
             v = getattr(self, k)
             if v is not None:
                 parts.append(f"{k}={v}")
@@ -63,6 +65,7 @@ SORT_COLUMNS: dict[str, str] = {
     "heldout": "p.heldout",
     "tags": "tg.tags",
     "prompt": "p.context",
+    "votes": "p.annotator_agreement",  # the share of annotators behind the pair's preference
 }
 DEFAULT_SORT = ("margin_post", False)  # ascending: most confidently wrong first
 
@@ -92,6 +95,9 @@ def where_clause(filt: EntryFilter) -> tuple[str, list]:
     if filt.heldout is not None:
         conds.append("p.heldout = ?")
         params.append(bool(filt.heldout))
+    if filt.human is not None:
+        conds.append(f"({_CONSENSUS}) = ?")
+        params.append(filt.human)
     if filt.tag is not None:
         conds.append("p.pair_id IN (SELECT pair_id FROM triage WHERE tag = ?)")
         params.append(filt.tag)

@@ -13,6 +13,7 @@ from ..errors import RmtuiError
 from .core import Study, conform, first_row, insert_frame, now
 from . import scores
 from .filters import GAMMA_NONE
+from .pairs import CONSENSUS_SQL
 
 PAIR_METRIC_COLUMNS = [
     "pair_id", "fit_id", "reward_chosen_pre", "reward_rejected_pre", "reward_chosen_post",
@@ -256,7 +257,8 @@ def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
     group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
     return study.df(
         f"SELECT {group} AS grp, coalesce(m.regime, 'unscored') AS regime, count(*) AS n "
-        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id GROUP BY ALL ORDER BY 1, 2")
+        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
+        "WHERE NOT coalesce(p.human_tie, FALSE) GROUP BY ALL ORDER BY 1, 2")  # human ties: no winner, no regime
 
 
 def agreement(study: Study) -> dict:
@@ -272,7 +274,9 @@ def agreement(study: Study) -> dict:
         "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post), avg(agree_pre::DOUBLE), "
         "avg(agree_post::DOUBLE) FROM pair_metrics"))
     return {"n": int(row[0]), "pre": row[1], "post": row[2], "ties_pre": int(row[3]), "ties_post": int(row[4]),
-            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": row[7], "post_decided": row[8]}
+            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": row[7], "post_decided": row[8],
+            "human_ties": int(study.scalar("SELECT count(*) FROM pairs WHERE human_tie")),
+            "split_votes": int(study.scalar(f"SELECT count(*) FROM pairs p WHERE ({CONSENSUS_SQL}) = 'split'"))}
 
 
 def read_pair_metrics(study: Study) -> pd.DataFrame:

@@ -115,5 +115,21 @@ V1 = [
         summary VARCHAR)""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1]
+# datasets in their published shapes (analysis/shapes.py): who won and how, per pair. A human tie is
+# stored with chosen = A, rejected = B and human_tie TRUE; agreement and regimes leave those out.
+V2_HUMAN_LABELS = [
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS preference VARCHAR",        # a | b | tie | chosen (a chosen/rejected set)
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS human_tie BOOLEAN DEFAULT FALSE",
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS a_is_chosen BOOLEAN",       # orientation: chosen is the source's A
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS label_raw VARCHAR",         # the label value(s) as read
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS votes_a INTEGER",
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS votes_b INTEGER",
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS votes_tie INTEGER",
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS annotator_agreement DOUBLE",  # share of votes for the top class
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS human_margin DOUBLE",       # score difference / preference strength
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS dimension VARCHAR",         # better | safer | ... (label:DIM=...)
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS source_item VARCHAR",       # list items of an expanded row: '2>0'
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -133,6 +133,7 @@ def _print_summary(s: dict) -> None:
             t = s["ties"]
             console.print(f"ties: pre {t['pre']:,}, post {t['post']:,}, both {t['both']:,} "
                           f"(identical pairs {t['identical_pairs']:,})")
+    _print_human(s.get("human") or {})
     regs = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed"]
     for key, by, title in (("regimes_by_gamma", "gamma", "Regimes by LM-labeler preference gamma (c: labeler "
                             "agrees with the human, i: indifferent, r: disagrees)"),
@@ -257,6 +258,21 @@ def _sig(p: Any) -> str:
     from analysis.significance import significance_marker
 
     return significance_marker(p)
+
+
+def _print_human(h: dict) -> None:
+    """Human ties (left out of agreement and regimes) and, with several annotators, unanimous vs split."""
+    if not h or not (h.get("ties") or h.get("with_votes")):
+        return
+    console.print(f"human ties: {h['ties']:,} pairs (stored; left out of agreement, regimes and the imprint); "
+                  f"pairs with several votes: {h['with_votes']:,} ({h['unanimous']:,} unanimous, "
+                  f"{h['split']:,} split)")
+    rows = [[r["consensus"], _num(r["n"]), _num(r["decided_post"]), _num(r["disagree_post"]),
+             _pct(r["misalignment_post"]), _num(r["mean_annotator_agreement"])] for r in h.get("by_consensus", [])]
+    if rows:
+        console.print(_table("Post-D RM against the humans by how they decided (a split pair the RM gets "
+                             "'wrong' is a weaker finding than a unanimous one)",
+                             ["humans", "pairs", "decided", "RM disagrees", "misal.", "annot. agreement"], rows))
 
 
 @app.command()

@@ -125,6 +125,13 @@ class EntryScreen(TriageMixin, Screen):
                     f" post {_num(m.get('margin_post'), 2)}")
         if p.get("identical"):
             head.append(" · IDENTICAL TEXTS", style="bold yellow")
+        if p.get("votes_a") is not None:  # several annotators (pairs.votes_*)
+            va, vb, vt = p["votes_a"], p["votes_b"], p["votes_tie"]
+            head.append(f" · votes A {va} B {vb}" + (f" tie {vt}" if vt else "")
+                        + f" (agreement {_num(p.get('annotator_agreement'), 2)})",
+                        style="yellow" if (p.get("annotator_agreement") or 1) < 1 else "")
+        if p.get("human_tie"):
+            head.append(" · HUMAN TIE (left out of agreement)", style="bold cyan")
         head.append("\n")
         head.append("tags: ", style="bold")
         head.append(", ".join(e.tags) if e.tags else "-", style="magenta")
@@ -134,8 +141,12 @@ class EntryScreen(TriageMixin, Screen):
         self.query_one("#entry-head", Static).update(head)
         self.query_one("#conversation", Static).update(conversation_text(p["context"]))
         tc, tr, ratio = word_diff(p["chosen_response"], p["rejected_response"])
-        self.query_one("#chosen-title", Static).update(Text("CHOSEN (human preferred)", style="bold green"))
-        self.query_one("#rejected-title", Static).update(Text("REJECTED", style="bold red"))
+        if p.get("human_tie"):  # stored chosen = A, rejected = B by convention: neither was preferred
+            self.query_one("#chosen-title", Static).update(Text("A (humans: tie)", style="bold cyan"))
+            self.query_one("#rejected-title", Static).update(Text("B (humans: tie)", style="bold cyan"))
+        else:
+            self.query_one("#chosen-title", Static).update(Text("CHOSEN (human preferred)", style="bold green"))
+            self.query_one("#rejected-title", Static).update(Text("REJECTED", style="bold red"))
         self.query_one("#chosen-text", Static).update(tc)
         self.query_one("#rejected-text", Static).update(tr)
         for side in ("chosen", "rejected"):

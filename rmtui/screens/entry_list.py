@@ -18,7 +18,7 @@ from ..widgets.line import Line
 from .common import TRIAGE_BINDINGS, TriageMixin, WorkFailed, error_parts
 from .dialogs import ChoiceDialog, ConfirmDialog, InputDialog
 
-FILTER_FIELDS = ["regime", "subset", "split", "gamma", "feature", "tag", "heldout", "selected"]
+FILTER_FIELDS = ["regime", "subset", "split", "gamma", "feature", "tag", "heldout", "selected", "human"]
 
 
 class ExportDone(Message):
@@ -82,6 +82,8 @@ class ListScreen(TriageMixin, Screen):
 
     def on_mount(self) -> None:
         self.entries.on_load_error = lambda e: self.rapp.show_error(*error_parts(e))
+        if self.rapp.service.has_votes():  # A/B sets with votes or ties: show the humans' votes
+            self.entries.hidden.discard("votes")
         self.entries.load(self.rapp.initial_filter, now=True)  # the first rows, before the screen shows
         self.entries.focus()
 

@@ -55,6 +55,8 @@ class RegimeScreen(Screen):
             t.append(f": pre-D {num(a['pre'])} ({num(a['pre_decided'])} of decided) · post-D {num(a['post'])} "
                      f"({num(a['post_decided'])} of decided) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
                      f" · {a['n']:,} pairs with metrics")
+            if a.get("human_ties") or a.get("split_votes"):
+                t.append(f" · human ties {a['human_ties']:,} (left out) · split votes {a['split_votes']:,}")
         else:
             t.append(": no metrics yet (run rmtui fit)")
         self.query_one("#agreement", Static).update(t)

@@ -63,11 +63,13 @@ COLUMNS = [
     Column("theta", "θ", 6, "right", min_total=120),
     Column("heldout", "held", 4, min_total=110),
     Column("tags", "tags", 14),
+    Column("votes", "votes", 5, "right", min_total=100),  # human votes a:b[:tie]; only when the study has votes
     Column("prompt", "prompt", 0),
 ]
 _IDX = {name: i for i, name in enumerate(LIST_COLUMNS)}
 SORTABLE = {"pair_id", "subset", "split", "margin_pre", "margin_post", "regime", "gamma", "theta", "heldout",
-            "tags", "prompt"}
+            "tags", "prompt", "votes"}
+HUMAN_STYLE = {"split": Style(color="yellow"), "tie": Style(color="cyan")}
 
 
 def _fmt_num(v, nd=2) -> str:
@@ -126,6 +128,7 @@ class EntryList(ScrollView, can_focus=True):
         self._generation = 0  # of the latest load: a slower earlier reload's ids are dropped
         self.on_load_error: Callable[[BaseException], None] | None = None
         self.lines_rendered = 0  # for benchmarks and tests: how many lines were drawn (cached or not)
+        self.hidden: set[str] = {"votes"}  # columns with nothing to show in this study (the screen decides)
 
     # -- data --------------------------------------------------------------------------------------
     def load(self, filt: EntryFilter | None = None, sort: tuple[str, bool] | None = None, *,
@@ -223,7 +226,7 @@ class EntryList(ScrollView, can_focus=True):
     # -- columns -----------------------------------------------------------------------------------
     def visible_columns(self, width: int | None = None) -> list[tuple[Column, int]]:
         width = width or self.size.width or 80
-        cols = [c for c in COLUMNS if c.min_total <= width]
+        cols = [c for c in COLUMNS if c.min_total <= width and c.key not in self.hidden]
         fixed = sum(c.width for c in cols) + len(cols) - 1
         rest = max(6, width - fixed)
         return [(c, c.width or rest) for c in cols]
@@ -271,6 +274,9 @@ class EntryList(ScrollView, can_focus=True):
             elif c.key == "tags":
                 s = v or ""
                 style = Style(color="magenta") if v else None
+            elif c.key == "votes":
+                s = v or ""
+                style = HUMAN_STYLE.get(r[_IDX["human"]])
             else:
                 s = "" if v is None else str(v)
             s = s.strip() if c.key == "prompt" else s
