@@ -402,6 +402,9 @@ def summary(study: Study) -> dict:
     else:
         out["imprint"] = []
         out["coefficients"] = {}
+    from .robustness import robustness_stale
+
+    out["stale"] = list(out.get("stale") or []) + robustness_stale(study)
     rob = ms.read_robustness(study)
     out["robustness"] = {}
     for name, df in rob.items():
