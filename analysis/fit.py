@@ -19,7 +19,9 @@ from .metrics import (
     add_outcomes, agreement, compare, confusing, gamma, imprint, misalignment, misalignment_drivers,
     regime, regimes, reward_shift_theta, side_features, theta_regression, theta_summary,
 )
+from .metrics import tables as T
 from .metrics.confusing import NEAR_IDENTICAL, SIMILARITY_MEASURE, same_labels
+from .metrics.shift import centered_theta
 from .metrics.linreg import SE_LABELS, SE_TYPES
 from .store import Study
 from .store import metrics as ms
@@ -118,6 +120,7 @@ def compute_pair_metrics(pf: pd.DataFrame, wide: pd.DataFrame | None, gamma_cols
     pm["regime"] = regime(pm["agree_pre"], pm["agree_post"], pm["tie_pre"], pm["tie_post"]).to_numpy()
     pm["theta"] = reward_shift_theta(pm["reward_chosen_pre"], pm["reward_rejected_pre"],
                                      pm["reward_chosen_post"], pm["reward_rejected_post"])
+    pm["theta_centered"] = centered_theta(pm)
     if gamma_cols and wide is not None and all(c in wide.columns for c in gamma_cols):
         ch = wide.reindex(pm["chosen_text_id"].to_numpy())[gamma_cols].reset_index(drop=True)
         rj = wide.reindex(pm["rejected_text_id"].to_numpy())[gamma_cols].reset_index(drop=True)
@@ -130,6 +133,20 @@ def compute_pair_metrics(pf: pd.DataFrame, wide: pd.DataFrame | None, gamma_cols
     for c in flags.columns:
         pm[c] = flags[c].to_numpy()
     return pm
+
+
+def study_tables(study: Study, pm: pd.DataFrame, *, tie_tol: float = 0.0) -> dict[str, pd.DataFrame]:
+    """agreement_stats (every RM), regime_stats, paired_tests and baselines for the pairs of ``pm``."""
+    long = ms.model_pair_rewards(study)
+    if len(long):
+        g = pm[["pair_id", "gamma"]] if "gamma" in pm.columns else pm[["pair_id"]]
+        long = long.merge(g, on="pair_id", how="left")
+    out = {"agreement_stats": T.agreement_stats(long, tie_tol=tie_tol) if len(long) else pd.DataFrame()}
+    has_regimes = pm["regime"].isin(list(T.DECIDED)).any()
+    out["regime_stats"] = T.regime_stats(pm) if has_regimes else pd.DataFrame()
+    out["paired_tests"] = T.paired_tests(pm) if has_regimes else pd.DataFrame()
+    out["baselines"] = T.baselines(pm)
+    return out
 
 
 def imprint_rows(pm: pd.DataFrame, wide: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -231,6 +248,13 @@ def _fit_study(study: Study, options: FitOptions | None,
         msgs.append("no features in the study (or none selected): imprint, theta regression and drivers "
                     "left out")
     coef_tab = pd.concat(coefs, ignore_index=True) if coefs else pd.DataFrame()
+    say("agreement, regimes, paired tests and baselines with intervals")
+    stats = study_tables(study, pm, tie_tol=o.tie_tol)
+    msgs.append("agreement = agree / decided pairs, misalignment = 1 - agreement; ties and unscored pairs "
+                "counted beside them; Wilson 95 % intervals; pre vs post: McNemar's exact test")
+    n_tied = int((pm["tie_pre"].astype("boolean").fillna(False) | pm["tie_post"].astype("boolean").fillna(False)).sum())
+    if n_tied:
+        msgs.append(f"theta: {n_tied:,} tied pairs (either RM) left out of the theta summaries and regression")
     fit_id = ms.new_fit_id()
     opts = asdict(o)
     opts.update({"features_resolved": feats, "gamma_features_resolved": gcols,
@@ -240,6 +264,7 @@ def _fit_study(study: Study, options: FitOptions | None,
     ms.write_fit(study, fit_id=fit_id, kind="fit", options=opts, pre_model_id=pre_id, post_model_id=post_id,
                  se_type=o.se, n=len(pm), messages=msgs, imprint=imp_tab, coefficients=coef_tab,
                  pair_metrics=pm)
+    ms.write_fit_stats(study, fit_id, stats)
     return FitResult(fit_id=fit_id, pre_model_id=pre_id, post_model_id=post_id, n_pairs=len(pm),
                      features=feats, gamma_features=gcols, imprint=imp_tab, coefficients=coef_tab,
                      pair_metrics=pm, messages=msgs, seconds=time.perf_counter() - t0)
@@ -367,6 +392,8 @@ def summary(study: Study) -> dict:
             out["theta_by_regime"] = records(theta_summary(pm, by="regime"))
             out["theta_by_gamma"] = records(theta_summary(pm, by="gamma")) if has_gamma else []
             out["theta"] = records(theta_summary(pm))[0]
+            if "theta_centered" in pm.columns and pm["theta_centered"].notna().any():
+                out["theta_centered"] = records(theta_summary(pm, col="theta_centered"))[0]
         else:
             out["theta_by_regime"] = out["theta_by_gamma"] = []
             out["missing"].append("theta: needs both a pre-D and a post-D model")
@@ -402,6 +429,18 @@ def summary(study: Study) -> dict:
     else:
         out["imprint"] = []
         out["coefficients"] = {}
+    # stored intervals, paired tests and baselines (the fit's; computed now when there is no fit)
+    stats: dict[str, pd.DataFrame] = {}
+    if fit:
+        stats = ms.read_fit_stats(study, fit["fit_id"])
+    elif pm is not None and len(pm):
+        stats = study_tables(study, pm, tie_tol=tol)
+    for name in ms.STATS_TABLES:
+        df = stats.get(name)
+        out[name] = records(df.drop(columns=["fit_id"], errors="ignore")) if df is not None else []
+    if fit and not out["agreement_stats"]:
+        out["missing"].append("agreement_stats: the latest fit predates the stored intervals; rerun rmtui fit")
+
     from .robustness import robustness_stale
 
     out["stale"] = list(out.get("stale") or []) + robustness_stale(study)

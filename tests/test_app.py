@@ -128,8 +128,8 @@ def test_pairs_without_gamma_have_a_group_and_a_filter(study_file):
 
 
 def test_agreement_matches_the_summary_definitions(study_file):
-    """agree / scored (ties count against) and agree / decided, as `rmtui summary` prints them (the
-    regime screen showed the second under the name of the first)."""
+    """One convention (issue 17): agreement = agree / decided, misalignment its complement, ties beside
+    them, as `rmtui summary` prints them; the regime screen's mis% comes from the store, not the screen."""
     with open_study(study_file) as st:
         st.execute("UPDATE pair_metrics SET tie_pre = TRUE, agree_pre = NULL WHERE pair_id IN "
                    "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 30)")
@@ -138,9 +138,15 @@ def test_agreement_matches_the_summary_definitions(study_file):
     agree, disagree = int((m["agree_pre"] == 1).sum()), int((m["agree_pre"] == 0).sum())
     ties = int(m["tie_pre"].sum())
     assert a["ties_pre"] == ties >= 30
-    assert a["pre"] == pytest.approx(agree / (agree + disagree + ties))
-    assert a["pre_decided"] == pytest.approx(agree / (agree + disagree))
-    assert a["pre"] < a["pre_decided"]
+    assert a["pre"] == pytest.approx(agree / (agree + disagree)) == a["pre_decided"]
+    assert a["mis_pre"] == pytest.approx(disagree / (agree + disagree))
+    with open_study(study_file) as st:
+        mis = browse.misalignment_table(st)["all"]
+        post = st.df("SELECT agree_post, tie_post FROM pair_metrics")
+    dec = int(post["agree_post"].notna().sum())
+    assert mis["decided"] == dec and mis["tie"] == int(post["tie_post"].fillna(False).sum())
+    assert mis["misalignment"] == pytest.approx(int((post["agree_post"] == 0).sum()) / dec)
+    assert mis["misalignment"] == pytest.approx(1 - a["post"])
 
 
 def test_triage_tags_notes_selection_and_undo(study_file):

@@ -160,6 +160,17 @@ def test_fit_and_summary_json_planted(study_path):
     assert s["confusing"]["identical"] == 2 and s["confusing"]["near_identical"] >= 2
     same = ((truth["harmless_c"] == truth["harmless_r"]) & (truth["helpful_c"] == truth["helpful_r"])).sum()
     assert s["confusing"]["same_target_labels"] == int(same)
+    # one convention: stored agreement over decided pairs; misalignment its complement, ties beside it
+    post_all = {(r["model_id"], r["slice"]): r for r in s["agreement_stats"]}[("rm-post", "all")]
+    assert post_all["agreement"] == pytest.approx(1 - s["misalignment"]["misalignment"])
+    assert post_all["decided"] == s["misalignment"]["decided"] and post_all["tie"] == s["ties"]["post"]
+    assert allrows["rm-post"]["agreement"] == pytest.approx(post_all["agreement"])
+    assert post_all["agreement_low"] < post_all["agreement"] < post_all["agreement_high"]
+    assert {r["slice"] for r in s["agreement_stats"]} == {"all", "subset", "split", "heldout", "gamma"}
+    # the paired test counts the regimes' reversed / got_aligned
+    pt = {(r["slice"], r["value"]): r for r in s["paired_tests"]}[("all", "all")]
+    assert (pt["reversed"], pt["got_aligned"]) == (got["reversed"], got["got_aligned"])
+    assert {r["baseline"] for r in s["baselines"]} == {"longer_wins", "shorter_wins", "length_logit"}
 
 
 def test_pair_metrics_table_and_rich_summary(study_path):
@@ -262,7 +273,8 @@ def test_summary_prints_robustness_tables(study_path, monkeypatch):
         fit_study(st, FitOptions(drivers=False))
         with st.transaction() as cur:
             cur.execute("INSERT INTO fits (fit_id, kind, created_at) VALUES ('rob-1', 'robustness', ?)", [now()])
-            cur.execute("INSERT INTO robustness VALUES ('rob-1', 'became_misaligned', 'chosen:sentiment_down', "
+            cur.execute("INSERT INTO robustness (fit_id, outcome, term, estimate, se, ci_low, ci_high, p, n, se_type) "
+                        "VALUES ('rob-1', 'became_misaligned', 'chosen:sentiment_down', "
                         "0.117, 0.035, 0.05, 0.19, 0.001, 1608, 'hc1')")
             # the robustness branch's table (CREATE IF NOT EXISTS: present once merged)
             cur.execute("CREATE TABLE IF NOT EXISTS sensitivity (fit_id VARCHAR, perturbation VARCHAR, side VARCHAR, "

@@ -552,19 +552,30 @@ def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
 
 
 def agreement(study: Study) -> dict:
-    """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics, with
-    ``rmtui summary``'s two definitions: ``pre``/``post`` = agree / scored (a tie is not agreement),
-    ``pre_decided``/``post_decided`` = agree / (agree + disagree)."""
-    def share(role: str) -> str:
-        return (f"count(*) FILTER (WHERE agree_{role})::DOUBLE "
-                f"/ nullif(count(*) FILTER (WHERE agree_{role} IS NOT NULL OR tie_{role}), 0)")
-
+    """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics, with the
+    one convention of the study (analysis/metrics/agreement.py): ``pre``/``post`` = agree / decided
+    (ties and unscored pairs left out, counted in ``ties_*``), ``mis_pre``/``mis_post`` = 1 - agreement.
+    ``pre_decided``/``post_decided`` are the same numbers (kept for callers of the old two-number form)."""
     row = _first(study.con.cursor().execute(
-        f"SELECT count(*), {share('pre')}, {share('post')}, count(*) FILTER (WHERE tie_pre), "
-        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post), avg(agree_pre::DOUBLE), "
-        "avg(agree_post::DOUBLE) FROM pair_metrics"))
-    return {"n": int(row[0]), "pre": row[1], "post": row[2], "ties_pre": int(row[3]), "ties_post": int(row[4]),
-            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": row[7], "post_decided": row[8]}
+        "SELECT count(*), avg(agree_pre::DOUBLE), avg(agree_post::DOUBLE), count(*) FILTER (WHERE tie_pre), "
+        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post) FROM pair_metrics"))
+    pre, post = row[1], row[2]
+    return {"n": int(row[0]), "pre": pre, "post": post, "ties_pre": int(row[3]), "ties_post": int(row[4]),
+            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": pre, "post_decided": post,
+            "mis_pre": None if pre is None else 1 - pre, "mis_post": None if post is None else 1 - post}
+
+
+def misalignment_table(study: Study, by: str | None = None) -> dict[str, dict]:
+    """Post-D misalignment per group (the regimes screen's mis% column): disagree / decided by the post-D
+    RM, ties counted beside it. {group: {decided, misaligned, tie, misalignment}}."""
+    group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
+    df = study.df(
+        f"SELECT {group} AS grp, count(m.agree_post) AS decided, count(*) FILTER (WHERE m.agree_post = 0) AS misaligned, "
+        "count(*) FILTER (WHERE m.tie_post) AS tie "
+        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id GROUP BY ALL ORDER BY 1")
+    return {str(r.grp): {"decided": int(r.decided), "misaligned": int(r.misaligned), "tie": int(r.tie),
+                         "misalignment": (r.misaligned / r.decided) if r.decided else None}
+            for r in df.itertuples()}
 
 
 # -- export reads -----------------------------------------------------------------------------------

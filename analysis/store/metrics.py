@@ -16,6 +16,7 @@ PAIR_METRIC_COLUMNS = [
     "pair_id", "fit_id", "reward_chosen_pre", "reward_rejected_pre", "reward_chosen_post",
     "reward_rejected_post", "margin_pre", "margin_post", "agree_pre", "agree_post", "tie_pre", "tie_post",
     "regime", "gamma", "theta", "same_target_labels", "near_identical", "labeler_sides_with_rm", "confusing",
+    "theta_centered", "suspect_score",
 ]
 _PM_TYPES = {
     "agree_pre": "INTEGER", "agree_post": "INTEGER", "tie_pre": "BOOLEAN", "tie_post": "BOOLEAN",
@@ -180,6 +181,33 @@ def write_fit(study: Study, *, fit_id: str, kind: str, options: dict, pre_model_
         insert_frame(cur, "coefficients", coef, COEF_COLUMNS)
         cur.execute("DELETE FROM pair_metrics")
         insert_frame(cur, "pair_metrics", pm, PAIR_METRIC_COLUMNS, select=pm_select)
+
+
+STATS_TABLES = ("agreement_stats", "regime_stats", "paired_tests", "baselines")
+
+
+def write_fit_stats(study: Study, fit_id: str, tables: dict[str, pd.DataFrame]) -> None:
+    """The fit's agreement_stats, regime_stats, paired_tests and baselines rows (one transaction)."""
+    with study.transaction() as cur:
+        for name in STATS_TABLES:
+            df = tables.get(name)
+            cur.execute(f"DELETE FROM {name} WHERE fit_id = ?", [fit_id])
+            if df is None or not len(df):
+                continue
+            cols = [r[0] for r in cur.execute(f"DESCRIBE {name}").fetchall()]
+            out = conform(df, cols, fit_id=fit_id)
+            for c in out.columns:
+                if out[c].dtype == object:
+                    out[c] = out[c].where(out[c].notna(), None)
+            insert_frame(cur, name, out, cols)
+
+
+def read_fit_stats(study: Study, fit_id: str) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name in STATS_TABLES:
+        if _table_exists(study, name):
+            out[name] = study.df(f"SELECT * FROM {name} WHERE fit_id = ?", [fit_id])
+    return out
 
 
 # -- reads for the summary ------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ class RegimeScreen(Screen):
             yield Label("By subset", classes="section")
             yield ListTable(id="t-subset", cursor_type="cell")
         yield Static("enter on a count: those pairs · tab: next table · mis%: post-D RM prefers the "
-                     "rejected side, % of scored pairs", id="regime-legend")
+                     "rejected side, % of its decided pairs (ties apart)", id="regime-legend")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -54,8 +54,8 @@ class RegimeScreen(Screen):
             def num(v):
                 return "-" if v is None else f"{v:.3f}"
 
-            t.append(f": pre-D {num(a['pre'])} ({num(a['pre_decided'])} of decided) · post-D {num(a['post'])} "
-                     f"({num(a['post_decided'])} of decided) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
+            t.append(f": pre-D {num(a['pre'])} · post-D {num(a['post'])} (agree / decided; misalignment = 1 - "
+                     f"agreement) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
                      f" · {a['n']:,} pairs with metrics")
         else:
             t.append(": no metrics yet (run rmtui fit)")
@@ -74,14 +74,13 @@ class RegimeScreen(Screen):
             t.add_column(REGIME_SHORT[r], key=r)
         t.add_column("total", key="total")
         t.add_column("mis%", key="mis")
+        mis_by = self.app.service.misalignment(by)
         piv = df.pivot_table(index="grp", columns="regime", values="n", aggfunc="sum", fill_value=0) if len(df) else None
         if piv is None:
             return
         for g in piv.index:
             row = piv.loc[g]
             total = int(row.sum())
-            scored = int(sum(row.get(r, 0) for r in ("stayed_aligned", "got_aligned", "resists_alignment", "reversed")))
-            mis = sum(int(row.get(r, 0)) for r in MISALIGNED)
             label = str(g) if len(str(g)) <= 14 else str(g)[:13] + "…"
             cells = [Text(label, style="bold")]
             for r in cols:
@@ -90,7 +89,8 @@ class RegimeScreen(Screen):
                 self.cells[(tid, str(g), r)] = {"regime": r, **({by: str(g)} if by else {})}
             cells.append(Text(f"{total:,}"))
             self.cells[(tid, str(g), "total")] = {"regime": None, **({by: str(g)} if by else {})}
-            cells.append(Text(f"{100 * mis / scored:.1f}" if scored else "-"))
+            m = (mis_by.get(str(g)) or {}).get("misalignment")
+            cells.append(Text(f"{100 * m:.1f}" if m is not None else "-"))
             t.add_row(*cells, key=str(g))
             if by is None and total:
                 pct = [Text("%", style="dim")] + [Text(f"{100 * int(row.get(r, 0)) / total:.1f}", style="dim")
