@@ -157,3 +157,15 @@ def test_study_cache_matrix_and_means(study_path, tmp_path):
         assert set(long["featurizer"]) == {"heuristic"}
         assert long.set_index("name").loc["apology_phrase", "value"] == 1.0
         assert make_featurizer("heuristic").name == "heuristic"
+
+
+def test_markdown_style_features(fz):
+    text = ("# Title\n## Sub\nnot # a header\n#nospace\n**bold** and __also__ and ** not **\n"
+            "- one\n- two\n```python\nx = 1\n```\n~~~\nopen fence")
+    f = fz.features_of(text)
+    assert f["md_headers"] == 2          # '# Title', '## Sub'
+    assert f["md_bold"] == 2             # '**bold**', '__also__' ('** not **' has spaces inside)
+    assert f["md_code_blocks"] == 2      # one closed ``` block + one unclosed ~~~ fence
+    assert f["md_list_items"] == 2 == f["list_items"]
+    plain = fz.features_of("Just prose.")
+    assert (plain["md_headers"], plain["md_bold"], plain["md_code_blocks"]) == (0, 0, 0)

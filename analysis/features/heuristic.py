@@ -30,6 +30,12 @@ second_person          count       tokens equal to you, your, yours, yourself, y
 has_url                binary      1 if ``https?://\\S+`` or ``\\bwww\\.\\S+`` matches
 has_code               binary      1 if the response contains a fenced block (```) or an inline
                                    code span (`...` on one line)
+md_headers             count       lines matching ``^\s{0,3}#{1,6}\s+\S`` (markdown ATX headers)
+md_bold                count       spans ``**text**`` or ``__text__`` (text without the marker, one line)
+md_code_blocks         count       fenced code blocks: lines opening with ``` or ~~~, halved (an
+                                   unclosed fence counts as one block)
+md_list_items          count       the same lines as ``list_items`` (its markdown name, so the four
+                                   style controls leaderboards use sit together)
 =====================  ==========  ===========================================================
 """
 
@@ -48,6 +54,9 @@ LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+\S", re.M)
 QUESTION_RE = re.compile(r"\?+")
 URL_RE = re.compile(r"https?://\S+|\bwww\.\S+", re.I)
 CODE_RE = re.compile(r"```|`[^`\n]+`")
+MD_HEADER_RE = re.compile(r"^\s{0,3}#{1,6}\s+\S", re.M)
+MD_BOLD_RE = re.compile(r"\*\*(?=\S)[^*\n]+?(?<=\S)\*\*|__(?=\S)[^_\n]+?(?<=\S)__")
+MD_FENCE_RE = re.compile(r"^\s{0,3}(?:```|~~~)", re.M)
 
 #: refusal phrasing (case-insensitive regexes, any match gives 1)
 REFUSAL_PATTERNS = [
@@ -103,6 +112,12 @@ DEFS = [
     FeatureDef("second_person", "count", "spoiler", True, "Words addressing the reader: you, your, yours, yourself, you're ..."),
     FeatureDef("has_url", "binary", "spoiler", True, "1 if the response contains a URL (http(s)://... or www....)."),
     FeatureDef("has_code", "binary", "spoiler", True, "1 if the response contains a ``` fence or an inline `code` span."),
+    FeatureDef("md_headers", "count", "spoiler", True, "Markdown headers: lines starting with 1-6 # and a space."),
+    FeatureDef("md_bold", "count", "spoiler", True, "Markdown bold spans: **text** or __text__ on one line."),
+    FeatureDef("md_code_blocks", "count", "spoiler", True,
+               "Fenced code blocks (``` or ~~~ fences, pairs; an unclosed fence counts as one)."),
+    FeatureDef("md_list_items", "count", "spoiler", True,
+               "Markdown list items (same lines as list_items), one of the four style controls."),
 ]
 NAMES = [d.name for d in DEFS]
 
@@ -115,7 +130,7 @@ class HeuristicFeaturizer(Featurizer):
     """The offline heuristics above, on the last response of each text."""
 
     name = "heuristic"
-    version = "1"
+    version = "2"     # 2: markdown style features (md_headers, md_bold, md_code_blocks, md_list_items)
     cheap = True
     offline = True
 
@@ -171,6 +186,10 @@ class HeuristicFeaturizer(Featurizer):
             "second_person": len(SECOND_PERSON_RE.findall(r)),
             "has_url": int(URL_RE.search(r) is not None),
             "has_code": int(CODE_RE.search(r) is not None),
+            "md_headers": len(MD_HEADER_RE.findall(r)),
+            "md_bold": len(MD_BOLD_RE.findall(r)),
+            "md_code_blocks": (len(MD_FENCE_RE.findall(r)) + 1) // 2,
+            "md_list_items": len(LIST_ITEM_RE.findall(r)),
         }
 
     def featurize(self, texts: pd.DataFrame) -> pd.DataFrame:
