@@ -135,7 +135,21 @@ def compute_pair_metrics(pf: pd.DataFrame, wide: pd.DataFrame | None, gamma_cols
     return pm
 
 
-def study_tables(study: Study, pm: pd.DataFrame, *, tie_tol: float = 0.0) -> dict[str, pd.DataFrame]:
+PROXY_CAVEAT = ("gamma from PROXY target labels (featurizer proxy: refusal phrasing / alt-profanity-check for "
+                "harmless, MiniLM relevance to the request for helpful), not an LLM labeler; read the gamma "
+                "tables against the proxies' own agreement with the human labels (labeler_agreement)")
+
+
+def gamma_is_proxy(defs: pd.DataFrame, gcols: list[str]) -> bool:
+    """True when any gamma feature is a proxy target (the offline ``proxy`` featurizer or proxy = TRUE)."""
+    if not gcols or not len(defs):
+        return False
+    d = defs[defs["feature"].isin(gcols)]
+    return bool((d["featurizer"] == "proxy").any() or d["proxy"].fillna(False).astype(bool).any())
+
+
+def study_tables(study: Study, pm: pd.DataFrame, *, tie_tol: float = 0.0, gamma_features: list[str] | None = None,
+                 gamma_proxy: bool = False) -> dict[str, pd.DataFrame]:
     """agreement_stats (every RM), regime_stats, paired_tests and baselines for the pairs of ``pm``."""
     long = ms.model_pair_rewards(study)
     if len(long):
@@ -146,6 +160,7 @@ def study_tables(study: Study, pm: pd.DataFrame, *, tie_tol: float = 0.0) -> dic
     out["regime_stats"] = T.regime_stats(pm) if has_regimes else pd.DataFrame()
     out["paired_tests"] = T.paired_tests(pm) if has_regimes else pd.DataFrame()
     out["baselines"] = T.baselines(pm)
+    out["labeler_agreement"] = T.labeler_agreement(pm, list(gamma_features or []), gamma_proxy)
     return out
 
 
@@ -249,7 +264,10 @@ def _fit_study(study: Study, options: FitOptions | None,
                     "left out")
     coef_tab = pd.concat(coefs, ignore_index=True) if coefs else pd.DataFrame()
     say("agreement, regimes, paired tests and baselines with intervals")
-    stats = study_tables(study, pm, tie_tol=o.tie_tol)
+    gproxy = gamma_is_proxy(defs, gcols)
+    stats = study_tables(study, pm, tie_tol=o.tie_tol, gamma_features=gcols, gamma_proxy=gproxy)
+    if gproxy and pm["gamma"].notna().any():
+        msgs.append(PROXY_CAVEAT)
     msgs.append("agreement = agree / decided pairs, misalignment = 1 - agreement; ties and unscored pairs "
                 "counted beside them; Wilson 95 % intervals; pre vs post: McNemar's exact test")
     n_tied = int((pm["tie_pre"].astype("boolean").fillna(False) | pm["tie_post"].astype("boolean").fillna(False)).sum())
@@ -257,7 +275,7 @@ def _fit_study(study: Study, options: FitOptions | None,
         msgs.append(f"theta: {n_tied:,} tied pairs (either RM) left out of the theta summaries and regression")
     fit_id = ms.new_fit_id()
     opts = asdict(o)
-    opts.update({"features_resolved": feats, "gamma_features_resolved": gcols,
+    opts.update({"features_resolved": feats, "gamma_features_resolved": gcols, "gamma_proxy": gproxy,
                  "se_label": SE_LABELS[o.se], "near_identical_measure": SIMILARITY_MEASURE,
                  "units": ("z-scored continuous/count features" if o.standardize else "raw")})
     say("writing")
@@ -434,7 +452,12 @@ def summary(study: Study) -> dict:
     if fit:
         stats = ms.read_fit_stats(study, fit["fit_id"])
     elif pm is not None and len(pm):
-        stats = study_tables(study, pm, tie_tol=tol)
+        defs_now = ms.feature_defs(study)
+        g_now = default_gamma_features(defs_now) if len(defs_now) else []
+        stats = study_tables(study, pm, tie_tol=tol, gamma_features=g_now, gamma_proxy=gamma_is_proxy(defs_now, g_now))
+    gfeats = opts.get("gamma_features_resolved") if fit else None
+    out["gamma_source"] = {"features": gfeats, "proxy": bool(opts.get("gamma_proxy")) if fit else None,
+                           "caveat": PROXY_CAVEAT if fit and opts.get("gamma_proxy") else None}
     for name in ms.STATS_TABLES:
         df = stats.get(name)
         out[name] = records(df.drop(columns=["fit_id"], errors="ignore")) if df is not None else []

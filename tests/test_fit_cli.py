@@ -327,3 +327,23 @@ def test_summary_says_when_the_fit_is_stale(tmp_path):
     assert any("the latest are rm-pre-2" in m for m in s["stale"])
     out = invoke("summary", "--study", str(p))
     assert "stale: " in out.output
+
+
+def test_gamma_from_proxy_labels_is_marked_and_measured(tmp_path):
+    """Targets from the offline proxy featurizer feed gamma like an LLM's, marked as proxies everywhere,
+    with their agreement with the human label (c / (c + r)) per subset counted by hand."""
+    p = tmp_path / "proxy.duckdb"
+    truth = build_study(p, seed=2, llm="proxy")
+    with open_study(p) as st:
+        fit_study(st, FitOptions(drivers=False))
+    s = json.loads(invoke("summary", "--study", str(p), "--json").output)
+    assert s["gamma_source"]["proxy"] is True and "PROXY" in s["gamma_source"]["caveat"]
+    assert s["fit"]["options"]["gamma_features_resolved"] == ["proxy.harmless", "proxy.helpful"]
+    la = {(r["slice"], r["value"]): r for r in s["labeler_agreement"]}
+    want = expected_gamma_counts(truth)
+    allr = la[("all", "all")]
+    assert (allr["c"], allr["i"], allr["r"]) == (want["c"], want["i"], want["r"]) and allr["proxy"] is True
+    assert allr["agreement"] == pytest.approx(want["c"] / (want["c"] + want["r"]))
+    assert {v for (sl, v) in la if sl == "subset"} == {"harmless-base", "helpful-base"}
+    out = invoke("summary", "--study", str(p)).output
+    assert "PROXY" in out

@@ -151,3 +151,24 @@ def baselines(pf: pd.DataFrame, slices=SLICES, *, folds: int = 5, seed: int = 0)
                          "agreement_low": c["agreement_low"], "agreement_high": c["agreement_high"],
                          "method": method})
     return pd.DataFrame(rows, columns=BASELINE_COLUMNS)
+
+
+LABELER_COLUMNS = ["gamma_features", "proxy", "slice", "value", "n", "c", "i", "r", "unlabelled", "agreement",
+                   "agreement_low", "agreement_high"]
+
+
+def labeler_agreement(pm: pd.DataFrame, gamma_features: list[str], proxy: bool,
+                      slices=("subset", "split", "heldout")) -> pd.DataFrame:
+    """How often the target labels behind gamma side with the human: agreement = c / (c + r) (pairs
+    where the labeler prefers a side), i (indifferent) and unlabelled counted beside, Wilson interval."""
+    rows = []
+    if "gamma" not in pm.columns or not pm["gamma"].notna().any():
+        return pd.DataFrame(columns=LABELER_COLUMNS)
+    for sl, v, g in _slices(pm, slices):
+        vc = g["gamma"].value_counts()
+        c, i, r = (int(vc.get(k, 0)) for k in ("c", "i", "r"))
+        lo, hi = wilson(c, c + r)
+        rows.append({"gamma_features": ",".join(gamma_features), "proxy": bool(proxy), "slice": sl, "value": v,
+                     "n": len(g), "c": c, "i": i, "r": r, "unlabelled": int(g["gamma"].isna().sum()),
+                     "agreement": c / (c + r) if c + r else None, "agreement_low": lo, "agreement_high": hi})
+    return pd.DataFrame(rows, columns=LABELER_COLUMNS)

@@ -183,7 +183,7 @@ def write_fit(study: Study, *, fit_id: str, kind: str, options: dict, pre_model_
         insert_frame(cur, "pair_metrics", pm, PAIR_METRIC_COLUMNS, select=pm_select)
 
 
-STATS_TABLES = ("agreement_stats", "regime_stats", "paired_tests", "baselines")
+STATS_TABLES = ("agreement_stats", "regime_stats", "paired_tests", "baselines", "labeler_agreement")
 
 
 def write_fit_stats(study: Study, fit_id: str, tables: dict[str, pd.DataFrame]) -> None:

@@ -150,6 +150,11 @@ V2_STATS = [
         fit_id VARCHAR, baseline VARCHAR, slice VARCHAR, value VARCHAR, n INTEGER, decided INTEGER,
         agree INTEGER, tie INTEGER, agreement DOUBLE, agreement_low DOUBLE, agreement_high DOUBLE,
         method VARCHAR)""",
+    # how often the target labeler behind gamma agrees with the human label (gamma c vs r), per slice
+    """CREATE TABLE IF NOT EXISTS labeler_agreement (
+        fit_id VARCHAR, gamma_features VARCHAR, proxy BOOLEAN, slice VARCHAR, value VARCHAR, n INTEGER,
+        c INTEGER, i INTEGER, r INTEGER, unlabelled INTEGER, agreement DOUBLE, agreement_low DOUBLE,
+        agreement_high DOUBLE)""",
     # the design of each rewrite experiment, so it can be named and regenerated
     """CREATE TABLE IF NOT EXISTS rewrite_experiments (
         experiment VARCHAR PRIMARY KEY, rewriter VARCHAR, params VARCHAR, seed BIGINT, n_requested INTEGER,

@@ -153,6 +153,18 @@ def _print_summary(s: dict) -> None:
             t = s["ties"]
             console.print(f"ties: pre {t['pre']:,}, post {t['post']:,}, both {t['both']:,} "
                           f"(identical pairs {t['identical_pairs']:,})")
+    gsrc = s.get("gamma_source") or {}
+    if gsrc.get("caveat"):
+        console.print(f"[yellow]caveat[/]: {gsrc['caveat']}", soft_wrap=True)
+    if s.get("labeler_agreement"):
+        rows = [[f"{r['slice']}={r['value']}", _num(r["n"]), _num(r["c"]), _num(r["i"]), _num(r["r"]),
+                 _num(r["unlabelled"]),
+                 f"{_num(r['agreement'])} [{_num(r['agreement_low'])}, {_num(r['agreement_high'])}]"]
+                for r in s["labeler_agreement"]]
+        kind = "PROXY target labels" if gsrc.get("proxy") else "target labels"
+        console.print(_table(f"How often the {kind} behind gamma side with the human (agreement = c / (c + r), "
+                             "Wilson 95%)", ["slice", "pairs", "c", "i", "r", "unlabelled", "agreement [95% CI]"],
+                             rows))
     regs = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed"]
     for key, by, title in (("regimes_by_gamma", "gamma", "Regimes by LM-labeler preference gamma (c: labeler "
                             "agrees with the human, i: indifferent, r: disagrees)"),
