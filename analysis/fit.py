@@ -238,6 +238,9 @@ def _fit_study(study: Study, options: FitOptions | None,
                      kinds=kinds, alpha=o.alpha)
         msgs += ir.messages
         imp_tab = ir.table
+        if len(ir.wald):
+            coefs.append(ir.wald.drop(columns=["df_num", "df_den"]).assign(analysis="imprint_joint_wald")[
+                ["analysis", "target", "term", "estimate", "p", "n", "se_type"]])
         used = ir.features or feats
         sf = side_features(pm, wide, used)
         side_cols = list(sf.columns)

@@ -411,3 +411,28 @@ def test_theta_leaves_ties_out_and_centred_variant():
     raw = reward_shift_theta(pm.reward_chosen_pre, pm.reward_rejected_pre, pm.reward_chosen_post,
                              pm.reward_rejected_post)
     assert abs(raw[0]) > 1
+
+
+def test_imprint_per_sd_and_joint_wald_of_collinear_lengths():
+    """Two near-collinear length measures: per-SD estimates are estimate x SD, and the joint Wald F
+    equals statsmodels' f_test with the same (iid) covariance."""
+    rng = np.random.default_rng(4)
+    n = 300
+    tokens = rng.normal(100, 20, 2 * n)
+    words = tokens * 0.8 + rng.normal(0, 1.0, 2 * n)        # VIF in the hundreds
+    other = rng.normal(0, 1, 2 * n)
+    y = 0.01 * tokens + 0.01 * words + 0.5 * other + rng.normal(0, 1, 2 * n)
+    rows = pd.DataFrame({"pair_id": np.repeat(np.arange(n), 2), "side": ["chosen", "rejected"] * n,
+                         "post": y, "h.len_tokens": tokens, "h.len_words": words, "h.other": other})
+    res = imprint(rows, ["h.len_tokens", "h.len_words", "h.other"], targets=("post",), se="iid")
+    t = res.table.set_index("feature")
+    sd = rows["h.other"].std(ddof=1)
+    assert t.loc["h.other", "estimate_per_sd"] == pytest.approx(t.loc["h.other", "estimate"] * sd)
+    assert t.loc["h.other", "ci_high_per_sd"] == pytest.approx(t.loc["h.other", "ci_high"] * sd)
+    w = res.wald.iloc[0]
+    assert w["term"] == "length: h.len_tokens + h.len_words" and w["df_num"] == 2
+    X = sm.add_constant(rows[["h.len_tokens", "h.len_words", "h.other"]].to_numpy())
+    ref = sm.OLS(y, X).fit().f_test(np.array([[0, 1, 0, 0], [0, 0, 1, 0.0]]))
+    assert w["estimate"] == pytest.approx(float(np.squeeze(ref.fvalue)), rel=1e-6)
+    assert w["p"] == pytest.approx(float(ref.pvalue), rel=1e-4, abs=1e-300)
+    assert w["p"] < 1e-6     # jointly clear, whatever the two separate estimates say

@@ -25,7 +25,8 @@ _PM_TYPES = {
     "fit_id": "VARCHAR",
 }
 IMPRINT_COLUMNS = ["fit_id", "target", "feature", "estimate", "se", "ci_low", "ci_high", "p", "p_bonferroni",
-                   "p_bh", "n", "se_type", "vif", "r2"]
+                   "p_bh", "n", "se_type", "vif", "r2", "feature_sd", "estimate_per_sd", "ci_low_per_sd",
+                   "ci_high_per_sd"]
 COEF_COLUMNS = ["fit_id", "analysis", "target", "term", "estimate", "se", "ci_low", "ci_high", "p",
                 "p_bonferroni", "p_bh", "n", "se_type", "r2"]
 

@@ -128,6 +128,10 @@ V2_STATS = [
     "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS p_method VARCHAR",
     "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS ci_method VARCHAR",
     "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS status VARCHAR",  # ok | small cells | not estimable: why
+    "ALTER TABLE imprint ADD COLUMN IF NOT EXISTS feature_sd DOUBLE",  # SD of the feature over the fitted rows
+    "ALTER TABLE imprint ADD COLUMN IF NOT EXISTS estimate_per_sd DOUBLE",  # reward per SD of the feature
+    "ALTER TABLE imprint ADD COLUMN IF NOT EXISTS ci_low_per_sd DOUBLE",
+    "ALTER TABLE imprint ADD COLUMN IF NOT EXISTS ci_high_per_sd DOUBLE",
     "ALTER TABLE pair_metrics ADD COLUMN IF NOT EXISTS theta_centered DOUBLE",  # rewards minus each RM's study mean
     "ALTER TABLE pair_metrics ADD COLUMN IF NOT EXISTS suspect_score DOUBLE",  # evidence the human label is wrong
     # agreement / misalignment per RM and slice: agreement = agree / decided, misalignment = 1 - agreement
