@@ -22,6 +22,7 @@ from .metrics import (
 from .metrics import tables as T
 from .metrics.confusing import NEAR_IDENTICAL, SIMILARITY_MEASURE, same_labels
 from .metrics.shift import centered_theta
+from .metrics.suspect import suspect_scores
 from .metrics.linreg import SE_LABELS, SE_TYPES
 from .store import Study
 from .store import metrics as ms
@@ -129,6 +130,7 @@ def compute_pair_metrics(pf: pd.DataFrame, wide: pd.DataFrame | None, gamma_cols
     else:
         pm["gamma"] = None
         pm["same_target_labels"] = pd.Series(pd.NA, index=pm.index, dtype="boolean")
+    pm["suspect_score"] = suspect_scores(pm)
     flags = confusing(pm, threshold=near)
     for c in flags.columns:
         pm[c] = flags[c].to_numpy()

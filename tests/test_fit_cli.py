@@ -347,3 +347,21 @@ def test_gamma_from_proxy_labels_is_marked_and_measured(tmp_path):
     assert {v for (sl, v) in la if sl == "subset"} == {"harmless-base", "helpful-base"}
     out = invoke("summary", "--study", str(p)).output
     assert "PROXY" in out
+
+
+def test_suspect_score_stored_sorted_and_exported(study_path, tmp_path):
+    build_study(study_path, n_pairs=120, seed=3)
+    with open_study(study_path) as st:
+        fit_study(st, FitOptions(drivers=False))
+        pm = st.df("SELECT pair_id, margin_pre, margin_post, gamma, suspect_score FROM pair_metrics")
+        from analysis.metrics.suspect import suspect_scores
+        from analysis.store import browse
+
+        assert np.allclose(pm["suspect_score"], suspect_scores(pm))
+        ids = browse.sorted_ids(st, browse.EntryFilter(regime=None), ("suspect", True))
+    assert ids[0] == pm.sort_values("suspect_score", ascending=False)["pair_id"].iloc[0]
+    out = tmp_path / "suspects.jsonl"
+    res = invoke("suspects", "--study", str(study_path), "--top", "5", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[0])["pair_id"] == ids[0]

@@ -244,6 +244,14 @@ def read_pair_metrics(study: Study) -> pd.DataFrame:
     )
 
 
+def suspects(study: Study, limit: int = 50) -> pd.DataFrame:
+    """The pairs most suspected of a label error (pair_metrics.suspect_score, highest first)."""
+    return study.df(
+        "SELECT m.pair_id, p.subset, p.split, p.heldout, m.margin_pre, m.margin_post, m.gamma, m.regime, "
+        "m.suspect_score, p.chosen_response, p.rejected_response FROM pair_metrics m JOIN pairs p USING (pair_id) "
+        "WHERE m.suspect_score IS NOT NULL ORDER BY m.suspect_score DESC, m.pair_id LIMIT ?", [int(limit)])
+
+
 def n_pair_metrics(study: Study) -> int:
     return int(study.scalar("SELECT count(*) FROM pair_metrics"))
 

@@ -314,6 +314,35 @@ def _sig(p: Any) -> str:
 
 
 @app.command()
+def suspects(
+    study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
+    top: int = typer.Option(20, "--top", "-n", min=1, help="How many pairs to list."),
+    out: Optional[str] = typer.Option(None, "-o", "--output", help="Also export these pairs (jsonl/csv/md/parquet "
+                                      "by extension) with their texts, scores and features."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
+) -> None:
+    """Pairs whose human label the study's evidence most suspects (both RMs against it, the labeler)."""
+    from analysis.store import open_study
+    from analysis.store import metrics as ms
+
+    with open_study(study, create=False, read_only=out is None) as st:
+        df = ms.suspects(st, top)
+        if df.empty:
+            console.print("no suspect scores yet: run rmtui fit")
+            raise typer.Exit(1)
+        rows = [[r.pair_id[:12], str(r.subset), _num(r.margin_pre, "{:+.2f}"), _num(r.margin_post, "{:+.2f}"),
+                 str(r.gamma or "-"), _num(r.suspect_score, "{:.2f}")] for r in df.itertuples()]
+        console.print(_table("Suspected label errors (score = -mean z-margin of the RMs + 0.5 x labeler against "
+                             "the human; highest first; the app sorts by it as 'suspect')",
+                             ["pair", "subset", "margin pre", "margin post", "gamma", "score"], rows))
+        if out:
+            from analysis.export import export_pairs
+
+            res = export_pairs(st, list(df["pair_id"]), None, out, overwrite=force, sort=("suspect", True))
+            console.print(f"exported {len(df):,} pairs to {getattr(res, 'path', out)}")
+
+
+@app.command()
 def summary(
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the same numbers as JSON."),
