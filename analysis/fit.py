@@ -348,6 +348,7 @@ def summary(study: Study) -> dict:
     ``missing`` and give empty lists."""
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = int(study.scalar("SELECT count(*) FROM pairs"))
+    out["datasets"] = ms.datasets(study)
     models = ms.models_frame(study)
     out["models"] = records(models[["model_id", "name", "role"]])
     fit = ms.latest_fit(study)

@@ -244,6 +244,10 @@ def read_pair_metrics(study: Study) -> pd.DataFrame:
     )
 
 
+def datasets(study: Study) -> list[str]:
+    return [str(x) for x in study.df("SELECT DISTINCT dataset FROM pairs WHERE dataset IS NOT NULL ORDER BY 1")["dataset"]]
+
+
 def suspects(study: Study, limit: int = 50) -> pd.DataFrame:
     """The pairs most suspected of a label error (pair_metrics.suspect_score, highest first)."""
     return study.df(
