@@ -798,3 +798,32 @@ async def test_brackets_in_user_text_are_shown_not_parsed_as_markup(study_file):
         await settle(pilot)
         assert el.filt.tag == "[/b]" and el.total == 1 and el.current_pair == pid
         assert app.is_running
+
+
+async def test_regime_screen_shows_the_stores_misalignment(study_file):
+    """The regimes screen's mis% column is the store's post-D misalignment (disagree / decided by the
+    post-D RM), the complement of the post-D agreement in its header; the screen computes nothing."""
+    from textual.widgets import DataTable
+
+    from rmtui.screens.regimes import RegimeScreen
+
+    with open_study(study_file) as st:
+        # plant post ties: they must leave the denominator, not count as misaligned
+        st.execute("UPDATE pair_metrics SET tie_post = TRUE, agree_post = NULL, regime = 'tie' WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 25)")
+        # and pre ties on pairs the post-D RM decides: they stay in the post-D denominator
+        st.execute("UPDATE pair_metrics SET tie_pre = TRUE, agree_pre = NULL, regime = 'tie' WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics WHERE agree_post = 0 ORDER BY pair_id LIMIT 40)")
+        post = st.df("SELECT agree_post FROM pair_metrics")
+    dec = int(post["agree_post"].notna().sum())
+    want = 100 * int((post["agree_post"] == 0).sum()) / dec
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, RegimeScreen)
+        t = app.screen.query_one("#t-all", DataTable)
+        assert str(t.get_cell("all", "mis")) == f"{want:.1f}"
+        header = str(app.screen.query_one("#agreement").render())
+        assert f"post-D {1 - want / 100:.3f}" in header and "ties pre" in header
