@@ -37,6 +37,8 @@ Featurizer = Callable[[pd.DataFrame], Any]
 SIDES = ("chosen", "rejected")
 INTERACTIVE = "interactive"
 CHUNK = 128
+SAMPLING_FRAME = ("pairs not identical whose two sides every RM of the study scored (at the time of the run), "
+                  "sorted by pair_id; a seeded permutation (numpy default_rng(seed)), the first n taken")
 
 
 # -- adapters to the scoring engine and the featurizers -------------------------------------------
@@ -176,6 +178,10 @@ def run_experiment(study: Study, rewriter: Rewriter | str, n: int, seed: int,
             tid = row.chosen_text_id if side == "chosen" else row.rejected_text_id
             items.append((rid, row.pair_id, side, ctx, resp, tid))
     res.n_items = len(items)
+    store.write_experiment(study, {
+        "experiment": exp, "rewriter": rewriter.spec, "params": rewriter.params_json(), "seed": int(seed),
+        "n_requested": int(n), "n_sampled": len(sample), "sides": ",".join(sides), "n_candidates": len(cands),
+        "frame": SAMPLING_FRAME, "similarity_threshold": float(threshold), "created_at": now()})
     done = store.existing_rewrite_ids(study, [it[0] for it in items])
     res.n_cached = len(done)
     if progress and done:
@@ -383,6 +389,8 @@ class RobustnessFit:
     sensitivity: pd.DataFrame
     flip_rates: pd.DataFrame
     messages: list[str]
+    n_meaning_changed: int = 0
+    options: dict = field(default_factory=dict)
 
 
 def _discrete_features(feats: pd.DataFrame) -> list[str]:
@@ -414,38 +422,99 @@ def robustness_data(study: Study, experiment: str | None = None) -> dict:
             "features": feats, "flips": flips}
 
 
-def fit_robustness(study: Study, experiment: str | None = None, *, min_count: int = 5) -> RobustnessFit:
+def latest_tie_tol(study: Study) -> float:
+    """The tie tolerance of the study's latest fit (0 when there is none)."""
+    from .store import metrics as ms
+
+    fit = ms.latest_fit(study)
+    opts = (fit or {}).get("options") or {}
+    return float(opts.get("tie_tol", 0.0) or 0.0) if isinstance(opts, dict) else 0.0
+
+
+def fit_robustness(study: Study, experiment: str | None = None, *, min_count: int = 5, min_events: int = 5,
+                   tie_tol: float | None = None, include_meaning_changed: bool = False,
+                   alpha: float = 0.05) -> RobustnessFit:
     """Fit the robustness score (LPMs, post-D RM) and the sensitivity table; write both.
 
-    One row per rewrite whose text changed and that every RM scored. ``experiment=None``: all kept
-    rewrites (interactive ones included).
+    One row per rewrite whose text changed and that every RM scored; rewrites flagged
+    ``meaning_changed`` are left out (counted) unless ``include_meaning_changed``. Each outcome is fitted
+    on the rewrites at risk of it (variant ``at_risk``); the all-rewrites fit (the paper's) is stored
+    beside it as variant ``all_rewrites``. ``tie_tol``: None takes the latest fit's (``rmtui fit
+    --tie-tol``). ``experiment=None``: all kept rewrites (interactive ones included).
     """
     d = robustness_data(study, experiment)
     if d["rewrites"].empty:
         raise RmtuiError(f"{study.path}: no rewrites{' in experiment ' + experiment if experiment else ''}; "
                          "run `rmtui rewrite` first", "Robustness")
+    tol = latest_tie_tol(study) if tie_tol is None else float(tie_tol)
     models, changes = d["models"], d["changes"]
     post = post_model_id(models)
     n_models = models["model_id"].nunique()
     complete = changes.groupby("rewrite_id")["model_id"].nunique()
     changes = changes[changes["rewrite_id"].isin(complete[complete == n_models].index)]
+    n_meaning = 0
+    if "meaning_changed" in changes.columns:
+        mc = changes["meaning_changed"].astype("boolean").fillna(False).astype(bool)
+        n_meaning = int(changes.loc[mc, "rewrite_id"].nunique())
+        if not include_meaning_changed:
+            changes = changes[~mc]
     post_rows = changes[changes["model_id"] == post].reset_index(drop=True)
     messages = [M.SIGN_CONVENTION, "outcomes use the post-D RM " + post,
-                "unit: one rewrite (one side replaced, the other kept)"]
+                "unit: one rewrite (one side replaced, the other kept); SEs clustered by pair",
+                f"tie tolerance {tol:g} (|margin| <= tol is a tie)"]
     if d["n_unchanged"]:
         messages.append(f"{d['n_unchanged']} rewrites left the text unchanged: not in the fit")
+    if n_meaning:
+        messages.append(f"{n_meaning} rewrites flagged meaning_changed (similarity below the threshold): "
+                        + ("kept in the fit (include_meaning_changed)" if include_meaning_changed
+                           else "left out of the fit"))
     discrete = _discrete_features(d["features"]) if len(d["features"]) else []
     ind = M.flip_indicators(d["flips"], list(post_rows["rewrite_id"]), features=discrete)
-    lp = M.robustness_lpm(post_rows, ind, min_count=min_count)
-    messages += lp.dropped
+    table, m = M.robustness_score(post_rows, ind, tie_tol=tol, min_count=min_count, min_events=min_events,
+                                  alpha=alpha)
+    messages += m
+    messages.append("variants: " + "; ".join(f"{k}: {v}" for k, v in M.VARIANT_LABELS.items()))
     sens = M.sensitivity(changes)
-    fit_id = "robustness-" + digest("robustness", experiment or "*", post, str(min_count),
-                                    *sorted(post_rows["rewrite_id"]), size=6)
+    fit_id = "robustness-" + digest("robustness", experiment or "*", post, str(min_count), str(min_events),
+                                    repr(tol), str(include_meaning_changed), *sorted(post_rows["rewrite_id"]),
+                                    size=6)
+    options = {"experiment": experiment, "min_count": min_count, "min_events": min_events, "tie_tol": tol,
+               "include_meaning_changed": include_meaning_changed, "n_meaning_changed": n_meaning,
+               "alpha": alpha, "features": discrete, "variants": list(M.ROBUSTNESS_VARIANTS),
+               "se": "cluster by pair (CR1, statsmodels); Fisher exact + Newcombe where cells are small"}
     store.write_robustness_fit(
-        study, fit_id, options={"experiment": experiment, "min_count": min_count, "features": discrete},
-        pre_model_id=pre_model_id(models), post_model_id=post, n=len(post_rows), robustness=lp.table,
-        sensitivity=sens, messages=messages)
-    return RobustnessFit(fit_id, len(post_rows), d["n_unchanged"], lp.table, sens, M.flip_rates(changes), messages)
+        study, fit_id, options=options, pre_model_id=pre_model_id(models), post_model_id=post, n=len(post_rows),
+        robustness=table, sensitivity=sens, messages=messages, se_type="cluster(pair)")
+    return RobustnessFit(fit_id, len(post_rows), d["n_unchanged"], table, sens, M.flip_rates(changes), messages,
+                         n_meaning_changed=n_meaning, options=options)
+
+
+def robustness_stale(study: Study) -> list[str]:
+    """How the study moved on since its latest robustness fit (tie tolerance, rewrites, models)."""
+    fit = store.latest_robustness_fit(study)
+    if fit is None:
+        return []
+    fid = fit["fit_id"]
+    try:
+        opts = json.loads(fit.get("options") or "{}")
+    except (TypeError, ValueError):
+        opts = {}
+    out = []
+    tol = latest_tie_tol(study)
+    if "tie_tol" not in opts:
+        out.append(f"robustness fit {fid} recorded no tie tolerance (made before it was recorded): "
+                   "rerun rmtui rewrite --fit")
+    elif float(opts["tie_tol"]) != tol:
+        out.append(f"robustness fit {fid} used tie tolerance {opts['tie_tol']:g}; the latest fit uses {tol:g}: "
+                   "rerun the robustness fit")
+    last = store.latest_rewrite_time(study)
+    if last is not None and fit.get("created_at") is not None and pd.Timestamp(last) > pd.Timestamp(fit["created_at"]):
+        out.append(f"rewrites were stored after robustness fit {fid}: rerun the robustness fit")
+    models = store.models(study)
+    if len(models) and post_model_id(models) != fit.get("post_model_id"):
+        out.append(f"robustness fit {fid} used post {fit.get('post_model_id')}; the latest post-D RM is "
+                   f"{post_model_id(models)}: rerun the robustness fit")
+    return out
 
 
 def robustness_summary(study: Study) -> dict:

@@ -19,7 +19,10 @@ from .metrics import (
     add_outcomes, agreement, compare, confusing, gamma, imprint, misalignment, misalignment_drivers,
     regime, regimes, reward_shift_theta, side_features, theta_regression, theta_summary,
 )
+from .metrics import tables as T
 from .metrics.confusing import NEAR_IDENTICAL, SIMILARITY_MEASURE, same_labels
+from .metrics.shift import centered_theta
+from .metrics.suspect import suspect_scores
 from .metrics.linreg import SE_LABELS, SE_TYPES
 from .store import Study
 from .store import metrics as ms
@@ -119,6 +122,7 @@ def compute_pair_metrics(pf: pd.DataFrame, wide: pd.DataFrame | None, gamma_cols
     pm["regime"] = regime(pm["agree_pre"], pm["agree_post"], pm["tie_pre"], pm["tie_post"]).to_numpy()
     pm["theta"] = reward_shift_theta(pm["reward_chosen_pre"], pm["reward_rejected_pre"],
                                      pm["reward_chosen_post"], pm["reward_rejected_post"])
+    pm["theta_centered"] = centered_theta(pm)
     if gamma_cols and wide is not None and all(c in wide.columns for c in gamma_cols):
         ch = wide.reindex(pm["chosen_text_id"].to_numpy())[gamma_cols].reset_index(drop=True)
         rj = wide.reindex(pm["rejected_text_id"].to_numpy())[gamma_cols].reset_index(drop=True)
@@ -127,10 +131,40 @@ def compute_pair_metrics(pf: pd.DataFrame, wide: pd.DataFrame | None, gamma_cols
     else:
         pm["gamma"] = None
         pm["same_target_labels"] = pd.Series(pd.NA, index=pm.index, dtype="boolean")
+    pm["suspect_score"] = suspect_scores(pm)
     flags = confusing(pm, threshold=near)
     for c in flags.columns:
         pm[c] = flags[c].to_numpy()
     return pm
+
+
+PROXY_CAVEAT = ("gamma from PROXY target labels (featurizer proxy: refusal phrasing / alt-profanity-check for "
+                "harmless, MiniLM relevance to the request for helpful), not an LLM labeler; read the gamma "
+                "tables against the proxies' own agreement with the human labels (labeler_agreement)")
+
+
+def gamma_is_proxy(defs: pd.DataFrame, gcols: list[str]) -> bool:
+    """True when any gamma feature is a proxy target (the offline ``proxy`` featurizer or proxy = TRUE)."""
+    if not gcols or not len(defs):
+        return False
+    d = defs[defs["feature"].isin(gcols)]
+    return bool((d["featurizer"] == "proxy").any() or d["proxy"].fillna(False).astype(bool).any())
+
+
+def study_tables(study: Study, pm: pd.DataFrame, *, tie_tol: float = 0.0, gamma_features: list[str] | None = None,
+                 gamma_proxy: bool = False) -> dict[str, pd.DataFrame]:
+    """agreement_stats (every RM), regime_stats, paired_tests and baselines for the pairs of ``pm``."""
+    long = ms.model_pair_rewards(study)
+    if len(long):
+        g = pm[["pair_id", "gamma"]] if "gamma" in pm.columns else pm[["pair_id"]]
+        long = long.merge(g, on="pair_id", how="left")
+    out = {"agreement_stats": T.agreement_stats(long, tie_tol=tie_tol) if len(long) else pd.DataFrame()}
+    has_regimes = pm["regime"].isin(list(T.DECIDED)).any()
+    out["regime_stats"] = T.regime_stats(pm) if has_regimes else pd.DataFrame()
+    out["paired_tests"] = T.paired_tests(pm) if has_regimes else pd.DataFrame()
+    out["baselines"] = T.baselines(pm)
+    out["labeler_agreement"] = T.labeler_agreement(pm, list(gamma_features or []), gamma_proxy)
+    return out
 
 
 def imprint_rows(pm: pd.DataFrame, wide: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -211,6 +245,9 @@ def _fit_study(study: Study, options: FitOptions | None,
                      kinds=kinds, alpha=o.alpha)
         msgs += ir.messages
         imp_tab = ir.table
+        if len(ir.wald):
+            coefs.append(ir.wald.drop(columns=["df_num", "df_den"]).assign(analysis="imprint_joint_wald")[
+                ["analysis", "target", "term", "estimate", "p", "n", "se_type"]])
         used = ir.features or feats
         sf = side_features(pm, wide, used)
         side_cols = list(sf.columns)
@@ -237,15 +274,26 @@ def _fit_study(study: Study, options: FitOptions | None,
         msgs.append("no features in the study (or none selected): imprint, theta regression and drivers "
                     "left out")
     coef_tab = pd.concat(coefs, ignore_index=True) if coefs else pd.DataFrame()
+    say("agreement, regimes, paired tests and baselines with intervals")
+    gproxy = gamma_is_proxy(defs, gcols)
+    stats = study_tables(study, pm, tie_tol=o.tie_tol, gamma_features=gcols, gamma_proxy=gproxy)
+    if gproxy and pm["gamma"].notna().any():
+        msgs.append(PROXY_CAVEAT)
+    msgs.append("agreement = agree / decided pairs, misalignment = 1 - agreement; ties and unscored pairs "
+                "counted beside them; Wilson 95 % intervals; pre vs post: McNemar's exact test")
+    n_tied = int((pm["tie_pre"].astype("boolean").fillna(False) | pm["tie_post"].astype("boolean").fillna(False)).sum())
+    if n_tied:
+        msgs.append(f"theta: {n_tied:,} tied pairs (either RM) left out of the theta summaries and regression")
     fit_id = ms.new_fit_id()
     opts = asdict(o)
-    opts.update({"features_resolved": feats, "gamma_features_resolved": gcols,
+    opts.update({"features_resolved": feats, "gamma_features_resolved": gcols, "gamma_proxy": gproxy,
                  "se_label": SE_LABELS[o.se], "near_identical_measure": SIMILARITY_MEASURE,
                  "units": ("z-scored continuous/count features" if o.standardize else "raw")})
     say("writing")
     ms.write_fit(study, fit_id=fit_id, kind="fit", options=opts, pre_model_id=pre_id, post_model_id=post_id,
                  se_type=o.se, n=len(pm), messages=msgs, imprint=imp_tab, coefficients=coef_tab,
                  pair_metrics=pm)
+    ms.write_fit_stats(study, fit_id, stats)
     return FitResult(fit_id=fit_id, pre_model_id=pre_id, post_model_id=post_id, n_pairs=len(pm),
                      features=feats, gamma_features=gcols, imprint=imp_tab, coefficients=coef_tab,
                      pair_metrics=pm, messages=msgs, seconds=time.perf_counter() - t0)
@@ -336,6 +384,7 @@ def summary(study: Study) -> dict:
 
     out["human"] = human_summary(study)
     n_human_ties = out["human"]["ties"]
+    out["datasets"] = ms.datasets(study)
     models = ms.models_frame(study)
     out["models"] = records(models[["model_id", "name", "role"]])
     fit = ms.latest_fit(study)
@@ -405,6 +454,8 @@ def summary(study: Study) -> dict:
             out["theta_by_regime"] = records(theta_summary(pm, by="regime"))
             out["theta_by_gamma"] = records(theta_summary(pm, by="gamma")) if has_gamma else []
             out["theta"] = records(theta_summary(pm))[0]
+            if "theta_centered" in pm.columns and pm["theta_centered"].notna().any():
+                out["theta_centered"] = records(theta_summary(pm, col="theta_centered"))[0]
         else:
             out["theta_by_regime"] = out["theta_by_gamma"] = []
             out["missing"].append("theta: needs both a pre-D and a post-D model")
@@ -440,6 +491,26 @@ def summary(study: Study) -> dict:
     else:
         out["imprint"] = []
         out["coefficients"] = {}
+    # stored intervals, paired tests and baselines (the fit's; computed now when there is no fit)
+    stats: dict[str, pd.DataFrame] = {}
+    if fit:
+        stats = ms.read_fit_stats(study, fit["fit_id"])
+    elif pm is not None and len(pm):
+        defs_now = ms.feature_defs(study)
+        g_now = default_gamma_features(defs_now) if len(defs_now) else []
+        stats = study_tables(study, pm, tie_tol=tol, gamma_features=g_now, gamma_proxy=gamma_is_proxy(defs_now, g_now))
+    gfeats = opts.get("gamma_features_resolved") if fit else None
+    out["gamma_source"] = {"features": gfeats, "proxy": bool(opts.get("gamma_proxy")) if fit else None,
+                           "caveat": PROXY_CAVEAT if fit and opts.get("gamma_proxy") else None}
+    for name in ms.STATS_TABLES:
+        df = stats.get(name)
+        out[name] = records(df.drop(columns=["fit_id"], errors="ignore")) if df is not None else []
+    if fit and not out["agreement_stats"]:
+        out["missing"].append("agreement_stats: the latest fit predates the stored intervals; rerun rmtui fit")
+
+    from .robustness import robustness_stale
+
+    out["stale"] = list(out.get("stale") or []) + robustness_stale(study)
     rob = ms.read_robustness(study)
     out["robustness"] = {}
     for name, df in rob.items():

@@ -196,6 +196,9 @@ class StudyService:
     def agreement(self) -> dict:
         return store_metrics.agreement(self.study)
 
+    def misalignment(self, by: str | None = None) -> dict:
+        return store_metrics.misalignment_table(self.study, by)
+
     # -- export ----------------------------------------------------------------------------------
     def export(self, scope: str, fmt: str | None, path: str | Path, *, filt: EntryFilter | None = None,
                sort=None, tag: str | None = None, overwrite: bool = False):

@@ -132,8 +132,8 @@ def test_pairs_without_gamma_have_a_group_and_a_filter(study_file):
 
 
 def test_agreement_matches_the_summary_definitions(study_file):
-    """agree / scored (ties count against) and agree / decided, as `rmtui summary` prints them (the
-    regime screen showed the second under the name of the first)."""
+    """One convention (issue 17): agreement = agree / decided, misalignment its complement, ties beside
+    them, as `rmtui summary` prints them; the regime screen's mis% comes from the store, not the screen."""
     with open_study(study_file) as st:
         st.execute("UPDATE pair_metrics SET tie_pre = TRUE, agree_pre = NULL WHERE pair_id IN "
                    "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 30)")
@@ -142,9 +142,15 @@ def test_agreement_matches_the_summary_definitions(study_file):
     agree, disagree = int((m["agree_pre"] == 1).sum()), int((m["agree_pre"] == 0).sum())
     ties = int(m["tie_pre"].sum())
     assert a["ties_pre"] == ties >= 30
-    assert a["pre"] == pytest.approx(agree / (agree + disagree + ties))
-    assert a["pre_decided"] == pytest.approx(agree / (agree + disagree))
-    assert a["pre"] < a["pre_decided"]
+    assert a["pre"] == pytest.approx(agree / (agree + disagree)) == a["pre_decided"]
+    assert a["mis_pre"] == pytest.approx(disagree / (agree + disagree))
+    with open_study(study_file) as st:
+        mis = browse.misalignment_table(st)["all"]
+        post = st.df("SELECT agree_post, tie_post FROM pair_metrics")
+    dec = int(post["agree_post"].notna().sum())
+    assert mis["decided"] == dec and mis["tie"] == int(post["tie_post"].fillna(False).sum())
+    assert mis["misalignment"] == pytest.approx(int((post["agree_post"] == 0).sum()) / dec)
+    assert mis["misalignment"] == pytest.approx(1 - a["post"])
 
 
 def test_triage_tags_notes_selection_and_undo(study_file):
@@ -795,3 +801,32 @@ async def test_brackets_in_user_text_are_shown_not_parsed_as_markup(study_file):
         await settle(pilot)
         assert el.filt.tag == "[/b]" and el.total == 1 and el.current_pair == pid
         assert app.is_running
+
+
+async def test_regime_screen_shows_the_stores_misalignment(study_file):
+    """The regimes screen's mis% column is the store's post-D misalignment (disagree / decided by the
+    post-D RM), the complement of the post-D agreement in its header; the screen computes nothing."""
+    from textual.widgets import DataTable
+
+    from rmtui.screens.regimes import RegimeScreen
+
+    with open_study(study_file) as st:
+        # plant post ties: they must leave the denominator, not count as misaligned
+        st.execute("UPDATE pair_metrics SET tie_post = TRUE, agree_post = NULL, regime = 'tie' WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 25)")
+        # and pre ties on pairs the post-D RM decides: they stay in the post-D denominator
+        st.execute("UPDATE pair_metrics SET tie_pre = TRUE, agree_pre = NULL, regime = 'tie' WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics WHERE agree_post = 0 ORDER BY pair_id LIMIT 40)")
+        post = st.df("SELECT agree_post FROM pair_metrics")
+    dec = int(post["agree_post"].notna().sum())
+    want = 100 * int((post["agree_post"] == 0).sum()) / dec
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, RegimeScreen)
+        t = app.screen.query_one("#t-all", DataTable)
+        assert str(t.get_cell("all", "mis")) == f"{want:.1f}"
+        header = str(app.screen.query_one("#agreement").render())
+        assert f"post-D {1 - want / 100:.3f}" in header and "ties pre" in header

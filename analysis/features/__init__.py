@@ -87,6 +87,9 @@ def featurize_texts(study, texts: pd.DataFrame, featurizers: Sequence[str] | Non
 def _rebuild(name: str, cfg: dict, study) -> Featurizer:
     if name == "heuristic":
         return make_featurizer("heuristic")
+    if name == "proxy":
+        return make_featurizer("proxy", **({"similarity_model": cfg["similarity_model"]}
+                                           if cfg.get("similarity_model") not in (None, "all-MiniLM-L6-v2") else {}))
     if name.startswith("hf:"):
         return make_featurizer(name, **{k: v for k, v in cfg.items() if k in ("label_map", "on", "max_length", "batch_size")})
     if name.startswith("llm"):

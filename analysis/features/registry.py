@@ -19,6 +19,10 @@ def featurizer_class(spec: str) -> type:
         from .heuristic import HeuristicFeaturizer
 
         return HeuristicFeaturizer
+    if spec == "proxy":
+        from .heuristic import ProxyLabelFeaturizer
+
+        return ProxyLabelFeaturizer
     if spec == "llm" or spec.startswith("llm:"):
         from .llm_labeler import LLMLabeler
 
@@ -31,7 +35,7 @@ def featurizer_class(spec: str) -> type:
         from .importer import FileFeaturizer
 
         return FileFeaturizer
-    raise RmtuiError(f"unknown labeler {spec!r}: use heuristic, llm, hf:MODEL or file:PATH", "Featurizer")
+    raise RmtuiError(f"unknown labeler {spec!r}: use heuristic, proxy, llm, hf:MODEL or file:PATH", "Featurizer")
 
 
 def unknown_options(spec: str, options: Iterable[str]) -> tuple[list[str], list[str]]:

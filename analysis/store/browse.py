@@ -13,7 +13,7 @@ from .entries import (FREQUENCY_COLUMNS, LIST_COLUMNS, Entry, count_entries, dri
                       frequency, get_entry, has_votes, list_values, models, position_of, sorted_ids)
 from .export import export_frames, study_metadata
 from .filters import DEFAULT_SORT, GAMMA_NONE, SORT_COLUMNS, EntryFilter
-from .metrics import agreement, imprint_table, regime_table
+from .metrics import agreement, imprint_table, misalignment_table, regime_table
 from .metrics import latest_imprint_fit as latest_fit
 from .triage import (DEFAULT_TAGS, all_tags, get_note, select, selected_ids, selection_count, set_note, set_tags,
                      tag_counts, toggle_tag, undo_last)
@@ -24,6 +24,6 @@ __all__ = [
     "GAMMAS", "REGIMES", "bulk_insert", "FREQUENCY_COLUMNS", "LIST_COLUMNS", "Entry", "count_entries", "drill_down",
     "fetch_rows", "fetch_window", "frequency", "get_entry", "has_votes", "list_values", "models", "position_of", "sorted_ids",
     "pair_ids", "export_frames", "study_metadata", "DEFAULT_SORT", "GAMMA_NONE", "SORT_COLUMNS", "EntryFilter",
-    "agreement", "imprint_table", "regime_table", "latest_fit", "DEFAULT_TAGS", "all_tags", "get_note", "select",
+    "agreement", "imprint_table", "misalignment_table", "regime_table", "latest_fit", "DEFAULT_TAGS", "all_tags", "get_note", "select",
     "selected_ids", "selection_count", "set_note", "set_tags", "tag_counts", "toggle_tag", "undo_last",
 ]

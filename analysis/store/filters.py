@@ -65,6 +65,7 @@ SORT_COLUMNS: dict[str, str] = {
     "heldout": "p.heldout",
     "tags": "tg.tags",
     "prompt": "p.context",
+    "suspect": "m.suspect_score",   # suspected label error (analysis/metrics/suspect.py); sort descending
     "votes": "p.annotator_agreement",  # the share of annotators behind the pair's preference
 }
 DEFAULT_SORT = ("margin_post", False)  # ascending: most confidently wrong first

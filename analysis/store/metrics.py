@@ -19,6 +19,7 @@ PAIR_METRIC_COLUMNS = [
     "pair_id", "fit_id", "reward_chosen_pre", "reward_rejected_pre", "reward_chosen_post",
     "reward_rejected_post", "margin_pre", "margin_post", "agree_pre", "agree_post", "tie_pre", "tie_post",
     "regime", "gamma", "theta", "same_target_labels", "near_identical", "labeler_sides_with_rm", "confusing",
+    "theta_centered", "suspect_score",
 ]
 _PM_TYPES = {
     "agree_pre": "INTEGER", "agree_post": "INTEGER", "tie_pre": "BOOLEAN", "tie_post": "BOOLEAN",
@@ -27,7 +28,8 @@ _PM_TYPES = {
     "fit_id": "VARCHAR",
 }
 IMPRINT_COLUMNS = ["fit_id", "target", "feature", "estimate", "se", "ci_low", "ci_high", "p", "p_bonferroni",
-                   "p_bh", "n", "se_type", "vif", "r2"]
+                   "p_bh", "n", "se_type", "vif", "r2", "feature_sd", "estimate_per_sd", "ci_low_per_sd",
+                   "ci_high_per_sd"]
 COEF_COLUMNS = ["fit_id", "analysis", "target", "term", "estimate", "se", "ci_low", "ci_high", "p",
                 "p_bonferroni", "p_bh", "n", "se_type", "r2"]
 
@@ -188,6 +190,33 @@ def write_fit(study: Study, *, fit_id: str, kind: str, options: dict, pre_model_
         insert_frame(cur, "pair_metrics", pm, PAIR_METRIC_COLUMNS, select=pm_select)
 
 
+STATS_TABLES = ("agreement_stats", "regime_stats", "paired_tests", "baselines", "labeler_agreement")
+
+
+def write_fit_stats(study: Study, fit_id: str, tables: dict[str, pd.DataFrame]) -> None:
+    """The fit's agreement_stats, regime_stats, paired_tests and baselines rows (one transaction)."""
+    with study.transaction() as cur:
+        for name in STATS_TABLES:
+            df = tables.get(name)
+            cur.execute(f"DELETE FROM {name} WHERE fit_id = ?", [fit_id])
+            if df is None or not len(df):
+                continue
+            cols = [r[0] for r in cur.execute(f"DESCRIBE {name}").fetchall()]
+            out = conform(df, cols, fit_id=fit_id)
+            for c in out.columns:
+                if out[c].dtype == object:
+                    out[c] = out[c].where(out[c].notna(), None)
+            insert_frame(cur, name, out, cols)
+
+
+def read_fit_stats(study: Study, fit_id: str) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name in STATS_TABLES:
+        if _table_exists(study, name):
+            out[name] = study.df(f"SELECT * FROM {name} WHERE fit_id = ?", [fit_id])
+    return out
+
+
 # -- reads for the summary ------------------------------------------------------------------------------
 def latest_fit(study: Study) -> dict | None:
     """The latest fit of kind 'fit' (what ``rmtui summary`` reports), options and messages parsed."""
@@ -262,21 +291,33 @@ def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
 
 
 def agreement(study: Study) -> dict:
-    """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics, with
-    ``rmtui summary``'s two definitions: ``pre``/``post`` = agree / scored (a tie is not agreement),
-    ``pre_decided``/``post_decided`` = agree / (agree + disagree)."""
-    def share(role: str) -> str:
-        return (f"count(*) FILTER (WHERE agree_{role})::DOUBLE "
-                f"/ nullif(count(*) FILTER (WHERE agree_{role} IS NOT NULL OR tie_{role}), 0)")
-
+    """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics, with the
+    one convention of the study (analysis/metrics/agreement.py): ``pre``/``post`` = agree / decided
+    (ties and unscored pairs left out, counted in ``ties_*``), ``mis_pre``/``mis_post`` = 1 - agreement.
+    ``pre_decided``/``post_decided`` are the same numbers (kept for callers of the old two-number form).
+    ``human_ties`` / ``split_votes``: pairs the annotators called a tie (no regime) or split on."""
     row = first_row(study.con.cursor().execute(
-        f"SELECT count(*), {share('pre')}, {share('post')}, count(*) FILTER (WHERE tie_pre), "
-        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post), avg(agree_pre::DOUBLE), "
-        "avg(agree_post::DOUBLE) FROM pair_metrics"))
-    return {"n": int(row[0]), "pre": row[1], "post": row[2], "ties_pre": int(row[3]), "ties_post": int(row[4]),
-            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": row[7], "post_decided": row[8],
+        "SELECT count(*), avg(agree_pre::DOUBLE), avg(agree_post::DOUBLE), count(*) FILTER (WHERE tie_pre), "
+        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post) FROM pair_metrics"))
+    pre, post = row[1], row[2]
+    return {"n": int(row[0]), "pre": pre, "post": post, "ties_pre": int(row[3]), "ties_post": int(row[4]),
+            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": pre, "post_decided": post,
+            "mis_pre": None if pre is None else 1 - pre, "mis_post": None if post is None else 1 - post,
             "human_ties": int(study.scalar("SELECT count(*) FROM pairs WHERE human_tie")),
             "split_votes": int(study.scalar(f"SELECT count(*) FROM pairs p WHERE ({CONSENSUS_SQL}) = 'split'"))}
+
+
+def misalignment_table(study: Study, by: str | None = None) -> dict[str, dict]:
+    """Post-D misalignment per group (the regimes screen's mis% column): disagree / decided by the post-D
+    RM, ties counted beside it. {group: {decided, misaligned, tie, misalignment}}."""
+    group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
+    df = study.df(
+        f"SELECT {group} AS grp, count(m.agree_post) AS decided, count(*) FILTER (WHERE m.agree_post = 0) AS misaligned, "
+        "count(*) FILTER (WHERE m.tie_post) AS tie "
+        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id GROUP BY ALL ORDER BY 1")
+    return {str(r.grp): {"decided": int(r.decided), "misaligned": int(r.misaligned), "tie": int(r.tie),
+                         "misalignment": (r.misaligned / r.decided) if r.decided else None}
+            for r in df.itertuples()}
 
 
 def read_pair_metrics(study: Study) -> pd.DataFrame:
@@ -287,6 +328,18 @@ def read_pair_metrics(study: Study) -> pd.DataFrame:
         FROM pair_metrics m JOIN pairs p USING (pair_id) ORDER BY pair_id
         """
     )
+
+
+def datasets(study: Study) -> list[str]:
+    return [str(x) for x in study.df("SELECT DISTINCT dataset FROM pairs WHERE dataset IS NOT NULL ORDER BY 1")["dataset"]]
+
+
+def suspects(study: Study, limit: int = 50) -> pd.DataFrame:
+    """The pairs most suspected of a label error (pair_metrics.suspect_score, highest first)."""
+    return study.df(
+        "SELECT m.pair_id, p.subset, p.split, p.heldout, m.margin_pre, m.margin_post, m.gamma, m.regime, "
+        "m.suspect_score, p.chosen_response, p.rejected_response FROM pair_metrics m JOIN pairs p USING (pair_id) "
+        "WHERE m.suspect_score IS NOT NULL ORDER BY m.suspect_score DESC, m.pair_id LIMIT ?", [int(limit)])
 
 
 def n_pair_metrics(study: Study) -> int:

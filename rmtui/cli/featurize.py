@@ -27,7 +27,7 @@ _KIND = {"binary": "bin", "ordinal": "ord", "count": "count", "continuous": "con
 @app.command()
 def featurize(
     labeler: str = typer.Option(..., "--labeler", "-l",
-                                help="heuristic | llm | hf:MODEL (hub id or folder) | file:PATH (CSV/JSONL labels)."),
+                                help="heuristic | proxy (offline PROXY harmless/helpful targets) | llm | hf:MODEL (hub id or folder) | file:PATH (CSV/JSONL labels)."),
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
     endpoint: Optional[str] = typer.Option(None, help="llm: OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
                                           "(or RMTUI_LLM_BASE_URL, RMTUI_LLM_ENDPOINT, OPENAI_BASE_URL)."),

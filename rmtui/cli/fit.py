@@ -108,18 +108,36 @@ def _print_summary(s: dict) -> None:
         rows = []
         for r in (x for x in s["agreement"] if x["group"] == "all"):
             rows.append([f"{r['name'] or r['model_id']} ({r['role'] or '-'})", _num(r["n"]), _num(r["agree"]),
-                         _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]), _num(r["agreement"]),
-                         _num(r["agreement_decided"])])
+                         _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]),
+                         f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
+                         _num(r.get("misalignment"))])
         console.print(_table(
-            f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / scored, "
-            "decided = agree / (agree + disagree))",
-            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement", "decided"], rows))
+            f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / decided "
+            "with a Wilson 95% interval, misalignment = 1 - agreement; ties and unscored pairs counted beside)",
+            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement [95% CI]", "misal."], rows))
         rows = []
         for r in (x for x in s["agreement"] if x["group"] != "all"):
             rows.append([r["name"] or r["model_id"], f"{r['group']}={r['value']}", _num(r["n"]), _num(r["tie"]),
-                         _num(r["agreement"]), _num(r["agreement_decided"])])
+                         f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
+                         _num(r.get("misalignment"))])
         console.print(_table("Agreement per RM by subset, split and held-out (pairs.heldout)",
-                             ["model", "group", "pairs", "tie", "agreement", "decided"], rows, left=2))
+                             ["model", "group", "pairs", "tie", "agreement [95% CI]", "misal."], rows, left=2))
+    if s.get("paired_tests"):
+        rows = [[f"{r['slice']}={r['value']}", _num(r["n_both_decided"]), _num(r["reversed"]), _num(r["got_aligned"]),
+                 _num(r["agreement_pre"]), _num(r["agreement_post"]),
+                 f"{_num(r['difference'], '{:+.3f}')} [{_num(r['diff_low'], '{:+.3f}')}, {_num(r['diff_high'], '{:+.3f}')}]",
+                 _p(r["p"])] for r in s["paired_tests"]]
+        console.print(_table("Pre vs post on the same pairs: McNemar's exact test (reversed vs got aligned; pairs "
+                             "decided by both RMs), difference post - pre with a paired Wald 95% interval",
+                             ["slice", "pairs", "reversed", "got al.", "pre", "post", "difference [95% CI]", "p"],
+                             rows))
+    if s.get("baselines"):
+        rows = [[r["baseline"], f"{r['slice']}={r['value']}", _num(r["decided"]), _num(r["tie"]),
+                 f"{_num(r['agreement'])} [{_num(r['agreement_low'])}, {_num(r['agreement_high'])}]"]
+                for r in s["baselines"] if r["slice"] in ("all", "subset")]
+        meth = next((r["method"] for r in s["baselines"] if r["baseline"] == "length_logit"), "")
+        console.print(_table(f"What length alone gets (agreement over pairs the rule decides; length_logit: {meth})",
+                             ["baseline", "slice", "decided", "tie", "agreement [95% CI]"], rows))
 
     # regimes (paper's Table 1)
     if s.get("regimes"):
@@ -128,12 +146,26 @@ def _print_summary(s: dict) -> None:
                              "like the paper's Table 1", ["regime", "pairs", "share", "of decided"], rows))
         if s.get("misalignment"):
             m = s["misalignment"]
-            console.print(f"post-D misalignment: {_pct(m['misalignment'])} of {m['decided']:,} decided pairs")
+            console.print(f"post-D misalignment: {_pct(m['misalignment'])} of {m['decided']:,} decided pairs "
+                          f"(= 1 - post-D agreement; {m.get('tie', 0):,} ties and {m.get('unscored', 0):,} unscored "
+                          "left out)")
         if s.get("ties"):
             t = s["ties"]
             console.print(f"ties: pre {t['pre']:,}, post {t['post']:,}, both {t['both']:,} "
                           f"(identical pairs {t['identical_pairs']:,})")
     _print_human(s.get("human") or {})
+    gsrc = s.get("gamma_source") or {}
+    if gsrc.get("caveat"):
+        console.print(f"[yellow]caveat[/]: {gsrc['caveat']}", soft_wrap=True)
+    if s.get("labeler_agreement"):
+        rows = [[f"{r['slice']}={r['value']}", _num(r["n"]), _num(r["c"]), _num(r["i"]), _num(r["r"]),
+                 _num(r["unlabelled"]),
+                 f"{_num(r['agreement'])} [{_num(r['agreement_low'])}, {_num(r['agreement_high'])}]"]
+                for r in s["labeler_agreement"]]
+        kind = "PROXY target labels" if gsrc.get("proxy") else "target labels"
+        console.print(_table(f"How often the {kind} behind gamma side with the human (agreement = c / (c + r), "
+                             "Wilson 95%)", ["slice", "pairs", "c", "i", "r", "unlabelled", "agreement [95% CI]"],
+                             rows))
     regs = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed"]
     for key, by, title in (("regimes_by_gamma", "gamma", "Regimes by LM-labeler preference gamma (c: labeler "
                             "agrees with the human, i: indifferent, r: disagrees)"),
@@ -217,7 +249,10 @@ def _print_summary(s: dict) -> None:
                              ["flag", "pairs", "unknown"], rows))
 
     for name, rr in (s.get("robustness") or {}).items():
-        console.print(_generic_table(f"Robustness: table {name}", rr))
+        if name == "robustness" and rr and "variant" in rr[0]:
+            console.print(_robustness_table(rr))
+        else:
+            console.print(_generic_table(f"Robustness: table {name}", rr))
 
     fit_msgs = (fit or {}).get("messages") or []
     if fit_msgs:
@@ -228,6 +263,25 @@ def _print_summary(s: dict) -> None:
         console.print(f"[yellow]not yet[/]: {m}", soft_wrap=True)
     for m in s.get("stale") or []:
         console.print(f"[yellow]stale[/]: {m}", soft_wrap=True)
+
+
+def _robustness_table(rr: list[dict]) -> Table:
+    """The robustness score: per variant, outcome and flip term, events/flips, estimate, interval, p, BH."""
+    rows = []
+    for r in rr:
+        if r.get("term") in ("intercept",):
+            continue
+        cells = "-" if r.get("n_flip") is None else f"{r.get('events_flip')}/{r.get('n_flip')}"
+        est = r.get("estimate")
+        rows.append([str(r.get("variant") or "-"), str(r.get("outcome")), str(r.get("term")),
+                     f"{r.get('events')}/{r.get('n')}", cells,
+                     "-" if est is None else f"{_num(est)}{_sig(r.get('p_bh'))}",
+                     "-" if est is None else f"[{_num(r.get('ci_low'))}, {_num(r.get('ci_high'))}]",
+                     _p(r.get("p")), _p(r.get("p_bh")), str(r.get("status") or "")])
+    return _table("Robustness: table robustness (LPM on flips, post-D RM; events/at risk, events/flips; "
+                  "small cells: Fisher exact p and Newcombe interval; p BH across the table)",
+                  ["variant", "outcome", "term", "events/n", "ev/flips", "estimate", "95% CI", "p", "p BH",
+                   "status"], rows)
 
 
 def _generic_table(title: str, rr: list[dict]) -> Table:
@@ -273,6 +327,35 @@ def _print_human(h: dict) -> None:
         console.print(_table("Post-D RM against the humans by how they decided (a split pair the RM gets "
                              "'wrong' is a weaker finding than a unanimous one)",
                              ["humans", "pairs", "decided", "RM disagrees", "misal.", "annot. agreement"], rows))
+
+
+@app.command()
+def suspects(
+    study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
+    top: int = typer.Option(20, "--top", "-n", min=1, help="How many pairs to list."),
+    out: Optional[str] = typer.Option(None, "-o", "--output", help="Also export these pairs (jsonl/csv/md/parquet "
+                                      "by extension) with their texts, scores and features."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
+) -> None:
+    """Pairs whose human label the study's evidence most suspects (both RMs against it, the labeler)."""
+    from analysis.store import open_study
+    from analysis.store import metrics as ms
+
+    with open_study(study, create=False, read_only=out is None) as st:
+        df = ms.suspects(st, top)
+        if df.empty:
+            console.print("no suspect scores yet: run rmtui fit")
+            raise typer.Exit(1)
+        rows = [[r.pair_id[:12], str(r.subset), _num(r.margin_pre, "{:+.2f}"), _num(r.margin_post, "{:+.2f}"),
+                 str(r.gamma or "-"), _num(r.suspect_score, "{:.2f}")] for r in df.itertuples()]
+        console.print(_table("Suspected label errors (score = -mean z-margin of the RMs + 0.5 x labeler against "
+                             "the human; highest first; the app sorts by it as 'suspect')",
+                             ["pair", "subset", "margin pre", "margin post", "gamma", "score"], rows))
+        if out:
+            from analysis.export import export_pairs
+
+            res = export_pairs(st, list(df["pair_id"]), None, out, overwrite=force, sort=("suspect", True))
+            console.print(f"exported {len(df):,} pairs to {getattr(res, 'path', out)}")
 
 
 @app.command()

@@ -68,19 +68,31 @@ def rewrite(
             return
         f = fit_robustness(st, res.experiment)
     console.print(f"robustness fit {f.fit_id}: {f.n:,} rewrites ({f.messages[0]})")
-    if f.robustness.empty:
-        console.print(f"Robustness score: no LPM fitted ({f.n} rewrites; " + "; ".join(f.messages[3:6]) + ")")
+    import pandas as pd
+
+    rob = f.robustness
+    if rob.empty or rob["estimate"].isna().all():
+        console.print(f"Robustness score: nothing estimable ({f.n} rewrites; " + "; ".join(f.messages[4:7]) + ")")
     for outcome in ("became_misaligned", "became_aligned"):
-        rows = f.robustness[(f.robustness["outcome"] == outcome) & (f.robustness["term"] != "intercept")]
+        rows = rob[(rob["outcome"] == outcome) & (rob["variant"] == "at_risk") & (rob["term"] != "intercept")]
         if not len(rows):
             continue
-        table = Table(title=f"Robustness score: LPM of {outcome} (post-D RM, HC1), n={f.n:,}",
+        n_risk = int(rows["n"].iloc[0]) if rows["n"].notna().any() else 0
+        ev = int(rows["events"].iloc[0]) if rows["events"].notna().any() else 0
+        table = Table(title=f"Robustness score: LPM of {outcome} on the {n_risk:,} rewrites at risk "
+                            f"({ev:,} events; post-D RM, SE clustered by pair; p adjusted: BH)",
                       title_justify="left")
-        table.add_column("term (indicator of a flip)", overflow="fold", min_width=32)
-        for c in ("estimate", "95% CI", "p"):
-            table.add_column(c, justify="right", no_wrap=True)
+        table.add_column("term (indicator of a flip)", overflow="fold", min_width=28)
+        for c in ("events/flips", "estimate", "95% CI", "p", "p (BH)", "note"):
+            table.add_column(c, justify="right" if c != "note" else "left", no_wrap=c != "note")
         for r in rows.itertuples():
-            table.add_row(r.term, f"{r.estimate:+.3g}", f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]", f"{r.p:.3g}")
+            cell = "" if pd.isna(r.n_flip) else f"{int(r.events_flip)}/{int(r.n_flip)}"
+            if pd.isna(r.estimate):
+                table.add_row(r.term, cell, "-", "-", "-", "-", str(r.status))
+                continue
+            note = "" if r.status == "ok" else ("exact (Fisher)" if str(r.status).startswith("small") else str(r.status))
+            table.add_row(r.term, cell, f"{r.estimate:+.3g}", f"[{r.ci_low:+.3g}, {r.ci_high:+.3g}]", f"{r.p:.3g}",
+                          "-" if pd.isna(r.p_bh) else f"{r.p_bh:.3g}", note)
         console.print(table)
     sens = f.sensitivity[f.sensitivity["side"] == "all"].copy()
     if len(sens):

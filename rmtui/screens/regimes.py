@@ -40,7 +40,7 @@ class RegimeScreen(Screen):
             yield Label("By subset", classes="section")
             yield ListTable(id="t-subset", cursor_type="cell")
         yield Static("enter on a count: those pairs · tab: next table · mis%: post-D RM prefers the "
-                     "rejected side, % of scored pairs", id="regime-legend")
+                     "rejected side, % of its decided pairs (ties apart)", id="regime-legend")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -52,8 +52,8 @@ class RegimeScreen(Screen):
             def num(v):
                 return "-" if v is None else f"{v:.3f}"
 
-            t.append(f": pre-D {num(a['pre'])} ({num(a['pre_decided'])} of decided) · post-D {num(a['post'])} "
-                     f"({num(a['post_decided'])} of decided) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
+            t.append(f": pre-D {num(a['pre'])} · post-D {num(a['post'])} (agree / decided; misalignment = 1 - "
+                     f"agreement) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
                      f" · {a['n']:,} pairs with metrics")
             if a.get("human_ties") or a.get("split_votes"):
                 t.append(f" · human ties {a['human_ties']:,} (left out) · split votes {a['split_votes']:,}")
@@ -73,6 +73,7 @@ class RegimeScreen(Screen):
             t.add_column(REGIME_SHORT[r], key=r)
         t.add_column("total", key="total")
         t.add_column("mis%", key="mis")
+        mis_by = self.app.service.misalignment(by)  # stored: 1 - agreement over decided pairs
         for row in grid.rows:
             g = row.group
             label = g if len(g) <= 14 else g[:13] + "…"
@@ -82,7 +83,8 @@ class RegimeScreen(Screen):
                 self.cells[(tid, g, r)] = {"regime": r, **({by: g} if by else {})}
             cells.append(Text(f"{row.total:,}"))
             self.cells[(tid, g, "total")] = {"regime": None, **({by: g} if by else {})}
-            mis = row.misaligned_pct
+            m = (mis_by.get(str(g)) or {}).get("misalignment")
+            mis = 100 * m if m is not None else row.misaligned_pct
             cells.append(Text(f"{mis:.1f}" if mis is not None else "-"))
             t.add_row(*cells, key=g)
             if by is None and row.total:
