@@ -145,7 +145,7 @@ def test_agreement_matches_the_summary_definitions(study_file):
     assert a["pre"] == pytest.approx(agree / (agree + disagree)) == a["pre_decided"]
     assert a["mis_pre"] == pytest.approx(disagree / (agree + disagree))
     with open_study(study_file) as st:
-        mis = browse.misalignment_table(st)["all"]
+        mis = store_metrics.misalignment_table(st)["all"]
         post = st.df("SELECT agree_post, tie_post FROM pair_metrics")
     dec = int(post["agree_post"].notna().sum())
     assert mis["decided"] == dec and mis["tie"] == int(post["tie_post"].fillna(False).sum())
