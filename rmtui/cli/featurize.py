@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, SafeTextColumn, styled
 
 
 def _fmt(v, digits=3) -> str:
@@ -90,8 +90,8 @@ def featurize(
 
     def confirm(est: dict) -> bool:
         cost = f"about ${est['cost_usd']:,.2f}" if est.get("cost_usd") is not None else "cost unknown (no --price-per-1k-*)"
-        console.print(f"[bold]{est['texts']:,} texts[/] to label with {est['model']} at {est['endpoint']}: about "
-                      f"{est['prompt_tokens']:,} prompt + {est['completion_tokens']:,} completion tokens, {cost}.")
+        console.print(styled((f"{est['texts']:,} texts", "bold"), f" to label with {est['model']} at {est['endpoint']}: about "
+                      f"{est['prompt_tokens']:,} prompt + {est['completion_tokens']:,} completion tokens, {cost}."))
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -102,7 +102,7 @@ def featurize(
     cancel = threading.Event()
     with open_study(study, create=False) as st:
         n_total = len(study_texts(st, limit=limit))
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as prog:
             task = prog.add_task(f"featurize {spec}", total=n_total)
             try:
@@ -134,12 +134,12 @@ def featurize(
             console.print("  " + ", ".join(f"{k}: {v}" for k, v in res.extra.items()))
         if res.n_failed:
             fails = label_failures(st, res.featurizer)
-            console.print(f"[yellow]{len(fails):,} texts have no labels[/] (table label_failures); first reasons:")
+            console.print(styled((f"{len(fails):,} texts have no labels", "yellow"), " (table label_failures); first reasons:"))
             for r in fails.head(5).itertuples():
                 console.print(f"  {r.text_id}: {r.reason} ({r.attempts} attempts)")
             console.print("Rerun the same command to ask again for them.")
         if res.cancelled:
-            console.print("[yellow]Stopped[/]: what was labelled stays; rerun to resume.")
+            console.print(styled(("Stopped", "yellow"), ": what was labelled stays; rerun to resume."))
         all_failed = bool(res.n_failed) and not res.n_done and not res.n_cached and not res.cancelled
         if check_with and not all_failed:
             if not (spec == "llm" or spec.startswith("llm:")):
@@ -160,6 +160,6 @@ def featurize(
                           _fmt(r.kappa))
             console.print(t)
             if cres.n_failed:
-                console.print(f"[yellow]{cres.n_failed} texts of the sample failed with {check_with}[/] (label_failures)")
+                console.print(styled((f"{cres.n_failed} texts of the sample failed with {check_with}", "yellow"), " (label_failures)"))
         if all_failed:  # nothing labelled at all: a script must not read this as success
             raise typer.Exit(1)

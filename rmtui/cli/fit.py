@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, styled
 
 SIG_NOTE = "markers on Bonferroni-adjusted p: * < 0.05, ** < 0.01, *** < 0.001"
 
@@ -85,17 +85,17 @@ def fit(
     with open_study(study, create=False) as st:
         with console.status("fitting") as status:
             res = fit_study(st, opts, progress=lambda s: status.update(f"fitting: {s}"))
-    console.print(f"fit [bold]{res.fit_id}[/]: {res.n_pairs:,} pairs, pre-D {res.pre_model_id or '-'}, "
+    console.print(styled("fit ", (res.fit_id, "bold"), f": {res.n_pairs:,} pairs, pre-D {res.pre_model_id or '-'}, "
                   f"post-D {res.post_model_id or '-'}, {len(res.features)} features, "
                   f"{len(res.imprint):,} imprint rows, {len(res.coefficients):,} other coefficients "
-                  f"in {res.seconds:.2f} s")
+                  f"in {res.seconds:.2f} s"))
     for m in res.messages:
         console.print(f"  {m}", soft_wrap=True)
     console.print(f"see: rmtui summary --study {study}")
 
 
 def _print_summary(s: dict) -> None:
-    console.print(f"[bold]Study[/] {s['study']}: {s['n_pairs']:,} pairs, {len(s['models'])} models")
+    console.print(styled(("Study", "bold"), f" {s['study']}: {s['n_pairs']:,} pairs, {len(s['models'])} models"))
     fit = s.get("fit")
     if fit:
         console.print(f"latest fit {fit['fit_id']} at {fit['created_at']}: pre-D {fit.get('pre_model_id')}, "
@@ -220,13 +220,13 @@ def _print_summary(s: dict) -> None:
 
     fit_msgs = (fit or {}).get("messages") or []
     if fit_msgs:
-        console.print("[bold]Fit notes[/]")
+        console.print(styled(("Fit notes", "bold")))
         for m in fit_msgs:
             console.print(f"  {m}", soft_wrap=True)
     for m in s.get("missing") or []:
-        console.print(f"[yellow]not yet[/]: {m}", soft_wrap=True)
+        console.print(styled(("not yet", "yellow"), ": ", m), soft_wrap=True)
     for m in s.get("stale") or []:
-        console.print(f"[yellow]stale[/]: {m}", soft_wrap=True)
+        console.print(styled(("stale", "yellow"), ": ", m), soft_wrap=True)
 
 
 def _generic_table(title: str, rr: list[dict]) -> Table:

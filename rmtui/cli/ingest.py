@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, SafeTextColumn, styled
 
 
 @app.command()
@@ -39,7 +39,7 @@ def ingest(
     t0 = time.perf_counter()
     results = []
     with open_study(study) as st:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} pairs"),
+        with Progress(SafeTextColumn("{task.description}"), BarColumn(), SafeTextColumn("{task.completed} pairs"),
                       TimeElapsedColumn(), console=console, transient=True) as prog:
             for src in sources:
                 task = prog.add_task(f"ingest {src}", total=None)
@@ -63,11 +63,11 @@ def ingest(
             f"skipped {len(res.skipped):,} bad rows, flagged {len(res.flagged):,} (identical pairs, empty responses)"
         )
         for issue in res.skipped[:10]:
-            console.print(f"  [yellow]skipped[/] {issue.describe()}")
+            console.print(styled("  ", ("skipped", "yellow"), " ", issue.describe()))
         if len(res.skipped) > 10:
             console.print(f"  ... and {len(res.skipped) - 10} more (see table ingest_issues)")
         for issue in res.flagged[:5]:
-            console.print(f"  [cyan]flagged[/] {issue.describe()}")
+            console.print(styled("  ", ("flagged", "cyan"), " ", issue.describe()))
         if len(res.flagged) > 5:
             console.print(f"  ... and {len(res.flagged) - 5} more flags (table ingest_issues)")
     console.print(f"done in {dt:.2f} s")

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, quiet_libraries
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, quiet_libraries, SafeTextColumn, styled
 
 
 @app.command()
@@ -47,7 +47,7 @@ def rewrite(
     with open_study(study, create=False) as st:
         if rewriter == "llm":
             rw._study = st
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as prog:
             task = prog.add_task(f"rewrite ({rw.spec})", total=n * len(side_list))
             res = run_experiment(st, rw, n, seed, side_list, progress=lambda k: prog.advance(task, k),
@@ -60,9 +60,9 @@ def rewrite(
         if res.stage_seconds:
             console.print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.stage_seconds.items()))
         for m in res.messages:
-            console.print(f"  [yellow]{m}[/]")
+            console.print(styled("  ", (m, "yellow")))
         for pid, side, why in res.failures[:5]:
-            console.print(f"  [yellow]failed[/] {pid} {side}: {why}")
+            console.print(styled("  ", ("failed", "yellow"), f" {pid} {side}: {why}"))
         if not fit:
             return
         f = fit_robustness(st, res.experiment)

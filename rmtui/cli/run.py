@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from .base import app, console, err_console, quiet_libraries
+from .base import app, console, err_console, quiet_libraries, SafeTextColumn, styled
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,7 +27,7 @@ def _make_reporter():
 
     class RichReporter(Reporter):
         def __init__(self) -> None:
-            self.prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            self.prog = Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, transient=True)
             self.prog.start()
 
@@ -37,13 +37,13 @@ def _make_reporter():
         def step_start(self, step: str, description: str) -> None:
             if step.startswith(("score:", "featurize:", "rewrite", "robustness")):
                 quiet_libraries()  # these steps load models; quiet transformers before it prints
-            console.print(f"[bold]→ {step}[/]: {description} ...")
+            console.print(styled((f"→ {step}", "bold"), f": {description} ..."))
 
         def step_end(self, result: StepResult) -> None:
             if result.ran:
-                console.print(f"[green]✓ {result.step}[/]: {result.message} [dim]({result.seconds:.1f} s)[/]")
+                console.print(styled((f"✓ {result.step}", "green"), f": {result.message} ", (f"({result.seconds:.1f} s)", "dim")))
             else:
-                console.print(f"[dim]· {result.step}: up to date, skipped[/]")
+                console.print(styled((f"· {result.step}: up to date, skipped", "dim")))
 
         def progress(self, description: str, total: int | None = None) -> ProgressHandle:
             task = self.prog.add_task(description, total=total)
@@ -101,14 +101,14 @@ def _run_pipeline(config, study=None, force: bool = False):
         result = run_config(config, reporter, study=study, force=force)
     except KeyboardInterrupt:
         reporter.stop()
-        err_console.print("[yellow]interrupted; rerun to resume[/] (finished steps and committed chunks "
-                          "stay in the study)")
+        err_console.print(styled(("interrupted; rerun to resume", "yellow"), " (finished steps and committed chunks "
+                          "stay in the study)"))
         raise typer.Exit(130)
     finally:
         reporter.stop()
     ran = len(result.ran)
-    console.print(f"[bold]done[/]: {ran} step{'s' if ran != 1 else ''} ran, {len(result.skipped)} up to date, "
-                  f"{result.seconds:.1f} s; study {result.study}")
+    console.print(styled(("done", "bold"), f": {ran} step{'s' if ran != 1 else ''} ran, {len(result.skipped)} up to date, "
+                  f"{result.seconds:.1f} s; study {result.study}"))
     return result
 
 
@@ -193,7 +193,7 @@ def open_app(study_path: Path) -> None:
     try:
         from rmtui.app import RmtuiApp
     except ImportError as e:
-        err_console.print(f"[bold red]App[/]: the terminal app is not available ({e}); use --no-tui")
+        err_console.print(styled(("App", "bold red"), f": the terminal app is not available ({e}); use --no-tui"))
         raise typer.Exit(1)
     rc = RmtuiApp(str(study_path)).run()
     if rc:
@@ -294,5 +294,10 @@ def report(
 
     t0 = time.perf_counter()
     with open_study(study, read_only=True) as st:
-        res = write_report(st, out)
+        try:
+            res = write_report(st, out)
+        except OSError as e:  # a read-only folder, a full disk
+            from analysis.errors import RmtuiError
+
+            raise RmtuiError(f"{e.filename or out}: cannot write the report: {e.strerror or e}", "Report") from e
     console.print(f"wrote {res.markdown}, {res.html} and {len(res.figures)} figures in {time.perf_counter() - t0:.1f} s")

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, bench_app, console, quiet_libraries
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, bench_app, console, quiet_libraries, SafeTextColumn, styled
 
 
 def _say(*args) -> None:
@@ -18,8 +18,8 @@ def _progress():
                                TimeElapsedColumn, TimeRemainingColumn)
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        SafeTextColumn("{task.fields[rate]}"), TimeElapsedColumn(), SafeTextColumn("ETA"), TimeRemainingColumn(),
         console=console, transient=True,
     )
 
@@ -60,9 +60,9 @@ def score(
     with open_study(study, create=False) as st:  # first: a locked or unreadable study fails before the model loads
         with console.status(f"loading {model}"):
             rm = load_reward_model(model, settings, name=name)
-        _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
+        _say(styled("model ", (rm.name, "bold"), f" id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
              f"max length {rm.max_length}, padding {rm.padding_side}, reward {rm.reward_rule}, "
-             f"revision {rm.revision}")
+             f"revision {rm.revision}"))
         with _progress() as prog:
             task = prog.add_task(f"score {rm.name}", total=None, rate="")
             state = {"t0": None}
@@ -86,11 +86,11 @@ def score(
     if res.invariance_max_abs_diff is not None:
         ok = res.invariance_max_abs_diff < (1e-4 if res.dtype == "fp32" else 5e-2)
         _say(f"batch invariance: max |batched - one at a time| = {res.invariance_max_abs_diff:.3g} "
-                      f"on 64 texts ({'ok' if ok else '[red]too large[/]'} for {res.dtype})")
+                      f"on 64 texts ({'ok' if ok else 'TOO LARGE'} for {res.dtype})")
     for mid in res.demoted:
-        _say(f"[yellow]model {mid} was {role}; it is now 'other'[/]")
+        _say(styled((f"model {mid} was {role}; it is now 'other'", "yellow")))
     if res.n_oom:
-        _say(f"[yellow]out of memory {res.n_oom} time(s): token budget lowered to {res.token_budget}[/]")
+        _say(styled((f"out of memory {res.n_oom} time(s): token budget lowered to {res.token_budget}", "yellow")))
     _say(
         f"scored {res.n_scored:,}, skipped {res.n_skipped:,} cached, truncated {res.n_truncated:,}, "
         f"{res.texts_per_s:,.1f} texts/s ({res.seconds:.1f} s), {res.n_texts:,} texts in the study; "
@@ -149,6 +149,6 @@ def bench_scoring(
     _say(f"engine ({r.dtype}, sorted batches):  {r.engine_tps:,.1f} texts/s, {r.engine_tokens_per_s:,.0f} tokens/s "
          f"({r.n} texts in {r.engine_s:.2f} s)")
     _say(f"ratio {r.ratio:.1f}x; rewards max abs diff {r.max_abs_diff:.3g} "
-                  f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g}); truncated {r.n_truncated}")
+                  f"({'agree' if agree else 'DISAGREE'}, tolerance {tol:g}); truncated {r.n_truncated}")
     if not agree:
         raise typer.Exit(1)
