@@ -126,3 +126,43 @@ def test_report_shows_escapes(tmp_path):
     for p in (res.markdown, res.html):
         t = Path(p).read_text(encoding="utf-8")
         assert_clean(t)
+
+
+# -- the app ------------------------------------------------------------------------------------------
+def _screen_output(app) -> str:
+    """What the app would write to the terminal for the whole screen now (compositor output)."""
+    return app.screen._compositor.render_update(full=True).render_segments(app.console)
+
+
+async def test_app_shows_escapes_in_list_entry_and_dialogs(tmp_path):
+    """Texts, subset, split and tags with \\x1b[2J / \\x1b]0;TITLE\\x07 wiped the screen and set the
+    terminal title; now they show as ␛ in the list, the entry view and the tag dialog."""
+    import shutil
+
+    from analysis.store import browse, open_study
+    from analysis.synth import make_synthetic_study
+    from rmtui.app import RmtuiApp
+
+    p = tmp_path / "study.duckdb"
+    make_synthetic_study(p, 40, seed=3)
+    with open_study(p) as st:
+        st.execute("UPDATE pairs SET subset = 'sub' || chr(27) || '[2J', split = 'tr[/]ain' || chr(27) || ']0;T' || chr(7),"
+                   " chosen_response = chosen_response || chr(27) || '[2J' || chr(27) || ']0;PWNED' || chr(7),"
+                   " context = context || chr(27) || '[2J' || chr(8238)")
+        for pid in st.df("SELECT pair_id FROM pairs")["pair_id"]:
+            browse.toggle_tag(st, pid, "bad\x1b[31mtag")
+    app = RmtuiApp(str(p), keymap=tmp_path / "no-keymap.toml")
+    async with app.run_test(size=(140, 40)) as pilot:
+        for _ in range(5):
+            await pilot.pause()
+        out = _screen_output(app)
+        assert "\x1b[2J" not in out and "\x1b]0;" not in out and "\x07" not in out, out[:3000]
+        assert "␛[2J" in out or "sub␛[" in out
+        assert "bad␛[31mt" in out
+        await pilot.press("enter")
+        for _ in range(5):
+            await pilot.pause()
+        assert type(app.screen).__name__ == "EntryScreen"
+        out = _screen_output(app)
+        assert "\x1b[2J" not in out and "\x1b]0;" not in out and "\x07" not in out and "\u202e" not in out
+        assert "␛]0;PWNED␇" in out and "tr[/]ain␛]0;T␇" in out and "bad␛[31mtag" in out

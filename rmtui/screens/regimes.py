@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from analysis.store.browse import REGIMES
+from analysis.textsafe import visible_line
 
 from ..widgets.entry_list import REGIME_SHORT
 from ..widgets.table import ListTable
@@ -82,7 +83,7 @@ class RegimeScreen(Screen):
             total = int(row.sum())
             scored = int(sum(row.get(r, 0) for r in ("stayed_aligned", "got_aligned", "resists_alignment", "reversed")))
             mis = sum(int(row.get(r, 0)) for r in MISALIGNED)
-            label = str(g) if len(str(g)) <= 14 else str(g)[:13] + "…"
+            label = visible_line(g) if len(visible_line(g)) <= 14 else visible_line(g)[:13] + "…"
             cells = [Text(label, style="bold")]
             for r in cols:
                 n = int(row.get(r, 0))
