@@ -369,6 +369,10 @@ def parse_config(raw: dict, *, path: str | Path | None = None, base_dir: str | P
         raise ctx.err("fit", "expected a table [fit]")
     fit = FitConfig(enabled=ctx.get(fit_raw, "fit", "enabled", bool, True),
                     options={k: ctx.expand(f"fit.{k}", v) for k, v in fit_raw.items() if k != "enabled"})
+    for k, lo in (("tie_tol", 0.0), ("near_identical", 0.0)):  # checked here, not after ingest and scoring
+        v = fit.options.get(k)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= lo):
+            raise ctx.err(f"fit.{k}", f"must be a number >= {lo:g}, got {v!r}")
     rewrite = None
     if "rewrite" in raw:
         if not isinstance(raw["rewrite"], dict):
@@ -387,11 +391,18 @@ def load_config(path: str | Path) -> RunConfig:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: no such config file", "Config not found")
+    if p.is_dir():
+        raise ConfigError(f"{p}: a folder, not a config file (rmtui run CONFIG.toml)",
+                          "Config")
     try:
         with open(p, "rb") as f:
             raw = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: not UTF-8 text (byte {e.start} of the file)") from e
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror or e}") from e
     return parse_config(raw, path=p, base_dir=p.resolve().parent)
 
 

@@ -42,6 +42,16 @@ class FitOptions:
     drivers: bool = True
     alpha: float = 0.05
 
+    def __post_init__(self) -> None:
+        from .errors import RmtuiError
+
+        for name, ok, want in (("tie_tol", self.tie_tol >= 0, ">= 0"),
+                               ("near_identical", 0 <= self.near_identical <= 1, "in [0, 1]"),
+                               ("alpha", 0 < self.alpha < 1, "in (0, 1)")):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v != v or not ok:  # NaN compares false
+                raise RmtuiError(f"{name} = {v!r}: must be {want}", "Bad fit option")
+
 
 @dataclass
 class FitResult:

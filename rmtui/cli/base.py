@@ -109,6 +109,15 @@ def main() -> None:
     except RmtuiError as e:
         print_error(e.title, e.message)
         sys.exit(1)
+    except OSError as e:  # the last guard: a folder that cannot be written, a full disk
+        where = e.filename or ""
+        print_error("File", f"{where}: {e.strerror or e}" if where else str(e))
+        sys.exit(1)
+    except Exception as e:
+        if not type(e).__module__.startswith(("duckdb", "_duckdb")):
+            raise
+        print_error("Study", str(e).splitlines()[0] if str(e) else type(e).__name__)  # the last guard
+        sys.exit(1)
     except KeyboardInterrupt:
         err_console.print(styled(("Interrupted", "yellow"), ": what was committed stays in the study; rerun to resume."))
         sys.exit(130)

@@ -33,10 +33,10 @@ def featurize(
     model: Optional[str] = typer.Option(None, help="llm: model name the endpoint serves."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="llm: NAME of the environment variable holding the API key "
                                     "(the key itself is never stored)."),
-    concurrency: int = typer.Option(8, help="llm: requests in flight at once."),
+    concurrency: int = typer.Option(8, min=1, help="llm: requests in flight at once."),
     config: Optional[str] = typer.Option(None, help="llm: label config TOML (default: the paper's 19 properties)."),
-    timeout: float = typer.Option(60.0, help="llm: seconds per request before it is retried."),
-    max_retries: int = typer.Option(4, help="llm: retries per text after the first attempt."),
+    timeout: float = typer.Option(60.0, min=0.001, help="llm: seconds per request before it is retried."),
+    max_retries: int = typer.Option(4, min=0, help="llm: retries per text after the first attempt."),
     json_mode: bool = typer.Option(True, help="llm: ask for response_format json_object (turn off for servers "
                                    "that reject it)."),
     price_per_1k_prompt: Optional[float] = typer.Option(None, help="llm: price per 1,000 prompt tokens (for the estimate)."),
@@ -45,19 +45,19 @@ def featurize(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     replace: bool = typer.Option(False, help="Drop this featurizer's values from another version (other config)."),
     skip_failed: bool = typer.Option(False, help="llm: do not ask again for texts listed in label_failures."),
-    limit: Optional[int] = typer.Option(None, help="Only the texts of the first N pairs (by source and row)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the texts of the first N pairs (by source and row)."),
     hf_map: Optional[List[str]] = typer.Option(None, help="hf: LABEL=name (binary, top label), LABEL=p:name "
                                                "(probability); add :target to mark a target."),
     hf_on: str = typer.Option("response", help="hf: classify the last response or the whole text."),
-    batch_size: int = typer.Option(32, help="hf: texts per batch."),
+    batch_size: int = typer.Option(32, min=1, help="hf: texts per batch."),
     file_source: Optional[str] = typer.Option(None, help="file: the pairs.source that a paper-layout file's "
                                               "row ids refer to."),
-    workers: Optional[int] = typer.Option(None, help="heuristic: processes (default: 1, or up to 8 on a box "
+    workers: Optional[int] = typer.Option(None, min=1, help="heuristic: processes (default: 1, or up to 8 on a box "
                                           "with 4+ cores for 20,000+ texts)."),
     check_with: Optional[str] = typer.Option(None, help="llm: after labelling, relabel a seeded sample with this "
                                              "second model and report Cohen's kappa per feature."),
     check_endpoint: Optional[str] = typer.Option(None, help="Endpoint of the check model (default: --endpoint)."),
-    check_n: int = typer.Option(100, help="Pairs in the check sample."),
+    check_n: int = typer.Option(100, min=1, help="Pairs in the check sample."),
     check_seed: int = typer.Option(0, help="Seed of the check sample."),
 ) -> None:
     """Label the study's texts; cached per text, so a rerun only does what is missing."""

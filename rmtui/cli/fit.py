@@ -70,7 +70,7 @@ def fit(
     gamma_features: Optional[str] = typer.Option(
         None, help="Target features for gamma in priority order, e.g. llm.harmless,llm.helpful "
         "(s = 2*first + second)."),
-    tie_tol: float = typer.Option(0.0, help="|r_chosen - r_rejected| <= TOL counts as a tie (default exact)."),
+    tie_tol: float = typer.Option(0.0, min=0.0, help="|r_chosen - r_rejected| <= TOL counts as a tie (default exact)."),
     no_drivers: bool = typer.Option(False, "--no-drivers", help="Skip the misalignment LPM/logit."),
 ) -> None:
     """Compute agreement, regimes, gamma, theta, feature imprint and drivers; store them as a fit."""

@@ -22,7 +22,7 @@ def ingest(
     ),
     hf_split: str = typer.Option("train", help="Split of an hf: dataset."),
     data_dir: Optional[str] = typer.Option(None, help="data_dir of an hf: dataset (e.g. harmless-base)."),
-    limit: Optional[int] = typer.Option(None, help="Read at most N rows per source."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Read at most N rows per source."),
     strict: bool = typer.Option(False, help="Stop at the first bad row (non-zero exit naming file and line)."),
 ) -> None:
     """Read preference pairs into the study. Re-ingesting the same data adds nothing."""
@@ -30,7 +30,7 @@ def ingest(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from analysis.data import ReadOptions, parse_mapping
+    from analysis.data import READ_STOPPED, ReadOptions, parse_mapping
     from analysis.ingest import ingest as do_ingest
     from analysis.store import open_study
     from analysis.store.pairs import pair_counts
@@ -62,8 +62,11 @@ def ingest(
             f"{res.source}: read {res.n_read:,} pairs, added {res.n_added:,}, "
             f"skipped {len(res.skipped):,} bad rows, flagged {len(res.flagged):,} (identical pairs, empty responses)"
         )
-        for issue in res.skipped[:10]:
+        stopped = [i for i in res.skipped if i.kind in READ_STOPPED]
+        for issue in res.skipped[:10] + [i for i in stopped if i not in res.skipped[:10]]:
             console.print(styled("  ", ("skipped", "yellow"), " ", issue.describe()))
+        if not res.n_read and not res.skipped:
+            console.print(styled("  ", ("no pairs", "yellow"), f": {res.source} holds no rows (an empty file?)"))
         if len(res.skipped) > 10:
             console.print(f"  ... and {len(res.skipped) - 10} more (see table ingest_issues)")
         for issue in res.flagged[:5]:
@@ -71,5 +74,7 @@ def ingest(
         if len(res.flagged) > 5:
             console.print(f"  ... and {len(res.flagged) - 5} more flags (table ingest_issues)")
     console.print(f"done in {dt:.2f} s")
-    if any(r.skipped and not r.n_read for r in results):  # a source with bad rows and not one pair
+    # a source without one pair (bad rows only, or empty), or one that stopped before its end (a cut-off
+    # .gz: the pairs before the cut are kept): not a success for a script
+    if any(not r.n_read or any(i.kind in READ_STOPPED for i in r.skipped) for r in results):
         raise typer.Exit(1)

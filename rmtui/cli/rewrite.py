@@ -22,7 +22,7 @@ def rewrite(
     endpoint: Optional[str] = typer.Option(None, help="llm: OpenAI-compatible base URL (or RMTUI_LLM_ENDPOINT)."),
     model: Optional[str] = typer.Option(None, help="llm: model name served by the endpoint (or RMTUI_LLM_MODEL)."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="llm: environment variable holding the API key."),
-    concurrency: int = typer.Option(4, help="llm: parallel requests."),
+    concurrency: int = typer.Option(4, min=1, help="llm: parallel requests."),
     similarity_model: Optional[str] = typer.Option(
         None, help="Sentence-embedding model for similarity (default: all-MiniLM-L6-v2, offline)."),
     threshold: float = typer.Option(0.8, help="Similarity below this flags a rewrite that changed the meaning."),

@@ -32,18 +32,18 @@ def score(
     name: Optional[str] = typer.Option(None, "--name", help="Display name (default: folder name or hub id)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32."),
-    token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Padded tokens per batch, halved on "
+    token_budget: Optional[int] = typer.Option(None, "--token-budget", min=1, help="Padded tokens per batch, halved on "
                                                "CUDA OOM (default: 16384 on cuda, 4096 on cpu)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="pair | raw | chat (default: chat for decoder RMs "
                                       "with a chat template, else pair)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per text (default: the model's); "
                                              "the context is truncated from the left."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N not-yet-scored texts."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score at most N not-yet-scored texts."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
     check_invariance: bool = typer.Option(False, "--check-invariance", help="First compare batched rewards with "
                                           "one-text-per-forward rewards on 64 texts and print the max abs diff."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
-    chunk_size: int = typer.Option(1024, "--chunk-size", help="Texts per committed chunk (a kill loses at most one)."),
+    chunk_size: int = typer.Option(1024, "--chunk-size", min=1, help="Texts per committed chunk (a kill loses at most one)."),
 ) -> None:
     """Score every text of the study's pairs with a reward model; cached texts are skipped."""
     quiet_libraries()
@@ -103,7 +103,7 @@ def bench_scoring(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local folder (a sequence classifier)."),
     from_config: Optional[str] = typer.Option(None, "--from-config", help="Random weights of a named shape instead: "
                                               "deberta-v3-large | deberta-v3-base | tiny-deberta."),
-    n: int = typer.Option(256, "--n", help="Texts to score."),
+    n: int = typer.Option(256, "--n", min=1, help="Texts to score."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="Engine dtype (the naive loop is always fp32)."),
     token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Default: 16384 on cuda, 4096 on cpu."),

@@ -23,7 +23,7 @@ class CliResult:
 def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
     import os
 
-    from rmtui.cli.base import main
+    from rmtui.cli.base import console, err_console, main
 
     out, err = io.StringIO(), io.StringIO()
     old_argv = sys.argv
@@ -31,6 +31,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
     sys.argv = ["rmtui", *map(str, args)]
     os.environ.update(env or {})
     code = 0
+    widths = console.width, err_console.width
+    console.width = err_console.width = 400  # long paths on one line, as the assertions read them
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -38,6 +40,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
+        console.width, err_console.width = widths
         sys.argv = old_argv
         for k, v in old_env.items():
             if v is None:
