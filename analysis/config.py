@@ -217,6 +217,14 @@ def _no_secrets(ctx: _Ctx, key: str, opts: dict) -> None:
         if k.lower() in _SECRET_KEYS:
             raise ctx.err(f"{key}.{k}", "secrets do not belong in a config (it is copied and recorded); "
                           "put the key in an environment variable and name it with api_key_env")
+    if isinstance(opts.get("api_key_env"), str):
+        from .errors import EndpointError
+        from .llm import check_api_key_env
+
+        try:
+            check_api_key_env(opts["api_key_env"])
+        except EndpointError as e:
+            raise ctx.err(f"{key}.api_key_env", e.message) from None
 
 
 def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:

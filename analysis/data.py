@@ -560,6 +560,18 @@ def read_pairs(spec: str | Path, opts: ReadOptions | None = None) -> Iterator[Pa
         return
     path = Path(spec)
     if not path.exists():
+        if path.is_symlink():  # a dangling link or a loop ("no such file" hid which)
+            import errno
+            import os
+
+            try:
+                os.stat(path)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise InputError(f"{spec}: a symbolic link loop (the link points back to itself)",
+                                     "Bad input") from None
+            raise InputError(f"{spec}: a symbolic link to {os.readlink(path)}, which does not exist",
+                             "File not found")
         raise InputError(f"{spec}: no such file", "File not found")
     if path.is_dir():
         raise InputError(f"{spec}: is a folder; name the files to ingest", "Bad input")

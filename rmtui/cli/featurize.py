@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, SafeTextColumn, styled
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, err_console, SafeTextColumn, styled
 
 
 def _fmt(v, digits=3) -> str:
@@ -99,6 +99,12 @@ def featurize(
                              "rerun with --yes (or a smaller --limit)", "Confirmation needed")
         return typer.confirm("Start?", default=False)
 
+    if opts.get("endpoint"):
+        from analysis.llm import key_warning
+
+        w = key_warning(opts["endpoint"], api_key_env)
+        if w:
+            err_console.print(styled(("warning", "yellow"), ": ", w))
     cancel = threading.Event()
     with open_study(study, create=False) as st:
         n_total = len(study_texts(st, limit=limit))
