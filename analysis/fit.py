@@ -310,6 +310,9 @@ def summary(study: Study) -> dict:
     ``missing`` and give empty lists."""
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = int(study.scalar("SELECT count(*) FROM pairs"))
+    from .store.jobs import interrupted
+
+    out["interrupted"] = interrupted(study)  # ingests / scoring runs a kill left unfinished
     models = ms.models_frame(study)
     out["models"] = records(models[["model_id", "name", "role"]])
     fit = ms.latest_fit(study)

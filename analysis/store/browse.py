@@ -610,7 +610,7 @@ def study_metadata(study: Study) -> dict:
     fit = latest_fit(study)
     return {
         "study": str(study.path),
-        "meta": {k: v for k, v in study.con.cursor().execute("SELECT key, value FROM study ORDER BY 1").fetchall()},
+        "meta": {k: v for k, v in study.con.cursor().execute("SELECT key, value FROM study WHERE key NOT LIKE 'job.%' ORDER BY 1").fetchall()},
         "models": study.df("SELECT model_id, name, role, path_or_hub_id, revision, format, dtype FROM models "
                            "ORDER BY role, name").to_dict("records"),
         "featurizers": study.df("SELECT featurizer, version, config FROM featurizers ORDER BY 1").to_dict("records"),

@@ -87,6 +87,10 @@ class Study:
         except duckdb.Error as e:
             raise StudyError(f"{self.path}: not a readable DuckDB study file: {e}") from e
         self._migrate()
+        if not read_only:  # rows a killed job left 'running' (ingests, score_runs): interrupted
+            from .jobs import mark_interrupted
+
+            mark_interrupted(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:

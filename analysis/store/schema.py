@@ -115,5 +115,11 @@ V1 = [
         summary VARCHAR)""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1]
+# V2 (issue 19): a scoring run killed before it finished is marked 'interrupted' (store/jobs.py);
+# finished runs say 'done'. NULL: a run of an older rmtui (finished_at tells).
+V2 = [
+    """ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS status VARCHAR""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -227,6 +227,8 @@ def _print_summary(s: dict) -> None:
         console.print(styled(("not yet", "yellow"), ": ", m), soft_wrap=True)
     for m in s.get("stale") or []:
         console.print(styled(("stale", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("interrupted") or []:
+        console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
 
 
 def _generic_table(title: str, rr: list[dict]) -> Table:
