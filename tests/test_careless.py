@@ -209,3 +209,35 @@ def test_fit_tie_tol_negative_in_config_and_options(tmp_path):
                      base_dir=tmp_path)
     with pytest.raises(RmtuiError, match="tie_tol"):
         FitOptions(tie_tol=-1)
+
+
+# -- item 12 -----------------------------------------------------------------------------------------
+def test_unique_prefix_of_an_enumerated_option(tmp_path):
+    """`rmtui export --regime resists` was refused though the app's list shows that word."""
+    from analysis.choices import resolve
+    from analysis.errors import RmtuiError
+    from analysis.store.browse import REGIMES
+
+    assert resolve("--regime", "resists", REGIMES) == "resists_alignment"
+    assert resolve("--regime", "GOT", REGIMES) == "got_aligned"
+    assert resolve("--regime", "tie", REGIMES) == "tie"
+    with pytest.raises(RmtuiError, match=r"ambiguous.*resists_alignment, reversed"):
+        resolve("--regime", "re", REGIMES)
+    with pytest.raises(RmtuiError, match="--regime 'bogus'"):
+        resolve("--regime", "bogus", REGIMES)
+    assert resolve("--format", "mark", ("jsonl", "csv", "md", "parquet"), aliases={"markdown": "md"}) == "md"
+
+
+def test_export_regime_prefix_end_to_end(tmp_path):
+    from analysis.synth import make_synthetic_study
+
+    study = tmp_path / "s.duckdb"
+    make_synthetic_study(study, 60, seed=3)
+    r = run_cli("export", "--study", study, "--regime", "resists", "-o", tmp_path / "r.jsonl")
+    assert r.code == 0 and "regime=resists_alignment" in r.out.replace("'", ""), r.all
+    n = len((tmp_path / "r.jsonl").read_text().splitlines())
+    assert n > 0
+    r = run_cli("export", "--study", study, "--regime", "re", "-o", tmp_path / "x.jsonl")
+    assert r.code == 1 and "ambiguous" in r.err and "reversed" in r.err, r.all
+    r = run_cli("export", "--study", study, "--regime", "resists", "-f", "parq", "-o", tmp_path / "r.parquet")
+    assert r.code == 0, r.all

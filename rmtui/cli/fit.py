@@ -77,8 +77,9 @@ def fit(
     from analysis.fit import FitOptions, fit_study
     from analysis.store import open_study
 
-    if se not in ("cluster", "iid", "hc1"):
-        raise typer.BadParameter("--se must be cluster or iid")
+    from analysis.choices import resolve
+
+    se = resolve("--se", se, ("cluster", "iid", "hc1"))  # a unique prefix (cl, i) is enough
     opts = FitOptions(features=_split(features), featurizers=_split(featurizers), se=se, pair_fe=pair_fe,
                       standardize=standardize, pre=pre, post=post, gamma_features=_split(gamma_features),
                       tie_tol=tie_tol, drivers=not no_drivers)

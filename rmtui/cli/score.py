@@ -53,10 +53,9 @@ def score(
     settings = ScoreSettings(device=device, dtype=dtype, format=fmt, max_length=max_length,
                              token_budget=token_budget, trust_remote_code=trust_remote_code, compile=compile_,
                              chunk_size=chunk_size)
-    if role not in ("pre", "post", "other"):
-        from analysis.errors import RmtuiError
+    from analysis.choices import resolve
 
-        raise RmtuiError(f"--role {role!r}: expected pre, post or other", "Bad option")
+    role = resolve("--role", role, ("pre", "post", "other"))  # a unique prefix (po, o) is enough
     with open_study(study, create=False) as st:  # first: a locked or unreadable study fails before the model loads
         with console.status(f"loading {model}"):
             rm = load_reward_model(model, settings, name=name)
