@@ -377,8 +377,8 @@ def test_cli_killed_then_resumed_with_check(tmp_path):
 
 
 def test_cli_exits_nonzero_when_every_text_failed(tmp_path):
-    """A dead endpoint: nothing labelled, every failure recorded, and exit 1 (it exited 0); the study's
-    pairs are untouched."""
+    """A dead endpoint: exit 1 (it exited 0), and since issue 19 at once, from one probe before any text
+    is asked (it took 5 attempts a text); nothing labelled, nothing sent; the study's pairs are untouched."""
     import socket
 
     from typer.testing import CliRunner
