@@ -37,28 +37,33 @@ PROPERTIES = {
 SHARE = {"ingest into a study (each good pair once)": 0.1, "random column maps (csv/jsonl/parquet)": 0.5}
 
 
-def run(name: str, n: int, deadline_s: float) -> dict:
+def run(name: str, n: int, deadline_s: float, batch: int = 250) -> dict:
+    """``n`` examples of one property, in batches of ``batch`` (each a fresh random run), until ``n`` or
+    the deadline (hypothesis itself has no time limit)."""
     strategies, check = PROPERTIES[name]
     stats = {"examples": 0, "pairs": 0, "issues": 0, "failed": 0}
     t0 = time.perf_counter()
 
-    @settings(max_examples=n, deadline=None, database=None, phases=[Phase.generate, Phase.shrink],
-              suppress_health_check=list(HealthCheck))
-    @given(st.tuples(*strategies))
-    def prop(args):
-        if time.perf_counter() - t0 > deadline_s:
-            return
+    def one(args):
         out = check(*args)
         stats["examples"] += 1
         if isinstance(out, tuple):
             stats["pairs"] += out[0]
             stats["issues"] += out[1]
 
-    try:
-        prop()
-    except Exception as e:  # a property failed: hypothesis has shrunk and printed the example
-        stats["failed"] = 1
-        print(f"  FAILED: {type(e).__name__}: {str(e)[:500]}", file=sys.stderr)
+    while stats["examples"] < n and time.perf_counter() - t0 < deadline_s:
+        k = min(batch, n - stats["examples"])
+        prop = settings(max_examples=k, deadline=None, database=None, phases=[Phase.generate, Phase.shrink],
+                        suppress_health_check=list(HealthCheck))(given(st.tuples(*strategies))(one))
+        before = stats["examples"]
+        try:
+            prop()
+        except Exception as e:  # a property failed: hypothesis has shrunk and printed the example
+            stats["failed"] = 1
+            print(f"  FAILED: {type(e).__name__}: {str(e)[:800]}", file=sys.stderr)
+            break
+        if stats["examples"] == before:  # pragma: no cover - nothing generated
+            break
     stats["seconds"] = time.perf_counter() - t0
     return stats
 
