@@ -235,6 +235,14 @@ def _no_secrets(ctx: _Ctx, key: str, opts: dict) -> None:
         if k.lower() in _SECRET_KEYS:
             raise ctx.err(f"{key}.{k}", "secrets do not belong in a config (it is copied and recorded); "
                           "put the key in an environment variable and name it with api_key_env")
+    if isinstance(opts.get("api_key_env"), str):
+        from .errors import EndpointError
+        from .llm_client import check_api_key_env
+
+        try:
+            check_api_key_env(opts["api_key_env"])
+        except EndpointError as e:
+            raise ctx.err(f"{key}.api_key_env", e.message) from None
 
 
 def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:
@@ -410,6 +418,10 @@ def parse_config(raw: dict, *, path: str | Path | None = None, base_dir: str | P
         raise ctx.err("fit", "expected a table [fit]")
     fit = FitConfig(enabled=ctx.get(fit_raw, "fit", "enabled", bool, True),
                     options={k: ctx.expand(f"fit.{k}", v) for k, v in fit_raw.items() if k != "enabled"})
+    for k, lo in (("tie_tol", 0.0), ("near_identical", 0.0)):  # checked here, not after ingest and scoring
+        v = fit.options.get(k)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= lo):
+            raise ctx.err(f"fit.{k}", f"must be a number >= {lo:g}, got {v!r}")
     rewrite = None
     if "rewrite" in raw:
         if not isinstance(raw["rewrite"], dict):
@@ -428,11 +440,18 @@ def load_config(path: str | Path) -> RunConfig:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: no such config file", "Config not found")
+    if p.is_dir():
+        raise ConfigError(f"{p}: a folder, not a config file (rmtui run CONFIG.toml)",
+                          "Config")
     try:
         with open(p, "rb") as f:
             raw = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: not UTF-8 text (byte {e.start} of the file)") from e
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror or e}") from e
     return parse_config(raw, path=p, base_dir=p.resolve().parent)
 
 

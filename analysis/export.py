@@ -5,6 +5,11 @@ texts, every RM's rewards per side, margins, regime, gamma, theta, the features 
 note and rewrites (with their rewards). Study metadata (models, featurizers, fit with its SE type)
 goes where each format allows it: a Markdown header, the Parquet schema metadata (key ``rmtui``), and
 for JSONL and CSV a sidecar ``<file>.meta.json``. A file is never overwritten unless asked.
+
+Texts are untrusted: JSONL and Parquet keep them byte-exact (JSON escapes control characters as
+``\u001b``), CSV keeps them byte-exact too (quoted; a spreadsheet shows them as it likes), and Markdown,
+which is read in terminals and rendered, shows every control character visibly
+(:func:`analysis.textsafe.visible`: ``\x1b`` as ``␛``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .store import Study
 from .store import export as store_export
 from .store.entries import sorted_ids
 from .store.filters import EntryFilter
+from .textsafe import visible
 
 FORMATS = ("jsonl", "csv", "md", "parquet")
 _EXT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md", ".markdown": "md", ".parquet": "parquet"}
@@ -205,7 +211,7 @@ def export_pairs(study: Study, pairs: Sequence[str] | EntryFilter, fmt: str | No
         elif fmt == "csv":
             pd.DataFrame([_flat(r) for r in recs]).to_csv(tmp, index=False)
         elif fmt == "md":
-            tmp.write_text(_markdown(recs, meta), encoding="utf-8")
+            tmp.write_text(visible(_markdown(recs, meta)), encoding="utf-8")
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -218,9 +224,11 @@ def export_pairs(study: Study, pairs: Sequence[str] | EntryFilter, fmt: str | No
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"rmtui": meta_json.encode()})
             pq.write_table(table, tmp)
         tmp.replace(path)
+        if meta_path is not None:
+            meta_path.write_text(meta_json, encoding="utf-8")
+    except OSError as e:  # a read-only folder, a full disk: one line naming the file
+        raise RmtuiError(f"{e.filename or path}: cannot write the export: {e.strerror or e}", "Export") from e
     finally:
         if tmp.exists():
             tmp.unlink()
-    if meta_path is not None:
-        meta_path.write_text(meta_json, encoding="utf-8")
     return ExportResult(path, fmt, len(recs), meta_path)

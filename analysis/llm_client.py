@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -105,6 +106,70 @@ def endpoint_from_env(environ: Mapping[str, str] | None = None) -> tuple[str | N
     return first(ENDPOINT_ENV_VARS), first(MODEL_ENV_VARS)
 
 
+_KEY_LIKE = re.compile(r"(?i)^(sk|pk|rk|hf|gsk|xai|ghp|gho|github_pat|glpat|AKIA|AIza)[-_]|^sk[A-Za-z0-9]")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_PARAM = re.compile(r"(?i)(key|token|secret|password|passwd|sig|signature|auth)")
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be stored or shown: a user:password in it and the values of query parameters
+    named like key/token/secret become ``[redacted]`` (``http://user:sk-...@host`` was stored as is)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    if not url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "[redacted: not a URL]"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "[redacted]@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        q = [(k, "[redacted]" if _SECRET_PARAM.search(k) else v) for k, v in parse_qsl(query, keep_blank_values=True)]
+        query = urlencode(q, safe="[]")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def check_api_key_env(name: str | None) -> None:
+    """Refuse a key given where the *name* of its environment variable belongs (``api_key_env = "sk-..."``
+    was stored in featurizers.config and the run went on without auth). The message shows no more of it
+    than its first 3 characters."""
+    if not name:
+        return
+    if not _ENV_NAME.match(name) or _KEY_LIKE.match(name) or (len(name) >= 32 and any(c.isdigit() for c in name)
+                                                              and any(c.islower() for c in name)):
+        raise EndpointError(f"api_key_env {name[:3]}…: looks like an API key, not the name of an environment "
+                            "variable; put the key in a variable (export OPENAI_API_KEY=...) and give its name "
+                            "(--api-key-env OPENAI_API_KEY). Nothing was stored or sent.", "API key")
+
+
+def is_local_url(url: str) -> bool:
+    """Loopback, private or link-local host (a local vLLM/Ollama needs no key)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").strip("[]")
+    if host in ("localhost", "") or host.endswith(".local") or host.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_link_local
+
+
+def key_warning(url: str, api_key_env: str | None, *, explicit: bool = True) -> str | None:
+    """A warning when a remote endpoint is used and the named key variable is not set."""
+    if not api_key_env or os.environ.get(api_key_env) or is_local_url(url or ""):
+        return None
+    if not explicit:
+        return None
+    return (f"{api_key_env} is not set: requests to {redact_url(url)} go without an API key "
+            "(set it, or --api-key-env NAME for another variable)")
+
+
 def normalise_base_url(base_url: str) -> str:
     url = (base_url or "").strip().rstrip("/")
     if not url:
@@ -127,7 +192,11 @@ class ChatClient:
                  extra_body: dict | None = None) -> None:
         if not model:
             raise EndpointError("no model given: pass --model NAME (the name the endpoint serves)")
+        check_api_key_env(api_key_env)
+        if not float(timeout) > 0:
+            raise EndpointError(f"timeout {timeout}: must be more than 0 seconds")
         self.url = normalise_base_url(base_url)
+        self.record_url = redact_url(self.url)  # what is stored (llm_calls.endpoint) and shown
         self.base_url = base_url
         self.model = model
         self.api_key_env = api_key_env
@@ -158,11 +227,25 @@ class ChatClient:
 
     def describe(self) -> dict:
         """What may be recorded about this client (endpoint, model, the env var's *name*; no key)."""
-        return {"endpoint": self.url, "model": self.model, "api_key_env": self.api_key_env,
+        return {"endpoint": self.record_url, "model": self.model, "api_key_env": self.api_key_env,
                 "timeout": self.timeout, "max_retries": self.max_retries, "concurrency": self.concurrency}
 
     def close(self) -> None:
         self._http.close()
+
+    def probe(self) -> None:
+        """One cheap request before any work (``GET .../models``): an endpoint nobody answers at is an
+        :class:`EndpointError` naming it, at once (every text used to fail after 5 attempts each: 19 s for 4
+        texts, minutes for 120). Any HTTP answer, even 404, counts as reachable; nothing is logged."""
+        probe_url = self.url.rsplit("/chat/completions", 1)[0] + "/models"
+        try:
+            self._http.get(probe_url, timeout=httpx.Timeout(min(self.timeout, 10.0)))
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as e:
+            why = self._scrub(str(e)) or type(e).__name__
+            raise EndpointError(f"{self.record_url}: cannot connect ({why}); nothing was sent. Is the server "
+                                "running and is --endpoint right?", "LLM endpoint unreachable") from None
+        except httpx.HTTPError:
+            pass  # it answered something (or was slow): the calls will report what is wrong
 
     def __enter__(self) -> "ChatClient":
         return self
@@ -304,7 +387,7 @@ class ChatClient:
         from .store.features import log_llm_calls
 
         row = dict(log)
-        row.update({"purpose": self.purpose, "endpoint": self.url, "model": self.model, "status": status,
+        row.update({"purpose": self.purpose, "endpoint": self.record_url, "model": self.model, "status": status,
                     "error": self._scrub(error) if error else None, "created_at": now()})
         with self._log_lock:
             log_llm_calls(self.study, [row])

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 from .errors import RmtuiError
 from .significance import is_significant
+from .textsafe import visible
 
 # the sections of the summary, in report order: (key in the summary, title, note)
 SECTIONS: list[tuple[str, str, str]] = [
@@ -711,8 +712,8 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
 
     md_path = out / "report.md"
     html_path = out / "report.html"
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    html_path.write_text("".join(hp), encoding="utf-8")
+    md_path.write_text(visible("\n".join(md)), encoding="utf-8")  # data-derived names: control characters shown
+    html_path.write_text(visible("".join(hp)), encoding="utf-8")
     return ReportResult(out, md_path, html_path, summary_json, list(figures.values()))
 
 

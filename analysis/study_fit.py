@@ -46,6 +46,16 @@ class FitOptions:
     drivers: bool = True
     alpha: float = 0.05
 
+    def __post_init__(self) -> None:
+        from .errors import RmtuiError
+
+        for name, ok, want in (("tie_tol", self.tie_tol >= 0, ">= 0"),
+                               ("near_identical", 0 <= self.near_identical <= 1, "in [0, 1]"),
+                               ("alpha", 0 < self.alpha < 1, "in (0, 1)")):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or v != v or not ok:  # NaN compares false
+                raise RmtuiError(f"{name} = {v!r}: must be {want}", "Bad fit option")
+
 
 @dataclass
 class FitResult:
@@ -381,7 +391,9 @@ def summary(study: Study) -> dict:
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = store_pairs.n_pairs(study)
     from .human import human_summary
+    from .store.jobs import interrupted
 
+    out["interrupted"] = interrupted(study)  # ingests / scoring runs a kill left unfinished
     out["human"] = human_summary(study)
     n_human_ties = out["human"]["ties"]
     out["datasets"] = ms.datasets(study)
@@ -508,7 +520,7 @@ def summary(study: Study) -> dict:
     if fit and not out["agreement_stats"]:
         out["missing"].append("agreement_stats: the latest fit predates the stored intervals; rerun rmtui fit")
 
-    from .robustness import robustness_stale
+    from .rewrite_experiment import robustness_stale
 
     out["stale"] = list(out.get("stale") or []) + robustness_stale(study)
     rob = ms.read_robustness(study)

@@ -20,6 +20,7 @@ from textual.screen import Screen
 
 from analysis.errors import RmtuiError
 from analysis.store.filters import EntryFilter
+from analysis.textsafe import visible_line
 
 from .screens.common import error_parts
 from .screens.dialogs import ErrorDialog
@@ -112,7 +113,7 @@ class RmtuiApp(App):
         self.initial_filter = initial_filter or EntryFilter()
         self.export_default = export_default
         self.service = None
-        self.sub_title = self.study_path.name + (" (read-only)" if read_only else "")
+        self.sub_title = visible_line(self.study_path.name) + (" (read-only)" if read_only else "")
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def on_mount(self) -> None:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import rmtui.cli.fit  # noqa: F401
 import rmtui.cli.ingest  # noqa: F401
 from analysis.data import ReadOptions
-from analysis.fit import fit_study, summary
+from analysis.study_fit import fit_study, summary
 from analysis.ingest import ingest
 from analysis.shapes import parse_map
 from analysis.store import open_study
@@ -114,7 +114,7 @@ def test_dataset_attributes_reach_gamma_and_the_imprint(tmp_path):
     hand-computed comparison of the two sides' safety."""
     import numpy as np
 
-    from analysis.fit import FitOptions
+    from analysis.study_fit import FitOptions
 
     rng = np.random.default_rng(3)
     rows = []
@@ -165,7 +165,7 @@ def test_annotator_agreement_is_a_drivers_covariate(tmp_path):
     (0.10 - 0.60) / (1 - 2/3) = -1.5 (hand-computed; sampling noise of about 0.25 at this size)."""
     import numpy as np
 
-    from analysis.fit import FitOptions
+    from analysis.study_fit import FitOptions
 
     rng = np.random.default_rng(5)
     n = 400

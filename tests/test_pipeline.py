@@ -326,8 +326,9 @@ def test_fit_table_mistakes_fail_before_any_step(tmp_path, fit, needle):
 
 def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_path, tiny_rm_dir, tiny_rm_dir_b,
                                                                          monkeypatch):
-    """An LLM featurizer whose endpoint is down labels nothing; the step said done and a rerun skipped
-    it (only --force asked again). Now the rerun asks for the failed texts, and the fit reruns."""
+    """An LLM featurizer whose endpoint fails every text labels nothing; the step said done and a rerun
+    skipped it (only --force asked again). Now the rerun asks for the failed texts, and the fit reruns.
+    An endpoint nobody answers at stops the run at once, naming it (issue 19), keeping earlier steps."""
     import socket
 
     from .fake_openai import FakeOpenAI
@@ -341,7 +342,12 @@ def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_pat
         '[[featurizers]]\nspec = "heuristic"\n[[featurizers]]\nspec = "llm"\n'
         f'base_url = "http://127.0.0.1:{port}/v1"\nmodel = "judge"\nmax_retries = 0\nbackoff_base = 0.01\n')
     cfg = write(tmp_path, p)
-    r1 = run_config(cfg)
+    with pytest.raises(RmtuiError, match=f"127.0.0.1:{port}.*cannot connect"):
+        run_config(cfg)
+    with open_study(tmp_path / "s.duckdb", read_only=True) as st:
+        assert st.scalar("SELECT count(*) FROM llm_calls") == 0 and st.scalar("SELECT count(*) FROM scores") > 0
+    with FakeOpenAI(port=port, default="500"):  # it answers, and fails every text
+        r1 = run_config(cfg)
     step = r1.step("featurize:llm")
     assert step.status == "ran" and step.summary["n_failed"] > 0 and "the next run asks again" in step.message
     with open_study(tmp_path / "s.duckdb", read_only=True) as st:

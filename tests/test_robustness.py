@@ -250,7 +250,7 @@ def test_fit_robustness_writes_tables_and_summary(scored):
     assert (design["seed"], design["n_requested"], design["sides"]) == (0, BASE_N, "chosen,rejected")
     assert design["n_sampled"] == BASE_N and "seeded permutation" in design["frame"]
     # the robustness fit is stale once the fit's tie tolerance differs
-    from analysis.robustness import robustness_stale
+    from analysis.rewrite_experiment import robustness_stale
 
     assert robustness_stale(st) == []
     st.execute("INSERT INTO fits (fit_id, kind, created_at, options) VALUES ('fit-x', 'fit', now(), "

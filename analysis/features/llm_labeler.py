@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError, RmtuiError
-from ..llm_client import AnswerError, ChatClient, ChatError, Job, endpoint_from_env, parse_json_object
+from ..llm_client import (AnswerError, ChatClient, ChatError, Job, check_api_key_env, endpoint_from_env,
+                          parse_json_object, redact_url)
 from .base import Chunk, FeatureDef, Featurizer
 
 PROMPT_VERSION = "1"
@@ -228,6 +229,7 @@ class LLMLabeler(Featurizer):
         if not model:
             raise RmtuiError("the llm labeler needs --model NAME (the model the endpoint serves; or RMTUI_LLM_MODEL)",
                              "LLM labeler")
+        check_api_key_env(api_key_env)  # before anything is registered or stored
         self.endpoint, self.model, self.study = endpoint, model, study
         self.api_key_env = api_key_env
         self.labels = LabelConfig.load(config)
@@ -244,7 +246,7 @@ class LLMLabeler(Featurizer):
         return self.labels.feature_defs()
 
     def config(self) -> dict:
-        return {"spec": self.name, "endpoint": self.endpoint, "model": self.model, "api_key_env": self.api_key_env,
+        return {"spec": self.name, "endpoint": redact_url(self.endpoint), "model": self.model, "api_key_env": self.api_key_env,
                 "prompt_version": PROMPT_VERSION, "label_config": self.labels.to_dict(), "json_mode": self.json_mode,
                 "concurrency": self.concurrency}
 
@@ -259,7 +261,7 @@ class LLMLabeler(Featurizer):
             cost = prompt / 1000 * (self.price_prompt or 0) + completion / 1000 * (self.price_completion or 0)
         ask = (cost is not None and cost > self.confirm_above_usd) or (prompt + completion > self.confirm_above_tokens)
         return {"texts": int(len(texts)), "prompt_tokens": prompt, "completion_tokens": completion,
-                "cost_usd": cost, "ask": bool(ask), "model": self.model, "endpoint": self.endpoint}
+                "cost_usd": cost, "ask": bool(ask), "model": self.model, "endpoint": redact_url(self.endpoint)}
 
     def _client(self) -> ChatClient:
         if self.client is None:
@@ -270,6 +272,8 @@ class LLMLabeler(Featurizer):
 
     def featurize_iter(self, texts: pd.DataFrame, *, cancel: threading.Event | None = None) -> Iterator[Chunk]:
         client = self._client()
+        if len(texts):
+            client.probe()  # an unreachable endpoint stops here, with its name, before any text is asked
         jobs = (Job(key=r.text_id, text_id=r.text_id, messages=self.labels.messages(r.context, r.response))
                 for r in texts.itertuples(index=False))
 

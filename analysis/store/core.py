@@ -43,6 +43,25 @@ def _check_duckdb_header(path: Path) -> None:
                          "`rmtui run` writes; data files go to `rmtui ingest`)", "Not a study")
 
 
+def _check_folder_writable(path: Path) -> None:
+    """A study opened for writing needs its folder writable: DuckDB creates ``<study>.wal`` beside it at
+    the first write (a read-only folder failed at the first COMMIT, with a traceback)."""
+    import tempfile
+
+    wal = Path(str(path) + ".wal")
+    if wal.exists() and not wal.is_file():
+        raise StudyError(f"{wal}: is not a file, so DuckDB cannot keep the study's write-ahead log there; "
+                         "move it away", "Study file")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent, prefix=".rmtui-write-check-"):
+            pass
+    except OSError as e:
+        raise StudyError(f"{path.parent}: cannot write in this folder ({e.strerror or e}); a study opened for "
+                         f"writing needs it for its write-ahead log {wal.name}. Copy the study to a writable "
+                         "folder, or read it without writing (rmtui summary, rmtui export, rmtui explore "
+                         "--read-only)", "Study folder is read-only") from e
+
+
 class Study:
     """One open study file."""
 
@@ -58,6 +77,8 @@ class Study:
             self.path.unlink()  # an empty file (mktemp's, say) is a new study; DuckDB refuses to open it
         else:
             _check_duckdb_header(self.path)
+            if not read_only:
+                _check_folder_writable(self.path)
         self._lock = threading.RLock()
         try:
             self.con = duckdb.connect(str(self.path), read_only=read_only)
@@ -66,6 +87,10 @@ class Study:
         except duckdb.Error as e:
             raise StudyError(f"{self.path}: not a readable DuckDB study file: {e}") from e
         self._migrate()
+        if not read_only:  # rows a killed job left 'running' (ingests, score_runs): interrupted
+            from .jobs import mark_interrupted
+
+            mark_interrupted(self)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def close(self) -> None:

@@ -54,7 +54,7 @@ def study_metadata(study: Study) -> dict:
     fit = latest_imprint_fit(study)
     return {
         "study": str(study.path),
-        "meta": {k: v for k, v in study.con.cursor().execute("SELECT key, value FROM study ORDER BY 1").fetchall()},
+        "meta": {k: v for k, v in study.con.cursor().execute("SELECT key, value FROM study WHERE key NOT LIKE 'job.%' ORDER BY 1").fetchall()},
         # by role name, then name, as exports always listed them
         "models": models_frame(study).sort_values(["role", "name"], kind="stable")[
             ["model_id", "name", "role", "path_or_hub_id", "revision", "format", "dtype"]].to_dict("records"),

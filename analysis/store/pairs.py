@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import __version__
 from ..data import Issue, Pair
+from . import jobs
 from .core import Study, now
 
 PAIR_COLUMNS = [
@@ -31,6 +32,7 @@ def start_ingest(study: Study, source: str, options: dict) -> int:
             "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, NULL, 0, 0, 0, 'running')",
             [ingest_id, source, json.dumps(options, sort_keys=True, default=str), __version__, now()],
         )
+        jobs.register(cur, "ingest", ingest_id)
     return int(ingest_id)
 
 
@@ -101,6 +103,7 @@ def finish_ingest(study: Study, ingest_id: int, n_read: int, n_added: int, n_iss
             "WHERE ingest_id = ?",
             [now(), n_read, n_added, n_issues, status, ingest_id],
         )
+        jobs.unregister(cur, "ingest", ingest_id)
 
 
 def pair_counts(study: Study) -> pd.DataFrame:

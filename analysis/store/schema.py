@@ -183,5 +183,12 @@ V3_STATS = [
         created_at TIMESTAMP)""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS]
+
+# a scoring run killed before it finished is marked 'interrupted' (store/jobs.py); finished runs say
+# 'done'. NULL: a run of an older rmtui (finished_at tells).
+V4_RUN_STATUS = [
+    """ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS status VARCHAR""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from . import jobs
 from .core import Study, now
 
 _MODEL_COLS = [
@@ -141,6 +142,7 @@ def start_run(study: Study, run_id: str, model_id: str, device: str, settings: d
             "VALUES (?, ?, ?, 0, 0, 0, ?, ?)",
             [run_id, model_id, now(), device, json.dumps(settings, sort_keys=True, default=str)],
         )
+        jobs.register(cur, "score", run_id)
 
 
 def finish_run(study: Study, run_id: str, n_scored: int, n_skipped: int, n_truncated: int,
@@ -148,10 +150,11 @@ def finish_run(study: Study, run_id: str, n_scored: int, n_skipped: int, n_trunc
     with study.transaction() as cur:
         cur.execute(
             "UPDATE score_runs SET finished_at = ?, n_scored = ?, n_skipped = ?, n_truncated = ?, "
-            "texts_per_s = ?, settings = ? WHERE run_id = ?",
+            "texts_per_s = ?, settings = ?, status = 'done' WHERE run_id = ?",
             [now(), n_scored, n_skipped, n_truncated, texts_per_s,
              json.dumps(settings, sort_keys=True, default=str), run_id],
         )
+        jobs.unregister(cur, "score", run_id)
 
 
 def runs_frame(study: Study) -> pd.DataFrame:

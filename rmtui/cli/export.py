@@ -27,16 +27,25 @@ def export(
     from analysis.export import export_pairs
     from analysis.store import open_study
 
+    from analysis.choices import resolve
+    from analysis.errors import RmtuiError
+    from analysis.regime_names import REGIMES
     from analysis.store.entries import list_values
+    from analysis.textsafe import visible_line
 
-    if fmt is not None and fmt not in ("jsonl", "csv", "md", "parquet"):
-        raise typer.BadParameter(f"--format {fmt!r}: use jsonl, csv, md or parquet")
-    filt = _make_filter(tag=tag, regime=regime, subset=subset, selected=selected, search=search)
+    fmt = resolve("--format", fmt, ("jsonl", "csv", "md", "parquet"), aliases={"markdown": "md", "json": "jsonl"})
+    # a unique prefix of a regime is accepted, as the app's list shows them (resists, got, stayed)
+    regime = resolve("--regime", regime, REGIMES)
     with open_study(study, read_only=True) as st:
         known = list_values(st)
         for flag, value, field in (("--regime", regime, "regime"), ("--subset", subset, "subset"), ("--tag", tag, "tag")):
             if value is not None and value not in known[field]:
-                raise typer.BadParameter(f"{flag} {value!r}: the study has {', '.join(map(str, known[field])) or 'none'}")
+                if field == "regime":
+                    raise RmtuiError(f"--regime {regime}: no pair of the study is in it (the study has "
+                                     f"{', '.join(map(str, known[field])) or 'none'})", "Export")
+                raise RmtuiError(f"{flag} {visible_line(value)!r}: the study has "
+                                 f"{', '.join(visible_line(v) for v in known[field]) or 'none'}", "Export")
+        filt = _make_filter(tag=tag, regime=regime, subset=subset, selected=selected, search=search)
         res = export_pairs(st, filt, fmt, str(out), overwrite=force)
     console.print(f"wrote {res.path}: {res.n:,} pair{'s' if res.n != 1 else ''} ({filt.describe()})"
                   + (f"; metadata in {res.meta_path}" if res.meta_path else ""))

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, styled
 
 SIG_NOTE = "markers on Bonferroni-adjusted p: * < 0.05, ** < 0.01, *** < 0.001"
 
@@ -70,32 +70,33 @@ def fit(
     gamma_features: Optional[str] = typer.Option(
         None, help="Target features for gamma in priority order, e.g. llm.harmless,llm.helpful "
         "(s = 2*first + second)."),
-    tie_tol: float = typer.Option(0.0, help="|r_chosen - r_rejected| <= TOL counts as a tie (default exact)."),
+    tie_tol: float = typer.Option(0.0, min=0.0, help="|r_chosen - r_rejected| <= TOL counts as a tie (default exact)."),
     no_drivers: bool = typer.Option(False, "--no-drivers", help="Skip the misalignment LPM/logit."),
 ) -> None:
     """Compute agreement, regimes, gamma, theta, feature imprint and drivers; store them as a fit."""
     from analysis.study_fit import FitOptions, fit_study
     from analysis.store import open_study
 
-    if se not in ("cluster", "iid", "hc1"):
-        raise typer.BadParameter("--se must be cluster or iid")
+    from analysis.choices import resolve
+
+    se = resolve("--se", se, ("cluster", "iid", "hc1"))  # a unique prefix (cl, i) is enough
     opts = FitOptions(features=_split(features), featurizers=_split(featurizers), se=se, pair_fe=pair_fe,
                       standardize=standardize, pre=pre, post=post, gamma_features=_split(gamma_features),
                       tie_tol=tie_tol, drivers=not no_drivers)
     with open_study(study, create=False) as st:
         with console.status("fitting") as status:
             res = fit_study(st, opts, progress=lambda s: status.update(f"fitting: {s}"))
-    console.print(f"fit [bold]{res.fit_id}[/]: {res.n_pairs:,} pairs, pre-D {res.pre_model_id or '-'}, "
+    console.print(styled("fit ", (res.fit_id, "bold"), f": {res.n_pairs:,} pairs, pre-D {res.pre_model_id or '-'}, "
                   f"post-D {res.post_model_id or '-'}, {len(res.features)} features, "
                   f"{len(res.imprint):,} imprint rows, {len(res.coefficients):,} other coefficients "
-                  f"in {res.seconds:.2f} s")
+                  f"in {res.seconds:.2f} s"))
     for m in res.messages:
         console.print(f"  {m}", soft_wrap=True)
     console.print(f"see: rmtui summary --study {study}")
 
 
 def _print_summary(s: dict) -> None:
-    console.print(f"[bold]Study[/] {s['study']}: {s['n_pairs']:,} pairs, {len(s['models'])} models")
+    console.print(styled(("Study", "bold"), f" {s['study']}: {s['n_pairs']:,} pairs, {len(s['models'])} models"))
     fit = s.get("fit")
     if fit:
         console.print(f"latest fit {fit['fit_id']} at {fit['created_at']}: pre-D {fit.get('pre_model_id')}, "
@@ -156,7 +157,7 @@ def _print_summary(s: dict) -> None:
     _print_human(s.get("human") or {})
     gsrc = s.get("gamma_source") or {}
     if gsrc.get("caveat"):
-        console.print(f"[yellow]caveat[/]: {gsrc['caveat']}", soft_wrap=True)
+        console.print(styled(("caveat", "yellow"), f": {gsrc['caveat']}"), soft_wrap=True)
     if s.get("labeler_agreement"):
         rows = [[f"{r['slice']}={r['value']}", _num(r["n"]), _num(r["c"]), _num(r["i"]), _num(r["r"]),
                  _num(r["unlabelled"]),
@@ -256,13 +257,15 @@ def _print_summary(s: dict) -> None:
 
     fit_msgs = (fit or {}).get("messages") or []
     if fit_msgs:
-        console.print("[bold]Fit notes[/]")
+        console.print(styled(("Fit notes", "bold")))
         for m in fit_msgs:
             console.print(f"  {m}", soft_wrap=True)
     for m in s.get("missing") or []:
-        console.print(f"[yellow]not yet[/]: {m}", soft_wrap=True)
+        console.print(styled(("not yet", "yellow"), ": ", m), soft_wrap=True)
     for m in s.get("stale") or []:
-        console.print(f"[yellow]stale[/]: {m}", soft_wrap=True)
+        console.print(styled(("stale", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("interrupted") or []:
+        console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
 
 
 def _robustness_table(rr: list[dict]) -> Table:

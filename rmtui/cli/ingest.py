@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, SafeTextColumn, styled
 
 
 @app.command()
@@ -36,7 +36,7 @@ def ingest(
                                  "the ingest command to use; reads nothing into the study."),
     hf_split: str = typer.Option("train", help="Split of an hf: dataset."),
     data_dir: Optional[str] = typer.Option(None, help="data_dir of an hf: dataset (e.g. harmless-base)."),
-    limit: Optional[int] = typer.Option(None, help="Read at most N rows per source."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Read at most N rows per source."),
     strict: bool = typer.Option(False, help="Stop at the first bad row (non-zero exit naming file and line)."),
 ) -> None:
     """Read preference pairs into the study. Re-ingesting the same data adds nothing."""
@@ -44,7 +44,7 @@ def ingest(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from analysis.data import ReadOptions
+    from analysis.data import READ_STOPPED, ReadOptions
     from analysis.errors import InputError
     from analysis.ingest import ingest as do_ingest
     from analysis.presets import all_presets, get_preset, preset_for_hf
@@ -84,7 +84,7 @@ def ingest(
     t0 = time.perf_counter()
     results = []
     with open_study(study) as st:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} pairs"),
+        with Progress(SafeTextColumn("{task.description}"), BarColumn(), SafeTextColumn("{task.completed} pairs"),
                       TimeElapsedColumn(), console=console, transient=True) as prog:
             for src in sources:
                 task = prog.add_task("ingest " + ("SQL query" if src.startswith("sql:") else src), total=None)
@@ -116,24 +116,23 @@ def ingest(
         console.print(
             f"{name}: read {res.n_read:,} pairs, added {res.n_added:,}, "
             f"skipped {len(res.skipped):,} bad rows, flagged {len(res.flagged):,} (identical pairs, empty responses)"
-            + human + attrs, markup=False, soft_wrap=True)
-        for issue in res.skipped[:10]:
-            console.print(f"  [yellow]skipped[/] {_esc(issue.describe())}")
+            + human + attrs, soft_wrap=True)
+        stopped = [i for i in res.skipped if i.kind in READ_STOPPED]
+        for issue in res.skipped[:10] + [i for i in stopped if i not in res.skipped[:10]]:
+            console.print(styled("  ", ("skipped", "yellow"), " ", issue.describe()))
+        if not res.n_read and not res.skipped:
+            console.print(styled("  ", ("no pairs", "yellow"), f": {res.source} holds no rows (an empty file?)"))
         if len(res.skipped) > 10:
             console.print(f"  ... and {len(res.skipped) - 10} more (see table ingest_issues)")
         for issue in res.flagged[:5]:
-            console.print(f"  [cyan]flagged[/] {_esc(issue.describe())}")
+            console.print(styled("  ", ("flagged", "cyan"), " ", issue.describe()))
         if len(res.flagged) > 5:
             console.print(f"  ... and {len(res.flagged) - 5} more flags (table ingest_issues)")
     console.print(f"done in {dt:.2f} s")
-    if any(r.skipped and not r.n_read for r in results):  # a source with bad rows and not one pair
+    # a source without one pair (bad rows only, or empty), or one that stopped before its end (a cut-off
+    # .gz: the pairs before the cut are kept): not a success for a script
+    if any(not r.n_read or any(i.kind in READ_STOPPED for i in r.skipped) for r in results):
         raise typer.Exit(1)
-
-
-def _esc(s: str) -> str:
-    from rich.markup import escape
-
-    return escape(s)
 
 
 def _sql_map(sql: str, *, check: bool = True) -> str:

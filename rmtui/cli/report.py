@@ -21,5 +21,10 @@ def report(
 
     t0 = time.perf_counter()
     with open_study(study, read_only=True) as st:
-        res = write_report(st, out)
+        try:
+            res = write_report(st, out)
+        except OSError as e:  # a read-only folder, a full disk
+            from analysis.errors import RmtuiError
+
+            raise RmtuiError(f"{e.filename or out}: cannot write the report: {e.strerror or e}", "Report") from e
     console.print(f"wrote {res.markdown}, {res.html} and {len(res.figures)} figures in {time.perf_counter() - t0:.1f} s")

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, quiet_libraries
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, quiet_libraries, SafeTextColumn, styled
 
 
 @app.command()
@@ -23,7 +23,7 @@ def rewrite(
                                           "(or RMTUI_LLM_BASE_URL, RMTUI_LLM_ENDPOINT, OPENAI_BASE_URL)."),
     model: Optional[str] = typer.Option(None, help="llm: model name served by the endpoint (or RMTUI_LLM_MODEL)."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="llm: environment variable holding the API key."),
-    concurrency: int = typer.Option(4, help="llm: parallel requests."),
+    concurrency: int = typer.Option(4, min=1, help="llm: parallel requests."),
     similarity_model: Optional[str] = typer.Option(
         None, help="Sentence-embedding model for similarity (default: all-MiniLM-L6-v2, offline)."),
     threshold: float = typer.Option(0.8, help="Similarity below this flags a rewrite that changed the meaning."),
@@ -48,7 +48,7 @@ def rewrite(
     with open_study(study, create=False) as st:
         if rewriter == "llm":
             rw._study = st
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as prog:
             task = prog.add_task(f"rewrite ({rw.spec})", total=n * len(side_list))
             res = run_experiment(st, rw, n, seed, side_list, progress=lambda k: prog.advance(task, k),
@@ -61,9 +61,9 @@ def rewrite(
         if res.stage_seconds:
             console.print("  time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.stage_seconds.items()))
         for m in res.messages:
-            console.print(f"  [yellow]{m}[/]")
+            console.print(styled("  ", (m, "yellow")))
         for pid, side, why in res.failures[:5]:
-            console.print(f"  [yellow]failed[/] {pid} {side}: {why}")
+            console.print(styled("  ", ("failed", "yellow"), f" {pid} {side}: {why}"))
         if not fit:
             return
         f = fit_robustness(st, res.experiment)

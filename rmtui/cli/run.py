@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from .base import app, console, err_console, quiet_libraries
+from .base import app, console, err_console, quiet_libraries, SafeTextColumn, styled
 
 # ---------------------------------------------------------------------------------------------
 # rich rendering of the pipeline's progress
@@ -23,7 +23,7 @@ def _make_reporter():
 
     class RichReporter(Reporter):
         def __init__(self) -> None:
-            self.prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            self.prog = Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console, transient=True)
             self.prog.start()
 
@@ -33,13 +33,13 @@ def _make_reporter():
         def step_start(self, step: str, description: str) -> None:
             if step.startswith(("score:", "featurize:", "rewrite", "robustness")):
                 quiet_libraries()  # these steps load models; quiet transformers before it prints
-            console.print(f"[bold]→ {step}[/]: {description} ...")
+            console.print(styled((f"→ {step}", "bold"), f": {description} ..."))
 
         def step_end(self, result: StepResult) -> None:
             if result.ran:
-                console.print(f"[green]✓ {result.step}[/]: {result.message} [dim]({result.seconds:.1f} s)[/]")
+                console.print(styled((f"✓ {result.step}", "green"), f": {result.message} ", (f"({result.seconds:.1f} s)", "dim")))
             else:
-                console.print(f"[dim]· {result.step}: up to date, skipped[/]")
+                console.print(styled((f"· {result.step}: up to date, skipped", "dim")))
 
         def progress(self, description: str, total: int | None = None) -> ProgressHandle:
             task = self.prog.add_task(description, total=total)
@@ -97,14 +97,14 @@ def _run_pipeline(config, study=None, force: bool = False):
         result = run_config(config, reporter, study=study, force=force)
     except KeyboardInterrupt:
         reporter.stop()
-        err_console.print("[yellow]interrupted; rerun to resume[/] (finished steps and committed chunks "
-                          "stay in the study)")
+        err_console.print(styled(("interrupted; rerun to resume", "yellow"), " (finished steps and committed chunks "
+                          "stay in the study)"))
         raise typer.Exit(130)
     finally:
         reporter.stop()
     ran = len(result.ran)
-    console.print(f"[bold]done[/]: {ran} step{'s' if ran != 1 else ''} ran, {len(result.skipped)} up to date, "
-                  f"{result.seconds:.1f} s; study {result.study}")
+    console.print(styled(("done", "bold"), f": {ran} step{'s' if ran != 1 else ''} ran, {len(result.skipped)} up to date, "
+                  f"{result.seconds:.1f} s; study {result.study}"))
     return result
 
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, bench_app, console, quiet_libraries
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, bench_app, console, quiet_libraries, SafeTextColumn, styled
 
 
 def _say(*args) -> None:
@@ -18,8 +18,8 @@ def _progress():
                                TimeElapsedColumn, TimeRemainingColumn)
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+        SafeTextColumn("{task.fields[rate]}"), TimeElapsedColumn(), SafeTextColumn("ETA"), TimeRemainingColumn(),
         console=console, transient=True,
     )
 
@@ -33,24 +33,24 @@ def score(
     name: Optional[str] = typer.Option(None, "--name", help="Display name (default: folder name or hub id)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on cuda, fp32 on cpu) | bf16 | fp16 | fp32."),
-    token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Padded tokens per batch, halved on "
+    token_budget: Optional[int] = typer.Option(None, "--token-budget", min=1, help="Padded tokens per batch, halved on "
                                                "CUDA OOM (default: 16384 on cuda, 4096 on cpu)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="pair | raw | chat (default: chat for decoder RMs "
                                       "with a chat template, else pair)."),
     max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per text (default: the model's); "
                                              "the context is truncated from the left."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N not-yet-scored texts."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score at most N not-yet-scored texts."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Run the model repository's own code."),
     check_invariance: bool = typer.Option(False, "--check-invariance", help="First compare batched rewards with "
                                           "one-text-per-forward rewards on 64 texts and print the max abs diff."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
-    chunk_size: int = typer.Option(1024, "--chunk-size", help="Texts per committed chunk (a kill loses at most one)."),
+    chunk_size: int = typer.Option(1024, "--chunk-size", min=1, help="Texts per committed chunk (a kill loses at most one)."),
     engine: Optional[str] = typer.Option(None, "--engine", help="local (this process) | ray (a Ray cluster) | "
                                          "vllm-server (default: vllm-server for http:// models, else local)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray engine: auto (this node's cluster) "
                                               "or HOST:PORT (default: a Ray started here)."),
-    gpus: int = typer.Option(0, "--gpus", help="Ray engine: GPUs in all, one actor each (0: CPU actors)."),
-    actors: Optional[int] = typer.Option(None, "--actors", help="Ray engine: actors (default: one per GPU; on CPUs, "
+    gpus: int = typer.Option(0, "--gpus", min=0, help="Ray engine: GPUs in all, one actor each (0: CPU actors)."),
+    actors: Optional[int] = typer.Option(None, "--actors", min=1, help="Ray engine: actors (default: one per GPU; on CPUs, "
                                          "the CPUs left after one kept for Ray, at most 8)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Served RM: folder or hub id of its tokenizer "
                                             "(default: the served model's name)."),
@@ -65,8 +65,9 @@ def score(
     settings = ScoreSettings(device=device, dtype=dtype, format=fmt, max_length=max_length,
                              token_budget=token_budget, trust_remote_code=trust_remote_code, compile=compile_,
                              chunk_size=chunk_size)
-    if role not in ("pre", "post", "other"):
-        raise RmtuiError(f"--role {role!r}: expected pre, post or other", "Bad option")
+    from analysis.choices import resolve
+
+    role = resolve("--role", role, ("pre", "post", "other"))  # a unique prefix (po, o) is enough
     options = _engine_options(engine, model, ray_address=ray_address, gpus=gpus, actors=actors, tokenizer=tokenizer)
     with open_study(study, create=False) as st:  # first: a locked or unreadable study fails before the model loads
         with console.status(f"loading {model}"):
@@ -105,9 +106,9 @@ def _describe(rm) -> None:
     where = {"ray": lambda: f" on Ray: {rm.n_actors} actor(s), {rm.gpus_per_actor:g} GPU and "
                             f"{rm.cpus_per_actor:g} CPU each",
              "vllm-server": lambda: f" served by {rm.url}"}.get(engine, lambda: "")()
-    _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
-         f"max length {rm.max_length}, padding {inner.padding_side}, reward {inner.reward_rule}, "
-         f"revision {inner.revision}{where}")
+    _say(styled("model ", (rm.name, "bold"), f" id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
+                f"max length {rm.max_length}, padding {inner.padding_side}, reward {inner.reward_rule}, "
+                f"revision {inner.revision}{where}"))
 
 
 def _score(st, rm, role, name, limit, check_invariance):
@@ -139,11 +140,11 @@ def _report(res, role) -> None:
     if res.invariance_max_abs_diff is not None:
         ok = res.invariance_max_abs_diff < (1e-4 if res.dtype == "fp32" else 5e-2)
         _say(f"batch invariance: max |batched - one at a time| = {res.invariance_max_abs_diff:.3g} "
-                      f"on 64 texts ({'ok' if ok else '[red]too large[/]'} for {res.dtype})")
+                      f"on 64 texts ({'ok' if ok else 'TOO LARGE'} for {res.dtype})")
     for mid in res.demoted:
-        _say(f"[yellow]model {mid} was {role}; it is now 'other'[/]")
+        _say(styled((f"model {mid} was {role}; it is now 'other'", "yellow")))
     if res.n_oom:
-        _say(f"[yellow]out of memory {res.n_oom} time(s): token budget lowered to {res.token_budget}[/]")
+        _say(styled((f"out of memory {res.n_oom} time(s): token budget lowered to {res.token_budget}", "yellow")))
     _say(
         f"scored {res.n_scored:,}, skipped {res.n_skipped:,} cached, truncated {res.n_truncated:,}, "
         f"{res.texts_per_s:,.1f} texts/s ({res.seconds:.1f} s), {res.n_texts:,} texts in the study; "
@@ -156,7 +157,7 @@ def bench_scoring(
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id or local folder (a sequence classifier)."),
     from_config: Optional[str] = typer.Option(None, "--from-config", help="Random weights of a named shape instead: "
                                               "deberta-v3-large | deberta-v3-base | tiny-deberta."),
-    n: int = typer.Option(256, "--n", help="Texts to score."),
+    n: int = typer.Option(256, "--n", min=1, help="Texts to score."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     dtype: str = typer.Option("auto", "--dtype", help="Engine dtype (the naive loop is always fp32)."),
     token_budget: Optional[int] = typer.Option(None, "--token-budget", help="Default: 16384 on cuda, 4096 on cpu."),
@@ -218,7 +219,7 @@ def bench_scoring(
     _say(f"engine ({r.dtype}, sorted batches):  {r.engine_tps:,.1f} texts/s, {r.engine_tokens_per_s:,.0f} tokens/s "
          f"({r.n} texts in {r.engine_s:.2f} s)")
     _say(f"ratio {r.ratio:.1f}x; rewards max abs diff {r.max_abs_diff:.3g} "
-                  f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g}); truncated {r.n_truncated}")
+                  f"({'agree' if agree else 'DISAGREE'}, tolerance {tol:g}); truncated {r.n_truncated}")
     if not agree:
         raise typer.Exit(1)
 
@@ -255,6 +256,6 @@ def _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors
          f"actors' start and model load included); {r.worker_tps:,.1f} texts/s per actor while scoring "
          f"({r.busy_s:.2f} actor-s)")
     _say(f"ratio Ray/in-process {r.ratio:.2f}x end to end; rewards max abs diff {r.max_abs_diff:.3g} "
-         f"({'agree' if agree else '[red]DISAGREE[/]'}, tolerance {tol:g})")
+         f"({'agree' if agree else 'DISAGREE'}, tolerance {tol:g})")
     if not agree:
         raise typer.Exit(1)

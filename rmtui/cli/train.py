@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import app, console, quiet_libraries
+from .base import app, console, quiet_libraries, SafeTextColumn
 
 
 @app.command()
@@ -61,7 +61,7 @@ def train(
                   + (f" (held out in the study already: {len(extra_held):,})" if extra_held else ""))
 
     t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=False) as prog:
         tasks: dict[str, int] = {}
 

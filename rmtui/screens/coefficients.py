@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from analysis.significance import is_significant, significance_marker
+from analysis.textsafe import visible_line
 
 from ..widgets.table import ListTable
 
@@ -122,10 +123,10 @@ class CoefficientScreen(Screen):
         for i, r in enumerate(rows.itertuples(index=False)):
             sig = is_significant(r.p_bonferroni)
             style = ("bold green" if r.estimate > 0 else "bold red") if sig else "dim"
-            name = ("~" if r.proxy else "") + str(r.feature).rpartition(".")[2]
+            name = ("~" if r.proxy else "") + visible_line(str(r.feature).rpartition(".")[2])
             rk = f"r{i}"
             self.row_features[rk] = str(r.feature)
-            t.add_row(r.target, Text(name[:16], style="bold" if r.role == "target" else ""),
+            t.add_row(Text(visible_line(r.target)), Text(name[:16], style="bold" if r.role == "target" else ""),
                       Text(_fmt(r.estimate), style=style), f"[{_fmt(r.ci_low)},{_fmt(r.ci_high)}]",
                       _p(r.p_bonferroni), Text(marker(r.p_bonferroni), style=style),
                       bar(r.estimate, scale, sig), key=rk)

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from analysis.store.filters import EntryFilter
+from analysis.textsafe import visible, visible_line
 
 from ..widgets.diff import word_diff
 from ..widgets.entry_list import REGIME_SHORT, EntryList
@@ -117,7 +118,7 @@ class EntryScreen(TriageMixin, Screen):
         held = {None: "unknown", True: "held out", False: "in sample"}[p.get("heldout")]
         head = Text()
         head.append(f"{pair_id[:12]}", style="bold")
-        head.append(f" · {p['subset']}/{p['split']} · {held}")
+        head.append(f" · {visible_line(p['subset'])}/{visible_line(p['split'])} · {held}")
         regime = m.get("regime")
         head.append(" · regime ")
         head.append(f"{REGIME_SHORT.get(regime, regime or '-')}", style="bold")
@@ -134,13 +135,13 @@ class EntryScreen(TriageMixin, Screen):
             head.append(" · HUMAN TIE (left out of agreement)", style="bold cyan")
         head.append("\n")
         head.append("tags: ", style="bold")
-        head.append(", ".join(e.tags) if e.tags else "-", style="magenta")
+        head.append(visible_line(", ".join(e.tags)) if e.tags else "-", style="magenta")
         head.append(" · selected" if e.selected else "")
         head.append(" · note: ", style="bold")
-        head.append(e.note or "-")
+        head.append(visible(e.note) or "-")
         self.query_one("#entry-head", Static).update(head)
-        self.query_one("#conversation", Static).update(conversation_text(p["context"]))
-        tc, tr, ratio = word_diff(p["chosen_response"], p["rejected_response"])
+        self.query_one("#conversation", Static).update(conversation_text(visible(p["context"])))
+        tc, tr, ratio = word_diff(visible(p["chosen_response"]), visible(p["rejected_response"]))
         if p.get("human_tie"):  # stored chosen = A, rejected = B by convention: neither was preferred
             self.query_one("#chosen-title", Static).update(Text("A (humans: tie)", style="bold cyan"))
             self.query_one("#rejected-title", Static).update(Text("B (humans: tie)", style="bold cyan"))
@@ -162,13 +163,13 @@ class EntryScreen(TriageMixin, Screen):
         t.add_column()
         t.add_column(justify="right")
         for r in e.rewards[e.rewards["side"] == side].itertuples(index=False):
-            t.add_row(str(r.role or ""), str(r.name), _num(r.reward))
+            t.add_row(visible_line(r.role or ""), visible_line(r.name), _num(r.reward))
         other = "rejected" if side == "chosen" else "chosen"
         for r in e.features.itertuples(index=False):
             v, w = getattr(r, side), getattr(r, other)
             diff = (v != w) and not (v != v and w != w)
             val = "-" if v is None or v != v else f"{v:g}"
-            name = str(r.name) + (" ≠" if diff else "")
+            name = visible_line(r.name) + (" ≠" if diff else "")
             t.add_row("feat" if r.role != "target" else "target", Text(name, style="bold" if diff else ""),
                       Text(val, style="bold" if diff else ""))
         return t
@@ -179,9 +180,9 @@ class EntryScreen(TriageMixin, Screen):
         t = Text("Rewrites\n", style="bold")
         for r in e.rewrites.itertuples(index=False):
             sim = "-" if r.similarity is None or r.similarity != r.similarity else f"{r.similarity:.2f}"
-            t.append(f"  {r.rewrite_id[:10]} {r.side} {r.rewriter} sim {sim}"
+            t.append(f"  {r.rewrite_id[:10]} {r.side} {visible_line(r.rewriter)} sim {sim}"
                      f"{'' if r.kept in (None, True) else ' (discarded)'}: ")
-            t.append((r.new_response or "")[:200] + "\n")
+            t.append(visible((r.new_response or "")[:200]) + "\n")
         return t
 
     # -- actions -----------------------------------------------------------------------------------

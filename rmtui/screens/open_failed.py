@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
+from analysis.textsafe import visible, visible_line
+
 
 class OpenFailedScreen(Screen):
     BINDINGS = [
@@ -22,8 +24,8 @@ class OpenFailedScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog error", id="open-failed"):
-            yield Label(f"✗ {self.title_text}", classes="dialog-title")
-            yield Static(self.message, classes="dialog-body", markup=False, id="open-failed-message")
+            yield Label(f"✗ {visible_line(self.title_text)}", classes="dialog-title", markup=False)
+            yield Static(visible(self.message), classes="dialog-body", markup=False, id="open-failed-message")
             yield Static("r: try again · q: quit", classes="dialog-help")
         yield Footer()
 

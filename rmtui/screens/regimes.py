@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from analysis.regime_names import RegimeGrid
+from analysis.textsafe import visible_line
 
 from ..widgets.entry_list import REGIME_SHORT
 from ..widgets.table import ListTable
@@ -76,7 +77,7 @@ class RegimeScreen(Screen):
         mis_by = self.app.service.misalignment(by)  # stored: 1 - agreement over decided pairs
         for row in grid.rows:
             g = row.group
-            label = g if len(g) <= 14 else g[:13] + "…"
+            label = visible_line(g) if len(visible_line(g)) <= 14 else visible_line(g)[:13] + "…"
             cells = [Text(label, style="bold")]
             for r in cols:
                 cells.append(Text(f"{row.counts.get(r, 0):,}", style="bold red" if r == "resists_alignment" else ""))

@@ -20,6 +20,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static, TextArea
 
+from analysis.textsafe import visible, visible_line
+
 from .common import WorkFailed, error_parts
 from .dialogs import ChoiceDialog
 
@@ -55,7 +57,7 @@ def outcome_table(o) -> Table:
     if rewards is not None:
         for r in rewards.itertuples(index=False):
             d = None if r.old is None or r.new is None else r.new - r.old
-            t.add_row(str(r.model_id)[:24], str(r.role), _num(r.old), _num(r.new), _num(d))
+            t.add_row(visible_line(str(r.model_id)[:24]), visible_line(r.role), _num(r.old), _num(r.new), _num(d))
     return t
 
 
@@ -137,8 +139,8 @@ class RewriteScreen(Screen):
             Text.assemble((f"Rewrite {self.side.upper()}", "bold"), f" of {self.pair_id[:12]} · margin pre ",
                           _num(m.get("margin_pre"), 2), " post ", _num(m.get("margin_post"), 2)))
         self.query_one("#rw-original-label", Label).update(f"Original {self.side} response")
-        self.query_one("#rw-original", Static).update(Text(original))
-        self.query_one(TextArea).text = original
+        self.query_one("#rw-original", Static).update(Text(visible(original)))
+        self.query_one(TextArea).text = visible(original)  # control characters shown; _edited_text maps back
         self.query_one("#rw-result", Static).update("")
         self.query_one("#rw-summary", Static).update(Text(
             "ctrl+r rescores the edited text with every RM of the study (models load once, on first use).",
@@ -177,8 +179,8 @@ class RewriteScreen(Screen):
         self.outcome = o
         self.kept = bool(getattr(o, "kept", False))
         ta = self.query_one(TextArea)
-        if ta.text != o.new_response:
-            ta.text = o.new_response
+        if self._edited_text() != o.new_response:
+            ta.text = visible(o.new_response)
         self.query_one("#rw-result", Static).update(outcome_table(o))
         self.query_one("#rw-summary", Static).update(outcome_summary(o))
         flips = [r for r, f in (getattr(o, "flips", {}) or {}).items() if is_flip(f)]
@@ -193,8 +195,17 @@ class RewriteScreen(Screen):
         self.rapp.show_error(message.title, message.message)
 
     # -- actions -----------------------------------------------------------------------------------
-    def action_rescore(self) -> None:
+    def _edited_text(self) -> str:
+        """The editor's text; the original (or last rewrite) itself while it is shown unedited (the
+        editor shows control characters visibly, and rescoring must not score the pictures)."""
         text = self.query_one(TextArea).text
+        for s in (self.original, getattr(self.outcome, "new_response", None)):
+            if s and text == visible(s):
+                return s
+        return text
+
+    def action_rescore(self) -> None:
+        text = self._edited_text()
         if not text.strip():
             self.set_status("the response is empty")
             return
@@ -250,7 +261,7 @@ class RewriteScreen(Screen):
                 return
         self.outcome = None
         self.kept = False
-        self.query_one(TextArea).text = self.original
+        self.query_one(TextArea).text = visible(self.original)
         self.query_one("#rw-result", Static).update("")
         self.query_one("#rw-summary", Static).update("")
         self.set_status(f"discarded rewrite {o.rewrite_id[:10]}" + (" and removed it from the study" if was_kept
@@ -262,7 +273,7 @@ class RewriteScreen(Screen):
     def action_other_side(self) -> None:
         if self.busy:
             return
-        text = self.query_one(TextArea).text
+        text = self._edited_text()
         edited = text != self.original and (self.outcome is None or text != self.outcome.new_response)
         if edited and not self._switch_confirmed:
             self._switch_confirmed = True

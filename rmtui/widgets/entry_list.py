@@ -19,6 +19,8 @@ from rich.style import Style
 from textual import work
 from textual.binding import Binding
 from textual.cache import LRUCache
+
+from analysis.textsafe import visible_line
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -279,7 +281,7 @@ class EntryList(ScrollView, can_focus=True):
                 style = HUMAN_STYLE.get(r[_IDX["human"]])
             else:
                 s = "" if v is None else str(v)
-            s = s.strip() if c.key == "prompt" else s
+            s = visible_line(s.strip() if c.key == "prompt" else s)  # data: escapes shown, never sent
             if c.align == "right":
                 cell = s[-w:].rjust(w)
             else:
