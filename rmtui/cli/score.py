@@ -50,6 +50,10 @@ def score(
     from analysis.scoring import ScoreSettings, load_reward_model, score_study
     from analysis.store import open_study
 
+    import os
+
+    trust_remote_code = trust_remote_code or os.environ.get("RMTUI_TRUST_REMOTE_CODE", "").strip().lower() in (
+        "1", "true", "yes")
     settings = ScoreSettings(device=device, dtype=dtype, format=fmt, max_length=max_length,
                              token_budget=token_budget, trust_remote_code=trust_remote_code, compile=compile_,
                              chunk_size=chunk_size)
@@ -57,7 +61,9 @@ def score(
         from analysis.errors import RmtuiError
 
         raise RmtuiError(f"--role {role!r}: expected pre, post or other", "Bad option")
-    with open_study(study, create=False) as st:  # first: a locked or unreadable study fails before the model loads
+    # first: a locked or unreadable study fails before the model loads; shared: the file is held only
+    # while a chunk is written, so the app and rmtui summary can open it while this scores
+    with open_study(study, create=False, shared=True) as st:
         with console.status(f"loading {model}"):
             rm = load_reward_model(model, settings, name=name)
         _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
