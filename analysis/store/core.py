@@ -112,6 +112,57 @@ def _is_lock_error(e: Exception) -> bool:
     return "lock" in str(e).lower()
 
 
+YIELD_S = 0.5             # how long a shared study lets a waiting process go first before it opens
+MAX_LINGER_OPEN_S = 1.0   # a lingering connection is closed at the end of a hold after this long open
+_WAIT_FRESH_S = 1.0       # a waiting flag older than this is stale (its process gave up or died)
+
+
+def _wait_flag(path: Path) -> Path:
+    return path.with_name(path.name + ".waiting")
+
+
+def _waiter(path: Path) -> int | None:
+    """The pid of another process waiting for the file (a fresh flag), else None. One stat."""
+    f = _wait_flag(path)
+    try:
+        st = f.stat()
+    except OSError:
+        return None
+    if time.time() - st.st_mtime > _WAIT_FRESH_S:
+        return None
+    try:
+        pid = int(f.read_text().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid and pid != os.getpid() else None
+
+
+def _flag_waiting(path: Path) -> bool:
+    """Say that this process waits for the file (refreshes the flag's time). False where it cannot
+    (a read-only folder): waiting still works, only without priority."""
+    try:
+        _wait_flag(path).write_text(str(os.getpid()))
+        return True
+    except OSError:
+        return False
+
+
+def _unflag_waiting(path: Path) -> None:
+    f = _wait_flag(path)
+    try:
+        if f.read_text().strip() == str(os.getpid()):
+            f.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def _yield_to_waiter(path: Path, limit: float) -> None:
+    """Before opening: if another process waits for the file, give it up to ``limit`` s to take it."""
+    end = time.monotonic() + limit
+    while _waiter(path) is not None and time.monotonic() < end:
+        time.sleep(0.01)
+
+
 class Study:
     """One study file, held for its life (``shared=False``) or only while in use (``shared=True``)."""
 
@@ -124,6 +175,7 @@ class Study:
         # last hold ends, so a burst of reads (a scroll) pays one open; 0 closes at once
         self._timer: threading.Timer | None = None
         self._generation = 0
+        self._opened_at = 0.0
         self.lock_timeout = default_lock_timeout() if lock_timeout is None else float(lock_timeout)
         self.n_opens = 0       # connections opened (shared mode: one per hold that found none open)
         self.n_lock_waits = 0  # retries because another process held the lock
@@ -148,27 +200,41 @@ class Study:
 
     # -- connection --------------------------------------------------------------------------------
     def _connect(self, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
-        """Open the file, retrying with back-off while another process holds DuckDB's lock."""
+        """Open the file, retrying with back-off while another process holds DuckDB's lock.
+
+        DuckDB's lock has no queue: a process that closes and reopens at once (the app answering
+        keys) could win every time. So a process that waits says so in ``<study>.waiting`` (its pid);
+        a shared study that sees another's fresh flag closes at once after its hold (no linger) and
+        lets the waiter go first before it opens again (up to ``YIELD_S``)."""
         timeout = self.lock_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        if self.shared:
+            _yield_to_waiter(self.path, min(YIELD_S, timeout))
         delay = 0.005
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=self.read_only)
-            except duckdb.IOException as e:
-                left = deadline - time.monotonic()
-                if _is_lock_error(e) and left > 0:
-                    pause = min(delay * (0.5 + random.random()), left)
-                    self.n_lock_waits += 1
-                    self.lock_wait_s += pause
-                    time.sleep(pause)
-                    delay = min(delay * 2, 0.1)
-                    continue
-                raise _translate_open_error(self.path, e, timeout) from e
-            except duckdb.Error as e:
-                raise StudyError(f"{self.path}: not a readable DuckDB study file: {e}") from e
-            self.n_opens += 1
-            return con
+        flagged = False
+        try:
+            while True:
+                try:
+                    con = duckdb.connect(str(self.path), read_only=self.read_only)
+                except duckdb.IOException as e:
+                    left = deadline - time.monotonic()
+                    if _is_lock_error(e) and left > 0:
+                        flagged = _flag_waiting(self.path) or flagged
+                        pause = min(delay * (0.5 + random.random()), left)
+                        self.n_lock_waits += 1
+                        self.lock_wait_s += pause
+                        time.sleep(pause)
+                        delay = min(delay * 2, 0.05)
+                        continue
+                    raise _translate_open_error(self.path, e, timeout) from e
+                except duckdb.Error as e:
+                    raise StudyError(f"{self.path}: not a readable DuckDB study file: {e}") from e
+                self.n_opens += 1
+                self._opened_at = time.monotonic()
+                return con
+        finally:
+            if flagged:
+                _unflag_waiting(self.path)
 
     def _disconnect(self) -> None:
         if self._timer is not None:
@@ -212,9 +278,10 @@ class Study:
             with self._conlock:
                 self._holds -= 1
                 if self._holds == 0 and self.shared and not self._sticky:
-                    if self.linger > 0 and not self._closed:
+                    if (self.linger > 0 and not self._closed and _waiter(self.path) is None
+                            and time.monotonic() - self._opened_at < MAX_LINGER_OPEN_S):
                         self._close_later(self._generation)
-                    else:
+                    else:  # no linger, another process waits, or open long enough: let others in
                         self._disconnect()
 
     def _close_later(self, generation: int) -> None:
