@@ -10,7 +10,9 @@ The job is a real ``rmtui score`` subprocess (the tiny real BERT RM of tests/hel
 - ``app idle``: the app open on the list, nobody pressing keys (its 1 s watch reloads the list when
   the job committed, as in real use);
 - ``app refresh 1 s``: the list reloaded every second whether or not anything changed (its order
-  query and visible rows: the heaviest thing an idle user's app does).
+  query and visible rows: the heaviest thing an idle user's app does);
+- ``app elsewhere``: the control, the app refreshing every second on *another copy* of the study:
+  what the app's CPU use alone costs the job on this machine, with no lock shared.
 
 texts/s is the job's own figure (scored texts over the scoring loop's time, model load left out).
 A tiny model with small chunks is the worst case for sharing: each chunk's compute is short, so the
@@ -34,19 +36,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _env() -> dict:
+def _env(root: Path = ROOT) -> dict:
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(root)
     env["COLUMNS"] = "200"
     return env
 
 
-def _job(study: Path, model: str, chunk: int, device: str) -> subprocess.Popen:
+def _job(study: Path, model: str, chunk: int, device: str, root: Path = ROOT) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "rmtui", "score", "-s", str(study), "-m", model, "--role", "pre",
                              "--device", device, "--chunk-size", str(chunk), "--name", "bench"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(root))
 
 
 def _rate(out: str) -> float:
@@ -56,19 +58,22 @@ def _rate(out: str) -> float:
     return float(m.group(1).replace(",", ""))
 
 
-def run_alone(study: Path, model: str, chunk: int, device: str) -> tuple[float, str]:
-    p = _job(study, model, chunk, device)
+def run_alone(study: Path, model: str, chunk: int, device: str, root: Path = ROOT) -> tuple[float, str]:
+    p = _job(study, model, chunk, device, root)
     out, _ = p.communicate(timeout=3600)
     if p.returncode:
         raise SystemExit(out[-2000:])
     return _rate(out), out
 
 
-async def run_with_app(study: Path, model: str, chunk: int, device: str, refresh: float | None) -> tuple[float, dict]:
+async def run_with_app(study: Path, model: str, chunk: int, device: str, refresh: float | None,
+                       app_study: Path | None = None) -> tuple[float, dict]:
+    """The job on ``study``, the app open on ``app_study`` (default: the same file)."""
     from rmtui.app import RmtuiApp
     from rmtui.screens.main import ListScreen
 
-    app = RmtuiApp(study, keymap=study.parent / "no-keymap.toml")
+    app_study = app_study or study
+    app = RmtuiApp(app_study, keymap=app_study.parent / "no-keymap.toml")
     stats = {"reloads": 0, "reload_s": 0.0}
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(5):
@@ -92,6 +97,8 @@ async def run_with_app(study: Path, model: str, chunk: int, device: str, refresh
         await app.action_quit()
     if p.returncode:
         raise SystemExit(out[-2000:])
+    m = re.search(r"waited ([\d.]+) s in all for other processes \((\d+) retries", out)
+    stats["job_wait_s"] = float(m.group(1)) if m else 0.0
     return _rate(out), stats
 
 
@@ -140,6 +147,9 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="model folder (default: the tiny real RM of the tests)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=1, help="runs per scenario (the median is printed)")
+    ap.add_argument("--baseline-root", type=Path, default=None,
+                    help="a checkout of rmtui before shared studies (e.g. git archive 319bf74): its job alone, "
+                         "holding the file throughout, is printed as 'alone, old code'")
     args = ap.parse_args()
 
     from analysis.synth import make_synthetic_study
@@ -171,10 +181,20 @@ def main() -> None:
         for k, v in costs.items():
             print(f"  {k:<40} {v:8.1f} ms")
 
-        results: dict[str, list[float]] = {"alone": [], "app idle": [], "app refresh 1 s": []}
+        results: dict[str, list[float]] = {"alone": [], "app elsewhere": [], "app idle": [], "app refresh 1 s": []}
+        if args.baseline_root:
+            results["alone, old code"] = []
         extra: dict[str, dict] = {}
         for r in range(args.repeat):
             results["alone"].append(run_alone(fresh(f"alone{r}"), model, args.chunk_size, args.device)[0])
+            if args.baseline_root:
+                results["alone, old code"].append(run_alone(fresh(f"old{r}"), model, args.chunk_size, args.device,
+                                                            args.baseline_root.resolve())[0])
+            # control: the app open and refreshing every second on another copy: its CPU, no shared lock
+            rate, st = asyncio.run(run_with_app(fresh(f"else{r}"), model, args.chunk_size, args.device, 1.0,
+                                                app_study=fresh(f"other{r}")))
+            results["app elsewhere"].append(rate)
+            extra["app elsewhere"] = st
             rate, st = asyncio.run(run_with_app(fresh(f"idle{r}"), model, args.chunk_size, args.device, None))
             results["app idle"].append(rate)
             extra["app idle"] = st
@@ -188,7 +208,7 @@ def main() -> None:
             note = ""
             if k in extra:
                 e = extra[k]
-                note = f"  app: {e['opens']} opens, {e['lock_waits']} lock retries"
+                note = f"  job waited {e['job_wait_s']:.1f} s; app: {e['opens']} opens, {e['lock_waits']} lock retries"
                 if e.get("reloads"):
                     note += f", {e['reloads']} forced reloads ({e['reload_s'] / e['reloads'] * 1000:.0f} ms each)"
             print(f"{k:<18} {v:9.1f} {v / base:7.2f}  {', '.join(f'{x:.1f}' for x in results[k])}{note}")

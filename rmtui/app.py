@@ -164,7 +164,7 @@ class RmtuiApp(App):
             if not (self.service.changed_elsewhere() or force):
                 return False
             ls.entries.load(keep_cursor=True)
-        except RmtuiError:  # the job holds the file past the lock timeout: look again next time
+        except Exception:  # a background look (the job holds the file, say): never a dialog; next time
             return False
         return True
 

@@ -156,11 +156,14 @@ def _unflag_waiting(path: Path) -> None:
         pass
 
 
-def _yield_to_waiter(path: Path, limit: float) -> None:
-    """Before opening: if another process waits for the file, give it up to ``limit`` s to take it."""
-    end = time.monotonic() + limit
+def _yield_to_waiter(path: Path, limit: float) -> float:
+    """Before opening: if another process waits for the file, give it up to ``limit`` s to take it.
+    Returns the seconds waited."""
+    t0 = time.monotonic()
+    end = t0 + limit
     while _waiter(path) is not None and time.monotonic() < end:
         time.sleep(0.01)
+    return time.monotonic() - t0
 
 
 class Study:
@@ -209,7 +212,7 @@ class Study:
         timeout = self.lock_timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         if self.shared:
-            _yield_to_waiter(self.path, min(YIELD_S, timeout))
+            self.lock_wait_s += _yield_to_waiter(self.path, min(YIELD_S, timeout))
         delay = 0.005
         flagged = False
         try:

@@ -102,6 +102,9 @@ def score(
         f"{res.texts_per_s:,.1f} texts/s ({res.seconds:.1f} s), {res.n_texts:,} texts in the study; "
         f"model {res.model_id} as {res.role}"
     )
+    if st.n_lock_waits:  # another process (the app, rmtui summary) had the study open at a commit
+        _say(f"shared the study: waited {st.lock_wait_s:.1f} s in all for other processes "
+             f"({st.n_lock_waits} retries, {st.n_opens} opens)")
 
 
 @bench_app.command("scoring")
