@@ -304,6 +304,7 @@ class _Runner:
                 settings = ScoreSettings(**m.settings_dict())
                 spec = m.spec  # embedded:pre/post are resolved by the engine, which records the spec
                 handle = self.reporter.progress(f"{name}: scoring texts", total=n_texts)
+                self.study.release()  # shared study: hold the file only while a chunk is written
                 try:
                     res = score_study(self.study, spec, m.role, name=m.name, settings=settings,
                                       progress=handle, engine=m.engine,
@@ -482,17 +483,22 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
     from .store import open_study
 
     t0 = time.perf_counter()
-    with open_study(cfg.study) as st:
+    # shared: while the models score, the file is held only while a chunk is written, so the app (and
+    # rmtui summary/export) can open it meanwhile; the other steps hold it as they always did
+    with open_study(cfg.study, shared=True) as st:
         runner = _Runner(cfg, st, reporter, force)
-        runner.ingest()
-        if cfg.heldout:
-            runner.heldout()
+        with st.hold():
+            runner.ingest()
+            if cfg.heldout:
+                runner.heldout()
         runner.score()
-        runner.featurize()
-        if cfg.fit.enabled and cfg.models:
-            runner.fit()
-        if cfg.rewrite is not None:
-            runner.rewrite()
+        st.release()
+        with st.hold():
+            runner.featurize()
+            if cfg.fit.enabled and cfg.models:
+                runner.fit()
+            if cfg.rewrite is not None:
+                runner.rewrite()
     return RunResult(study=cfg.study, steps=runner.results, seconds=time.perf_counter() - t0)
 
 

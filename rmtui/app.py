@@ -105,10 +105,12 @@ class RmtuiApp(App):
     ]
 
     def __init__(self, study_path: str | Path, *, read_only: bool = False, keymap: str | Path | None = None,
-                 initial_filter: EntryFilter | None = None, export_default: str = "rmtui-export.jsonl") -> None:
+                 initial_filter: EntryFilter | None = None, export_default: str = "rmtui-export.jsonl",
+                 trust_remote_code: bool = False) -> None:
         super().__init__()
         self.study_path = Path(study_path)
         self.read_only = read_only
+        self.trust_remote_code = trust_remote_code
         self.keymap_file = keymap
         self.initial_filter = initial_filter or EntryFilter()
         self.export_default = export_default
@@ -136,12 +138,36 @@ class RmtuiApp(App):
         from .services import StudyService
 
         try:
-            self.service = StudyService(self.study_path, read_only=self.read_only)
+            self.service = StudyService(self.study_path, read_only=self.read_only,
+                                        trust_remote_code=self.trust_remote_code)
         except Exception as e:
             title, message = error_parts(e)
             self.push_screen(OpenFailedScreen(title, message))
             return
+        if self.service.read_only_by_file:  # chmod 444: read-only by itself, and the header says so
+            self.read_only = True
+            self.sub_title = self.study_path.name + " (read-only file)"
         self.push_screen(ListScreen())
+        if self._watch_timer is None:
+            self._watch_timer = self.set_interval(self.WATCH_S, self.watch_study)
+
+    # -- a job writing the same study (see rmtui.services) -----------------------------------------
+    WATCH_S = 1.0  # how often the app looks whether another process committed (a stat; a read if so)
+    _watch_timer = None
+
+    def watch_study(self, force: bool = False) -> bool:
+        """Reload the entry list when another process (a scoring job) committed since the last look,
+        keeping the cursor on its pair; ``force``: reload anyway. Returns whether it reloaded."""
+        ls = self.list_screen
+        if self.service is None or ls is None or not ls.is_mounted:
+            return False
+        try:
+            if not (self.service.changed_elsewhere() or force):
+                return False
+            ls.entries.load(keep_cursor=True)
+        except Exception:  # a background look (the job holds the file, say): never a dialog; next time
+            return False
+        return True
 
     def on_unmount(self) -> None:
         if self.service is not None:

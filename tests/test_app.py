@@ -564,7 +564,8 @@ async def test_error_dialog_instead_of_traceback(study_file, tmp_path):
         assert not isinstance(app.screen, ErrorDialog)
 
 
-async def test_locked_study_shows_message_and_quits(study_file):
+async def test_locked_study_shows_message_and_quits(study_file, monkeypatch):
+    monkeypatch.setenv("RMTUI_LOCK_TIMEOUT", "0.5")  # the app waits this long for a job's lock, then says so
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import duckdb, sys, time

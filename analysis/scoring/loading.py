@@ -174,12 +174,12 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     try:
         config = AutoConfig.from_pretrained(source, **kw)
     except Exception as e:
-        if is_local:
-            raise ModelError(f"{source}: cannot read config.json: {type(e).__name__}: {e}", "Model") from e
         msg = str(e)
         if "trust_remote_code" in msg:
-            raise ModelError(f"{source}: this model needs custom code; pass --trust-remote-code only if "
-                             "you trust its repository", "Model needs remote code") from e
+            raise ModelError(f"{source}: this model ships its own code; pass --trust-remote-code (or set "
+                             "RMTUI_TRUST_REMOTE_CODE=1) only if you trust it", "Model needs remote code") from e
+        if is_local:
+            raise ModelError(f"{source}: cannot read config.json: {type(e).__name__}: {e}", "Model") from e
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         raise ModelError(
             f"{source}: not found locally and the hub is unreachable"

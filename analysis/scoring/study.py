@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from typing import Callable, Iterable
@@ -110,22 +111,36 @@ def study_models(study) -> pd.DataFrame:
     return store.models_frame(study)
 
 
-def load_study_models(study, device: str = "auto", *, roles: Iterable[str] | None = None) -> list[RewardModel]:
+def load_study_models(study, device: str = "auto", *, roles: Iterable[str] | None = None,
+                      trust_remote_code: bool | None = None) -> list[RewardModel]:
     """Reload every RM of the study (pre, post, then others) with its recorded settings.
 
     The format, max length and dtype are those recorded, so rewards land under the same model_id.
     Raises :class:`ModelError` when a model folder changed since it was scored.
+
+    Trust is never persisted as consent: ``models.trust_remote_code`` only records that a model ran
+    its repository's code when it was scored. Loading it again needs consent given to *this* command:
+    ``trust_remote_code=True`` (its ``--trust-remote-code``), or, when None, ``RMTUI_TRUST_REMOTE_CODE=1``;
+    without it :class:`ModelError` names the model and the flag and nothing of the folder runs.
     """
+    if trust_remote_code is None:
+        trust_remote_code = os.environ.get("RMTUI_TRUST_REMOTE_CODE", "").strip().lower() in ("1", "true", "yes")
     models = study_models(study)
     if roles is not None:
         models = models[models["role"].isin(list(roles))]
     out = []
     for row in models.itertuples(index=False):
         rec = json.loads(row.settings or "{}")
+        needs_code = not pd.isna(row.trust_remote_code) and bool(row.trust_remote_code)
+        if needs_code and not trust_remote_code:
+            raise ModelError(
+                f"{row.name} ({row.path_or_hub_id}): this model runs its own code (it was scored with "
+                "--trust-remote-code); rmtui does not reuse that consent: pass --trust-remote-code to this "
+                "command, or set RMTUI_TRUST_REMOTE_CODE=1, only if you trust it", "Model needs remote code")
         s = ScoreSettings(
             device=device, dtype=row.dtype or "auto", format=row.format, max_length=row.max_length,
             token_budget=int(rec.get("token_budget") or row.token_budget or 0) or None,
-            trust_remote_code=bool(row.trust_remote_code),
+            trust_remote_code=needs_code,
             allow_untrained_head=rec.get("head") == "untrained",
         )
         spec = row.path_or_hub_id

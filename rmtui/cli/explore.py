@@ -15,6 +15,9 @@ def explore(
     regime: str = typer.Option("resists_alignment", help="Start filtered to this regime ('all' for every pair)."),
     read_only: bool = typer.Option(False, "--read-only", help="Open read-only (triage and rewrites cannot be saved)."),
     keymap: Optional[str] = typer.Option(None, help="Keymap TOML (default: $RMTUI_KEYMAP or ~/.config/rmtui/keymap.toml)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let the study's models that ship "
+                                           "their own code run it when the app rescores (each time; or "
+                                           "RMTUI_TRUST_REMOTE_CODE=1)."),
 ) -> None:
     """Browse the study: coefficients, regimes, entries; rewrite, rescore, tag, export. Keys: ? for help."""
     from pathlib import Path
@@ -28,7 +31,7 @@ def explore(
         raise fail("Regime", f"{regime!r}: one of all, {', '.join(REGIMES)}")
     from ..app import RmtuiApp
 
-    rc = RmtuiApp(study, read_only=read_only, keymap=keymap,
+    rc = RmtuiApp(study, read_only=read_only, keymap=keymap, trust_remote_code=trust_remote_code,
                   initial_filter=EntryFilter(regime=None if regime == "all" else regime)).run()
     if rc:
         raise typer.Exit(rc if isinstance(rc, int) else 1)

@@ -28,6 +28,8 @@ def rewrite(
         None, help="Sentence-embedding model for similarity (default: all-MiniLM-L6-v2, offline)."),
     threshold: float = typer.Option(0.8, help="Similarity below this flags a rewrite that changed the meaning."),
     fit: bool = typer.Option(True, help="Refit the robustness score and sensitivity table afterwards."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Let models that ship their own "
+                                           "code run it (needed each time; or RMTUI_TRUST_REMOTE_CODE=1)."),
 ) -> None:
     """Rewrite a seeded sample of pairs, rescore with every RM, re-featurize, and fit robustness.
 
@@ -48,11 +50,18 @@ def rewrite(
     with open_study(study, create=False) as st:
         if rewriter == "llm":
             rw._study = st
+        scorer = None
+        if trust_remote_code:  # consent for this command only; the study never grants it
+            from analysis.rewrite_experiment import default_scorer
+            from analysis.scoring import load_study_models
+
+            scorer = default_scorer(st, load_study_models(st, trust_remote_code=True))
         with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as prog:
             task = prog.add_task(f"rewrite ({rw.spec})", total=n * len(side_list))
             res = run_experiment(st, rw, n, seed, side_list, progress=lambda k: prog.advance(task, k),
-                                 similarity_model=similarity_model, threshold=threshold, concurrency=concurrency)
+                                 similarity_model=similarity_model, threshold=threshold, concurrency=concurrency,
+                                 scorer=scorer)
         console.print(
             f"experiment {res.experiment} ({res.rewriter}): {res.n_sampled:,} pairs of {res.n_candidates:,} "
             f"candidates, {res.n_items:,} rewrites: {res.n_done:,} new, {res.n_cached:,} already stored, "

@@ -62,6 +62,10 @@ def score(
     from analysis.scoring.backends import make_backend
     from analysis.store import open_study
 
+    import os
+
+    trust_remote_code = trust_remote_code or os.environ.get("RMTUI_TRUST_REMOTE_CODE", "").strip().lower() in (
+        "1", "true", "yes")
     settings = ScoreSettings(device=device, dtype=dtype, format=fmt, max_length=max_length,
                              token_budget=token_budget, trust_remote_code=trust_remote_code, compile=compile_,
                              chunk_size=chunk_size)
@@ -69,7 +73,9 @@ def score(
 
     role = resolve("--role", role, ("pre", "post", "other"))  # a unique prefix (po, o) is enough
     options = _engine_options(engine, model, ray_address=ray_address, gpus=gpus, actors=actors, tokenizer=tokenizer)
-    with open_study(study, create=False) as st:  # first: a locked or unreadable study fails before the model loads
+    # first: a locked or unreadable study fails before the model loads; shared: the file is held only
+    # while a chunk is written, so the app and rmtui summary can open it while this scores
+    with open_study(study, create=False, shared=True) as st:
         with console.status(f"loading {model}"):
             rm = make_backend(model, settings, name=name, engine=engine, **options)
         try:
@@ -150,6 +156,9 @@ def _report(res, role) -> None:
         f"{res.texts_per_s:,.1f} texts/s ({res.seconds:.1f} s), {res.n_texts:,} texts in the study; "
         f"model {res.model_id} as {res.role}"
     )
+    if st.n_lock_waits:  # another process (the app, rmtui summary) had the study open at a commit
+        _say(f"shared the study: waited {st.lock_wait_s:.1f} s in all for other processes "
+             f"({st.n_lock_waits} retries, {st.n_opens} opens)")
 
 
 @bench_app.command("scoring")
