@@ -188,6 +188,32 @@ class RmtuiApp(App):
             return
         self.push_screen(HelpScreen(self.screen))
 
+    async def action_quit(self) -> None:
+        """Quit, but first ask when a rewrite view holds a draft that is not kept (it would be lost)."""
+        from .screens.dialogs import ConfirmDialog
+        from .screens.rewrite import RewriteScreen
+
+        if getattr(self.screen, "is_quit_question", False):
+            return
+        lost: list[str] = []
+        for s in self.screen_stack:
+            if isinstance(s, RewriteScreen) and s.is_mounted:
+                s._save_editor()
+                lost += s.unsaved()
+        if not lost:
+            self.exit()
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        dialog = ConfirmDialog("Quit rmtui?", "The rewrite view holds work that is not kept in the study:\n  "
+                               + "\n  ".join(lost) + "\nQuit and lose it? (n: back, then ctrl+s keeps a "
+                               "rescored rewrite)")
+        dialog.is_quit_question = True
+        self.push_screen(dialog, done)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         seen = set()

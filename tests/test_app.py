@@ -634,10 +634,10 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         ta = app.screen.query_one(TextArea)
         ta.text = "an edit, not rescored"
         await settle(pilot)
-        await pilot.press("ctrl+o")  # would drop the edit: asks first
-        assert app.screen.side == "chosen" and "not rescored" in str(app.screen.query_one("#status").render())
-        await pilot.press("ctrl+o", "ctrl+o")  # again: switches; then back (nothing edited there)
-        assert app.screen.side == "chosen" and app.screen.query_one(TextArea).text == app.screen.original
+        await pilot.press("ctrl+o")  # the edit stays as the chosen side's draft
+        assert app.screen.side == "rejected" and ta.text == app.screen.original
+        await pilot.press("ctrl+o")
+        assert app.screen.side == "chosen" and ta.text == "an edit, not rescored"
         ta.text = "A calmer, more helpful answer."
         await pilot.press("ctrl+r")
         await app.workers.wait_for_complete()
@@ -654,6 +654,7 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         assert app.screen.query_one(TextArea).text == "SORRY. shout"
         await pilot.press("ctrl+g")  # discard a rewrite never stored: nothing to delete
         assert stub.discarded == [] and app.screen.outcome is None
+        assert app.screen.query_one(TextArea).text == app.screen.original
         await pilot.press("ctrl+t")
         await settle(pilot)
         await pilot.press("down", "enter")
@@ -667,6 +668,85 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         assert stub.discarded == [] and stub.kept == ["rw3"]
         assert stub.available_threads and not any(stub.available_threads)  # warmed up in a worker
         assert app.screen.__class__.__name__ == "EntryScreen"
+
+
+async def test_rewrite_drafts_are_never_lost_without_asking(study_file):
+    """Each side keeps its own draft; leaving a side with a rescored draft that is not kept, leaving
+    the view or quitting asks first; ctrl+g over an edit that was not rescored keeps it. (On the old
+    code ctrl+o dropped the rescored edit in silence, escape and quit left without a word, and ctrl+g
+    after a later edit reset the editor to the original.)"""
+    from textual.widgets import TextArea
+
+    from rmtui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from rmtui.screens.entry import EntryScreen
+    from rmtui.screens.rewrite import RewriteScreen
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        stub = StubRewriter()
+        app.service.rewriter = stub
+        await pilot.press("enter", "w")
+        await settle(pilot)
+        rw = app.screen
+        assert isinstance(rw, RewriteScreen)
+        ta = rw.query_one(TextArea)
+        ta.text = "A rescored chosen edit."
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert rw.outcome is not None
+        await pilot.press("ctrl+o")  # a rescored draft that is not kept: asks
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.screen is rw and rw.side == "chosen" and ta.text == "A rescored chosen edit."
+        await pilot.press("ctrl+o")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert rw.side == "rejected" and ta.text == rw.original
+        ta.text = "A rejected edit, not rescored."
+        await settle(pilot)
+        await pilot.press("ctrl+g")  # nothing rescored on this side: discard keeps the edit
+        assert "nothing to discard" in str(rw.query_one("#status").render())
+        assert ta.text == "A rejected edit, not rescored."
+        await pilot.press("ctrl+o")  # no rescored draft here: switches at once, the edit stays
+        await settle(pilot)
+        assert rw.side == "chosen" and ta.text == "A rescored chosen edit." and rw.outcome is not None
+        ta.text = "A rescored chosen edit, edited again."
+        await settle(pilot)
+        await pilot.press("ctrl+g")  # drops the rescored rewrite, keeps the later edit
+        assert rw.outcome is None and ta.text == "A rescored chosen edit, edited again."
+        ta.text = "Rescored once more."
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        await pilot.press("ctrl+o", "y")
+        await settle(pilot)
+        assert rw.side == "rejected" and ta.text == "A rejected edit, not rescored."
+        await pilot.press("escape")  # leaving the view: asks, naming both drafts
+        await settle(pilot)
+        assert isinstance(app.screen, ChoiceDialog)
+        labels = " ".join(label for _, label in app.screen.choices)
+        assert "chosen: a rescored rewrite, not kept" in labels and "rejected: an edit, not rescored" in labels
+        await pilot.press("escape")  # stay
+        await settle(pilot)
+        assert app.screen is rw
+        await pilot.press("ctrl+q")  # quitting: asks too
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and "not kept" in app.screen.message
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.is_running and app.screen is rw
+        await pilot.press("escape")
+        await settle(pilot)
+        values = [v for v, _ in app.screen.choices]
+        await pilot.press("home", *(["down"] * values.index("keep")), "enter")  # keep, then leave
+        await settle(pilot)
+        assert isinstance(app.screen, EntryScreen) and stub.kept == ["rw2"]
+        assert stub.discarded == []
 
 
 async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
@@ -712,7 +792,10 @@ async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_d
         await settle(pilot)
         # a rewrite never kept is not in the study after quitting from the rewrite screen
         assert "ctrl+s keep" in await rescore("Certainly! Here is exactly how.")
-        await app.action_quit()
+        await app.action_quit()  # asks first: the rescored rewrite is not kept
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ConfirmDialog"
+        await pilot.press("y")
     with open_study(path, read_only=True) as st:
         rows = st.df("SELECT new_response FROM rewrites WHERE pair_id = ? AND coalesce(kept, TRUE)", [pid])
         assert rows["new_response"].tolist() == ["I am sorry, I cannot help with that."]

@@ -34,6 +34,15 @@ class TriageDone(Message):
         self.summary = summary
 
 
+def model_names(service) -> dict[str, str]:
+    """``{model_id: name}`` of the study's models, to show names where ids (16 hex) would be."""
+    try:
+        df = service.models()
+    except Exception:
+        return {}
+    return {str(r.model_id): str(r.name) for r in df.itertuples(index=False) if r.name}
+
+
 def error_parts(e: BaseException) -> tuple[str, str]:
     if isinstance(e, RmtuiError):
         return e.title, e.message
