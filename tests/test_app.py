@@ -875,3 +875,42 @@ async def test_brackets_in_user_text_are_shown_not_parsed_as_markup(study_file):
         await settle(pilot)
         assert el.filt.tag == "[/b]" and el.total == 1 and el.current_pair == pid
         assert app.is_running
+
+
+async def test_g_prefix_gg_goes_to_the_top_and_other_keys_cancel_it(study_file):
+    """gg goes to the top (as in vim and less; it armed a select-all); a key that does not continue
+    g cancels it and clears its hint (the hint stayed, and g g s selected every pair)."""
+    from rmtui.widgets.entry_list import EntryList
+    from rmtui.widgets.line import Line
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        await pilot.press("x", "down", "down", "down")
+        assert el.cursor == 3
+        await pilot.press("g")
+        assert "g-" in status()
+        await pilot.press("g")
+        await settle(pilot)
+        assert el.cursor == 0 and "g-" not in status()
+        await pilot.press("s")  # a plain s after gg: this pair only
+        await app.workers.wait_for_complete()
+        assert app.service.selection_count() == 1
+        await pilot.press("down", "g", "z")  # an unbound key cancels the prefix and its hint
+        await settle(pilot)
+        assert "g-" not in status() and "select all" not in status()
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        assert app.service.selection_count() == 2
+        await pilot.press("g", "s")  # g s still selects every pair of the filter
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert app.service.selection_count() == el.total
+        await pilot.press("enter", "g")  # the entry view: the hint shows there too, and another key cancels it
+        await settle(pilot)
+        assert "select all" in str(app.screen.query_one("#status").render())
+        await pilot.press("pagedown")
+        await settle(pilot)
+        assert "select all" not in str(app.screen.query_one("#status").render())

@@ -142,9 +142,11 @@ class TriageMixin:
         self.app.push_screen(InputDialog(f"Note on {pid[:8]}", value=old,
                                          help="enter: save (empty clears) · escape: cancel"), done)
 
+    G_HINT = "g-: g top · s select all · t toggle all · u unselect all (in the current filter) · other key: cancel"
+
     @property
     def _g_pending(self) -> bool:
-        """g counts only for the very next triage key: within 2 s and on the same pair."""
+        """g counts only for the very next key: within 2 s and on the same pair."""
         import time
 
         if self._g_at is None:
@@ -158,14 +160,52 @@ class TriageMixin:
 
         self._g_at = (time.monotonic(), self.current_pair()) if on else None
 
+    def _g_continuations(self) -> set[str]:
+        """The keys that continue a pending g (as the keymap has them): g itself and the select keys."""
+        out = set()
+        for key, ab in self.active_bindings.items():  # type: ignore[attr-defined]
+            a = ab.binding.action
+            if a == "g_prefix" or a.startswith("select("):
+                out.add(key)
+        return out
+
+    def _g_cancel(self) -> None:
+        """Drop a pending g and its hint (the hint stayed on screen after an unrelated key)."""
+        self._g_at = None
+        if self.status_message() == self.G_HINT:
+            self.set_status("")
+        elif hasattr(self, "_update_bars"):
+            self._update_bars()  # type: ignore[attr-defined]
+
+    def status_message(self) -> str:  # pragma: no cover - overridden
+        return ""
+
+    def on_key(self, event) -> None:
+        if self._g_at is not None and event.key not in self._g_continuations():
+            self._g_cancel()
+
+    def _g_expire(self) -> None:
+        if self._g_at is not None and not self._g_pending:
+            self._g_cancel()
+
+    def go_top(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
     def action_g_prefix(self) -> None:
+        if self._g_pending:  # gg: to the top, as in vim and less
+            self._g_cancel()
+            self.go_top()
+            return
         self._g_pending = True
-        self.rapp.notify_status("g-: s select all · t toggle all · u unselect all (in the current filter)")
+        self.rapp.notify_status(self.G_HINT)
+        self.set_timer(self.G_TIMEOUT + 0.05, self._g_expire)  # type: ignore[attr-defined]
 
     def action_select(self, mode: str) -> None:
         pending = self._g_pending
         self._g_pending = False
         if pending:
+            if self.status_message() == self.G_HINT:
+                self.set_status("")
             filt = self.current_filter()
             self.rapp.notify_status(f"{mode} every pair of the filter…")
             self._bulk_select(filt, mode)

@@ -141,9 +141,19 @@ class EntryScreen(TriageMixin, Screen):
         for side in ("chosen", "rejected"):
             self.query_one(f"#{side}-info", Static).update(self._side_info(e, side))
         self.query_one("#rewrites", Static).update(self._rewrites(e))
-        self.query_one("#status", Static).update(Text(
-            f"word similarity {ratio:.2f} · underlined: words only on that side"
-            + (f" · {status}" if status else "")))
+        self._status_base = f"word similarity {ratio:.2f} · underlined: words only on that side"
+        self.set_status(status)
+
+    def status_message(self) -> str:
+        return getattr(self, "_status_msg", "")
+
+    def set_status(self, msg: str) -> None:
+        self._status_msg = msg
+        base = getattr(self, "_status_base", "")
+        self.query_one("#status", Static).update(Text(base + (f" · {msg}" if msg and base else msg)))
+
+    def go_top(self) -> None:
+        self.query_one("#entry-body", VerticalScroll).scroll_home(animate=False)
 
     def _side_info(self, e, side: str) -> Table:
         t = Table.grid(padding=(0, 1))

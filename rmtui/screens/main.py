@@ -103,7 +103,13 @@ class ListScreen(TriageMixin, Screen):
         self._seen_triage = self.rapp.service.triage_version
         self.set_status(summary)
 
+    def go_top(self) -> None:
+        self.entries.action_go_first()
+
     # -- status ------------------------------------------------------------------------------------
+    def status_message(self) -> str:
+        return self._status_msg
+
     def set_status(self, msg: str) -> None:
         self._status_msg = msg
         self._n_selected = None  # triage may have changed it
