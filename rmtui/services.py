@@ -110,6 +110,9 @@ class StudyService:
     def count(self, filt: EntryFilter) -> int:
         return browse.count_entries(self.study, filt)
 
+    def non_null(self, filt: EntryFilter) -> dict[str, int]:
+        return browse.non_null_counts(self.study, filt)
+
     def window(self, filt: EntryFilter, sort: tuple[str, bool] | None, offset: int, limit: int) -> list[tuple]:
         return browse.fetch_window(self.study, filt, sort, offset, limit)
 

@@ -914,3 +914,87 @@ async def test_g_prefix_gg_goes_to_the_top_and_other_keys_cancel_it(study_file):
         await pilot.press("pagedown")
         await settle(pilot)
         assert "select all" not in str(app.screen.query_one("#status").render())
+
+
+async def test_empty_filter_and_empty_columns_say_why(study_file):
+    """A filter with no pair names the part that empties it and how to widen it (the list was blank,
+    'row 0/0'); a column no pair has a value in (γ without target labels) is marked, its filter says
+    why, and sorting by it says it sorts nothing (it said 'sorted by gamma descending'); a sort key
+    with some NULLs says how many pairs go last."""
+    from rmtui.widgets.entry_list import EntryList
+    from rmtui.widgets.line import Line
+
+    with open_study(study_file) as st:
+        st.execute("UPDATE pair_metrics SET gamma = NULL")
+        st.execute("UPDATE pair_metrics SET theta = NULL WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 25)")
+        subset = st.scalar("SELECT min(subset) FROM pairs")
+        n_sub = st.scalar("SELECT count(*) FROM pairs WHERE subset = ?", [subset])
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        header = lambda: app.screen.query_one("#list-header", Line).text  # noqa: E731
+        assert "γ∅" in header()
+        # an empty filter: a search that matches nothing, with a subset that matches some
+        app.screen.apply_filter(EntryFilter(regime=None, subset=subset, search="no such words zq"))
+        await settle(pilot)
+        assert el.total == 0
+        shown = " ".join(t.plain for t in el.empty_message)
+        assert "search 'no such words zq'" in shown and "matches no pair" in shown
+        assert f"subset={subset}" in shown and f"{n_sub:>7,} pairs" in shown
+        assert "0 pairs: search 'no such words zq' matches no pair" in status() and "x: all pairs" in status()
+        lines = [str(el.render_line(y).text) for y in range(3)]
+        assert "No pair matches" in lines[0]
+        await pilot.press("x")
+        await settle(pilot)
+        assert el.total == N_PAIRS and "0 pairs" not in status()
+        # sorting by the empty γ: says so and keeps the order
+        before = [el.value(i, "pair_id") for i in range(5)]
+        for _ in range(12):
+            if el.column_key == "gamma":
+                break
+            await pilot.press("l")
+        assert el.column_key == "gamma"
+        await pilot.press("right_square_bracket")
+        await settle(pilot)
+        assert "not sorted: no pair here has a gamma" in status() and el.sort[0] != "gamma"
+        assert [el.value(i, "pair_id") for i in range(5)] == before
+        # its filter says why it offers only 'none'
+        await pilot.press("f")
+        await settle(pilot)
+        fields = [v for v, _ in app.screen.choices]
+        await pilot.press("home", *(["down"] * fields.index("gamma")), "enter")
+        await settle(pilot)
+        assert [v for v, _ in app.screen.choices][1:] == ["none"]
+        assert "no pair has a γ" in str(app.screen.query_one(".dialog-help").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        # a sort key with some NULLs: sorted, and the pairs without a value are counted (last both ways)
+        await pilot.press("l")
+        assert el.column_key == "theta"
+        for key, desc in (("right_square_bracket", True), ("left_square_bracket", False)):
+            await pilot.press(key)
+            await settle(pilot)
+            assert el.sort == ("theta", desc) and "25 pairs without a value last" in status()
+            assert el.value(el.total - 1, "theta") is None and el.value(el.total - 26, "theta") is not None
+
+
+async def test_pairs_without_a_fit_open_on_all_pairs_with_a_hint(tmp_path):
+    """A study with pairs but no fit opened on 'resists_alignment · 0 pairs' with no word: it opens on
+    every pair and says what to run next."""
+    from rmtui.widgets.entry_list import EntryList
+    from rmtui.widgets.line import Line
+
+    path = tmp_path / "study.duckdb"
+    make_synthetic_study(path, 30, seed=2, with_models=False)
+    with open_study(path) as st:
+        st.execute("DELETE FROM pair_metrics")
+    app = make_app(path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        assert el.filt.regime is None and el.total == 30
+        text = app.screen.query_one("#status", Line).text
+        assert "no fit yet" in text and "rmtui score --study" in text and "rmtui fit --study" in text

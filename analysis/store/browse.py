@@ -156,6 +156,21 @@ LIST_COLUMNS = ["pair_id", "subset", "split", "margin_pre", "margin_post", "regi
                 "heldout", "tags", "selected", "prompt"]
 
 
+def non_null_counts(study: Study, filt: EntryFilter) -> dict[str, int]:
+    """How many pairs of the filter have a value in each sortable list column (and ``total``): a
+    column with 0 is empty there (gamma in a study without target labels), so sorting by it changes
+    nothing."""
+    where, params = _where(filt)
+    cols = ", ".join(f"count({expr}) AS {name}" for name, expr in SORT_COLUMNS.items())
+    cur = study.cursor()
+    try:
+        res = cur.execute(f"SELECT count(*) AS total, {cols} {_FROM}{where}", params)
+        row = res.fetchone()
+        return {d[0]: int(v) for d, v in zip(res.description, row)}
+    finally:
+        cur.close()
+
+
 def count_entries(study: Study, filt: EntryFilter) -> int:
     where, params = _where(filt)
     return int(study.scalar(f"SELECT count(*) {_FROM}{where}", params))

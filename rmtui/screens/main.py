@@ -18,6 +18,66 @@ from .common import TRIAGE_BINDINGS, TriageMixin, WorkFailed, error_parts
 from .dialogs import ChoiceDialog, ConfirmDialog, InputDialog
 
 FILTER_FIELDS = ["regime", "subset", "split", "gamma", "feature", "tag", "heldout", "selected"]
+# each part of a filter and its value when the part is off
+FILTER_OFF = {"regime": None, "subset": None, "split": None, "gamma": None, "feature": None, "tag": None,
+              "search": None, "selected": False, "heldout": None}
+
+
+def filter_parts(filt: EntryFilter) -> list[tuple[str, str]]:
+    """(field, words) of every part of the filter that is on."""
+    out = []
+    for f, off in FILTER_OFF.items():
+        v = getattr(filt, f)
+        if v == off:
+            continue
+        if f == "search":
+            words = f"search {v!r}"
+        elif f == "selected":
+            words = "only selected"
+        elif f == "heldout":
+            words = "held out" if v else "in sample"
+        else:
+            words = f"{f}={v}"
+        out.append((f, words))
+    return out
+
+
+def explain_empty(service, filt: EntryFilter, study: str = "STUDY") -> tuple[list[Text], str]:
+    """Why a filter holds no pair, part by part, and how to widen it: (lines for the list, status)."""
+    everything = EntryFilter(regime=None)
+    n_all = service.count(everything)
+    if n_all == 0:
+        return ([Text("The study has no pairs yet.", style="bold"),
+                 Text(f"Add some: rmtui ingest FILES... --study {study}")], "the study has no pairs")
+    parts = filter_parts(filt)
+    lines = [Text.assemble(("No pair matches ", "bold"), (" · ".join(w for _, w in parts), "bold yellow"),
+                           f" (the study has {n_all:,} pairs).")]
+    culprits, best = [], None
+    for f, words in parts:
+        alone = service.count(everything.replace(**{f: getattr(filt, f)}))
+        without = service.count(filt.replace(**{f: FILTER_OFF[f]}))
+        if alone == 0:
+            culprits.append(words)
+        if without and (best is None or without > best[1]):
+            best = (words, without)
+        lines.append(Text.assemble("  ", (f"{words:<28}", "bold"), f" alone: {alone:>7,} pairs · "
+                                   f"the rest without it: {without:>7,} pairs",
+                                   (" ← matches no pair" if alone == 0 else "", "red")))
+    if culprits:
+        why = f"{' and '.join(culprits)} matches no pair of the study"
+    elif best:
+        why = f"no pair has all of these; without {best[0]}: {best[1]:,} pairs"
+    else:
+        why = "no pair has all of these"
+    lines.append(Text(why[0].upper() + why[1:] + "."))
+    lines.append(Text("Widen it: x shows all pairs · f changes a part (\"any\" turns it off) · r cycles the "
+                      "regime · / changes the search", style="dim"))
+    return lines, "0 pairs: " + why + " · x: all pairs · f: change the filter"
+
+
+SORT_WORDS = {"pair_id": "pair id", "subset": "subset", "split": "split", "margin_pre": "margin pre",
+              "margin_post": "margin post", "regime": "regime", "gamma": "gamma (γ)", "theta": "theta (θ)",
+              "heldout": "held out", "tags": "tags", "prompt": "prompt"}
 
 
 class ExportDone(Message):
@@ -72,8 +132,25 @@ class ListScreen(TriageMixin, Screen):
         return self.query_one(EntryList)
 
     def on_mount(self) -> None:
-        self.entries.load(self.rapp.initial_filter)
+        svc = self.rapp.service
+        filt = self.rapp.initial_filter
+        counts = svc.non_null(EntryFilter(regime=None))
+        self.empty_columns = ({k for k, v in counts.items() if k not in ("total", "tags") and v == 0}
+                              if counts["total"] else set())
+        self.entries.empty_columns = self.empty_columns
+        hint = ""
+        if counts["total"] and counts["regime"] == 0 and filt.regime is not None:
+            # pairs but no fit: no pair has a regime, so the default 'resists' filter would show none
+            filt = filt.replace(regime=None)
+            study = str(self.rapp.study_path)
+            have_models = len(svc.models()) > 0
+            hint = ("no fit yet, so no regimes or margins; showing all pairs · next: "
+                    + ("" if have_models else f"rmtui score --study {study} --model M --role pre (and --role post), "
+                       "then ") + f"rmtui fit --study {study}")
+        self.entries.load(filt)
         self.entries.focus()
+        if hint:
+            self.set_status(hint)
 
     def on_screen_resume(self) -> None:
         self._n_selected = None  # the entry view may have changed the selection
@@ -116,6 +193,18 @@ class ListScreen(TriageMixin, Screen):
         self._update_bars()
 
     def on_entry_list_changed(self, event: EntryList.Changed) -> None:
+        el = self.entries
+        if el.total == 0:
+            key = (el.filt, self.rapp.service.triage_version)
+            if key != getattr(self, "_explained", None):
+                self._explained = key
+                lines, status = explain_empty(self.rapp.service, el.filt, str(self.rapp.study_path))
+                el.set_empty_message(lines)
+                self._status_msg = status
+        else:
+            self._explained = None
+            if self._status_msg.startswith("0 pairs: "):
+                self._status_msg = ""
         self._update_bars()
 
     def _update_bars(self) -> None:
@@ -170,11 +259,22 @@ class ListScreen(TriageMixin, Screen):
                              done)
 
     def action_sort(self, desc: bool) -> None:
-        key = self.entries.column_key
+        el = self.entries
+        key = el.column_key
         if key == "selected":
             key = "pair_id"
-        self.entries.load(sort=(key, desc))
-        self.set_status(f"sorted by {key} {'descending' if desc else 'ascending'}")
+        words = SORT_WORDS.get(key, key)
+        counts = self.rapp.service.non_null(el.filt)
+        have = counts.get(key, counts["total"])
+        if counts["total"] and have == 0:  # sorting by it would leave the rows as they are: say so
+            why = " (no target-label features: see the glossary, i)" if key == "gamma" else ""
+            self.set_status(f"not sorted: no pair here has a {words} value{why}; "
+                            f"still sorted by {SORT_WORDS.get(el.sort[0], el.sort[0])}")
+            return
+        el.load(sort=(key, desc))
+        missing = counts["total"] - have
+        self.set_status(f"sorted by {words} {'descending' if desc else 'ascending'}"
+                        + (f" · {missing:,} pair{'s' if missing != 1 else ''} without a value last" if missing else ""))
 
     def action_frequency(self) -> None:
         """VisiData's F: the current column's values over this filter, with counts; enter drills down."""
@@ -250,7 +350,11 @@ class ListScreen(TriageMixin, Screen):
                 new = filt.replace(**{field: None if v == "\0any" else v})
             self.apply_filter(new)
 
-        self.app.push_screen(ChoiceDialog(f"Filter by {field}", choices, current=cur), done)
+        help = ""
+        if field == "gamma" and "gamma" in getattr(self, "empty_columns", ()):
+            help = ("no pair has a γ: γ compares the target labels (harmless, helpful) of the two sides, and this "
+                    "study has none; featurize with a target labeler, then rmtui fit · glossary: i")
+        self.app.push_screen(ChoiceDialog(f"Filter by {field}", choices, current=cur, help=help), done)
 
     def action_coefficients(self) -> None:
         from .coefficients import CoefficientScreen

@@ -15,6 +15,7 @@ from typing import Callable
 from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -56,7 +57,7 @@ COLUMNS = [
     Column("margin_pre", "m.pre", 7, "right"),
     Column("margin_post", "m.post", 7, "right"),
     Column("regime", "regime", 8),
-    Column("gamma", "γ", 1),
+    Column("gamma", "γ", 2),
     Column("theta", "θ", 6, "right", min_total=120),
     Column("heldout", "held", 4, min_total=110),
     Column("tags", "tags", 14),
@@ -112,6 +113,26 @@ class EntryList(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple, Strip] = LRUCache(1024)
         self._loaded = False
         self.lines_rendered = 0  # for benchmarks and tests: how many lines were drawn (cached or not)
+        self.empty_columns: set[str] = set()  # columns no pair of the study has a value in (marked ∅)
+        self.empty_message: list = []  # rich Texts shown where the rows would be when the list is empty
+        self._empty_cache: tuple[int, list] | None = None
+
+    def set_empty_message(self, lines: list) -> None:
+        """What to show in place of rows when the filter holds none (why, and how to widen it)."""
+        self.empty_message = list(lines)
+        self._empty_cache = None
+        self.refresh()
+
+    def _empty_strips(self, width: int) -> list[Strip]:
+        if self._empty_cache is None or self._empty_cache[0] != width:
+            console = self.app.console
+            strips = []
+            for t in self.empty_message:
+                for line in t.wrap(console, max(10, width - 2)):
+                    line = Text(" ") + line
+                    strips.append(Strip(list(line.render(console))).adjust_cell_length(width, self.rich_style))
+            self._empty_cache = (width, strips)
+        return self._empty_cache[1]
 
     # -- data --------------------------------------------------------------------------------------
     def load(self, filt: EntryFilter | None = None, sort: tuple[str, bool] | None = None, *,
@@ -198,8 +219,11 @@ class EntryList(ScrollView, can_focus=True):
             title = c.title
             if c.key == self.sort[0]:
                 title = title + ("↓" if self.sort[1] else "↑")
+            empty = c.key in self.empty_columns
+            if empty:
+                title = title + "∅"
             cell = title[-w:].rjust(w) if c.align == "right" else set_cell_size(title, w)
-            style = "bold reverse" if c.key == self.column_key else "bold"
+            style = "bold reverse" if c.key == self.column_key else ("dim" if empty else "bold")
             if n:
                 t.append(" ")
             t.append(cell, style=style)
@@ -246,6 +270,9 @@ class EntryList(ScrollView, can_focus=True):
         _, scroll_y = self.scroll_offset
         i = scroll_y + y
         width = self.size.width
+        if self.total == 0 and self.empty_message:
+            strips = self._empty_strips(width)
+            return strips[y] if 0 <= y < len(strips) else Strip.blank(width, self.rich_style)
         if i >= self.total or i < 0:
             return Strip.blank(width, self.rich_style)
         is_cursor = i == self.cursor
