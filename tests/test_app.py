@@ -998,3 +998,36 @@ async def test_pairs_without_a_fit_open_on_all_pairs_with_a_hint(tmp_path):
         assert el.filt.regime is None and el.total == 30
         text = app.screen.query_one("#status", Line).text
         assert "no fit yet" in text and "rmtui score --study" in text and "rmtui fit --study" in text
+
+
+async def test_entry_at_80x24_shows_the_last_turn_and_both_responses_first(study_file):
+    """A multi-turn pair at 80x24: the last human turn and CHOSEN on the first screen, earlier turns
+    folded to one line (z unfolds), o jumps to REJECTED (it came after two PgDn, below the features)."""
+    with open_study(study_file, read_only=True) as st:
+        multi = st.df("SELECT pair_id, context FROM pairs WHERE context LIKE '%Assistant:%Human:%'")
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one("EntryList")
+        i = next(i for i in range(el.total) if el.value(i, "pair_id") in set(multi.pair_id))
+        el.move_to(i)
+        await pilot.press("enter")
+        await settle(pilot)
+        scr = app.screen
+        context = multi.set_index("pair_id").loc[scr.pair_id, "context"]
+        last = context[context.rfind("Human:"):].strip()
+        body = scr.query_one("#entry-body")
+
+        def visible(sel):
+            r, b = scr.query_one(sel).region, body.region
+            return r.height > 0 and r.y >= b.y and r.y < b.bottom
+
+        assert str(scr.query_one("#last-turn").render()).strip() == last
+        assert "earlier turn" in str(scr.query_one("#context-fold").render())
+        assert visible("#last-turn") and visible("#chosen-title")
+        await pilot.press("o")
+        await settle(pilot)
+        assert visible("#rejected-title")
+        await pilot.press("o", "z")
+        await settle(pilot)
+        assert "Assistant:" in str(scr.query_one("#context-fold").render())

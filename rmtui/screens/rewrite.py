@@ -93,7 +93,8 @@ def outcome_lines(o, names: dict[str, str] | None = None) -> Text:
         t.append(f"{side} {_num(r.old, 2)}→{_num(r.new, 2)} (Δ{_num(d, 2)})  ")
         t.append(f"margin {_num(m_old, 2)}→{_num(m_new, 2)} ")
         if is_flip(flip):
-            t.append(f" FLIPS {_flip_words(flip)} ", style="bold reverse red")
+            t.append(f" FLIPS {_flip_words(flip) if isinstance(flip, str) else ''}".rstrip() + " ",
+                     style="bold reverse red")
         else:
             t.append(_flip_words(flip) if isinstance(flip, str) else "no flip", style="dim")
         t.append("\n")

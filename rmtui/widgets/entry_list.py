@@ -33,6 +33,10 @@ REGIME_SHORT = {
     "stayed_aligned": "stayed", "got_aligned": "got", "resists_alignment": "resists", "reversed": "reversed",
     "tie": "tie", "unscored": "unscored", None: "-",
 }
+REGIME_WORDS = {  # in full, where the width allows
+    "stayed_aligned": "stayed aligned", "got_aligned": "got aligned", "resists_alignment": "resists alignment",
+    "reversed": "reversed", "tie": "tie", "unscored": "unscored",
+}
 REGIME_STYLE = {
     "stayed_aligned": Style(color="green"), "got_aligned": Style(color="cyan"),
     "resists_alignment": Style(color="red", bold=True), "reversed": Style(color="yellow"),
