@@ -58,6 +58,7 @@ def _binding_contexts() -> dict[str, list[Binding]]:
     from .screens.coefficients import CoefficientScreen
     from .screens.dialogs import ChoiceDialog, ConfirmDialog, ErrorDialog, InputDialog
     from .screens.entry import EntryScreen
+    from .screens.glossary import GlossaryScreen
     from .screens.help import HelpScreen
     from .screens.main import ListScreen
     from .screens.regimes import RegimeScreen
@@ -68,7 +69,8 @@ def _binding_contexts() -> dict[str, list[Binding]]:
     app = list(RmtuiApp.BINDINGS)
     own = {"list": ListScreen.BINDINGS + EntryList.BINDINGS, "entry": EntryScreen.BINDINGS,
            "rewrite": RewriteScreen.BINDINGS, "coefficients": CoefficientScreen.BINDINGS + ListTable.BINDINGS,
-           "regimes": RegimeScreen.BINDINGS + ListTable.BINDINGS, "help": HelpScreen.BINDINGS}
+           "regimes": RegimeScreen.BINDINGS + ListTable.BINDINGS, "help": HelpScreen.BINDINGS,
+           "glossary": GlossaryScreen.BINDINGS}
     out = {name: app + [b for b in bindings if isinstance(b, Binding)] for name, bindings in own.items()}
     for d in (InputDialog, ConfirmDialog, ErrorDialog, ChoiceDialog):
         out[f"dialog {d.__name__}"] = [b for b in d.BINDINGS if isinstance(b, Binding)]
@@ -100,6 +102,7 @@ class RmtuiApp(App):
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("i,f2", "glossary", "Glossary", id="app.glossary"),
         Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
@@ -213,6 +216,13 @@ class RmtuiApp(App):
                                "rescored rewrite)")
         dialog.is_quit_question = True
         self.push_screen(dialog, done)
+
+    def action_glossary(self) -> None:
+        from .screens.glossary import GlossaryScreen
+
+        if isinstance(self.screen, GlossaryScreen):
+            return
+        self.push_screen(GlossaryScreen())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

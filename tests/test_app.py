@@ -972,7 +972,10 @@ async def test_empty_filter_and_empty_columns_say_why(study_file):
         await pilot.press("escape")
         await settle(pilot)
         # a sort key with some NULLs: sorted, and the pairs without a value are counted (last both ways)
-        await pilot.press("l")
+        for _ in range(12):
+            if el.column_key == "theta":
+                break
+            await pilot.press("l")
         assert el.column_key == "theta"
         for key, desc in (("right_square_bracket", True), ("left_square_bracket", False)):
             await pilot.press(key)
@@ -1031,3 +1034,72 @@ async def test_entry_at_80x24_shows_the_last_turn_and_both_responses_first(study
         await pilot.press("o", "z")
         await settle(pilot)
         assert "Assistant:" in str(scr.query_one("#context-fold").render())
+
+
+async def test_every_column_is_reachable_at_80_columns(study_file):
+    """h / l reach every column at 80 columns and the list scrolls sideways to show it, with ‹ › where
+    columns are off screen (split, θ and held vanished and h / l skipped them); subsets cut to the
+    width stay distinguishable ('helpful-onli…'); the focused column's meaning is in the status."""
+    from rmtui.widgets.entry_list import COLUMNS, EntryList
+    from rmtui.widgets.line import Line
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        header = lambda: app.screen.query_one("#list-header", Line).text  # noqa: E731
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        await pilot.press("x")
+        assert header().rstrip().endswith("›") and "m.post" in status()
+        seen = set()
+        for _ in range(len(COLUMNS) + 2):
+            await pilot.press("l")
+            await settle(pilot, 1)
+            seen.add(el.column_key)
+            shown = [c.key for c, _ in el.visible_columns()]
+            assert el.column_key in shown
+        assert {"split", "theta", "heldout", "prompt", "tags"} <= seen
+        assert el.column_key == "split" and header().startswith("‹") and "split" in header()
+        assert "split: the dataset split" in status()
+        for _ in range(len(COLUMNS) + 2):
+            await pilot.press("h")
+        assert el.column_key == "pair_id" and not header().startswith("‹")
+        # subsets: distinguishable at 80 (each shown name stands for one subset)
+        subsets = app.service.choices()["subset"]
+        shown = {s: el._subset_layout(el.content_width())[1][s] for s in subsets}
+        assert len(set(shown.values())) == len(subsets)
+        assert all(len(v) <= 13 for v in shown.values())
+
+
+async def test_glossary_from_every_screen_and_help(study_file):
+    """One key opens the glossary from every screen (f2 where a text box takes letters), and the help
+    links to it; it defines the words the app uses."""
+    from rmtui.screens.glossary import GLOSSARY, GlossaryScreen
+
+    terms = " ".join(t for t, *_ in GLOSSARY)
+    for word in ("margin", "agreement", "stayed aligned", "got aligned", "resists alignment", "reversed",
+                 "γ gamma", "θ theta", "imprint", "held-out", "proxy ~", "SE cluster"):
+        assert word in terms, word
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.service.rewriter = StubRewriter()
+        for path in ([], ["enter"], ["c"], ["m"]):
+            await pilot.press(*path, "i")
+            await settle(pilot)
+            assert isinstance(app.screen, GlossaryScreen), path
+            await pilot.press("escape")
+            await settle(pilot)
+            while app.screen.__class__.__name__ != "ListScreen":
+                await pilot.press("escape")
+                await settle(pilot)
+        await pilot.press("enter", "w")
+        await settle(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        assert isinstance(app.screen, GlossaryScreen)
+        await pilot.press("escape", "escape", "escape")
+        await settle(pilot)
+        await pilot.press("question_mark", "g")
+        await settle(pilot)
+        assert isinstance(app.screen, GlossaryScreen)

@@ -39,7 +39,8 @@ def bindings_table(screen: Screen) -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help.close")]
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help.close"),
+                Binding("g", "glossary", "Glossary: what the words mean", id="help.glossary")]
 
     def __init__(self, under: Screen) -> None:
         super().__init__()
@@ -47,7 +48,9 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body"):
-            yield Static(Text("Help", style="bold"), id="help-title")
+            yield Static(Text.assemble(("Help", "bold"), "  ·  ", ("g", "bold cyan"),
+                                       ": the glossary (what margin, regime, γ, θ, imprint … mean; i from any screen)"),
+                         id="help-title")
             yield Static(INTRO, id="help-intro")
             yield Static(bindings_table(self.under), id="help-keys")
             yield Static(
@@ -57,6 +60,11 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#help-body").focus()
+
+    def action_glossary(self) -> None:
+        from .glossary import GlossaryScreen
+
+        self.app.push_screen(GlossaryScreen())
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -138,6 +138,8 @@ class ListScreen(TriageMixin, Screen):
         self.empty_columns = ({k for k, v in counts.items() if k not in ("total", "tags") and v == 0}
                               if counts["total"] else set())
         self.entries.empty_columns = self.empty_columns
+        values = svc.choices()
+        self.entries.configure_columns(values.get("subset", []), list(svc.tag_counts()))
         hint = ""
         if counts["total"] and counts["regime"] == 0 and filt.regime is not None:
             # pairs but no fit: no pair has a regime, so the default 'resists' filter would show none
@@ -173,6 +175,10 @@ class ListScreen(TriageMixin, Screen):
 
     def after_triage(self, summary: str) -> None:
         el = self.entries
+        widths = el.tags_width
+        el.configure_columns(getattr(el, "_subsets", []), list(self.rapp.service.tag_counts()))
+        if el.tags_width != widths:
+            self._header_key = None
         if self._triage_dependent():
             el.load(keep_cursor=True)
         else:
@@ -213,15 +219,25 @@ class ListScreen(TriageMixin, Screen):
         el = self.entries
         self.query_one("#filter-bar", Line).set(
             Text.assemble(("Filter", "bold"), f" {el.filt.describe()} · ", (f"{el.total:,}", "bold"), " pairs"))
-        hkey = (el.size.width, el.sort, el.col)
+        hkey = (el.content_width(), el.sort, el.col, el.hscroll, el.tags_width)
         if hkey != getattr(self, "_header_key", None):
             self._header_key = hkey
-            self.query_one("#list-header", Line).set(el.header_text(el.size.width or self.size.width))
+            self.query_one("#list-header", Line).set(el.header_text(el.content_width()))
         pos = f"{el.cursor + 1:,}/{el.total:,}" if el.total else "0/0"
         if self._n_selected is None:
             self._n_selected = self.rapp.service.selection_count()
         g = (" · ", ("g-", "bold")) if self._g_pending else ()
-        msg = f" · {self._status_msg}" if self._status_msg else ""
+        if self._status_msg:
+            msg = f" · {self._status_msg}"
+        else:  # the focused column in words, and where the other columns are
+            from .glossary import COLUMN_MEANING
+
+            key = el.column_key
+            meaning = COLUMN_MEANING.get(key, key)
+            if key in self.empty_columns:
+                meaning += " · no pair has a value"
+            note = el.columns_note(el.content_width())
+            msg = f" · {meaning}" + (f" · {note}" if note else "")
         self.query_one("#status", Line).set(Text.assemble(f"row {pos} · selected {self._n_selected:,}", *g, msg))
 
     # -- actions -----------------------------------------------------------------------------------
