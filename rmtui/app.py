@@ -101,9 +101,9 @@ class RmtuiApp(App):
     TITLE = "rmtui"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("i,f2", "glossary", "Glossary", id="app.glossary"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+        Binding("i,f2", "glossary", "Glossary", show=False, id="app.glossary"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit"),
     ]
 
     def __init__(self, study_path: str | Path, *, read_only: bool = False, keymap: str | Path | None = None,

@@ -428,7 +428,7 @@ async def test_frequency_of_a_column_drills_down_and_quote_opens_the_selection(s
                 break
             await pilot.press("l")
         await pilot.press("F")  # a numeric column: says which columns F takes
-        assert "F: pick a column of" in app.screen.query_one("#status").text
+        assert "F counts the values of a column" in app.screen.query_one("#status").text
         # help lists every key of an action (it showed only the first: no j, k, G or space)
         from rich.console import Console
 

@@ -49,18 +49,20 @@ def error_parts(e: BaseException) -> tuple[str, str]:
     return "Unexpected error", f"{type(e).__name__}: {e}"
 
 
+# the footer shows the most used keys (show=True) in the order given; the rest are in ? (help)
 TRIAGE_BINDINGS = [
-    Binding("1", "tag(0)", DEFAULT_TAGS[0], id="triage.tag1"),
-    Binding("2", "tag(1)", DEFAULT_TAGS[1], id="triage.tag2"),
-    Binding("3", "tag(2)", DEFAULT_TAGS[2], id="triage.tag3"),
-    Binding("4", "tag(3)", DEFAULT_TAGS[3], id="triage.tag4"),
-    Binding("T", "tag_custom", "Tag…", id="triage.tag_custom"),
-    Binding("n", "note", "Note", id="triage.note"),
     Binding("s", "select('select')", "Select", id="triage.select"),
-    Binding("t", "select('toggle')", "Toggle sel.", show=False, id="triage.toggle"),
-    Binding("u", "select('unselect')", "Unselect", show=False, id="triage.unselect"),
-    Binding("g", "g_prefix", "g-prefix (gs/gt/gu: all in filter)", show=False, id="triage.g_prefix"),
+    Binding("T", "tag_custom", "Tag", id="triage.tag_custom"),
     Binding("U", "undo", "Undo", id="triage.undo"),
+    Binding("1", "tag(0)", f"Tag {DEFAULT_TAGS[0]}", show=False, id="triage.tag1"),
+    Binding("2", "tag(1)", f"Tag {DEFAULT_TAGS[1]}", show=False, id="triage.tag2"),
+    Binding("3", "tag(2)", f"Tag {DEFAULT_TAGS[2]}", show=False, id="triage.tag3"),
+    Binding("4", "tag(3)", f"Tag {DEFAULT_TAGS[3]}", show=False, id="triage.tag4"),
+    Binding("n", "note", "Note", show=False, id="triage.note"),
+    Binding("t", "select('toggle')", "Toggle selection", show=False, id="triage.toggle"),
+    Binding("u", "select('unselect')", "Unselect", show=False, id="triage.unselect"),
+    Binding("g", "g_prefix", "g prefix: gg top · gs gt gu: select, toggle, unselect the whole filter", show=False,
+            id="triage.g_prefix"),
 ]
 
 

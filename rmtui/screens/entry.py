@@ -13,7 +13,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from ..widgets.footer import AppFooter
+from textual.widgets import Header, Static
 
 from analysis.store.browse import EntryFilter
 
@@ -138,10 +139,10 @@ class EntryScreen(TriageMixin, Screen):
         Binding("escape", "back", "Back", id="entry.back"),
         Binding("j", "step(1)", "Next", id="entry.next"),
         Binding("k", "step(-1)", "Prev", id="entry.prev"),
-        Binding("o", "other_response", "Other response", id="entry.other_response"),
-        Binding("z", "fold", "Earlier turns", id="entry.fold"),
-        Binding("w", "rewrite('chosen')", "Rewrite chosen", id="entry.rewrite_chosen"),
-        Binding("W", "rewrite('rejected')", "Rewrite rejected", id="entry.rewrite_rejected"),
+        Binding("o", "other_response", "Other", id="entry.other_response"),
+        Binding("z", "fold", "Context", id="entry.fold"),
+        Binding("w", "rewrite('chosen')", "Rewrite", id="entry.rewrite_chosen"),
+        Binding("W", "rewrite('rejected')", "Rewrite rejected", show=False, id="entry.rewrite_rejected"),
         Binding("I", "toggle_ids", "Model ids", show=False, id="entry.ids"),
         *TRIAGE_BINDINGS,
     ]
@@ -173,7 +174,7 @@ class EntryScreen(TriageMixin, Screen):
             yield Static(id="features-legend")
             yield Static(id="rewrites")
         yield Static(id="status")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self._layout(self.size.width)

@@ -8,7 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from ..widgets.footer import AppFooter
+from textual.widgets import Header, Static
 
 from analysis.store.browse import REGIMES, EntryFilter
 
@@ -100,16 +101,16 @@ class ListScreen(TriageMixin, Screen):
         Binding("enter", "open", "Open", id="list.open"),
         Binding("f", "filter", "Filter", id="list.filter"),
         Binding("slash", "search", "Search", id="list.search"),
-        Binding("x", "clear_filter", "All pairs", id="list.clear"),
-        Binding("r", "cycle_regime", "Regime", show=False, id="list.regime"),
-        Binding("left_square_bracket", "sort(False)", "Sort ↑", id="list.sort_asc"),
-        Binding("right_square_bracket", "sort(True)", "Sort ↓", show=False, id="list.sort_desc"),
-        Binding("F", "frequency", "Frequency", show=False, id="list.frequency"),
-        Binding("quotation_mark", "open_selection", "Selected of the filter", show=False, id="list.open_selection"),
+        Binding("left_square_bracket", "sort(False)", "Sort", id="list.sort_asc"),
+        Binding("right_square_bracket", "sort(True)", "Sort descending", show=False, id="list.sort_desc"),
         *TRIAGE_BINDINGS,
         Binding("e", "export", "Export", id="list.export"),
         Binding("c", "coefficients", "Coefs", id="nav.coefficients"),
-        Binding("m", "regimes", "Regimes", id="nav.regimes"),
+        Binding("m", "regimes", "Regimes", show=False, id="nav.regimes"),
+        Binding("x", "clear_filter", "All pairs", show=False, id="list.clear"),
+        Binding("r", "cycle_regime", "Next regime", show=False, id="list.regime"),
+        Binding("F", "frequency", "Frequency of the column's values", show=False, id="list.frequency"),
+        Binding("quotation_mark", "open_selection", "Selected of the filter", show=False, id="list.open_selection"),
     ]
 
     def __init__(self) -> None:
@@ -125,7 +126,7 @@ class ListScreen(TriageMixin, Screen):
         svc = self.rapp.service
         yield EntryList(svc.order, svc.rows, id="entries")
         yield Line(id="status")
-        yield Footer()
+        yield AppFooter()
 
     @property
     def entries(self) -> EntryList:
@@ -297,8 +298,9 @@ class ListScreen(TriageMixin, Screen):
         el, svc = self.entries, self.rapp.service
         column = el.column_key
         if column not in svc.frequency_columns():
-            self.set_status(f"F: pick a column of {', '.join(svc.frequency_columns())} with h / l "
-                            f"(now: {column})")
+            words = ", ".join(SORT_WORDS.get(c, c) for c in svc.frequency_columns())
+            self.set_status(f"F counts the values of a column ({words}): move to one with h / l "
+                            f"(now on {SORT_WORDS.get(column, column)})")
             return
         try:
             rows = svc.frequency(el.filt, column)

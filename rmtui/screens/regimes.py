@@ -10,7 +10,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from ..widgets.footer import AppFooter
+from textual.widgets import DataTable, Header, Label, Static
 
 from analysis.store.browse import REGIMES
 
@@ -43,7 +44,7 @@ class RegimeScreen(Screen):
             yield ListTable(id="t-subset", cursor_type="cell")
         yield Static("enter on a count: those pairs · tab: next table · mis%: post-D RM prefers the "
                      "rejected side, % of scored pairs", id="regime-legend")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         svc = self.app.service

@@ -27,7 +27,8 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Label, Static, TextArea
+from ..widgets.footer import AppFooter
+from textual.widgets import Header, Label, Static, TextArea
 
 from .common import WorkFailed, error_parts, model_names
 from .dialogs import ChoiceDialog, ConfirmDialog
@@ -147,8 +148,8 @@ class RewriteScreen(Screen):
         Binding("ctrl+s", "keep", "Keep", id="rewrite.keep"),
         Binding("ctrl+g", "discard", "Discard", id="rewrite.discard"),
         Binding("ctrl+o", "other_side", "Other side", id="rewrite.other_side"),
-        Binding("ctrl+t", "rules", "Rule rewrite", id="rewrite.rules"),
-        Binding("ctrl+l", "llm", "LLM rewrite", id="rewrite.llm"),
+        Binding("ctrl+t", "rules", "Rules", id="rewrite.rules"),
+        Binding("ctrl+l", "llm", "LLM", id="rewrite.llm"),
         Binding("escape", "back", "Back", id="rewrite.back"),
     ]
 
@@ -199,7 +200,7 @@ class RewriteScreen(Screen):
             yield Label("Original", classes="rw-label", id="rw-original-label")
             yield Static(id="rw-original")
         yield Static(id="status")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         e = self.rapp.service.entry(self.pair_id)
