@@ -1103,3 +1103,30 @@ async def test_glossary_from_every_screen_and_help(study_file):
         await pilot.press("question_mark", "g")
         await settle(pilot)
         assert isinstance(app.screen, GlossaryScreen)
+
+
+async def test_readme_key_table_is_the_bindings_and_help_lists_them(study_file):
+    """The README's key table is what rmtui.keys generates from the bindings, and each screen's help
+    lists exactly the ids of that screen's row (plus the keys active everywhere)."""
+    from rich.console import Console
+
+    from rmtui import keys
+    from rmtui.screens.help import bindings_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index(keys.START) + len(keys.START):readme.index(keys.END)].strip()
+    assert table == keys.markdown(), "README key table is stale: python -m rmtui.keys --write README.md"
+    ids = {where: {i for _, _, i in rs} for where, rs in keys.rows()}
+    everywhere, triage = ids["everywhere"], ids["triage (list and entry)"]
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.service.rewriter = StubRewriter()
+        for where, path, extra in (("list", [], triage), ("entry", ["enter"], triage),
+                                   ("coefficients", ["escape", "c"], set()), ("regimes", ["escape", "m"], set())):
+            await pilot.press(*path)
+            await settle(pilot)
+            c = Console(width=200, record=True, file=open(os.devnull, "w"))
+            c.print(bindings_table(app.screen))
+            shown = {line.split()[-1] for line in c.export_text().splitlines()[1:] if line.strip()}
+            assert shown == ids[where] | extra | everywhere, where

@@ -128,10 +128,10 @@ class CoefficientScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="coef.back"),
         Binding("enter", "filter_feature", "Filter list", id="coef.filter"),
-        Binding("v", "cycle_target", "pre/post/shift", id="coef.target"),
-        Binding("o", "cycle_sort", "Sort", id="coef.sort"),
-        Binding("O", "reverse_sort", "Reverse", show=False, id="coef.reverse"),
-        Binding("s", "toggle_std", "Standardized", show=False, id="coef.standardized"),
+        Binding("v", "cycle_target", "pre/post/shift", tooltip="Show pre, post, shift or all", id="coef.target"),
+        Binding("o", "cycle_sort", "Sort", tooltip="Sort by name, coefficient, its size or p", id="coef.sort"),
+        Binding("O", "reverse_sort", "Reverse", tooltip="Reverse the sort", show=False, id="coef.reverse"),
+        Binding("s", "toggle_std", "Standardized", tooltip="Per SD of the feature / raw units", show=False, id="coef.standardized"),
         Binding("m", "regimes", "Regimes", id="nav.regimes"),
     ]
 

@@ -52,7 +52,7 @@ def error_parts(e: BaseException) -> tuple[str, str]:
 # the footer shows the most used keys (show=True) in the order given; the rest are in ? (help)
 TRIAGE_BINDINGS = [
     Binding("s", "select('select')", "Select", id="triage.select"),
-    Binding("T", "tag_custom", "Tag", id="triage.tag_custom"),
+    Binding("T", "tag_custom", "Tag", tooltip="Tag with any tag (toggles it)", id="triage.tag_custom"),
     Binding("U", "undo", "Undo", id="triage.undo"),
     Binding("1", "tag(0)", f"Tag {DEFAULT_TAGS[0]}", show=False, id="triage.tag1"),
     Binding("2", "tag(1)", f"Tag {DEFAULT_TAGS[1]}", show=False, id="triage.tag2"),

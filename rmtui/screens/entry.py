@@ -139,11 +139,11 @@ class EntryScreen(TriageMixin, Screen):
         Binding("escape", "back", "Back", id="entry.back"),
         Binding("j", "step(1)", "Next", id="entry.next"),
         Binding("k", "step(-1)", "Prev", id="entry.prev"),
-        Binding("o", "other_response", "Other", id="entry.other_response"),
-        Binding("z", "fold", "Context", id="entry.fold"),
-        Binding("w", "rewrite('chosen')", "Rewrite", id="entry.rewrite_chosen"),
+        Binding("o", "other_response", "Other", tooltip="Jump to the other response", id="entry.other_response"),
+        Binding("z", "fold", "Context", tooltip="Unfold / fold the earlier turns", id="entry.fold"),
+        Binding("w", "rewrite('chosen')", "Rewrite", tooltip="Rewrite the chosen response", id="entry.rewrite_chosen"),
         Binding("W", "rewrite('rejected')", "Rewrite rejected", show=False, id="entry.rewrite_rejected"),
-        Binding("I", "toggle_ids", "Model ids", show=False, id="entry.ids"),
+        Binding("I", "toggle_ids", "Model ids", tooltip="Show / hide the models' ids", show=False, id="entry.ids"),
         *TRIAGE_BINDINGS,
     ]
 

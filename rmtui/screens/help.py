@@ -13,9 +13,10 @@ from textual.widgets import Static
 INTRO = (
     "rmtui explore: read the feature imprint (c), the regime table (m), walk the entries, open one "
     "(enter), rewrite and rescore it (w / W), tag (1-4, T), note (n), select (s t u; gs gt gu for every "
-    "pair of the filter), undo (U) and export (e). F counts the values of the current column (h / l "
-    "pick it) and drills down; \" shows the selected pairs of the filter. Triage is saved in the study "
-    "at once."
+    "pair of the filter), undo (U) and export (e). h / l move between columns (the list scrolls "
+    "sideways); gg goes to the top. F counts the values of the current column and drills down; \" shows "
+    "the selected pairs of the filter. Triage is saved in the study at once. The footer shows the most "
+    "used keys; this list has them all. Words: g or i opens the glossary."
 )
 
 
@@ -29,7 +30,7 @@ def bindings_table(screen: Screen) -> Table:
         b = ab.binding
         if not b.description or not b.id:
             continue
-        keys = rows.setdefault((b.action, b.description), [[], b.id])[0]
+        keys = rows.setdefault((b.action, b.tooltip or b.description), [[], b.id])[0]
         shown = screen.app.get_key_display(b)
         if shown not in keys:
             keys.append(shown)

@@ -24,7 +24,7 @@ MISALIGNED = ("resists_alignment", "reversed")
 class RegimeScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="regimes.back"),
-        Binding("c", "coefficients", "Coefs", id="nav.coefficients"),
+        Binding("c", "coefficients", "Coefs", tooltip="Coefficients (the feature imprint)", id="nav.coefficients"),
     ]
 
     def __init__(self) -> None:

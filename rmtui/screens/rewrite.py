@@ -147,9 +147,9 @@ class RewriteScreen(Screen):
         Binding("ctrl+r", "rescore", "Rescore", id="rewrite.rescore"),
         Binding("ctrl+s", "keep", "Keep", id="rewrite.keep"),
         Binding("ctrl+g", "discard", "Discard", id="rewrite.discard"),
-        Binding("ctrl+o", "other_side", "Other side", id="rewrite.other_side"),
-        Binding("ctrl+t", "rules", "Rules", id="rewrite.rules"),
-        Binding("ctrl+l", "llm", "LLM", id="rewrite.llm"),
+        Binding("ctrl+o", "other_side", "Other side", tooltip="Rewrite the other response (each keeps its draft)", id="rewrite.other_side"),
+        Binding("ctrl+t", "rules", "Rules", tooltip="Rule rewrite (a perturbation)", id="rewrite.rules"),
+        Binding("ctrl+l", "llm", "LLM", tooltip="LLM rewrite", id="rewrite.llm"),
         Binding("escape", "back", "Back", id="rewrite.back"),
     ]
 
