@@ -90,16 +90,16 @@ def glossary_table(width: int = 80) -> Table:
 # the list's columns in words, for the status line when a column has the focus
 COLUMN_MEANING = {
     "pair_id": "pair: the pair's id (enter opens it)",
-    "subset": "subset: the part of the dataset the pair comes from",
+    "subset": "subset: the part of the dataset",
     "split": "split: the dataset split (train, test)",
-    "margin_pre": "m.pre: margin of the pre-D RM, r(chosen) − r(rejected); below 0 it prefers the rejected",
-    "margin_post": "m.post: margin of the post-D RM, r(chosen) − r(rejected); below 0 it prefers the rejected",
-    "regime": "regime: what training did (stayed / got aligned, resists, reversed); i: glossary",
-    "gamma": "γ: what an LM labeler prefers (c agrees with the human, i indifferent, r disagrees)",
-    "theta": "θ: angle in degrees from the pre-D to the post-D rewards of the pair",
-    "heldout": "held: held out of the post-D RM's training (held) or in it (in)",
+    "margin_pre": "m.pre: pre-D RM's r(chosen) − r(rejected)",
+    "margin_post": "m.post: post-D RM's r(chosen) − r(rejected)",
+    "regime": "regime: what training on D did to the pair",
+    "gamma": "γ: LM labeler's preference (c agrees, i same, r disagrees)",
+    "theta": "θ: angle from pre-D to post-D rewards (degrees)",
+    "heldout": "held: held out of post-D training, or in it",
     "tags": "tags: your tags (1-4, T)",
-    "prompt": "prompt: the last human turn of the conversation",
+    "prompt": "prompt: the last human turn",
 }
 
 

@@ -26,7 +26,12 @@ def bindings_table(screen: Screen) -> Table:
     t.add_column("action")
     t.add_column("id (for keymap.toml)", style="dim", no_wrap=True)
     rows: dict[tuple[str, str], list] = {}  # every key of an action, in order: "↓ j", not only "↓"
-    for key, ab in screen.active_bindings.items():
+    # the screen's own keys first (in their ranked order), then the focused widget's, then the app's
+    def rank(item):
+        node = item[1].node
+        return 0 if node is screen else (2 if node is screen.app else 1)
+
+    for key, ab in sorted(screen.active_bindings.items(), key=rank):
         b = ab.binding
         if not b.description or not b.id:
             continue

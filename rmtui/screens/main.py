@@ -61,8 +61,7 @@ def explain_empty(service, filt: EntryFilter, study: str = "STUDY") -> tuple[lis
             culprits.append(words)
         if without and (best is None or without > best[1]):
             best = (words, without)
-        lines.append(Text.assemble("  ", (f"{words:<28}", "bold"), f" alone: {alone:>7,} pairs · "
-                                   f"the rest without it: {without:>7,} pairs",
+        lines.append(Text.assemble("  ", (words, "bold"), f": {alone:,} pairs alone · {without:,} without it",
                                    (" ← matches no pair" if alone == 0 else "", "red")))
     if culprits:
         why = f"{' and '.join(culprits)} matches no pair of the study"
@@ -73,7 +72,7 @@ def explain_empty(service, filt: EntryFilter, study: str = "STUDY") -> tuple[lis
     lines.append(Text(why[0].upper() + why[1:] + "."))
     lines.append(Text("Widen it: x shows all pairs · f changes a part (\"any\" turns it off) · r cycles the "
                       "regime · / changes the search", style="dim"))
-    return lines, "0 pairs: " + why + " · x: all pairs · f: change the filter"
+    return lines, "0 pairs: " + why + " · x all pairs · f change it"
 
 
 SORT_WORDS = {"pair_id": "pair id", "subset": "subset", "split": "split", "margin_pre": "margin pre",
@@ -236,7 +235,7 @@ class ListScreen(TriageMixin, Screen):
             key = el.column_key
             meaning = COLUMN_MEANING.get(key, key)
             if key in self.empty_columns:
-                meaning += " · no pair has a value"
+                meaning += " · empty in this study"
             note = el.columns_note(el.content_width())
             msg = f" · {meaning}" + (f" · {note}" if note else "")
         self.query_one("#status", Line).set(Text.assemble(f"row {pos} · selected {self._n_selected:,}", *g, msg))

@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Header, Label, Static
 
 from analysis.store.browse import REGIMES
 
-from ..widgets.entry_list import REGIME_SHORT
+from ..widgets.entry_list import REGIME_SHORT_80, short_names
 from ..widgets.table import ListTable
 
 MISALIGNED = ("resists_alignment", "reversed")
@@ -72,18 +72,19 @@ class RegimeScreen(Screen):
         cols = present
         t.add_column(by or "", key="grp")
         for r in cols:
-            t.add_column(REGIME_SHORT[r], key=r)
+            t.add_column(REGIME_SHORT_80[r], key=r)
         t.add_column("total", key="total")
         t.add_column("mis%", key="mis")
         piv = df.pivot_table(index="grp", columns="regime", values="n", aggfunc="sum", fill_value=0) if len(df) else None
         if piv is None:
             return
+        labels = short_names([str(g) for g in piv.index], 14)
         for g in piv.index:
             row = piv.loc[g]
             total = int(row.sum())
             scored = int(sum(row.get(r, 0) for r in ("stayed_aligned", "got_aligned", "resists_alignment", "reversed")))
             mis = sum(int(row.get(r, 0)) for r in MISALIGNED)
-            label = str(g) if len(str(g)) <= 14 else str(g)[:13] + "…"
+            label = labels[str(g)]
             cells = [Text(label, style="bold")]
             for r in cols:
                 n = int(row.get(r, 0))
