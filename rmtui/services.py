@@ -122,6 +122,9 @@ class StudyService:
     def rows(self, ids: list[str]) -> list[tuple]:
         return browse.fetch_rows(self.study, ids)
 
+    def prompt_heads(self, ids: list[str]) -> dict[str, tuple[int, str]]:
+        return browse.prompt_heads(self.study, ids)
+
     def position(self, filt: EntryFilter, sort, pair_id: str) -> int | None:
         return browse.position_of(self.study, filt, sort, pair_id)
 

@@ -243,6 +243,23 @@ def fetch_rows(study: Study, ids: Sequence[str]) -> list[tuple]:
         cur.close()
 
 
+def prompt_heads(study: Study, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """``{pair_id: (human turns, first human turn)}`` of the given pairs (first turn cut to 120
+    characters): the list shows a multi-turn pair's topic beside its last turn."""
+    if not ids:
+        return {}
+    cur = study.cursor()
+    try:
+        rows = cur.execute(
+            "SELECT pair_id, len(string_split(context, 'Human:')) - 1, "
+            "substr(trim(regexp_replace(split_part(split_part(context, 'Human:', 2), 'Assistant:', 1), "
+            "'\\s+', ' ', 'g')), 1, 120) FROM pairs WHERE pair_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(ids)]).fetchall()
+    finally:
+        cur.close()
+    return {r[0]: (int(r[1] or 0), r[2] or "") for r in rows}
+
+
 def pair_ids(study: Study, filt: EntryFilter, sort: tuple[str, bool] | None = None) -> list[str]:
     where, params = _where(filt)
     return [r[0] for r in study.con.cursor().execute(

@@ -99,7 +99,7 @@ COLUMN_MEANING = {
     "theta": "θ: angle from pre-D to post-D rewards (degrees)",
     "heldout": "held: held out of post-D training, or in it",
     "tags": "tags: your tags (1-4, T)",
-    "prompt": "prompt: the last human turn",
+    "prompt": "prompt: the last human turn ([n]: of n; ‹ the first)",
 }
 
 

@@ -123,9 +123,28 @@ class ListScreen(TriageMixin, Screen):
         yield Line(id="filter-bar")
         yield Line(id="list-header")
         svc = self.rapp.service
-        yield EntryList(svc.order, svc.rows, id="entries")
+        yield EntryList(svc.order, self._rows, id="entries")
         yield Line(id="status")
         yield AppFooter()
+
+    def _rows(self, ids: list[str]) -> list[tuple]:
+        """The list's rows, the prompt of a multi-turn pair made readable: its last human turn is often
+        'Okay, please do.', so the number of turns leads and a short last turn is followed by the first."""
+        from analysis.store.browse import LIST_COLUMNS
+
+        svc = self.rapp.service
+        rows = svc.rows(ids)
+        heads = svc.prompt_heads(ids)
+        i = LIST_COLUMNS.index("prompt")
+        out = []
+        for r in rows:
+            turns, first = heads.get(r[0], (1, ""))
+            if turns > 1:
+                last = (r[i] or "").strip()
+                text = f"[{turns}] {last}" + (f" ‹ {first}" if len(last) < 30 and first and first != last else "")
+                r = r[:i] + (text,) + r[i + 1:]
+            out.append(r)
+        return out
 
     @property
     def entries(self) -> EntryList:
