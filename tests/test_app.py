@@ -1226,3 +1226,50 @@ async def test_readme_key_table_is_the_bindings_and_help_lists_them(study_file):
             c.print(bindings_table(app.screen))
             shown = {line.split()[-1] for line in c.export_text().splitlines()[1:] if line.strip()}
             assert shown == ids[where] | extra | everywhere, where
+
+
+async def test_every_sort_key_with_nulls_puts_them_last_and_says_how_many(study_file):
+    """Each sortable column with NULLs planted in some pairs: ascending and descending, the pairs
+    without a value come last and the status counts them (hand count from the planted rows)."""
+    from rmtui.widgets.entry_list import COLUMNS, SORTABLE, EntryList
+    from rmtui.widgets.line import Line
+
+    planted = {"subset": ("pairs", 11), "split": ("pairs", 12), "heldout": ("pairs", 13),
+               "margin_pre": ("pair_metrics", 14), "margin_post": ("pair_metrics", 15),
+               "regime": ("pair_metrics", 16), "gamma": ("pair_metrics", 17), "theta": ("pair_metrics", 18)}
+    with open_study(study_file) as st:
+        for col, (table, n) in planted.items():
+            st.execute(f"UPDATE {table} SET {col} = NULL WHERE pair_id IN "
+                       f"(SELECT pair_id FROM {table} ORDER BY md5(pair_id || '{col}') LIMIT {n})")
+        st.execute("DELETE FROM triage")
+        tagged = st.df("SELECT pair_id FROM pairs ORDER BY pair_id LIMIT 5")["pair_id"].tolist()
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for pid in tagged:
+            app.service.toggle_tag(pid, "rm-error")
+        el = app.screen.query_one(EntryList)
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        await pilot.press("x")
+        await settle(pilot)
+        expected = {**{c: n for c, (_, n) in planted.items()}, "tags": N_PAIRS - len(tagged)}
+        checked = set()
+        for c in COLUMNS:
+            if c.key not in SORTABLE or c.key in ("pair_id", "prompt"):
+                continue
+            for _ in range(20):
+                if el.column_key == c.key:
+                    break
+                await pilot.press("l" if [x.key for x in COLUMNS].index(c.key) > [x.key for x in COLUMNS].index(
+                    el.column_key) else "h")
+            assert el.column_key == c.key
+            n = expected[c.key]
+            for key, desc in (("right_square_bracket", True), ("left_square_bracket", False)):
+                await pilot.press(key)
+                await settle(pilot)
+                assert el.sort == (c.key, desc), c.key
+                assert f"{n:,} pairs without a value last" in status(), (c.key, status())
+                assert all(el.value(i, c.key) is None for i in range(el.total - n, el.total)), c.key
+                assert el.value(el.total - n - 1, c.key) is not None, c.key
+            checked.add(c.key)
+        assert checked == set(expected)
