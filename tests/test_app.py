@@ -841,6 +841,7 @@ async def _to_rescored_rewrite(pilot):
 async def _to_empty_filter(pilot):
     subset = pilot.app.service.choices()["subset"][0]
     pilot.app.screen.apply_filter(EntryFilter(regime="reversed", subset=subset, search="no such words"))
+    await pilot.app.workers.wait_for_complete()
     await settle(pilot)
 
 
@@ -1035,6 +1036,7 @@ async def test_empty_filter_and_empty_columns_say_why(study_file):
         assert "γ∅" in header()
         # an empty filter: a search that matches nothing, with a subset that matches some
         app.screen.apply_filter(EntryFilter(regime=None, subset=subset, search="no such words zq"))
+        await app.workers.wait_for_complete()
         await settle(pilot)
         assert el.total == 0
         shown = " ".join(t.plain for t in el.empty_message)

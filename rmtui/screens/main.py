@@ -80,6 +80,14 @@ SORT_WORDS = {"pair_id": "pair id", "subset": "subset", "split": "split", "margi
               "heldout": "held out", "tags": "tags", "prompt": "prompt"}
 
 
+class EmptyExplained(Message):
+    def __init__(self, key, lines, status: str) -> None:
+        super().__init__()
+        self.key = key
+        self.lines = lines
+        self.status = status
+
+
 class ExportDone(Message):
     def __init__(self, result) -> None:
         super().__init__()
@@ -223,13 +231,28 @@ class ListScreen(TriageMixin, Screen):
             key = (el.filt, self.rapp.service.triage_version)
             if key != getattr(self, "_explained", None):
                 self._explained = key
-                lines, status = explain_empty(self.rapp.service, el.filt, str(self.rapp.study_path))
-                el.set_empty_message(lines)
-                self._status_msg = status
+                el.set_empty_message([Text("No pair matches this filter; counting which part empties it…")])
+                self._explain(el.filt, key)  # up to two counts per part of the filter: in a worker
         else:
             self._explained = None
             if self._status_msg.startswith("0 pairs: "):
                 self._status_msg = ""
+        self._update_bars()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="explain-empty")
+    def _explain(self, filt: EntryFilter, key) -> None:
+        try:
+            lines, status = explain_empty(self.rapp.service, filt, str(self.rapp.study_path))
+        except Exception as e:
+            lines, status = [Text(f"No pair matches this filter ({error_parts(e)[0]})")], "0 pairs"
+        self.post_message(EmptyExplained(key, lines, status))
+
+    def on_empty_explained(self, message: "EmptyExplained") -> None:
+        el = self.entries
+        if el.total or message.key != getattr(self, "_explained", None):
+            return  # the filter changed meanwhile
+        el.set_empty_message(message.lines)
+        self._status_msg = message.status
         self._update_bars()
 
     def _update_bars(self) -> None:
