@@ -59,6 +59,7 @@ def _binding_contexts() -> dict[str, list[Binding]]:
     from .screens.coefficients import CoefficientScreen
     from .screens.dialogs import ChoiceDialog, ConfirmDialog, ErrorDialog, InputDialog
     from .screens.entry import EntryScreen
+    from .screens.glossary import GlossaryScreen
     from .screens.help import HelpScreen
     from .screens.entry_list import ListScreen
     from .screens.regimes import RegimeScreen
@@ -69,7 +70,8 @@ def _binding_contexts() -> dict[str, list[Binding]]:
     app = list(RmtuiApp.BINDINGS)
     own = {"list": ListScreen.BINDINGS + EntryList.BINDINGS, "entry": EntryScreen.BINDINGS,
            "rewrite": RewriteScreen.BINDINGS, "coefficients": CoefficientScreen.BINDINGS + ListTable.BINDINGS,
-           "regimes": RegimeScreen.BINDINGS + ListTable.BINDINGS, "help": HelpScreen.BINDINGS}
+           "regimes": RegimeScreen.BINDINGS + ListTable.BINDINGS, "help": HelpScreen.BINDINGS,
+           "glossary": GlossaryScreen.BINDINGS}
     out = {name: app + [b for b in bindings if isinstance(b, Binding)] for name, bindings in own.items()}
     for d in (InputDialog, ConfirmDialog, ErrorDialog, ChoiceDialog):
         out[f"dialog {d.__name__}"] = [b for b in d.BINDINGS if isinstance(b, Binding)]
@@ -100,8 +102,9 @@ class RmtuiApp(App):
     TITLE = "rmtui"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+        Binding("i,f2", "glossary", "Glossary", show=False, id="app.glossary"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit"),
     ]
 
     def __init__(self, study_path: str | Path, *, read_only: bool = False, keymap: str | Path | None = None,
@@ -214,6 +217,39 @@ class RmtuiApp(App):
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.screen))
+
+    async def action_quit(self) -> None:
+        """Quit, but first ask when a rewrite view holds a draft that is not kept (it would be lost)."""
+        from .screens.dialogs import ConfirmDialog
+        from .screens.rewrite import RewriteScreen
+
+        if getattr(self.screen, "is_quit_question", False):
+            return
+        lost: list[str] = []
+        for s in self.screen_stack:
+            if isinstance(s, RewriteScreen) and s.is_mounted:
+                s._save_editor()
+                lost += s.unsaved()
+        if not lost:
+            self.exit()
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        dialog = ConfirmDialog("Quit rmtui?", "The rewrite view holds work that is not kept in the study:\n  "
+                               + "\n  ".join(lost) + "\nQuit and lose it? (n: back, then ctrl+s keeps a "
+                               "rescored rewrite)")
+        dialog.is_quit_question = True
+        self.push_screen(dialog, done)
+
+    def action_glossary(self) -> None:
+        from .screens.glossary import GlossaryScreen
+
+        if isinstance(self.screen, GlossaryScreen):
+            return
+        self.push_screen(GlossaryScreen())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

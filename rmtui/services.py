@@ -164,6 +164,10 @@ class StudyService:
         return entries.count_entries(self.study, filt)
 
     @_held
+    def non_null(self, filt: EntryFilter) -> dict[str, int]:
+        return entries.non_null_counts(self.study, filt)
+
+    @_held
     def window(self, filt: EntryFilter, sort: tuple[str, bool] | None, offset: int, limit: int) -> list[tuple]:
         return entries.fetch_window(self.study, filt, sort, offset, limit)
 
@@ -174,6 +178,10 @@ class StudyService:
     @_held
     def rows(self, ids: list[str]) -> list[tuple]:
         return entries.fetch_rows(self.study, ids)
+
+    @_held
+    def prompt_heads(self, ids: list[str]) -> dict[str, tuple[int, str]]:
+        return entries.prompt_heads(self.study, ids)
 
     @_held
     def position(self, filt: EntryFilter, sort, pair_id: str) -> int | None:

@@ -10,7 +10,8 @@ module that owns each function: :mod:`.filters` (EntryFilter, the WHERE clause),
 from ..regime_names import GAMMAS, REGIMES
 from .core import bulk_insert
 from .entries import (FREQUENCY_COLUMNS, LIST_COLUMNS, Entry, count_entries, drill_down, fetch_rows, fetch_window,
-                      frequency, get_entry, has_votes, list_values, models, position_of, sorted_ids)
+                      frequency, get_entry, has_votes, list_values, models, non_null_counts, position_of,
+                      prompt_heads, sorted_ids)
 from .export import export_frames, study_metadata
 from .filters import DEFAULT_SORT, GAMMA_NONE, SORT_COLUMNS, EntryFilter
 from .metrics import agreement, imprint_table, misalignment_table, regime_table
@@ -22,7 +23,7 @@ pair_ids = sorted_ids  # the same ids in the same order
 
 __all__ = [
     "GAMMAS", "REGIMES", "bulk_insert", "FREQUENCY_COLUMNS", "LIST_COLUMNS", "Entry", "count_entries", "drill_down",
-    "fetch_rows", "fetch_window", "frequency", "get_entry", "has_votes", "list_values", "models", "position_of", "sorted_ids",
+    "fetch_rows", "fetch_window", "frequency", "get_entry", "has_votes", "non_null_counts", "prompt_heads", "list_values", "models", "position_of", "sorted_ids",
     "pair_ids", "export_frames", "study_metadata", "DEFAULT_SORT", "GAMMA_NONE", "SORT_COLUMNS", "EntryFilter",
     "agreement", "imprint_table", "misalignment_table", "regime_table", "latest_fit", "DEFAULT_TAGS", "all_tags", "get_note", "select",
     "selected_ids", "selection_count", "set_note", "set_tags", "tag_counts", "toggle_tag", "undo_last",

@@ -17,7 +17,7 @@ from ..errors import RmtuiError
 from ..regime_names import REGIMES
 from .core import Study, first_row
 from .pairs import CONSENSUS_SQL as _CONSENSUS
-from .filters import DEFAULT_SORT, GAMMA_NONE, LIST_FROM, EntryFilter, order_clause, where_clause
+from .filters import DEFAULT_SORT, GAMMA_NONE, LIST_FROM, SORT_COLUMNS, EntryFilter, order_clause, where_clause
 from .scores import models_frame
 from .triage import all_tags
 
@@ -30,6 +30,38 @@ _VOTES = ("CASE WHEN p.votes_a + p.votes_b + p.votes_tie = 1 THEN "
           "CASE WHEN p.votes_a = 1 THEN 'A' WHEN p.votes_b = 1 THEN 'B' ELSE 'tie' END "
           "WHEN p.votes_a IS NOT NULL THEN p.votes_a || ':' || p.votes_b || "
           "CASE WHEN p.votes_tie > 0 THEN ':' || p.votes_tie ELSE '' END WHEN p.human_tie THEN 'tie' END")
+
+
+def non_null_counts(study: Study, filt: EntryFilter) -> dict[str, int]:
+    """How many pairs of the filter have a value in each sortable list column (and ``total``): a
+    column with 0 is empty there (gamma in a study without target labels), so sorting by it changes
+    nothing."""
+    where, params = where_clause(filt)
+    cols = ", ".join(f"count({expr}) AS {name}" for name, expr in SORT_COLUMNS.items())
+    cur = study.cursor()
+    try:
+        res = cur.execute(f"SELECT count(*) AS total, {cols} {LIST_FROM}{where}", params)
+        row = res.fetchone()
+        return {d[0]: int(v) for d, v in zip(res.description, row)}
+    finally:
+        cur.close()
+
+
+def prompt_heads(study: Study, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """``{pair_id: (human turns, first human turn)}`` of the given pairs (first turn cut to 120
+    characters): the list shows a multi-turn pair's topic beside its last turn."""
+    if not ids:
+        return {}
+    cur = study.cursor()
+    try:
+        rows = cur.execute(
+            "SELECT pair_id, len(string_split(context, 'Human:')) - 1, "
+            "substr(trim(regexp_replace(split_part(split_part(context, 'Human:', 2), 'Assistant:', 1), "
+            "'\\s+', ' ', 'g')), 1, 120) FROM pairs WHERE pair_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(ids)]).fetchall()
+    finally:
+        cur.close()
+    return {r[0]: (int(r[1] or 0), r[2] or "") for r in rows}
 
 
 def count_entries(study: Study, filt: EntryFilter) -> int:

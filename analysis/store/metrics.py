@@ -274,7 +274,8 @@ def imprint_table(study: Study, fit_id: str | None = None) -> pd.DataFrame:
         fit_id = fit["fit_id"]
     return study.df(
         "SELECT i.target, i.feature, i.estimate, i.se, i.ci_low, i.ci_high, i.p, i.p_bonferroni, i.n, "
-        "i.se_type, i.r2, d.role, d.proxy FROM imprint i "
+        "i.se_type, i.r2, i.feature_sd, i.estimate_per_sd, i.ci_low_per_sd, i.ci_high_per_sd, d.role, d.proxy "
+        "FROM imprint i "
         "LEFT JOIN feature_defs d ON (d.featurizer || '.' || d.name) = i.feature OR "
         "   (d.name = i.feature AND position('.' IN i.feature) = 0) "
         "WHERE i.fit_id = ? AND lower(i.feature) NOT IN ('(intercept)', 'intercept', 'const', '_cons') "

@@ -6,7 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label, Static
+from ..widgets.footer import AppFooter
+from textual.widgets import Label, Static
 
 from analysis.textsafe import visible, visible_line
 
@@ -27,7 +28,7 @@ class OpenFailedScreen(Screen):
             yield Label(f"✗ {visible_line(self.title_text)}", classes="dialog-title", markup=False)
             yield Static(visible(self.message), classes="dialog-body", markup=False, id="open-failed-message")
             yield Static("r: try again · q: quit", classes="dialog-help")
-        yield Footer()
+        yield AppFooter()
 
     def action_retry(self) -> None:
         self.app.pop_screen()

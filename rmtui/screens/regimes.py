@@ -10,19 +10,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from ..widgets.footer import AppFooter
+from textual.widgets import DataTable, Header, Label, Static
 
 from analysis.regime_names import RegimeGrid
 from analysis.textsafe import visible_line
 
-from ..widgets.entry_list import REGIME_SHORT
+from ..widgets.entry_list import REGIME_SHORT_80, short_names
 from ..widgets.table import ListTable
 
 
 class RegimeScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="regimes.back"),
-        Binding("c", "coefficients", "Coefs", id="nav.coefficients"),
+        Binding("c", "coefficients", "Coefs", tooltip="Coefficients (the feature imprint)", id="nav.coefficients"),
     ]
 
     def __init__(self) -> None:
@@ -42,7 +43,7 @@ class RegimeScreen(Screen):
             yield ListTable(id="t-subset", cursor_type="cell")
         yield Static("enter on a count: those pairs · tab: next table · mis%: post-D RM prefers the "
                      "rejected side, % of its decided pairs (ties apart)", id="regime-legend")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         svc = self.app.service
@@ -71,13 +72,14 @@ class RegimeScreen(Screen):
         cols = grid.regimes
         t.add_column(by or "", key="grp")
         for r in cols:
-            t.add_column(REGIME_SHORT[r], key=r)
+            t.add_column(REGIME_SHORT_80[r], key=r)
         t.add_column("total", key="total")
         t.add_column("mis%", key="mis")
         mis_by = self.app.service.misalignment(by)  # stored: 1 - agreement over decided pairs
+        labels = short_names([visible_line(row.group) for row in grid.rows], 14)
         for row in grid.rows:
             g = row.group
-            label = visible_line(g) if len(visible_line(g)) <= 14 else visible_line(g)[:13] + "…"
+            label = labels[visible_line(g)]
             cells = [Text(label, style="bold")]
             for r in cols:
                 cells.append(Text(f"{row.counts.get(r, 0):,}", style="bold red" if r == "resists_alignment" else ""))

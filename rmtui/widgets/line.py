@@ -26,6 +26,16 @@ class Line(Widget):
             return
         self._text = text
         self._plain = plain
+        # a line whose height is auto (the status) wraps: relayout only when its number of lines changes
+        h = self.styles.height
+        if h is not None and h.is_auto and self.size.width:
+            from rich.cells import cell_len
+
+            lines = max(1, -(-cell_len(plain) // self.size.width))
+            if lines != getattr(self, "_lines", 1):
+                self._lines = lines
+                self.refresh(layout=True)
+                return
         self.refresh()
 
     def render(self) -> Text:
