@@ -508,7 +508,7 @@ def summary(study: Study) -> dict:
     if fit:
         stats = ms.read_fit_stats(study, fit["fit_id"])
     elif pm is not None and len(pm):
-        defs_now = ms.feature_defs(study)
+        defs_now = ms.defs_with_values(study)
         g_now = default_gamma_features(defs_now) if len(defs_now) else []
         stats = study_tables(study, pm, tie_tol=tol, gamma_features=g_now, gamma_proxy=gamma_is_proxy(defs_now, g_now))
     gfeats = opts.get("gamma_features_resolved") if fit else None
