@@ -105,6 +105,10 @@ def export_records(study: Study, ids: Sequence[str]) -> list[dict]:
             "features": {"chosen": {}, "rejected": {}},
             "tags": [], "note": None, "rewrites": [],
         }
+        if p.get("preference") is not None and p["preference"] != "chosen":  # A/B, votes, scores, lists
+            recs[pid].update({k: p.get(k) for k in (
+                "preference", "human_tie", "label_raw", "votes_a", "votes_b", "votes_tie", "annotator_agreement",
+                "human_margin", "dimension", "source_item")})
     for r in fr["rewards"].itertuples(index=False):
         if r.pair_id in recs:
             recs[r.pair_id]["rewards"][r.side][f"{r.role}:{r.model}"] = _clean(r.reward)

@@ -203,3 +203,21 @@ def test_annotator_agreement_is_a_drivers_covariate(tmp_path):
     expected = (w[0::2].mean() - w[1::2].mean()) / (1 - 2 / 3)  # the sample's own difference
     assert abs(row["estimate"] - expected) < 0.15
     assert abs(row["estimate"] - (-1.5)) < 0.5 and row["ci_high"] < 0
+
+
+def test_export_carries_the_human_labels(tmp_path):
+    from analysis.export import export_pairs
+    from analysis.store.browse import EntryFilter
+
+    path = build(tmp_path)
+    with open_study(path) as st:
+        fit_study(st)
+        out = tmp_path / "all.jsonl"
+        export_pairs(st, EntryFilter(regime=None), None, out)
+    recs = sorted((json.loads(x) for x in out.read_text().splitlines()), key=lambda r: r["chosen"])
+    assert len(recs) == 6
+    ties = [r for r in recs if r["human_tie"]]
+    assert len(ties) == 2 and all(r["preference"] == "tie" and r["regime"] is None for r in ties)
+    r = next(r for r in recs if r["chosen"] == "B2")
+    assert (r["preference"], r["votes_a"], r["votes_b"], r["votes_tie"]) == ("b", 1, 2, 0)
+    assert abs(r["annotator_agreement"] - 2 / 3) < 1e-9

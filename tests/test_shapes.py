@@ -264,3 +264,48 @@ def test_run_config_reads_shapes_and_presets(tmp_path):
         assert sorted(set(df.subset)) == ["pairwise", "pku-saferlhf:better", "pku-saferlhf:safer"]
         assert st.scalar("SELECT count(*) FROM features WHERE featurizer = 'pku_saferlhf'") > 0
     assert run_config(cfg).ran == []  # unchanged: skipped
+
+
+def test_killed_ab_ingest_keeps_whole_chunks_and_a_rerun_completes_pairs_and_attributes(tmp_path):
+    """SIGKILL in the middle of an A/B ingest with attributes: whole chunks of pairs, and a rerun adds the
+    rest and completes the attribute features (written per chunk after its pairs)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import ROOT
+
+    n_rows = 40_000
+    big = tmp_path / "ab-train.jsonl"
+    with open(big, "w") as out:
+        for i in range(n_rows):
+            out.write(json.dumps({"q": f"question {i}", "x": f"yes {i}", "y": f"no {i}",
+                                  "w": ["model_a", "model_b", "tie"][i % 3], "sx": i % 2, "sy": 1 - i % 2}) + "\n")
+    items = "prompt=q,a=x,b=y,label=w,attr.safe.a=sx,attr.safe.b=sy"
+    study = tmp_path / "k.duckdb"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "rmtui", "ingest", str(big), "--study", str(study), "--map", items],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        wal = study.with_name(study.name + ".wal")
+        size = (study.stat().st_size if study.exists() else 0) + (wal.stat().st_size if wal.exists() else 0)
+        if size > 3_000_000:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    mapping, shape = parse_map([items])
+    with open_study(study) as st:
+        n = st.scalar("SELECT count(*) FROM pairs")
+        assert n < n_rows, "the job finished before it was killed; make the file bigger"
+        assert n > 0 and n % 2000 == 0, n
+        assert st.scalar("SELECT count(*) FROM texts") == 2 * n
+        res = ingest(st, str(big), ReadOptions(mapping=mapping, shape=shape))
+        assert res.n_added == n_rows - n
+        assert st.scalar("SELECT count(*) FROM pairs") == n_rows
+        assert st.scalar("SELECT count(*) FROM pairs WHERE human_tie") == n_rows // 3 + (n_rows % 3 > 2)
+        assert st.scalar("SELECT count(*) FROM features WHERE featurizer = 'ab'") == 2 * n_rows
+        assert st.scalar("SELECT count(*) FROM feature_defs WHERE featurizer = 'ab'") == 1

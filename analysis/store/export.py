@@ -22,7 +22,9 @@ def export_frames(study: Study, ids: Sequence[str]) -> dict[str, pd.DataFrame]:
                 "SELECT p.pair_id, p.dataset, p.subset, p.split, p.heldout, p.context, p.chosen_response, "
                 "p.rejected_response, p.chosen_text_id, p.rejected_text_id, m.reward_chosen_pre, "
                 "m.reward_rejected_pre, m.reward_chosen_post, m.reward_rejected_post, m.margin_pre, "
-                "m.margin_post, m.regime, m.gamma, m.theta, m.confusing, m.fit_id "
+                "m.margin_post, m.regime, m.gamma, m.theta, m.confusing, m.fit_id, "
+                "p.preference, p.human_tie, p.label_raw, p.votes_a, p.votes_b, p.votes_tie, p.annotator_agreement, "
+                "p.human_margin, p.dimension, p.source_item "
                 "FROM _exp_ids i JOIN pairs p USING (pair_id) LEFT JOIN pair_metrics m USING (pair_id)").df(),
             "rewards": cur.execute(
                 "SELECT p.pair_id, t.side, mo.name AS model, mo.role, s.reward FROM _exp_ids i "
