@@ -641,8 +641,10 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
                                         "Reward shift angle by regime (mean)", "theta (degrees)",
                                         value_keys=("mean", "median")))
     if data.get("robustness"):
-        add("robustness", fig_coefficients(_coef_records(data["robustness"]), figdir / "robustness.png",
-                                           "Robustness score (95 % intervals)"))
+        rob_rows = [r for r in _coef_records(data["robustness"]) if r.get("variant") in (None, "at_risk")
+                    and r.get("term") != "side_rejected"]
+        add("robustness", fig_coefficients(rob_rows, figdir / "robustness.png",
+                                           "Robustness score, rewrites at risk (95 % intervals)"))
 
     name = title or f"rmtui report: {getattr(study, 'path', 'study')}"
     head = {k: v for k, v in data.items() if _is_scalar(v)}

@@ -43,6 +43,7 @@ def test_zero_of_nine_flip_is_not_significant_and_exact():
     assert fisher_exact([[0, 9], [5, 86]]).pvalue == pytest.approx(1.0)
     assert row["p"] == pytest.approx(1.0) and row["p_exact"] == pytest.approx(1.0)
     assert row["p_method"].startswith("Fisher") and row["status"].startswith("small cells")
+    assert row["estimate"] == pytest.approx(0 - 5 / 91)
     assert row["ci_low"] < 0 < row["ci_high"]
     assert (row["n"], row["events"], row["n_flip"], row["events_flip"]) == (100, 5, 9, 0)
     # the old HC1 LPM calls this term significant (the artefact the issue names)
@@ -106,3 +107,20 @@ def test_flip_without_variation_and_zero_se_are_not_estimable():
     assert t.loc["chosen_all_down", "status"].startswith("not estimable: the flip does not vary")
     assert t.loc["chosen_y_down", "status"].startswith("not estimable: standard error")
     assert np.isnan(t.loc["chosen_y_down", "estimate"])
+
+
+def test_small_cell_estimate_is_the_difference_in_rates():
+    # 2 events among 10 flips, 8 among 90 without: estimate 0.2 - 0.0889, inside its Newcombe interval
+    n = 100
+    flip = np.zeros(n, int)
+    flip[:10] = 1
+    after = np.ones(n)
+    after[[0, 1]] = -1.0
+    after[10:18] = -1.0
+    ch = _changes(np.ones(n), after)
+    t, _ = M.robustness_score(ch, pd.DataFrame({"chosen_x_down": flip}, index=ch["rewrite_id"]),
+                              variants=("at_risk",), outcomes=("became_misaligned",))
+    row = t.set_index("term").loc["chosen_x_down"]
+    assert row["estimate"] == pytest.approx(0.2 - 8 / 90)
+    assert row["ci_low"] < row["estimate"] < row["ci_high"] and np.isnan(row["se"])
+    assert row["p"] == pytest.approx(fisher_exact([[2, 8], [8, 82]]).pvalue)

@@ -313,8 +313,9 @@ def robustness_terms(y: pd.Series, X: pd.DataFrame, *, outcome: str, variant: st
       ``min_count`` rows; a flip collinear with earlier terms; a standard error ~ 0.
     - small cells: when a cell of the flip's 2x2 table (events/non-events with/without the flip) is
       below ``min_events``, the LPM's normal approximation is not trusted: ``p`` is Fisher's exact
-      test of the 2x2 table and the interval Newcombe's for the difference in rates (``p_method``,
-      ``ci_method`` say which). ``p_exact`` is the Fisher p of every flip either way.
+      test of the 2x2 table, the estimate the (unadjusted) difference in rates with the flip and
+      without it, and the interval Newcombe's for that difference (``p_method``, ``ci_method`` and
+      ``status`` say so). ``p_exact`` is the Fisher p of every flip either way.
     Adjusted p-values are filled by :func:`adjust_robustness`.
     """
     import statsmodels.api as sm
@@ -383,9 +384,11 @@ def robustness_terms(y: pd.Series, X: pd.DataFrame, *, outcome: str, variant: st
             kw["p_exact"] = pe
             if min(e1, n1 - e1, e0, n0 - e0) < min_events:
                 lo, hi = _newcombe(e1, n1, e0, n0, alpha)
-                kw.update({"p": pe, "ci_low": lo, "ci_high": hi, "p_method": "Fisher exact (2x2 of the flip)",
+                kw.update({"estimate": e1 / n1 - e0 / n0, "se": None, "p": pe, "ci_low": lo, "ci_high": hi,
+                           "p_method": "Fisher exact (2x2 of the flip)",
                            "ci_method": "Newcombe (difference in rates, flip vs no flip)",
-                           "status": f"small cells ({e1}/{n1} with the flip, {e0}/{n0} without): exact test"})
+                           "status": f"small cells ({e1}/{n1} with the flip, {e0}/{n0} without): exact test; "
+                                     "estimate = difference in rates, unadjusted"})
         rows.append(row(term, **kw))
     done = {r["term"] for r in rows}
     for c in X.columns:
