@@ -67,7 +67,7 @@ class ModelConfig:
     chunk_size: int | None = None  # texts per committed chunk (default: the scorer's)
     engine: str | None = None  # local | ray | vllm-server (None: vllm-server for http:// specs, else local)
     ray_address: str | None = None  # engine ray: auto | HOST:PORT (None: a Ray started here)
-    gpus: int = 0                   # engine ray: GPUs in all, one actor each
+    gpus: int | None = None         # engine ray: GPUs in all, one actor each (None: all; 0: CPU actors)
     actors: int | None = None       # engine ray: pool size
     tokenizer: str | None = None    # engine vllm-server: the served model's tokenizer
 
@@ -79,7 +79,7 @@ class ModelConfig:
             opts = {"tokenizer": self.tokenizer}
         else:
             opts = {}
-        return {k: v for k, v in opts.items() if v not in (None, 0)}
+        return {k: v for k, v in opts.items() if v is not None}
 
     def settings_dict(self) -> dict[str, Any]:
         d = {
@@ -304,7 +304,7 @@ def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
         chunk_size=ctx.get_int(t, key, "chunk_size", minimum=1),
         engine=_model_engine(ctx, t, key, spec),
         ray_address=ctx.get(t, key, "ray_address", str),
-        gpus=ctx.get_int(t, key, "gpus", 0, minimum=0),
+        gpus=ctx.get_int(t, key, "gpus", minimum=0),
         actors=ctx.get_int(t, key, "actors", minimum=1),
         tokenizer=ctx.get(t, key, "tokenizer", str),
     )
@@ -493,7 +493,7 @@ role = "pre"
 # chunk_size = 1024        # texts per committed chunk (what an interruption can lose)
 # engine = "ray"           # local (default) | ray (a Ray cluster) | vllm-server (spec = "http://HOST:PORT/v1#MODEL")
 # ray_address = "auto"     # engine ray: auto (this node's cluster) | HOST:PORT (default: a Ray started here)
-# gpus = 8                 # engine ray: GPUs in all, one actor each (0: CPU actors)
+# gpus = 8                 # engine ray: GPUs in all, one actor each (default: all; 0: CPU actors)
 
 [[models]]
 spec = "embedded:post"

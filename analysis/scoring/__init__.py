@@ -25,7 +25,9 @@ Default by rule: ``chat`` when the tokenizer has a chat template and the model i
 
 Modules: ``settings`` (ScoreSettings, ScoreRunResult), ``batching`` (token budget, OOM back-off),
 ``models`` (RewardModel: tokenization and forward), ``loading`` (load_reward_model, model ids),
-``study`` (the study loop), ``bench`` (benchmarks).
+``study`` (the study loop: the only writer of the study), ``backends`` (the engine interface and
+the in-process engine), ``ray_backend`` (Ray Data actors; needs the ``ray`` extra), ``served``
+(a vLLM server's ``/classify``), ``bench`` (benchmarks).
 """
 
 from __future__ import annotations

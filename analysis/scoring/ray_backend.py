@@ -149,7 +149,7 @@ class RayBackend:
 
     ``address``: None (a Ray already initialised in this process, else a local one), ``"auto"`` (the
     cluster this node belongs to) or ``HOST:PORT``. ``gpus``: GPUs in all (one actor each unless
-    ``actors`` says otherwise); 0: CPU actors. ``actors``: pool size (default: one per GPU, or
+    ``actors`` says otherwise); 0: CPU actors; None: every GPU of the cluster (none: CPU actors). ``actors``: pool size (default: one per GPU, or
     the CPUs left after the reserve, at most 8, on a CPU cluster).
     """
 
@@ -160,9 +160,22 @@ class RayBackend:
                  _crash_marker: str | None = None, _batch_delay_s: float = 0.0) -> None:
         self._ray = import_ray()
         settings = dataclasses.replace(settings) if settings else ScoreSettings()
-        self.gpus = int(gpus or 0)
-        if self.gpus < 0 or (actors is not None and int(actors) < 1):
+        if (gpus is not None and int(gpus) < 0) or (actors is not None and int(actors) < 1):
             raise RmtuiError("--gpus must be 0 or more and --actors at least 1", "Bad option")
+        self._owns_ray = False
+        self._connect(address)
+        try:
+            self._setup(spec, settings, name, gpus, actors)
+        except BaseException:
+            self.close()
+            raise
+        self._crash_marker = _crash_marker
+        self._batch_delay_s = _batch_delay_s
+
+    def _setup(self, spec, settings, name, gpus, actors) -> None:
+        if gpus is None:  # every GPU of the cluster, unless the device says cpu
+            gpus = 0 if settings.device == "cpu" else int(self._ray.cluster_resources().get("GPU", 0))
+        self.gpus = int(gpus)
         if settings.device == "auto":
             settings.device = "cuda" if self.gpus else "cpu"  # what the actors will run on
         if self.gpus and settings.device != "cuda":
@@ -176,12 +189,8 @@ class RayBackend:
         self.settings = self.rm.settings
         self.actor_spec = self._actor_spec(str(spec))
         self.role: str | None = None
-        self._crash_marker = _crash_marker
-        self._batch_delay_s = _batch_delay_s
-        self._owns_ray = False
         self._workers: dict[str, tuple[int, int]] = {}  # worker -> (token budget, n_oom)
         self._busy_s = 0.0  # the actors' scoring time, summed
-        self._connect(address)
         self.n_actors, self.cpus_per_actor, self.gpus_per_actor = self._plan(actors)
 
     # -- description (from the weightless driver copy) ---------------------------------------------

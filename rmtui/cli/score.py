@@ -49,7 +49,8 @@ def score(
                                          "vllm-server (default: vllm-server for http:// models, else local)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray engine: auto (this node's cluster) "
                                               "or HOST:PORT (default: a Ray started here)."),
-    gpus: int = typer.Option(0, "--gpus", min=0, help="Ray engine: GPUs in all, one actor each (0: CPU actors)."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=0, help="Ray engine: GPUs in all, one actor each (default: "
+                                       "every GPU of the cluster; 0: CPU actors)."),
     actors: Optional[int] = typer.Option(None, "--actors", min=1, help="Ray engine: actors (default: one per GPU; on CPUs, "
                                          "the CPUs left after one kept for Ray, at most 8)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Served RM: folder or hub id of its tokenizer "
@@ -96,7 +97,7 @@ def _engine_options(engine: Optional[str], model: str, **given) -> dict:
              "vllm-server": {"tokenizer": "tokenizer"}}.get(engine, {})
     out = {}
     for key, value in given.items():
-        if value in (None, 0):
+        if value is None:
             continue
         if key not in takes:
             raise RmtuiError(f"--{key.replace('_', '-')} is an option of "
@@ -183,7 +184,8 @@ def bench_scoring(
                                "in this process vs on a Ray cluster, same texts."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray: auto | HOST:PORT (default: a Ray "
                                               "started here)."),
-    gpus: int = typer.Option(0, "--gpus", help="Ray: GPUs in all, one actor each (0: CPU actors)."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="Ray: GPUs in all, one actor each (default: every "
+                                       "GPU of the cluster; 0: CPU actors)."),
     actors: Optional[int] = typer.Option(None, "--actors", help="Ray: actors (default: one per GPU, or the CPUs "
                                          "left after one kept for Ray)."),
     chunk_size: int = typer.Option(256, "--chunk-size", help="Ray: texts per chunk sent to an actor."),
@@ -207,7 +209,7 @@ def bench_scoring(
     if engine not in ("local", "ray"):
         raise RmtuiError(f"--engine {engine!r}: expected local or ray", "Bad option")
     if engine == "ray":
-        if settings.device == "auto":
+        if settings.device == "auto" and gpus is not None:
             settings.device = "cuda" if gpus else "cpu"  # the same device in this process as on the actors
         settings.chunk_size = chunk_size
         return _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors)
