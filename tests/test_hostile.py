@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from analysis.textsafe import has_controls, visible, visible_line
 from tests.helpers.cli import run_cli
@@ -137,7 +136,6 @@ def _screen_output(app) -> str:
 async def test_app_shows_escapes_in_list_entry_and_dialogs(tmp_path):
     """Texts, subset, split and tags with \\x1b[2J / \\x1b]0;TITLE\\x07 wiped the screen and set the
     terminal title; now they show as ␛ in the list, the entry view and the tag dialog."""
-    import shutil
 
     from analysis.store import browse, open_study
     from analysis.synth import make_synthetic_study

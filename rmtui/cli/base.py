@@ -24,6 +24,7 @@ bench_app = typer.Typer(help="Benchmarks that print numbers (texts/s, ratios to 
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
+
 class SafeConsole(Console):
     """The CLI's console: no string is ever parsed as markup or emoji, control characters are shown.
 

@@ -64,7 +64,7 @@ def featurize(
     """Label the study's texts; cached per text, so a rerun only does what is missing."""
     import threading
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from analysis.errors import RmtuiError
     from analysis.features import featurize_study, study_texts

@@ -42,7 +42,7 @@ def ingest(
     """Read preference pairs into the study. Re-ingesting the same data adds nothing."""
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
     from analysis.data import READ_STOPPED, ReadOptions
     from analysis.errors import InputError

@@ -36,7 +36,7 @@ def rewrite(
     Resumable: rerunning with the same options skips the rewrites already stored.
     """
     quiet_libraries()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from analysis.rewrite_experiment import fit_robustness, run_experiment
     from analysis.rewrite import make_rewriter

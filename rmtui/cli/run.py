@@ -17,7 +17,7 @@ from .base import app, console, err_console, quiet_libraries, SafeTextColumn, st
 
 
 def _make_reporter():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from analysis.pipeline import ProgressHandle, Reporter, StepResult
 

@@ -14,7 +14,7 @@ def _say(*args) -> None:
 
 
 def _progress():
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
     return Progress(
