@@ -232,7 +232,7 @@ class CoefficientScreen(Screen):
             ci = f"{_fmt(r[lo_col])} {_fmt(r[hi_col])}" if lo_col and hi_col else "-"
             t.add_row(Text(visible_line(r["target"])), Text(name, style="bold" if r["role"] == "target" else ""),
                       Text(_fmt(est), style=style), ci, _p(pb), Text(marker(pb), style=style),
-                      bar(est, scale, sig, 10), key=rk)
+                      bar(est, scale, sig, 10 if self.app.size.width < 100 else 24), key=rk)
         self.query_one("#coef-legend", Static).update(Text(
             f"sig (Bonferroni p adj): *** <.001 ** <.01 * <.05 ns · bar: one scale ±{scale:.2f}, │ = 0 · "
             "~ proxy · bold: target · i: glossary", style=""))

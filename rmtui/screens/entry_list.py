@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from ..widgets.footer import AppFooter
-from textual.widgets import Header, Static
+from textual.widgets import Header
 
 from analysis.regime_names import REGIMES
 from analysis.store.filters import EntryFilter
