@@ -164,3 +164,19 @@ async def test_app_shows_escapes_in_list_entry_and_dialogs(tmp_path):
         out = _screen_output(app)
         assert "\x1b[2J" not in out and "\x1b]0;" not in out and "\x07" not in out and "\u202e" not in out
         assert "␛]0;PWNED␇" in out and "tr[/]ain␛]0;T␇" in out and "bad␛[31mtag" in out
+        # the regimes screen (its by-subset table) and the filter dialog listing the subsets
+        await pilot.press("escape", "m")
+        for _ in range(5):
+            await pilot.pause()
+        assert type(app.screen).__name__ == "RegimeScreen"
+        out = _screen_output(app)
+        assert "\x1b[2J" not in out and "sub␛[2J" in out, out[:3000]
+        await pilot.press("escape", "f")
+        for _ in range(5):
+            await pilot.pause()
+        fields = [v for v, _ in app.screen.choices]
+        await pilot.press("home", *(["down"] * fields.index("subset")), "enter")
+        for _ in range(5):
+            await pilot.pause()
+        out = _screen_output(app)
+        assert "\x1b[2J" not in out and "sub␛[2J" in out, out[:3000]
