@@ -63,7 +63,7 @@ def score(
         raise RmtuiError(f"--role {role!r}: expected pre, post or other", "Bad option")
     # first: a locked or unreadable study fails before the model loads; shared: the file is held only
     # while a chunk is written, so the app and rmtui summary can open it while this scores
-    with open_study(study, create=False, shared=True) as st:
+    with open_study(study, create=False, shared=True, linger=None) as st:
         with console.status(f"loading {model}"):
             rm = load_reward_model(model, settings, name=name)
         _say(f"model [bold]{rm.name}[/] id {rm.model_id}: {rm.format} format, {rm.dtype} on {rm.device}, "
