@@ -485,7 +485,7 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
     t0 = time.perf_counter()
     # shared: while the models score, the file is held only while a chunk is written, so the app (and
     # rmtui summary/export) can open it meanwhile; the other steps hold it as they always did
-    with open_study(cfg.study, shared=True) as st:
+    with open_study(cfg.study, shared=True, linger=None) as st:
         runner = _Runner(cfg, st, reporter, force)
         with st.hold():
             runner.ingest()

@@ -94,6 +94,7 @@ async def run_with_app(study: Path, model: str, chunk: int, device: str, refresh
         p.wait()
         stats["opens"] = app.service.study.n_opens
         stats["lock_waits"] = app.service.study.n_lock_waits
+        stats["watch_reloads"] = app.n_watch_reloads
         await app.action_quit()
     if p.returncode:
         raise SystemExit(out[-2000:])
@@ -208,7 +209,8 @@ def main() -> None:
             note = ""
             if k in extra:
                 e = extra[k]
-                note = f"  job waited {e['job_wait_s']:.1f} s; app: {e['opens']} opens, {e['lock_waits']} lock retries"
+                note = (f"  job waited {e['job_wait_s']:.1f} s; app: {e['opens']} opens, {e['lock_waits']} lock "
+                        f"retries, {e['watch_reloads']} reloads on a commit")
                 if e.get("reloads"):
                     note += f", {e['reloads']} forced reloads ({e['reload_s'] / e['reloads'] * 1000:.0f} ms each)"
             print(f"{k:<18} {v:9.1f} {v / base:7.2f}  {', '.join(f'{x:.1f}' for x in results[k])}{note}")

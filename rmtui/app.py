@@ -157,6 +157,7 @@ class RmtuiApp(App):
     # -- a job writing the same study (see rmtui.services) -----------------------------------------
     WATCH_S = 1.0  # how often the app looks whether another process committed (a stat; a read if so)
     _watch_timer = None
+    n_watch_reloads = 0  # for tests and benchmarks: reloads because another process committed
 
     def watch_study(self, force: bool = False) -> bool:
         """Reload the entry list when another process (a scoring job) committed since the last look,
@@ -168,6 +169,7 @@ class RmtuiApp(App):
             if not (self.service.changed_elsewhere() or force):
                 return False
             ls.entries.load(keep_cursor=True)
+            self.n_watch_reloads += 1
         except Exception:  # a background look (the job holds the file, say): never a dialog; next time
             return False
         return True

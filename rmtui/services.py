@@ -149,7 +149,7 @@ class StudyService:
         if f == self._seen_file:
             return False
         try:  # a short wait only: the UI thread asks, and a job holding the file is asked again next time
-            data = change_signature(self.study, timeout=0.2)
+            data = change_signature(self.study, timeout=0.5)
         except StudyLockedError:
             return False
         self._seen_file = f

@@ -54,7 +54,7 @@ async def settle(pilot, n=3):
 @pytest.fixture(scope="module")
 def synth_template(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("shared") / "template.duckdb"
-    make_synthetic_study(p, 120, seed=5, with_models=False)
+    make_synthetic_study(p, 300, seed=5, with_models=False)
     return p
 
 
@@ -97,6 +97,30 @@ def test_a_shared_study_holds_the_file_only_while_it_works(study):
         st.close()
 
 
+def test_a_job_keeps_the_file_until_another_process_waits_for_it(study):
+    """linger=None (what rmtui score uses): alone, one open for the whole run; when another process
+    waits for the file the idle connection is closed within moments and that process gets in."""
+    st = open_study(study, shared=True, linger=None)
+    try:
+        for _ in range(5):
+            assert st.meta("schema_version")
+        assert st.is_open and st.n_opens == 1
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+            from analysis.store import open_study
+            with open_study({str(study)!r}, read_only=True, lock_timeout=20) as s:
+                print(s.meta('schema_version'), s.n_lock_waits > 0)
+        """)], capture_output=True, text=True, env=_env(), timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["1", "True"]  # it had to wait, and got in
+        assert time.perf_counter() - t0 < 20
+        assert not st.is_open  # the job let go
+        assert st.meta("schema_version") and st.n_opens == 2  # and opens again for its next commit
+    finally:
+        st.close()
+    assert not (study.parent / (study.name + ".waiting")).exists()
+
+
 def test_open_waits_for_a_short_lock_and_names_a_long_one(study):
     holder = _hold_in_other_process(study, 1.0)
     try:
@@ -131,7 +155,6 @@ async def test_job_and_app_write_one_study_and_nothing_is_lost(study, tiny_rm_di
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     tagged: list[tuple[str, str]] = []
     during_job = 0
-    reloads_during_job = 0
     try:
         # wait until the job is scoring (its first chunk committed) before the app opens the study
         deadline = time.monotonic() + 120
@@ -157,11 +180,12 @@ async def test_job_and_app_write_one_study_and_nothing_is_lost(study, tiny_rm_di
                 tagged.append((pid, tag))
                 if job.poll() is None:
                     during_job += 1
-                    reloads_during_job += app.watch_study()  # what the app's 1 s timer calls
                 await pilot.press("down")
                 await pilot.pause()
                 k += 1
                 assert k < 2000
+            app.watch_study()  # the job's last commits (the app's 1 s timer looks too)
+            reloads = app.n_watch_reloads
             # rmtui summary (read-only) runs while the app is open
             r = rmtui("summary", "-s", str(study))
             assert r.returncode == 0, r.stdout + r.stderr
@@ -174,11 +198,13 @@ async def test_job_and_app_write_one_study_and_nothing_is_lost(study, tiny_rm_di
             job.kill()
             job.wait(10)
     assert during_job >= 3, f"only {during_job} tags were written while the job ran"
-    assert reloads_during_job >= 1  # the list saw the job's commits
+    assert reloads >= 1  # the list saw the job's commits
     with open_study(study, read_only=True) as st:
         scored = st.df("SELECT text_id, count(*) AS n FROM scores GROUP BY text_id")
         tags = {(p, t) for p, t in st.execute("SELECT pair_id, tag FROM triage").fetchall()}
-        runs = st.df("SELECT n_scored, finished_at FROM score_runs")
+        runs = st.df("SELECT n_scored, started_at, finished_at FROM score_runs")
+        first_tag = st.scalar("SELECT min(updated_at) FROM triage")
+    assert runs["started_at"][0] < first_tag < runs["finished_at"][0]  # the app tagged while the job scored
     assert len(scored) == n_texts and set(scored["n"]) == {1}  # every text scored once
     assert set(tagged) <= tags and len(set(tagged)) == len(tagged)  # every tag stored
     assert runs["n_scored"].tolist() == [n_texts] and runs["finished_at"].notna().all()

@@ -14,9 +14,9 @@ file only while it works on it.
 - :meth:`Study.hold` (re-entrant, counted across threads) opens a connection if none is open and
   closes it when the last hold ends: open, work, commit, close. Every method of :class:`Study`
   (``transaction``, ``df``, ``scalar``, ``meta``...) runs inside a hold, so a scoring job that calls
-  ``store.add_scores`` per chunk holds the file only while a chunk is written, not while the model
+  ``store.add_scores`` per chunk needs the file only while a chunk is written, not while the model
   computes the next one.
-- Opening retries with back-off (5 ms doubling to 100 ms, jittered) while another process holds
+- Opening retries with back-off (5 ms doubling to 50 ms, jittered) while another process holds
   the lock, up to ``lock_timeout`` seconds (default 10, ``$RMTUI_LOCK_TIMEOUT``), and only then
   raises :class:`StudyLockedError`. So a tag written by the app waits for the job's chunk commit
   (tens of ms), and the job's next commit waits for the app's read; nothing is lost and neither
@@ -24,9 +24,15 @@ file only while it works on it.
 - In shared mode, code must touch ``con``/``cursor()`` inside a hold. Used outside one (a legacy
   path), the connection opened is "sticky": it stays open until :meth:`Study.release`, so it is
   never closed under a cursor still in use; the price is that the file stays locked until then.
-- ``linger`` (the app: 0.3 s) keeps an idle connection open that long after the last hold, so a
-  burst of reads (scrolling) pays one open (an open/close of DuckDB costs ~50-100 ms on a loaded
-  2-core machine, mostly its thread pool starting and stopping); a job uses 0.
+- ``linger`` keeps an idle connection open after the last hold: the app 0.3 s, so a burst of reads
+  (scrolling) pays one open (an open/close of DuckDB costs ~100 ms on a loaded 2-core machine,
+  mostly its thread pool starting and stopping); a job ``None``: open until another process waits
+  for the file, so a job alone pays one open for its run, as before. A thread looks every 20 ms
+  (a stat of the waiting flag) while the connection is idle and closes it when someone waits.
+- DuckDB's lock has no queue (a process that closes and reopens at once could win every time), so
+  a process that waits for the lock writes its pid to ``<study>.waiting``; a shared study that sees
+  another's fresh flag closes at the end of its hold (or at once, when idle) and, before it opens
+  again, lets the waiter go first (up to 0.5 s). A stale flag (its process died) is ignored after 1 s.
 - ``shared=False`` (the default, and what one-shot commands use) keeps one connection for the
   Study's life, as before; its open retries on the lock the same way.
 
@@ -189,13 +195,16 @@ class Study:
     """One study file, held for its life (``shared=False``) or only while in use (``shared=True``)."""
 
     def __init__(self, path: str | Path, *, read_only: bool = False, create: bool = True,
-                 shared: bool = False, lock_timeout: float | None = None, linger: float = 0.0) -> None:
+                 shared: bool = False, lock_timeout: float | None = None,
+                 linger: float | None = 0.0) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self.shared = shared
-        self.linger = max(0.0, float(linger))  # shared mode: seconds a connection stays open after the
-        # last hold ends, so a burst of reads (a scroll) pays one open; 0 closes at once
-        self._timer: threading.Timer | None = None
+        # shared mode: seconds an idle connection stays open after the last hold ends (a burst of reads,
+        # a scroll, pays one open); 0 closes at once; None: until another process waits for the file
+        self.linger = None if linger is None else max(0.0, float(linger))
+        self._watcher: threading.Thread | None = None
+        self._idle_since = 0.0
         self._generation = 0
         self._opened_at = 0.0
         self.lock_timeout = default_lock_timeout() if lock_timeout is None else float(lock_timeout)
@@ -265,9 +274,6 @@ class Study:
                 _unflag_waiting(self.path)
 
     def _disconnect(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         con, self._con, self._sticky = self._con, None, False
         if con is not None:
             try:
@@ -306,23 +312,36 @@ class Study:
             with self._conlock:
                 self._holds -= 1
                 if self._holds == 0 and self.shared and not self._sticky:
-                    if (self.linger > 0 and not self._closed and _waiter(self.path) is None
-                            and time.monotonic() - self._opened_at < MAX_LINGER_OPEN_S):
-                        self._close_later(self._generation)
+                    if self.linger != 0 and not self._closed and _waiter(self.path) is None and (
+                            self.linger is None or time.monotonic() - self._opened_at < MAX_LINGER_OPEN_S):
+                        self._idle_since = time.monotonic()
+                        self._watch()
                     else:  # no linger, another process waits, or open long enough: let others in
                         self._disconnect()
 
-    def _close_later(self, generation: int) -> None:
-        def fire() -> None:
-            with self._conlock:
-                if self._holds == 0 and self._generation == generation and not self._sticky:
-                    self._disconnect()
+    def _watch(self) -> None:
+        """While a lingering connection is idle, look every 20 ms (a stat) whether another process
+        waits for the file, and close it then, or when the linger ran out."""
+        if self._watcher is not None and self._watcher.is_alive():
+            return
 
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = threading.Timer(self.linger, fire)
-        self._timer.daemon = True
-        self._timer.start()
+        def run() -> None:
+            while True:
+                time.sleep(0.02)
+                with self._conlock:
+                    if self._con is None or self._closed:
+                        self._watcher = None
+                        return
+                    if self._holds or self._sticky:
+                        continue
+                    expired = self.linger is not None and time.monotonic() - self._idle_since >= self.linger
+                    if expired or _waiter(self.path) is not None:
+                        self._disconnect()
+                        self._watcher = None
+                        return
+
+        self._watcher = threading.Thread(target=run, name="rmtui-study-linger", daemon=True)
+        self._watcher.start()
 
     def release(self) -> None:
         """Shared mode: close the connection now if no hold is active (else when the last one ends),
@@ -549,9 +568,10 @@ def _translate_open_error(path: Path, e: Exception, waited: float = 0.0) -> Exce
 
 
 def open_study(path: str | Path, *, read_only: bool = False, create: bool = True, shared: bool = False,
-               lock_timeout: float | None = None, linger: float = 0.0) -> Study:
+               lock_timeout: float | None = None, linger: float | None = 0.0) -> Study:
     """Open (or create) a study. ``shared=True``: hold the file only while working (see the module
     docstring); ``lock_timeout``: seconds to wait for another process's lock (default 10);
-    ``linger``: shared mode, seconds an idle connection stays open before it is closed."""
+    ``linger``: shared mode, seconds an idle connection stays open before it is closed (None: until
+    another process waits for the file, what a job uses)."""
     return Study(path, read_only=read_only, create=create, shared=shared, lock_timeout=lock_timeout,
                  linger=linger)

@@ -76,7 +76,7 @@ def score(
     options = _engine_options(engine, model, ray_address=ray_address, gpus=gpus, actors=actors, tokenizer=tokenizer)
     # first: a locked or unreadable study fails before the model loads; shared: the file is held only
     # while a chunk is written, so the app and rmtui summary can open it while this scores
-    with open_study(study, create=False, shared=True) as st:
+    with open_study(study, create=False, shared=True, linger=None) as st:
         with console.status(f"loading {model}"):
             rm = make_backend(model, settings, name=name, engine=engine, **options)
         try:
