@@ -84,7 +84,7 @@ def score(
             res = _score(st, rm, role, name, limit, check_invariance)
         finally:
             rm.close()
-    _report(res, role)
+    _report(res, role, st)
 
 
 def _engine_options(engine: Optional[str], model: str, **given) -> dict:
@@ -143,7 +143,7 @@ def _score(st, rm, role, name, limit, check_invariance):
                            check_invariance_n=64 if check_invariance else 0, on_commit=on_commit)
 
 
-def _report(res, role) -> None:
+def _report(res, role, st) -> None:
     if res.invariance_max_abs_diff is not None:
         ok = res.invariance_max_abs_diff < (1e-4 if res.dtype == "fp32" else 5e-2)
         _say(f"batch invariance: max |batched - one at a time| = {res.invariance_max_abs_diff:.3g} "
