@@ -221,7 +221,7 @@ def _write_full(ddir: Path, meta: dict, tmp: Path) -> None:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from .train import _quiet
+    from .models.base import _quiet
 
     _quiet()
     base = base_model_path()
@@ -322,8 +322,9 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
     from safetensors.torch import save_file
 
     from . import __version__
+    from .models.base import load_base
     from .train import (TRAIN_META, TRAINED_PAIRS, Encoder, FeatureCache, RewardNet, TrainSettings,
-                        add_text_keys, load_base, mark_split, pairs_from_files, pairwise_accuracy,
+                        add_text_keys, mark_split, pairs_from_files, pairwise_accuracy,
                         round_trainable_to_fp16, text_rewards, train_phase, write_trained_pairs)
 
     t_start = time.perf_counter()
@@ -719,8 +720,9 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     import torch
     from safetensors.torch import save_file
 
+    from .models.base import load_base
     from .train import (TRAIN_META, TRAINED_PAIRS, Encoder, FeatureCache, RewardNet, TrainSettings, add_text_keys,
-                        load_base, mark_split, pairs_from_files, pairwise_accuracy, round_trainable_to_fp16,
+                        mark_split, pairs_from_files, pairwise_accuracy, round_trainable_to_fp16,
                         text_rewards, train_phase, write_trained_pairs)
 
     t_start = time.perf_counter()

@@ -37,6 +37,8 @@ import pandas as pd
 
 from .errors import InputError, ModelError
 from .hashing import digest
+from .models.base import load_base
+from .models.bert import bert_bottom, bert_top
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -148,65 +150,6 @@ def mark_split(frame: pd.DataFrame, seed: int, frac: float, extra_heldout: Itera
 
 # ---------------------------------------------------------------------------------------------
 # models
-
-
-def resolve_base(spec: str) -> str:
-    from .embedded import resolve_model_spec
-
-    return resolve_model_spec(spec)
-
-
-def load_base(spec: str, settings: TrainSettings):
-    """Load (model, tokenizer) for training: one output (a new head when the base has none)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    _quiet()
-    path = resolve_base(spec)
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except Exception as e:
-        raise ModelError(f"{spec}: cannot load a model config ({type(e).__name__}: {e}). "
-                         "Give a local folder, embedded:pre|post|base, or a hub id with network access.",
-                         "Model not found") from e
-    kwargs: dict = {}
-    if settings.keep_layers is not None:
-        n = getattr(config, "num_hidden_layers", None)
-        if n is None:
-            raise ModelError(f"{spec}: --keep-layers needs a model with num_hidden_layers")
-        if not 1 <= settings.keep_layers <= n:
-            raise InputError(f"--keep-layers {settings.keep_layers}: the base has {n} layers", "Bad option")
-        kwargs["num_hidden_layers"] = settings.keep_layers
-    new_head = getattr(config, "num_labels", 2) != 1 or not _has_head(config)
-    torch.manual_seed(settings.seed)  # the new head's initial weights
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=torch.float32, ignore_mismatched_sizes=new_head, **kwargs)
-        tok = AutoTokenizer.from_pretrained(path)
-    except Exception as e:
-        raise ModelError(f"{spec}: cannot load as a sequence classifier: {type(e).__name__}: {e}") from e
-    tok.truncation_side = "left"
-    if tok.pad_token is None:
-        if tok.eos_token is None:
-            raise ModelError(f"{spec}: the tokenizer has neither a pad nor an eos token")
-        tok.pad_token = tok.eos_token
-    model.config.pad_token_id = tok.pad_token_id
-    return model, tok
-
-
-def _has_head(config) -> bool:
-    archs = getattr(config, "architectures", None) or []
-    return any("SequenceClassification" in a for a in archs)
-
-
-def _quiet() -> None:
-    try:
-        import transformers
-
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    except Exception:  # pragma: no cover
-        pass
 
 
 def _is_bert(model) -> bool:
@@ -334,74 +277,6 @@ class RewardNet:
             h, mask = cache.batch(keys)
             return self.top(h, mask)
         return self.full(*enc.batch(keys))
-
-
-def bert_bottom(model, n_layers: int, ids, types, mask):
-    """Embeddings and the first ``n_layers`` encoder layers of a BERT sequence classifier."""
-    from transformers.masking_utils import create_bidirectional_mask
-
-    base = model.base_model
-    h = base.embeddings(input_ids=ids, token_type_ids=types)
-    m = create_bidirectional_mask(config=base.config, inputs_embeds=h, attention_mask=mask)
-    for layer in base.encoder.layer[:n_layers]:
-        h = layer(h, m)
-    return h
-
-
-def bert_top(model, n_below: int, h, mask):
-    """The layers above ``n_below``, the pooler and the head on ``h`` -> logits [batch, num_labels].
-
-    The last layer computes only the first token (all the pooler reads): keys and values for every
-    token, the query and the feed-forward for one. That is the same number as the full layer at a
-    sixth of its cost."""
-    from transformers.masking_utils import create_bidirectional_mask
-
-    base = model.base_model
-    layers = base.encoder.layer[n_below:]
-    if len(layers) > 1:
-        m = create_bidirectional_mask(config=base.config, inputs_embeds=h, attention_mask=mask)
-        for layer in layers[:-1]:
-            h = layer(h, m)
-    cls = _bert_layer_first_token(layers[-1], h, mask) if len(layers) else h[:, 0]
-    pooled = base.pooler.activation(base.pooler.dense(cls)) if getattr(base, "pooler", None) is not None else cls
-    return model.classifier(model.dropout(pooled))
-
-
-def bert_logits(model, ids, types, mask):
-    """The model's logits with its last layer computed for the first token only (see :func:`bert_top`)."""
-    below = model.config.num_hidden_layers - 1
-    return bert_top(model, below, bert_bottom(model, below, ids, types, mask), mask)
-
-
-def supports_first_token_forward(model) -> bool:
-    """A plain BERT sequence classifier (pooler on [CLS], linear head): :func:`bert_top` applies."""
-    import torch.nn as nn
-
-    if type(model).__name__ != "BertForSequenceClassification" or getattr(model.config, "is_decoder", False):
-        return False
-    base = model.base_model
-    return (getattr(base, "pooler", None) is not None and isinstance(getattr(model, "classifier", None), nn.Linear)
-            and len(getattr(base.encoder, "layer", [])) >= 1)
-
-
-def _bert_layer_first_token(layer, h, mask):
-    """A BertLayer's output at position 0 only (eval: equal to ``layer(h)[:, 0]``)."""
-    import torch
-    import torch.nn.functional as F
-
-    att = layer.attention.self
-    b, n, _ = h.shape
-    heads, size = att.num_attention_heads, att.attention_head_size
-    q = att.query(h[:, :1]).view(b, 1, heads, size).transpose(1, 2)
-    k = att.key(h).view(b, n, heads, size).transpose(1, 2)
-    v = att.value(h).view(b, n, heads, size).transpose(1, 2)
-    bias = torch.zeros((b, 1, 1, n), dtype=h.dtype, device=h.device)
-    bias = bias.masked_fill(mask[:, None, None, :] == 0, torch.finfo(h.dtype).min)
-    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                         dropout_p=att.dropout.p if layer.training else 0.0)
-    ctx = ctx.transpose(1, 2).reshape(b, heads * size)
-    a = layer.attention.output(ctx, h[:, 0])
-    return layer.output(layer.intermediate(a), a)
 
 
 def _forward_args(model) -> set[str]:

@@ -47,9 +47,9 @@ def main() -> None:
     import torch
 
     from analysis.embedded import HELPFUL, post_training_frame
+    from analysis.models.base import load_base
     from analysis.train import (Encoder, FeatureCache, RewardNet, TrainSettings, add_text_keys, heldout_pairs,
-                                load_base, mark_split, pairs_from_files, pairwise_accuracy, text_rewards,
-                                train_phase)
+                                mark_split, pairs_from_files, pairwise_accuracy, text_rewards, train_phase)
 
     dev = args.device
     if dev == "cuda":

@@ -13,8 +13,9 @@ from analysis.data import ReadOptions
 from analysis.errors import InputError, ModelError
 from analysis.ingest import ingest
 from analysis.store import open_study
+from analysis.models.base import load_base
 from analysis.train import (PAIR_COLUMNS, TRAIN_META, TRAINED_PAIRS, Encoder, RewardNet, TrainSettings, heldout_pairs,
-                            load_base, read_trained_pairs, train)
+                            read_trained_pairs, train)
 
 from .conftest import HH_FILES, SAMPLE
 
