@@ -235,7 +235,7 @@ def test_mark_embedded_heldout_matches_the_seeded_split(study_path):
 
 
 def test_build_post_training_frame_all_subsets_oversampled_and_bad_names():
-    from analysis.embedded import parse_oversample, post_training_frame
+    from analysis.embedded_build import parse_oversample, post_training_frame
 
     frame = pd.DataFrame({"pair_id": [f"p{i}" for i in range(10)],
                           "subset": ["a"] * 4 + ["b"] * 3 + ["c"] * 3,
@@ -263,7 +263,7 @@ def test_build_embedded_small_run_oversamples_records_and_verifies(tmp_path, mon
     each stored delta materialises into a folder whose rewards equal the build's."""
     import math
 
-    from analysis.embedded import build_command, build_embedded
+    from analysis.embedded_build import build_command, build_embedded
 
     monkeypatch.setenv("RMTUI_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "models"
