@@ -255,7 +255,7 @@ def _write_full(ddir: Path, meta: dict, tmp: Path) -> None:
 
 
 def embedded_trained_keys(role: str = "post") -> set[str]:
-    from .train import TRAINED_PAIRS, read_trained_pairs
+    from .train_pairs import TRAINED_PAIRS, read_trained_pairs
 
     return read_trained_pairs(delta_dir(role) / TRAINED_PAIRS)
 
@@ -267,7 +267,7 @@ def mark_embedded_heldout(study) -> tuple[int, int]:
     by content (chosen and rejected text ids), so a study that holds other data (the train split)
     gets every pair marked held out. Returns (n_heldout, n_in_sample).
     """
-    from .train import mark_heldout_from_keys
+    from .train_pairs import mark_heldout_from_keys
 
     return mark_heldout_from_keys(study, embedded_trained_keys("post"))
 

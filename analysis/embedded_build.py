@@ -66,9 +66,9 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
 
     from . import __version__
     from .models.base import load_base
-    from .train import (TRAIN_META, TRAINED_PAIRS, Encoder, FeatureCache, RewardNet, TrainSettings,
-                        add_text_keys, mark_split, pairs_from_files, pairwise_accuracy,
-                        round_trainable_to_fp16, text_rewards, train_phase, write_trained_pairs)
+    from .train import (TRAIN_META, Encoder, FeatureCache, RewardNet, TrainSettings, pairwise_accuracy,
+                        round_trainable_to_fp16, text_rewards, train_phase)
+    from .train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, pairs_from_files, write_trained_pairs
 
     t_start = time.perf_counter()
     load_start = os.getloadavg()[0]
@@ -464,9 +464,9 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     from safetensors.torch import save_file
 
     from .models.base import load_base
-    from .train import (TRAIN_META, TRAINED_PAIRS, Encoder, FeatureCache, RewardNet, TrainSettings, add_text_keys,
-                        mark_split, pairs_from_files, pairwise_accuracy, round_trainable_to_fp16,
-                        text_rewards, train_phase, write_trained_pairs)
+    from .train import (TRAIN_META, Encoder, FeatureCache, RewardNet, TrainSettings, pairwise_accuracy,
+                        round_trainable_to_fp16, text_rewards, train_phase)
+    from .train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, pairs_from_files, write_trained_pairs
 
     t_start = time.perf_counter()
     out = Path(out)

@@ -14,8 +14,8 @@ from analysis.errors import InputError, ModelError
 from analysis.ingest import ingest
 from analysis.store import open_study
 from analysis.models.base import load_base
-from analysis.train import (PAIR_COLUMNS, TRAIN_META, TRAINED_PAIRS, Encoder, RewardNet, TrainSettings, heldout_pairs,
-                            read_trained_pairs, train)
+from analysis.train import TRAIN_META, Encoder, RewardNet, TrainSettings, train
+from analysis.train_pairs import PAIR_COLUMNS, TRAINED_PAIRS, heldout_pairs, read_trained_pairs
 
 from .conftest import HH_FILES, SAMPLE
 
