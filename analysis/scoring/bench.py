@@ -100,7 +100,7 @@ def naive_scores(rm: RewardModel, texts: pd.DataFrame) -> np.ndarray:
     Uses ``rm``'s tokenizer, format and truncation (so rewards are comparable) but an fp32 copy of
     the weights when the engine runs in bf16/fp16, and transformers' own attention.
     """
-    from ..fast_attention import unpatched
+    from ..models.deberta_attention import unpatched
 
     texts = _dedupe(texts)
     with unpatched(getattr(rm.model, "_orig_mod", rm.model)) as plain:  # transformers' own forward

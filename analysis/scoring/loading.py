@@ -300,8 +300,8 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
         return rm
     model.eval()
     model.to(device)
-    from ..fast_attention import patch_deberta_v2_attention, patch_deberta_v2_first_token
-    from ..train import supports_first_token_forward
+    from ..models.deberta_attention import patch_deberta_v2_attention, patch_deberta_v2_first_token
+    from ..models.bert import supports_first_token_forward
 
     rm._first_token = bool(settings.first_token_top and not settings.compile and rm.padding_side == "right"
                            and supports_first_token_forward(model))

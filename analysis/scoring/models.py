@@ -206,7 +206,7 @@ class RewardModel:
             inputs["position_ids"] = put(np.clip(np.cumsum(mask, axis=1) - 1, 0, None))
         with torch.inference_mode():
             if self._first_token and self.settings.first_token_top:
-                from ..train import bert_logits
+                from ..models.bert import bert_logits
 
                 logits = bert_logits(self.model, inputs["input_ids"], inputs.get("token_type_ids"),
                                      inputs["attention_mask"]).float()

@@ -39,7 +39,7 @@ class ScoreSettings:
                                   # first token, all the pooler reads (same rewards; a 3-layer BERT
                                   # runs ~1/4 faster)
     fused_attention: bool = True  # DeBERTa-v2/v3: position bias + SDPA in place of transformers'
-                                  # eager disentangled attention (same rewards; analysis/fast_attention.py)
+                                  # eager disentangled attention (same rewards; analysis/models/deberta_attention.py)
     pad_multiple: int | None = None  # pad each batch's length to a multiple of N; None: 8 on CUDA
                                      # (tensor-core and attention-bias alignment), 1 on CPU
     max_batch_size: int | None = None
