@@ -24,7 +24,7 @@ def places() -> list[tuple[str, list[Binding]]]:
     from .screens.entry import EntryScreen
     from .screens.glossary import GlossaryScreen
     from .screens.help import HelpScreen
-    from .screens.main import ListScreen
+    from .screens.entry_list import ListScreen
     from .screens.regimes import RegimeScreen
     from .screens.rewrite import RewriteScreen
     from .widgets.entry_list import EntryList
