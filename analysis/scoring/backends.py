@@ -75,15 +75,12 @@ def check_result_frame(frame: pd.DataFrame, engine: str) -> pd.DataFrame:
     return frame.drop_duplicates("text_id")
 
 
-class InProcessBackend:
-    """Today's engine: a :class:`RewardModel` loaded in this process."""
+class DescribedByModel:
+    """A backend whose run is described by a RewardModel it holds as ``self.rm`` (the model id, device,
+    dtype, format, max length and display name every score run records)."""
 
-    engine = "local"
+    rm: RewardModel
 
-    def __init__(self, rm: RewardModel) -> None:
-        self.rm = rm
-
-    # the run's description comes from the model
     model_id = property(lambda self: self.rm.model_id)
     device = property(lambda self: self.rm.device)
     dtype = property(lambda self: self.rm.dtype)
@@ -97,6 +94,16 @@ class InProcessBackend:
     @name.setter
     def name(self, value: str) -> None:
         self.rm.name = value
+
+
+class InProcessBackend(DescribedByModel):
+    """Today's engine: a :class:`RewardModel` loaded in this process."""
+
+    engine = "local"
+
+    def __init__(self, rm: RewardModel) -> None:
+        self.rm = rm
+
 
     @property
     def role(self) -> str | None:

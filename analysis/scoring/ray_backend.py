@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError, RmtuiError
-from .backends import RESULT_COLUMNS
+from .backends import RESULT_COLUMNS, DescribedByModel
 from .loading import load_reward_model
 from .models import _dedupe
 from .settings import Progress, ScoreSettings
@@ -144,7 +144,7 @@ def length_chunks(texts: pd.DataFrame, chunk_size: int) -> list[pd.DataFrame]:
     return [frame.iloc[s:s + chunk_size].reset_index(drop=True) for s in range(0, len(frame), chunk_size)]
 
 
-class RayBackend:
+class RayBackend(DescribedByModel):
     """Score on a Ray cluster; see the module docstring.
 
     ``address``: None (a Ray already initialised in this process, else a local one), ``"auto"`` (the
@@ -193,20 +193,7 @@ class RayBackend:
         self._busy_s = 0.0  # the actors' scoring time, summed
         self.n_actors, self.cpus_per_actor, self.gpus_per_actor = self._plan(actors)
 
-    # -- description (from the weightless driver copy) ---------------------------------------------
-    model_id = property(lambda self: self.rm.model_id)
-    device = property(lambda self: self.rm.device)
-    dtype = property(lambda self: self.rm.dtype)
-    format = property(lambda self: self.rm.format)
-    max_length = property(lambda self: self.rm.max_length)
-
-    @property
-    def name(self) -> str:
-        return self.rm.name
-
-    @name.setter
-    def name(self, value: str) -> None:
-        self.rm.name = value
+    # the description (DescribedByModel) comes from the weightless driver copy
 
     def record(self) -> dict[str, Any]:
         rec = self.rm.record()

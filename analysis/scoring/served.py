@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ModelError, RmtuiError
+from .backends import DescribedByModel
 from .loading import load_reward_model, make_model_id
 from .models import _dedupe
 from .settings import Progress, ScoreSettings
@@ -65,7 +66,7 @@ def parse_served_spec(spec: str) -> tuple[str, str | None]:
     return urlunsplit((parts.scheme, parts.netloc, path, "", "")), (model or None)
 
 
-class ServedBackend:
+class ServedBackend(DescribedByModel):
     """Score with a vLLM server's ``/classify``; see the module docstring."""
 
     engine = "vllm-server"
@@ -106,20 +107,6 @@ class ServedBackend:
                                          self.rm.format, self.rm.max_length, "server")
         self.role: str | None = None
         self.n_requests = 0
-
-    model_id = property(lambda self: self.rm.model_id)
-    device = property(lambda self: self.rm.device)
-    dtype = property(lambda self: self.rm.dtype)
-    format = property(lambda self: self.rm.format)
-    max_length = property(lambda self: self.rm.max_length)
-
-    @property
-    def name(self) -> str:
-        return self.rm.name
-
-    @name.setter
-    def name(self, value: str) -> None:
-        self.rm.name = value
 
     # -- HTTP ------------------------------------------------------------------------------------
     def _request(self, method: str, url: str, **kw) -> Any:
