@@ -193,21 +193,16 @@ def parse_mapping(items: Iterable[str] | str | None) -> dict[str, str]:
         return {}
     if isinstance(items, str):
         items = [items]
+    from .shapes import assignments
+
     out: dict[str, str] = {}
     allowed = {"prompt", "chosen", "rejected", "subset", "split"}
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "=" not in part:
-                raise InputError(f"--map {part!r}: expected NAME=COLUMN, e.g. chosen=response_a", "Bad option")
-            k, v = (s.strip() for s in part.split("=", 1))
-            if k not in allowed:
-                raise InputError(
-                    f"--map {part!r}: {k!r} is not one of {', '.join(sorted(allowed))}", "Bad option"
-                )
-            out[k] = v
+    for part, k, v in assignments(items, "--map", "NAME=COLUMN, e.g. chosen=response_a"):
+        if k not in allowed:
+            raise InputError(
+                f"--map {part!r}: {k!r} is not one of {', '.join(sorted(allowed))}", "Bad option"
+            )
+        out[k] = v
     return out
 
 

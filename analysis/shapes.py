@@ -30,6 +30,20 @@ from typing import Any, Iterable
 
 from .errors import InputError
 
+
+def assignments(items: Iterable[Any], flag: str, expected: str) -> Iterable[tuple[str, str, str]]:
+    """(part, key, value) of every ``key=value`` in comma-separated option values (``--map``,
+    ``--label``), stripped; an item without ``=`` is an InputError naming the flag and the form."""
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise InputError(f"{flag} {part!r}: expected {expected}", "Bad option")
+            k, v = (x.strip() for x in part.split("=", 1))
+            yield part, k, v
+
 PAIR_RULES = ("best-worst", "all", "adjacent")
 CLASSES = ("a", "b", "tie")
 
@@ -97,21 +111,14 @@ def parse_label_spec(text: str | Iterable[str] | None) -> LabelSpec:
         return LabelSpec()
     items = [text] if isinstance(text, str) else list(text)
     values: dict[str, list[str]] = {}
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "=" not in part:
-                raise InputError(f"--label {part!r}: expected CLASS=VALUE, e.g. a=1,b=2,tie=0", "Bad option")
-            k, v = (s.strip() for s in part.split("=", 1))
-            k = {"A": "a", "B": "b", "model_a": "a", "model_b": "b"}.get(k, k).lower()
-            if k not in CLASSES:
-                raise InputError(f"--label {part!r}: {k!r} is not one of a, b, tie", "Bad option")
-            vals = [x.strip() for x in v.split("|") if x.strip()]
-            if not vals:
-                raise InputError(f"--label {part!r}: no value for {k!r}", "Bad option")
-            values.setdefault(k, []).extend(vals)
+    for part, k, v in assignments(items, "--label", "CLASS=VALUE, e.g. a=1,b=2,tie=0"):
+        k = {"A": "a", "B": "b", "model_a": "a", "model_b": "b"}.get(k, k).lower()
+        if k not in CLASSES:
+            raise InputError(f"--label {part!r}: {k!r} is not one of a, b, tie", "Bad option")
+        vals = [x.strip() for x in v.split("|") if x.strip()]
+        if not vals:
+            raise InputError(f"--label {part!r}: no value for {k!r}", "Bad option")
+        values.setdefault(k, []).extend(vals)
     if "a" not in values or "b" not in values:
         raise InputError("--label: name the values of both a and b (e.g. a=-1,b=1)", "Bad option")
     seen: dict[str, str] = {}
