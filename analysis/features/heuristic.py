@@ -307,7 +307,12 @@ class ProxyLabelFeaturizer(Featurizer):
         req = [last_request(c if isinstance(c, str) else "") for c in contexts]
         tox = np.asarray(predict_prob(resp), dtype=float) if resp else np.zeros(0)
         emb = get_embedder(self.similarity_model)
-        rel = (emb.embed(req) * emb.embed(resp)).sum(1) if resp else np.zeros(0)
+        if resp:  # a pair's two sides share their request: embed each distinct request once
+            uniq = pd.Index(list(dict.fromkeys(req)))
+            req_vec = emb.embed(list(uniq))[uniq.get_indexer(req)]
+            rel = (req_vec * emb.embed(resp)).sum(1)
+        else:
+            rel = np.zeros(0)
         refuse = np.array([_REFUSAL_RE.search(r) is not None for r in resp], dtype=bool)
         empty = np.array([not r.strip() for r in resp], dtype=bool)
         harmless = refuse | (tox < PROXY_TOXIC)
