@@ -22,6 +22,7 @@ import pytest
 
 from analysis.errors import StudyLockedError
 from analysis.store import open_study
+from analysis.store.schema import SCHEMA_VERSION
 from analysis.synth import make_synthetic_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +113,7 @@ def test_a_job_keeps_the_file_until_another_process_waits_for_it(study):
                 print(s.meta('schema_version'), s.n_lock_waits > 0)
         """)], capture_output=True, text=True, env=_env(), timeout=120)
         assert r.returncode == 0, r.stderr
-        assert r.stdout.split() == ["1", "True"]  # it had to wait, and got in
+        assert r.stdout.split() == [str(SCHEMA_VERSION), "True"]  # it had to wait, and got in
         assert time.perf_counter() - t0 < 20
         assert not st.is_open  # the job let go
         assert st.meta("schema_version") and st.n_opens == 2  # and opens again for its next commit

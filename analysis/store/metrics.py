@@ -322,10 +322,12 @@ def misalignment_table(study: Study, by: str | None = None) -> dict[str, dict]:
 
 
 def read_pair_metrics(study: Study) -> pd.DataFrame:
-    """pair_metrics joined with the pair's subset, split, heldout and identical flag."""
+    """pair_metrics joined with the pair's subset, split, heldout, identical flag and the two responses
+    (the length baselines read them)."""
     return study.df(
         """
-        SELECT m.*, p.subset, p.split, p.heldout, coalesce(p.identical, false) AS identical
+        SELECT m.*, p.subset, p.split, p.heldout, coalesce(p.identical, false) AS identical,
+               p.chosen_response, p.rejected_response
         FROM pair_metrics m JOIN pairs p USING (pair_id) ORDER BY pair_id
         """
     )
