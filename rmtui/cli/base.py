@@ -115,9 +115,15 @@ def main() -> None:
         print_error("File", f"{where}: {e.strerror or e}" if where else str(e))
         sys.exit(1)
     except Exception as e:
-        if not type(e).__module__.startswith(("duckdb", "_duckdb")):
+        first = str(e).splitlines()[0] if str(e) else ""
+        if type(e).__module__.startswith(("duckdb", "_duckdb")):
+            print_error("Study", first or type(e).__name__)  # the last guard
+            sys.exit(1)
+        if os.environ.get("RMTUI_DEBUG", "").strip() not in ("", "0"):
             raise
-        print_error("Study", str(e).splitlines()[0] if str(e) else type(e).__name__)  # the last guard
+        # a bug of rmtui's own: one line, not a traceback; RMTUI_DEBUG=1 shows it for a report
+        print_error("Internal error", f"{type(e).__name__}: {first} (a bug in rmtui: rerun with "
+                    "RMTUI_DEBUG=1 for the traceback and report it)")
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print(styled(("Interrupted", "yellow"), ": what was committed stays in the study; rerun to resume."))
