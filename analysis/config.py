@@ -43,6 +43,9 @@ class DataSource:
     limit: int | None = None
     map: dict[str, str] = field(default_factory=dict)
     strict: bool = False
+    preset: str | None = None   # analysis/resources/presets/NAME.toml (docs/datasets.md)
+    label: str | None = None    # what label values mean: "a=1,b=2,tie=0"
+    pairs: str | None = None    # best-worst | all | adjacent (rated/ranked lists)
 
     @property
     def is_hf(self) -> bool:
@@ -62,6 +65,21 @@ class ModelConfig:
     trust_remote_code: bool = False
     compile: bool = False
     chunk_size: int | None = None  # texts per committed chunk (default: the scorer's)
+    engine: str | None = None  # local | ray | vllm-server (None: vllm-server for http:// specs, else local)
+    ray_address: str | None = None  # engine ray: auto | HOST:PORT (None: a Ray started here)
+    gpus: int | None = None         # engine ray: GPUs in all, one actor each (None: all; 0: CPU actors)
+    actors: int | None = None       # engine ray: pool size
+    tokenizer: str | None = None    # engine vllm-server: the served model's tokenizer
+
+    def engine_options(self) -> dict[str, Any]:
+        """Keyword options of the scoring engine (analysis.scoring.backends.make_backend)."""
+        if self.engine == "ray":
+            opts = {"address": self.ray_address, "gpus": self.gpus, "actors": self.actors}
+        elif self.engine == "vllm-server" or self.spec.startswith(("http://", "https://")):
+            opts = {"tokenizer": self.tokenizer}
+        else:
+            opts = {}
+        return {k: v for k, v in opts.items() if v is not None}
 
     def settings_dict(self) -> dict[str, Any]:
         d = {
@@ -217,11 +235,19 @@ def _no_secrets(ctx: _Ctx, key: str, opts: dict) -> None:
         if k.lower() in _SECRET_KEYS:
             raise ctx.err(f"{key}.{k}", "secrets do not belong in a config (it is copied and recorded); "
                           "put the key in an environment variable and name it with api_key_env")
+    if isinstance(opts.get("api_key_env"), str):
+        from .errors import EndpointError
+        from .llm_client import check_api_key_env
+
+        try:
+            check_api_key_env(opts["api_key_env"])
+        except EndpointError as e:
+            raise ctx.err(f"{key}.api_key_env", e.message) from None
 
 
 def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:
     ctx.check_keys(t, key, {"source", "format", "subset", "split", "hf_split", "data_dir", "data_dirs",
-                            "limit", "map", "strict"})
+                            "limit", "map", "strict", "preset", "label", "pairs"})
     source = ctx.get(t, key, "source", str, required=True)
     fmt = ctx.get(t, key, "format", str, choices=FORMATS)
     ds = DataSource(
@@ -230,6 +256,8 @@ def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:
         hf_split=ctx.get(t, key, "hf_split", str, "train"),
         limit=ctx.get_int(t, key, "limit", minimum=1),
         strict=ctx.get(t, key, "strict", bool, False),
+        preset=ctx.get(t, key, "preset", str), label=ctx.get(t, key, "label", str),
+        pairs=ctx.get(t, key, "pairs", str, choices=("best-worst", "all", "adjacent")),
     )
     m = ctx.get(t, key, "map", dict, {})
     for k, v in m.items():
@@ -257,7 +285,8 @@ def _parse_data(ctx: _Ctx, t: dict, key: str) -> DataSource:
 
 def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
     ctx.check_keys(t, key, {"spec", "role", "name", "device", "dtype", "format", "max_length",
-                            "token_budget", "trust_remote_code", "compile", "chunk_size"})
+                            "token_budget", "trust_remote_code", "compile", "chunk_size", "engine",
+                            "ray_address", "gpus", "actors", "tokenizer"})
     spec = ctx.get(t, key, "spec", str, required=True)
     # a local folder relative to the config; hub ids and embedded:/hf: specs stay as they are
     if not spec.startswith(("embedded:", "hf:")) and (spec.startswith((".", "/", "~")) or ctx.path(spec).exists()):
@@ -273,7 +302,27 @@ def _parse_model(ctx: _Ctx, t: dict, key: str, i: int) -> ModelConfig:
         trust_remote_code=ctx.get(t, key, "trust_remote_code", bool, False),
         compile=ctx.get(t, key, "compile", bool, False),
         chunk_size=ctx.get_int(t, key, "chunk_size", minimum=1),
+        engine=_model_engine(ctx, t, key, spec),
+        ray_address=ctx.get(t, key, "ray_address", str),
+        gpus=ctx.get_int(t, key, "gpus", minimum=0),
+        actors=ctx.get_int(t, key, "actors", minimum=1),
+        tokenizer=ctx.get(t, key, "tokenizer", str),
     )
+
+
+def _model_engine(ctx: _Ctx, t: dict, key: str, spec: str) -> str | None:
+    engine = ctx.get(t, key, "engine", str, choices=("local", "ray", "vllm-server"))
+    served = spec.startswith(("http://", "https://"))
+    if served and engine not in (None, "vllm-server"):
+        raise ctx.err(f"{key}.engine", f"{spec} is a served RM: engine must be vllm-server (or left out)")
+    if engine == "vllm-server" and not served:
+        raise ctx.err(f"{key}.spec", "engine vllm-server needs spec = \"http://HOST:PORT/v1#MODEL\"")
+    for opt in ("ray_address", "gpus", "actors"):
+        if opt in t and engine != "ray":
+            raise ctx.err(f"{key}.{opt}", f"{opt} is an option of engine = \"ray\"")
+    if "tokenizer" in t and not served:
+        raise ctx.err(f"{key}.tokenizer", "tokenizer is an option of a served RM (engine vllm-server)")
+    return engine
 
 
 def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
@@ -284,7 +333,7 @@ def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
     extra = ctx.get(t, key, "options", dict, {})
     opts.update(extra)
     _no_secrets(ctx, key, opts)
-    from .features.base import unknown_options
+    from .features.registry import unknown_options
 
     try:
         bad, takes = unknown_options(spec, opts)
@@ -369,6 +418,10 @@ def parse_config(raw: dict, *, path: str | Path | None = None, base_dir: str | P
         raise ctx.err("fit", "expected a table [fit]")
     fit = FitConfig(enabled=ctx.get(fit_raw, "fit", "enabled", bool, True),
                     options={k: ctx.expand(f"fit.{k}", v) for k, v in fit_raw.items() if k != "enabled"})
+    for k, lo in (("tie_tol", 0.0), ("near_identical", 0.0)):  # checked here, not after ingest and scoring
+        v = fit.options.get(k)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or not v >= lo):
+            raise ctx.err(f"fit.{k}", f"must be a number >= {lo:g}, got {v!r}")
     rewrite = None
     if "rewrite" in raw:
         if not isinstance(raw["rewrite"], dict):
@@ -387,11 +440,18 @@ def load_config(path: str | Path) -> RunConfig:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: no such config file", "Config not found")
+    if p.is_dir():
+        raise ConfigError(f"{p}: a folder, not a config file (rmtui run CONFIG.toml)",
+                          "Config")
     try:
         with open(p, "rb") as f:
             raw = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: not valid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not valid TOML: not UTF-8 text (byte {e.start} of the file)") from e
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror or e}") from e
     return parse_config(raw, path=p, base_dir=p.resolve().parent)
 
 
@@ -431,6 +491,9 @@ role = "pre"
 # max_length = 2048        # truncate (context from the left) only when set
 # token_budget = 16384     # padded tokens per batch (default: 16384 on CUDA, 2048 on CPU)
 # chunk_size = 1024        # texts per committed chunk (what an interruption can lose)
+# engine = "ray"           # local (default) | ray (a Ray cluster) | vllm-server (spec = "http://HOST:PORT/v1#MODEL")
+# ray_address = "auto"     # engine ray: auto (this node's cluster) | HOST:PORT (default: a Ray started here)
+# gpus = 8                 # engine ray: GPUs in all, one actor each (default: all; 0: CPU actors)
 
 [[models]]
 spec = "embedded:post"
@@ -447,7 +510,7 @@ spec = "heuristic"
 # model = "${RMTUI_LLM_MODEL}"
 # api_key_env = "OPENAI_API_KEY"   # the variable's name; the key itself is never stored
 
-# Fit options, passed to analysis.fit.fit_study (feature imprint, regimes, theta, drivers).
+# Fit options, passed to analysis.study_fit.fit_study (feature imprint, regimes, theta, drivers).
 [fit]
 # enabled = true
 # se = "cluster"           # cluster (by pair) | iid

@@ -23,6 +23,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -30,6 +31,7 @@ from typing import Any, Iterable, Iterator
 from .errors import InputError
 from .hashing import pair_id as make_pair_id
 from .hashing import text_id as make_text_id
+from .shapes import RowError as _ShapeRowError
 
 ASSISTANT = "Assistant:"
 HUMAN = "Human:"
@@ -49,6 +51,11 @@ class Pair:
     rejected_response: str
     chosen_text: str
     rejected_text: str
+    # from analysis.shapes: human-label columns of pairs (preference, votes_*, human_margin, ...) and
+    # per-response attributes (name -> number) of the chosen and rejected texts
+    extra: dict = field(default_factory=dict)
+    chosen_attrs: dict = field(default_factory=dict)
+    rejected_attrs: dict = field(default_factory=dict)
 
     @property
     def identical(self) -> bool:
@@ -93,6 +100,7 @@ class ReadOptions:
     hf_split: str = "train"
     hf_data_dir: str | None = None
     limit: int | None = None
+    shape: Any = None  # analysis.shapes.Shape: A/B + label, scores, lists, attributes (None: chosen/rejected)
 
 
 class _RowError(Exception):
@@ -185,21 +193,16 @@ def parse_mapping(items: Iterable[str] | str | None) -> dict[str, str]:
         return {}
     if isinstance(items, str):
         items = [items]
+    from .shapes import assignments
+
     out: dict[str, str] = {}
     allowed = {"prompt", "chosen", "rejected", "subset", "split"}
-    for item in items:
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "=" not in part:
-                raise InputError(f"--map {part!r}: expected NAME=COLUMN, e.g. chosen=response_a", "Bad option")
-            k, v = (s.strip() for s in part.split("=", 1))
-            if k not in allowed:
-                raise InputError(
-                    f"--map {part!r}: {k!r} is not one of {', '.join(sorted(allowed))}", "Bad option"
-                )
-            out[k] = v
+    for part, k, v in assignments(items, "--map", "NAME=COLUMN, e.g. chosen=response_a"):
+        if k not in allowed:
+            raise InputError(
+                f"--map {part!r}: {k!r} is not one of {', '.join(sorted(allowed))}", "Bad option"
+            )
+        out[k] = v
     return out
 
 
@@ -306,13 +309,77 @@ def _open_bytes(path: Path):
     return open(path, "rb")
 
 
+# issue kinds of a source whose reading stopped before its end (what was read before is kept)
+READ_STOPPED = ("truncated", "not_gzip", "unreadable")
+
+# what a broken or cut-off .gz (or an unreadable file) raises while it is read
+_READ_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error, OSError)
+
+
+def _read_problem(src: str, e: BaseException, lines_read: int, bytes_read: int) -> Issue:
+    """The issue for a file whose reading stopped: what was read before it is kept."""
+    kept = f"the {lines_read:,} line{'s' if lines_read != 1 else ''} before it were read"
+    if isinstance(e, EOFError):
+        return Issue(src, lines_read + 1, "truncated",
+                     f"the compressed file ends early (cut off after {bytes_read:,} bytes of text, in line "
+                     f"{lines_read + 1}); {kept}", "")
+    if isinstance(e, (gzip.BadGzipFile, zlib.error)) or "gzip" in str(e).lower():
+        if not bytes_read:
+            return Issue(src, 1, "not_gzip", f"not a gzip file ({e}); rename it without .gz if it is plain text", "")
+        return Issue(src, lines_read + 1, "truncated", f"corrupt compressed data after {bytes_read:,} bytes of text "
+                     f"({e}); {kept}", "")
+    return Issue(src, lines_read + 1, "unreadable", f"cannot read: {getattr(e, 'strerror', None) or e}; {kept}", "")
+
+
+def _guarded_lines(fh, src: str) -> Iterator[bytes | Issue]:
+    """The lines of an open file; a file that stops being readable (a cut-off or corrupt .gz) ends with
+    one :class:`Issue` after the lines read before it."""
+    lineno, nbytes = 0, 0
+    try:
+        for raw in fh:
+            lineno += 1
+            nbytes += len(raw)
+            yield raw
+    except _READ_ERRORS as e:
+        yield _read_problem(src, e, lineno, nbytes)
+
+
+def _read_all(path: Path) -> tuple[bytes, Issue | None]:
+    """The whole file's bytes; for a cut-off or corrupt .gz what could be read up to the last whole line,
+    and the issue."""
+    chunks: list[bytes] = []
+    try:
+        with _open_bytes(path) as fh:
+            read = getattr(fh, "read1", fh.read)  # read1: a cut-off .gz keeps what came before the cut
+            while True:
+                b = read(1 << 16)
+                if not b:
+                    break
+                chunks.append(b)
+    except _READ_ERRORS as e:
+        raw = b"".join(chunks)
+        cut = raw.rfind(b"\n") + 1
+        return raw[:cut], _read_problem(str(path), e, raw[:cut].count(b"\n"), cut)
+    return b"".join(chunks), None
+
+
+def _nested_too_deep(src: str, lineno: int, line: str | bytes) -> Issue:
+    return Issue(src, lineno, "malformed_json", "JSON nested too deeply to read (thousands of levels)",
+                 _excerpt(line[:200]))
+
+
 def _read_json_array(path: Path, opts: ReadOptions, subset: str, split: str, dataset: str) -> Iterator[Pair | Issue]:
     """A .json file holding one JSON array of records (not JSON lines): record N is reported as line N."""
     src = str(path)
-    with _open_bytes(path) as fh:
-        raw = fh.read()
+    raw, problem = _read_all(path)
+    if problem is not None:
+        yield problem
+        return
     try:
         records = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        yield _nested_too_deep(src, 1, raw)
+        return
     except UnicodeDecodeError as e:
         yield Issue(src, 1, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", _excerpt(raw[:200]))
         return
@@ -326,7 +393,11 @@ def _read_json_array(path: Path, opts: ReadOptions, subset: str, split: str, dat
     for i, obj in enumerate(records, start=1):
         if opts.limit is not None and i > opts.limit:
             break
-        text = json.dumps(obj, ensure_ascii=False)[:400]
+        try:
+            text = json.dumps(obj, ensure_ascii=False)[:400]
+        except RecursionError:
+            yield _nested_too_deep(src, i, "")
+            continue
         if not isinstance(obj, dict):
             yield Issue(src, i, "malformed_json", f"record {i}: expected a JSON object, got {type(obj).__name__}",
                         _excerpt(text))
@@ -335,8 +406,11 @@ def _read_json_array(path: Path, opts: ReadOptions, subset: str, split: str, dat
 
 
 def _starts_with_bracket(path: Path) -> bool:
-    with _open_bytes(path) as fh:
-        head = fh.read(4096).lstrip()
+    try:
+        with _open_bytes(path) as fh:
+            head = fh.read(4096).lstrip()
+    except _READ_ERRORS:  # reported by the reader that reads it
+        return False
     return head[:1] == b"["
 
 
@@ -346,7 +420,10 @@ def _read_jsonl(path: Path, opts: ReadOptions, subset: str, split: str, dataset:
         return
     src = str(path)
     with _open_bytes(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        for lineno, raw in enumerate(_guarded_lines(fh, src), start=1):
+            if isinstance(raw, Issue):  # a cut-off or corrupt .gz: the lines before it are kept
+                yield raw
+                break
             if opts.limit is not None and lineno > opts.limit:
                 break
             if not raw.strip():
@@ -358,6 +435,9 @@ def _read_jsonl(path: Path, opts: ReadOptions, subset: str, split: str, dataset:
                 continue
             try:
                 obj = json.loads(line)
+            except RecursionError:  # '[[[[...' thousands deep: this line only, the next rows are read
+                yield _nested_too_deep(src, lineno, line)
+                continue
             except ValueError as e:
                 yield Issue(src, lineno, "malformed_json", f"malformed JSON: {e.msg} (column {e.colno})", _excerpt(line))
                 continue
@@ -369,12 +449,29 @@ def _read_jsonl(path: Path, opts: ReadOptions, subset: str, split: str, dataset:
 
 def _row(obj: dict, src: str, lineno: int, opts: ReadOptions, subset: str, split: str, dataset: str,
          raw: str) -> Iterator[Pair | Issue]:
+    if getattr(opts.shape, "scan_only", False):  # first pass over the labels (analysis.shapes.LabelScan)
+        opts.shape.observe(obj)
+        return
     try:
-        pair = row_to_pair(obj, source=src, line=lineno, subset=subset, split=split, dataset=dataset,
-                           mapping=opts.mapping)
-    except _RowError as e:
+        if opts.shape is not None:
+            from .shapes import build_pairs
+
+            pairs = build_pairs(opts.shape, obj, source=src, line=lineno, subset=subset, split=split,
+                                dataset=dataset)
+        else:
+            pairs = [row_to_pair(obj, source=src, line=lineno, subset=subset, split=split, dataset=dataset,
+                                 mapping=opts.mapping)]
+    except (_RowError, _ShapeRowError) as e:
         yield Issue(src, lineno, e.kind, e.message, _excerpt(raw))
         return
+    except RecursionError:  # a field nested thousands deep
+        yield _nested_too_deep(src, lineno, raw)
+        return
+    for pair in pairs:
+        yield from _checked(pair, src, lineno, raw)
+
+
+def _checked(pair: Pair, src: str, lineno: int, raw: str) -> Iterator[Pair | Issue]:
     if pair.identical:
         yield Issue(src, lineno, "identical", "chosen and rejected are identical (kept, flagged)",
                     _excerpt(pair.chosen_response), fatal=False)
@@ -389,7 +486,7 @@ def _row(obj: dict, src: str, lineno: int, opts: ReadOptions, subset: str, split
 
 def _read_csv(path: Path, opts: ReadOptions, subset: str, split: str, dataset: str) -> Iterator[Pair | Issue]:
     src = str(path)
-    raw = _open_bytes(path).read()
+    raw, problem = _read_all(path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -415,6 +512,8 @@ def _read_csv(path: Path, opts: ReadOptions, subset: str, split: str, dataset: s
             yield Issue(src, lineno, "malformed_csv", "more fields than the header names", _excerpt(str(row.get(None))))
             continue
         yield from _row(row, src, lineno, opts, subset, split, dataset, json.dumps(row, ensure_ascii=False))
+    if problem is not None:  # a cut-off .csv.gz: the rows before the cut were read
+        yield problem
 
 
 def _read_frame_rows(rows: Iterable[dict], src: str, opts: ReadOptions, subset: str, split: str,
@@ -466,15 +565,37 @@ def read_pairs(spec: str | Path, opts: ReadOptions | None = None) -> Iterator[Pa
     """Yield pairs and issues from one source (file path or ``hf:NAME``)."""
     opts = opts or ReadOptions()
     spec = str(spec)
+    if opts.limit is not None and opts.limit < 1:  # 0 or -5 read nothing and looked like success
+        raise InputError(f"limit {opts.limit}: must be at least 1 (leave it out to read every row)", "Bad option")
     if not spec.startswith("hf:") and Path(spec).is_dir():  # before the format is guessed from the name
         raise InputError(f"{spec}: is a folder; name the files to ingest (a glob like {spec}/*.jsonl.gz works "
                          "in a config)", "Bad input")
     fmt = opts.fmt or detect_format(spec)
+    if opts.shape is not None and not getattr(opts.shape, "scan_only", False) and opts.shape.needs_scan():
+        from dataclasses import replace
+
+        from .shapes import LabelScan
+
+        for _ in read_pairs(spec, replace(opts, shape=LabelScan(opts.shape))):
+            pass
+        opts.shape.resolve(spec)
     if fmt == "hf":
         yield from _read_hf(spec, opts)
         return
     path = Path(spec)
     if not path.exists():
+        if path.is_symlink():  # a dangling link or a loop ("no such file" hid which)
+            import errno
+            import os
+
+            try:
+                os.stat(path)
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise InputError(f"{spec}: a symbolic link loop (the link points back to itself)",
+                                     "Bad input") from None
+            raise InputError(f"{spec}: a symbolic link to {os.readlink(path)}, which does not exist",
+                             "File not found")
         raise InputError(f"{spec}: no such file", "File not found")
     if path.is_dir():
         raise InputError(f"{spec}: is a folder; name the files to ingest", "Bad input")

@@ -5,6 +5,11 @@ texts, every RM's rewards per side, margins, regime, gamma, theta, the features 
 note and rewrites (with their rewards). Study metadata (models, featurizers, fit with its SE type)
 goes where each format allows it: a Markdown header, the Parquet schema metadata (key ``rmtui``), and
 for JSONL and CSV a sidecar ``<file>.meta.json``. A file is never overwritten unless asked.
+
+Texts are untrusted: JSONL and Parquet keep them byte-exact (JSON escapes control characters as
+``\u001b``), CSV keeps them byte-exact too (quoted; a spreadsheet shows them as it likes), and Markdown,
+which is read in terminals and rendered, shows every control character visibly
+(:func:`analysis.textsafe.visible`: ``\x1b`` as ``␛``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ import pandas as pd
 
 from .errors import RmtuiError
 from .store import Study
-from .store import browse
+from .store import export as store_export
+from .store.entries import sorted_ids
+from .store.filters import EntryFilter
+from .textsafe import visible
 
 FORMATS = ("jsonl", "csv", "md", "parquet")
 _EXT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md", ".markdown": "md", ".parquet": "parquet"}
@@ -80,7 +88,7 @@ def _clean(v):
 
 def export_records(study: Study, ids: Sequence[str]) -> list[dict]:
     """One nested dict per pair (the JSONL record), in the order of ``ids``."""
-    fr = browse.export_frames(study, ids)
+    fr = store_export.export_frames(study, ids)
     by = {r["pair_id"]: {k: _clean(v) for k, v in r.items()} for r in fr["pairs"].to_dict("records")}
     recs: dict[str, dict] = {}
     for pid in ids:
@@ -97,6 +105,10 @@ def export_records(study: Study, ids: Sequence[str]) -> list[dict]:
             "features": {"chosen": {}, "rejected": {}},
             "tags": [], "note": None, "rewrites": [],
         }
+        if p.get("preference") is not None and p["preference"] != "chosen":  # A/B, votes, scores, lists
+            recs[pid].update({k: p.get(k) for k in (
+                "preference", "human_tie", "label_raw", "votes_a", "votes_b", "votes_tie", "annotator_agreement",
+                "human_margin", "dimension", "source_item")})
     for r in fr["rewards"].itertuples(index=False):
         if r.pair_id in recs:
             recs[r.pair_id]["rewards"][r.side][f"{r.role}:{r.model}"] = _clean(r.reward)
@@ -174,7 +186,7 @@ def _markdown(recs: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_pairs(study: Study, pairs: Sequence[str] | browse.EntryFilter, fmt: str | None, path: str | Path,
+def export_pairs(study: Study, pairs: Sequence[str] | EntryFilter, fmt: str | None, path: str | Path,
                  overwrite: bool = False, *, sort: tuple[str, bool] | None = None) -> ExportResult:
     """Write the given pairs (ids, or every pair of a filter) to ``path`` in ``fmt`` (or by extension)."""
     path = Path(path).expanduser()
@@ -186,12 +198,12 @@ def export_pairs(study: Study, pairs: Sequence[str] | browse.EntryFilter, fmt: s
                 raise ExportExistsError(p)
     if not path.parent.exists():
         raise RmtuiError(f"{path.parent}: no such folder", "Export")
-    ids = browse.pair_ids(study, pairs, sort) if isinstance(pairs, browse.EntryFilter) else list(pairs)
+    ids = sorted_ids(study, pairs, sort) if isinstance(pairs, EntryFilter) else list(pairs)
     if not ids:
-        what = f"the filter {pairs.describe()}" if isinstance(pairs, browse.EntryFilter) else "the list"
+        what = f"the filter {pairs.describe()}" if isinstance(pairs, EntryFilter) else "the list"
         raise RmtuiError(f"nothing to export: {what} holds no pairs; no file written", "Export")
     recs = export_records(study, ids)
-    meta = browse.study_metadata(study)
+    meta = store_export.study_metadata(study)
     meta["exported_pairs"] = len(recs)
     meta_json = json.dumps(meta, ensure_ascii=False, default=str, indent=1)
     tmp = path.with_name(path.name + ".part")
@@ -203,7 +215,7 @@ def export_pairs(study: Study, pairs: Sequence[str] | browse.EntryFilter, fmt: s
         elif fmt == "csv":
             pd.DataFrame([_flat(r) for r in recs]).to_csv(tmp, index=False)
         elif fmt == "md":
-            tmp.write_text(_markdown(recs, meta), encoding="utf-8")
+            tmp.write_text(visible(_markdown(recs, meta)), encoding="utf-8")
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -216,9 +228,11 @@ def export_pairs(study: Study, pairs: Sequence[str] | browse.EntryFilter, fmt: s
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"rmtui": meta_json.encode()})
             pq.write_table(table, tmp)
         tmp.replace(path)
+        if meta_path is not None:
+            meta_path.write_text(meta_json, encoding="utf-8")
+    except OSError as e:  # a read-only folder, a full disk: one line naming the file
+        raise RmtuiError(f"{e.filename or path}: cannot write the export: {e.strerror or e}", "Export") from e
     finally:
         if tmp.exists():
             tmp.unlink()
-    if meta_path is not None:
-        meta_path.write_text(meta_json, encoding="utf-8")
     return ExportResult(path, fmt, len(recs), meta_path)

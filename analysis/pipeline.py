@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -181,20 +180,6 @@ def _jsonable(obj: Any) -> Any:
     return out
 
 
-def _call(fn: Callable, *args: Any, progress: ProgressHandle | None = None, **kw: Any) -> Any:
-    """Call ``fn``, passing ``progress`` only if it takes one."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        params = {}
-    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if progress is not None and "progress" in params:
-        kw["progress"] = progress
-    if not takes_kwargs:
-        kw = {k: v for k, v in kw.items() if k in params}
-    return fn(*args, **kw)
-
-
 # ---------------------------------------------------------------------------------------------
 # the run
 
@@ -263,15 +248,16 @@ class _Runner:
         return res
 
     # -- steps -------------------------------------------------------------------------------------
-    def ingest(self) -> None:
+    def ingest(self) -> None:  # noqa: C901 - one loop over the configured sources
         from .data import ReadOptions
         from .ingest import ingest as do_ingest
 
         for ds in self.cfg.data:
             for name, spec, data_dir in _source_units(ds):
-                opts = ReadOptions(subset=ds.subset, split=ds.split, fmt=ds.format, mapping=dict(ds.map),
-                                   hf_split=ds.hf_split, hf_data_dir=data_dir, limit=ds.limit)
-                settings = {k: v for k, v in vars(opts).items()}
+                mapping, shape = _shape_of(ds, spec)
+                opts = ReadOptions(subset=ds.subset, split=ds.split, fmt=ds.format, mapping=mapping,
+                                   hf_split=ds.hf_split, hf_data_dir=data_dir, limit=ds.limit, shape=shape)
+                settings = {k: v for k, v in vars(opts).items() if not (k == "shape" and v is None)}
                 settings["strict"] = ds.strict
                 state = {"hf": spec} if spec.startswith("hf:") or ds.format == "hf" else _file_state(spec)
 
@@ -318,9 +304,11 @@ class _Runner:
                 settings = ScoreSettings(**m.settings_dict())
                 spec = m.spec  # embedded:pre/post are resolved by the engine, which records the spec
                 handle = self.reporter.progress(f"{name}: scoring texts", total=n_texts)
+                self.study.release()  # shared study: hold the file only while a chunk is written
                 try:
-                    res = _call(score_study, self.study, spec, m.role, name=m.name, settings=settings,
-                                progress=handle)
+                    res = score_study(self.study, spec, m.role, name=m.name, settings=settings,
+                                      progress=handle, engine=m.engine,
+                                      engine_options=m.engine_options())
                 finally:
                     handle.close()
                 summary = _jsonable(res)
@@ -351,8 +339,8 @@ class _Runner:
                 handle = self.reporter.progress(f"{name}: labelling texts", total=n_texts)
                 try:
                     # the config is the user's consent to the featurizer's cost estimate (LLM labelers)
-                    res = _call(featurize_study, self.study, f.spec, progress=handle,
-                                confirm=lambda estimate: True, **f.options)
+                    res = featurize_study(self.study, f.spec, progress=handle,
+                                          confirm=lambda estimate: True, **f.options)
                 finally:
                     handle.close()
                 summary = _jsonable(res)
@@ -379,7 +367,7 @@ class _Runner:
         pairs = store_steps.pair_set(self.study)
 
         def run():
-            from .fit import FitOptions, fit_study
+            from .study_fit import FitOptions, fit_study
 
             res = fit_study(self.study, _fit_options(FitOptions, self.cfg))
             summary = _jsonable(res)
@@ -407,13 +395,13 @@ class _Runner:
         settings = dataclasses.asdict(rw)
 
         def run():
-            from .robustness import run_experiment
+            from .rewrite_experiment import run_experiment
 
             handle = self.reporter.progress(f"rewrite: {n:,} pairs with {rw.rewriter}",
                                             total=n * len(rw.sides))
             try:
-                res = _call(run_experiment, self.study, rw.rewriter, n, rw.seed, list(rw.sides),
-                            perturbation=rw.perturbation, progress=handle, **rw.options)
+                res = run_experiment(self.study, rw.rewriter, n, rw.seed, list(rw.sides),
+                                     perturbation=rw.perturbation, progress=handle, **rw.options)
             finally:
                 handle.close()
             summary = _jsonable(res)
@@ -432,13 +420,13 @@ class _Runner:
             prev = self.results[-1].summary
 
             def run_rob():
-                from .robustness import fit_robustness
+                from .rewrite_experiment import fit_robustness
 
                 kw = {}
                 exp = prev.get("experiment") or prev.get("experiment_id")
                 if exp:
                     kw["experiment"] = exp
-                res = _call(fit_robustness, self.study, **kw)
+                res = fit_robustness(self.study, **kw)
                 summary = _jsonable(res)
                 n_rw = summary.get("n")
                 return summary, ("fitted the robustness score (LPM of became-misaligned on flips)"
@@ -485,7 +473,7 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
             raise ConfigError(f"{cfg.name}: models: the fit needs one model with role \"pre\" and one with "
                               "role \"post\" (or set [fit] enabled = false)")
     if cfg.fit.enabled and cfg.models:  # the [fit] table's mistakes fail now, not after hours of scoring
-        from .fit import FitOptions
+        from .study_fit import FitOptions
         from .metrics.linreg import SE_TYPES
 
         o = _fit_options(FitOptions, cfg)
@@ -495,19 +483,39 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
     from .store import open_study
 
     t0 = time.perf_counter()
-    with open_study(cfg.study) as st:
+    # shared: while the models score, the file is held only while a chunk is written, so the app (and
+    # rmtui summary/export) can open it meanwhile; the other steps hold it as they always did
+    with open_study(cfg.study, shared=True, linger=None) as st:
         runner = _Runner(cfg, st, reporter, force)
-        runner.ingest()
-        if cfg.heldout:
-            runner.heldout()
+        with st.hold():
+            runner.ingest()
+            if cfg.heldout:
+                runner.heldout()
         runner.score()
-        runner.featurize()
-        if cfg.fit.enabled and cfg.models:
-            runner.fit()
-        if cfg.rewrite is not None:
-            runner.rewrite()
+        st.release()
+        with st.hold():
+            runner.featurize()
+            if cfg.fit.enabled and cfg.models:
+                runner.fit()
+            if cfg.rewrite is not None:
+                runner.rewrite()
     return RunResult(study=cfg.study, steps=runner.results, seconds=time.perf_counter() - t0)
 
 
 def describe_error(e: Exception) -> str:  # pragma: no cover - convenience for callers
     return e.message if isinstance(e, RmtuiError) else f"{type(e).__name__}: {e}"
+
+
+def _shape_of(ds, spec: str):
+    """(plain mapping, Shape or None) of a [[data]] table: its map, preset (or the hf: name's), label, pairs."""
+    from .presets import get_preset, preset_for_hf
+    from .shapes import parse_map
+
+    p = get_preset(ds.preset) if ds.preset else preset_for_hf(spec)
+    if p is None and not ds.label and not ds.pairs:
+        plain = {"prompt", "chosen", "rejected", "subset", "split"}
+        if set(ds.map) <= plain:
+            return dict(ds.map), None  # today's reader, unchanged settings
+    items = (p.map_items() if p else []) + ([",".join(f"{k}={v}" for k, v in ds.map.items())] if ds.map else [])
+    return parse_map(items, label=ds.label or (p.label if p else None), pairs=ds.pairs or (p.pairs if p else None),
+                     preset=p.name if p else None)

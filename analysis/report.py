@@ -1,6 +1,6 @@
 """``rmtui report``: a self-contained Markdown and HTML report of a study, with PNG figures.
 
-Every number comes from :func:`analysis.fit.summary` (the dict ``rmtui summary --json`` prints), so the
+Every number comes from :func:`analysis.study_fit.summary` (the dict ``rmtui summary --json`` prints), so the
 report and the summary agree; the dict is written beside the report as ``summary.json``. The triage
 table (tagged findings with their texts) comes from the study's triage reads.
 
@@ -19,11 +19,20 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import RmtuiError
+from .significance import is_significant
+from .textsafe import visible
 
 # the sections of the summary, in report order: (key in the summary, title, note)
 SECTIONS: list[tuple[str, str, str]] = [
-    ("agreement", "Agreement with the human labels",
-     "Share of pairs where the RM rewards the chosen response above the rejected one; ties are counted apart."),
+    ("agreement_stats", "Agreement and misalignment per RM and slice",
+     "agreement = agree / decided pairs, misalignment = 1 - agreement; ties and unscored pairs counted beside; "
+     "Wilson 95 % intervals."),
+    ("paired_tests", "Pre-D vs post-D on the same pairs", "McNemar's exact test on reversed vs got aligned (pairs "
+     "decided by both RMs); difference post - pre with a paired Wald 95 % interval."),
+    ("baselines", "What length alone gets", "longer-wins, shorter-wins and a length-only logistic model "
+     "(5-fold cross-validated by pair), agreement over the pairs each rule decides."),
+    ("agreement", "Agreement with the human labels (every RM)",
+     "agree / decided pairs (ties and unscored counted apart)."),
     ("regimes", "Regimes (paper's Table 1)",
      "From (pre-D agreement, post-D agreement): stayed aligned (1,1), got aligned (0,1), resists alignment (0,0), "
      "reversed (1,0)."),
@@ -98,6 +107,30 @@ def _records(obj: Any, key_name: str = "name") -> list[dict[str, Any]] | None:
     return None
 
 
+HUMAN_NAMES = {
+    "ci_low": "95% CI low", "ci_high": "95% CI high", "p_bonferroni": "p (Bonferroni)", "p_bh": "p (BH)",
+    "se": "SE", "se_type": "SE type", "vif": "VIF", "r2": "R²", "n_nan": "no angle", "n_pos": "> 0",
+    "n_neg": "< 0", "n_zero": "= 0", "n_tie": "ties left out", "sign_test_p": "sign test p",
+    "share_decided": "share of decided", "agreement_low": "agreement 95% low",
+    "agreement_high": "agreement 95% high", "misalignment_low": "misalignment 95% low",
+    "misalignment_high": "misalignment 95% high", "agreement_ties_as_disagree": "agreement (ties as disagree)",
+    "agreement_decided": "agreement (decided)", "tie_share": "tie share", "n_both_decided": "pairs decided by both",
+    "got_aligned": "got aligned", "diff_low": "difference 95% low", "diff_high": "difference 95% high",
+    "agreement_pre": "agreement pre", "agreement_post": "agreement post", "n_flip": "rewrites with the flip",
+    "events_flip": "events with the flip", "p_exact": "p (Fisher exact)", "p_method": "p from",
+    "ci_method": "interval from", "mean_change": "mean change", "feature_sd": "feature SD",
+    "estimate_per_sd": "estimate per SD", "ci_low_per_sd": "per SD 95% low", "ci_high_per_sd": "per SD 95% high",
+    "share_low": "share 95% low", "share_high": "share 95% high", "gamma_features": "gamma features",
+    "n_pairs": "pairs", "same_target_labels": "same target labels", "near_identical": "near-identical",
+    "labeler_sides_with_rm": "labeler sides with RM", "theta_centered": "theta (centred)",
+}
+
+
+def human_name(k: str) -> str:
+    """A DataFrame column name as a table header (the report never shows snake_case where it can help)."""
+    return HUMAN_NAMES.get(k, k.replace("_", " ") if "_" in k else k)
+
+
 def _table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header: list[str] = []
     for r in records:
@@ -105,7 +138,7 @@ def _table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
             if k not in header:
                 header.append(k)
     rows = [[fmt_num(r.get(k)) for k in header] for r in records]
-    return header, rows
+    return [human_name(k) for k in header], rows
 
 
 HIDDEN_COLUMNS = {"fit_id", "model_id"}
@@ -211,8 +244,18 @@ def _coef_records(obj: Any) -> list[dict[str, Any]]:
     return out
 
 
+PANEL_ORDER = ("pre", "post", "shift")
+
+
 def fig_coefficients(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
     """A coefficient plot with 95 % intervals, one panel per target (pre / post / shift)."""
+    fig = figure_coefficients(rows, title)
+    return None if fig is None else _save(fig, path)
+
+
+def figure_coefficients(rows: list[dict[str, Any]], title: str):
+    """The coefficient plot as a matplotlib Figure (panels in the order pre, post, shift, then others);
+    each estimate is a marker at (estimate, row) and its interval a line from ci_low to ci_high."""
     rows = [r for r in rows if _num(r.get("estimate")) is not None
             and str(_pick(r, "feature", "term") or "").lower() not in ("intercept", "(intercept)", "const")]
     if not rows:
@@ -222,6 +265,8 @@ def fig_coefficients(rows: list[dict[str, Any]], path: Path, title: str) -> Path
         t = str(_pick(r, "target", "outcome") or "")
         if t not in targets:
             targets.append(t)
+    first = {t: i for i, t in enumerate(targets)}
+    targets = sorted(targets, key=lambda t: (PANEL_ORDER.index(t) if t in PANEL_ORDER else len(PANEL_ORDER), first[t]))
     feats: list[str] = []
     for r in rows:
         f = str(_pick(r, "feature", "term") or "")
@@ -238,7 +283,7 @@ def fig_coefficients(rows: list[dict[str, Any]], path: Path, title: str) -> Path
             est = _num(r["estimate"])
             lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
             p = _num(_pick(r, "p_bonferroni", "p"))
-            color = "tab:blue" if p is not None and p < 0.05 else "tab:gray"
+            color = "tab:blue" if is_significant(p) else "tab:gray"
             if lo is not None and hi is not None:
                 ax.plot([lo, hi], [j, j], color=color, lw=2)
             ax.plot([est], [j], "o", color=color)
@@ -250,7 +295,57 @@ def fig_coefficients(rows: list[dict[str, Any]], path: Path, title: str) -> Path
         ax.set_title(t or title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return fig
+
+
+def figure_agreement(stats: list[dict[str, Any]], baselines: list[dict[str, Any]] | None = None):
+    """Agreement (agree / decided) with Wilson 95 % intervals by subset, one marker per RM role, and the
+    longer-wins baseline as a grey marker; a Figure whose lines hold the plotted numbers."""
+    recs = [r for r in stats or [] if r.get("slice") in ("all", "subset") and _num(r.get("agreement")) is not None
+            and r.get("role") in ("pre", "post")]
+    if not recs:
+        return None
+    groups = list(dict.fromkeys(("all" if r["slice"] == "all" else str(r["value"])) for r in recs))
+    fig = _figure(max(5.0, 1.1 * len(groups) + 2), 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    offs = {"pre": -0.15, "post": 0.15}
+    colors = {"pre": "tab:orange", "post": "tab:blue"}
+    for role in ("pre", "post"):
+        xs, ys, los, his = [], [], [], []
+        for gi, g in enumerate(groups):
+            r = next((x for x in recs if x["role"] == role and ("all" if x["slice"] == "all" else str(x["value"])) == g),
+                     None)
+            if r is None:
+                continue
+            xs.append(gi + offs[role])
+            ys.append(float(r["agreement"]))
+            los.append(_num(r.get("agreement_low")))
+            his.append(_num(r.get("agreement_high")))
+        for x, lo, hi in zip(xs, los, his):
+            if lo is not None and hi is not None:
+                ax.plot([x, x], [lo, hi], color=colors[role], lw=2, gid=f"ci-{role}")
+        if xs:
+            ax.plot(xs, ys, "o", color=colors[role], label=f"{role}-D RM", gid=f"agreement-{role}")
+    if baselines:
+        bx, by = [], []
+        for gi, g in enumerate(groups):
+            r = next((b for b in baselines if b.get("baseline") == "longer_wins"
+                      and ("all" if b.get("slice") == "all" else str(b.get("value"))) == g
+                      and b.get("slice") in ("all", "subset")), None)
+            if r is not None and _num(r.get("agreement")) is not None:
+                bx.append(gi)
+                by.append(float(r["agreement"]))
+        if bx:
+            ax.plot(bx, by, "_", color="gray", markersize=14, mew=2, label="longer wins", gid="baseline")
+    ax.axhline(0.5, color="black", lw=0.6, ls=":")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=15, ha="right", fontsize=8)
+    ax.set_ylabel("agreement (agree / decided)")
+    ax.set_ylim(0, 1)
+    ax.set_title("Agreement with the human labels by subset (Wilson 95 %)", fontsize=11)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
 
 
 def _share_records(obj: Any, value_keys: tuple[str, ...]) -> list[tuple[str, str, float]]:
@@ -297,6 +392,141 @@ def fig_bars(obj: Any, path: Path, title: str, ylabel: str,
 
 
 # ---------------------------------------------------------------------------------------------
+# the first page: findings in words and numbers
+
+PAPER = {  # the paper's hh-rlhf numbers (train, 160,800 pairs), for the comparison table
+    "agreement pre-D": 0.57, "agreement post-D": 0.74,
+    "stayed aligned": 0.4829, "got aligned": 0.2577, "resists alignment": 0.1719, "reversed": 0.0875,
+    "misalignment, gamma = c": 0.103, "misalignment, gamma = i": 0.274, "misalignment, gamma = r": 0.439,
+}
+
+
+def _f3(v: Any) -> str:
+    x = _num(v)
+    return "-" if x is None else f"{x:.3f}"
+
+
+def _pct(v: Any) -> str:
+    x = _num(v)
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def _pfmt(v: Any) -> str:
+    x = _num(v)
+    if x is None:
+        return "-"
+    return f"{x:.2g}" if x >= 1e-4 else f"{x:.1e}"
+
+
+def _ci(lo: Any, hi: Any, f=_f3) -> str:
+    return f"[{f(lo)}, {f(hi)}]" if _num(lo) is not None and _num(hi) is not None else ""
+
+
+def is_hh_rlhf(data: dict[str, Any]) -> bool:
+    ds = [str(d).lower() for d in data.get("datasets") or []]
+    if any("hh-rlhf" in d or "hh_rlhf" in d for d in ds):
+        return True
+    subsets = {str(r.get("value")) for r in data.get("agreement_stats") or [] if r.get("slice") == "subset"}
+    return bool(subsets) and subsets <= {"harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled"}
+
+
+def findings(data: dict[str, Any]) -> list[str]:
+    """The report's first page: one bullet per finding, numbers with intervals (Markdown lines)."""
+    out: list[str] = []
+    ag = {r.get("role"): r for r in data.get("agreement_stats") or [] if r.get("slice") == "all"
+          and r.get("role") in ("pre", "post")}
+    pt = next((r for r in data.get("paired_tests") or [] if r.get("slice") == "all"), None)
+    if ag:
+        parts = []
+        for role in ("pre", "post"):
+            r = ag.get(role)
+            if r:
+                parts.append(f"{role}-D {_f3(r['agreement'])} {_ci(r['agreement_low'], r['agreement_high'])} "
+                             f"({r['decided']:,} decided, {r['tie']:,} ties)")
+        line = "**Agreement** with the human labels (agree / decided, Wilson 95 %): " + "; ".join(parts) + "."
+        if pt and pt.get("p") is not None:
+            line += (f" Paired on the {pt['n_both_decided']:,} pairs both decide: post - pre "
+                     f"{_num(pt['difference']):+.3f} {_ci(pt['diff_low'], pt['diff_high'], lambda v: f'{_num(v):+.3f}')}, "
+                     f"{pt['reversed']:,} reversed vs {pt['got_aligned']:,} got aligned, McNemar exact p = "
+                     f"{_pfmt(pt['p'])}.")
+        out.append("- " + line)
+    base = next((r for r in data.get("baselines") or [] if r.get("slice") == "all" and r.get("baseline") == "longer_wins"),
+                None)
+    logit = next((r for r in data.get("baselines") or [] if r.get("slice") == "all"
+                  and r.get("baseline") == "length_logit"), None)
+    if base:
+        out.append(f"- **Length alone**: longer-wins agrees on {_f3(base['agreement'])} "
+                   f"{_ci(base['agreement_low'], base['agreement_high'])} of the pairs it decides"
+                   + (f"; a cross-validated length-only logit on {_f3(logit['agreement'])}" if logit else "") + ".")
+    rs = {r.get("regime"): r for r in data.get("regime_stats") or [] if r.get("slice") == "all"}
+    if rs.get("resists_alignment"):
+        r = rs["resists_alignment"]
+        out.append(f"- **Resistance**: {_pct(r['share'])} {_ci(r['share_low'], r['share_high'], _pct)} of the "
+                   f"{r['decided']:,} pairs both RMs decide resist alignment (misaligned before and after); "
+                   + ", ".join(f"{k.replace('_', ' ')} {_pct(v['share'])}" for k, v in rs.items() if k != "resists_alignment")
+                   + ".")
+    shifts = [r for r in data.get("imprint") or [] if r.get("target") == "shift" and _num(r.get("estimate")) is not None]
+    if shifts:
+        key = "estimate_per_sd" if all(_num(r.get("estimate_per_sd")) is not None for r in shifts) else "estimate"
+        top = sorted(shifts, key=lambda r: -abs(_num(r[key]) or 0))[:3]
+        unit = "reward per SD of the feature" if key == "estimate_per_sd" else "reward per unit"
+        lo, hi = ("ci_low_per_sd", "ci_high_per_sd") if key == "estimate_per_sd" else ("ci_low", "ci_high")
+        out.append("- **Largest imprint shifts** (post-D minus pre-D, " + unit + ", Bonferroni p): "
+                   + "; ".join(f"{r['feature']} {_num(r[key]):+.3f} {_ci(r.get(lo), r.get(hi))} (p {_pfmt(r.get('p_bonferroni'))})"
+                               for r in top) + ".")
+    mg = [r for r in data.get("misalignment_by_gamma") or [] if r.get("gamma") in ("c", "i", "r")]
+    if mg:
+        gsrc = data.get("gamma_source") or {}
+        out.append("- **Misalignment by labeler preference gamma** (post-D, of decided pairs): "
+                   + "; ".join(f"{r['gamma']} {_pct(r['misalignment'])} {_ci(r.get('misalignment_low'), r.get('misalignment_high'), _pct)}"
+                               f" (n {r['decided']:,})" for r in mg)
+                   + (". **Caveat**: gamma comes from PROXY labels; their agreement with the human label: "
+                      + "; ".join(f"{r['value']} {_f3(r['agreement'])}" for r in data.get("labeler_agreement") or []
+                                  if r.get("slice") in ("all",)) if gsrc.get("proxy") else "") + ".")
+    rob = data.get("robustness") or []
+    rob = rob.get("robustness") or [] if isinstance(rob, dict) else rob
+    if rob and any(isinstance(r, dict) and "variant" in r for r in rob):
+        terms = [r for r in rob if r.get("variant") == "at_risk" and r.get("term") not in ("intercept", "side_rejected")]
+        est = [r for r in terms if _num(r.get("estimate")) is not None]
+        surv = [r for r in est if (_num(r.get("p_bh")) or 1.0) < 0.05]
+        if surv:
+            out.append("- **Robustness terms that survive BH correction** (rewrites at risk, post-D RM): "
+                       + "; ".join(f"{r['outcome']} ~ {r['term']} {_num(r['estimate']):+.3f} "
+                                   f"({r['events_flip']}/{r['n_flip']} events with the flip, p BH {_pfmt(r['p_bh'])})"
+                                   for r in surv) + ".")
+        else:
+            out.append(f"- **Robustness**: no flip term survives BH correction ({len(est)} estimable, "
+                       f"{len(terms) - len(est)} not estimable for lack of events or variation).")
+    if not out:
+        out.append("- Nothing to report yet: score the study with a pre-D and a post-D RM and run rmtui fit.")
+    return out
+
+
+def paper_comparison(data: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """The paper's hh-rlhf figures beside the study's (None unless the study is hh-rlhf)."""
+    if not is_hh_rlhf(data):
+        return None
+    ag = {r.get("role"): r for r in data.get("agreement_stats") or [] if r.get("slice") == "all"}
+    rs = {r.get("regime"): r for r in data.get("regime_stats") or [] if r.get("slice") == "all"}
+    mg = {r.get("gamma"): r for r in data.get("misalignment_by_gamma") or []}
+    mine = {
+        "agreement pre-D": (ag.get("pre") or {}).get("agreement"),
+        "agreement post-D": (ag.get("post") or {}).get("agreement"),
+        **{k.replace("_", " "): (rs.get(k) or {}).get("share")
+           for k in ("stayed_aligned", "got_aligned", "resists_alignment", "reversed")},
+        **{f"misalignment, gamma = {g}": (mg.get(g) or {}).get("misalignment") for g in ("c", "i", "r")},
+    }
+    proxy = bool((data.get("gamma_source") or {}).get("proxy"))
+    rows = []
+    for k, v in PAPER.items():
+        m = mine.get(k)
+        fmt = _f3 if k.startswith("agreement") else _pct
+        note = "gamma from proxies" if proxy and k.startswith("misalignment") else ""
+        rows.append([k, fmt(v), fmt(m), note])
+    return ["measure", "paper (hh-rlhf train, 160,800 pairs)", "this study", "note"], rows
+
+
+# ---------------------------------------------------------------------------------------------
 # rendering
 
 
@@ -325,20 +555,21 @@ def _clip(s: Any, n: int = 400) -> str:
 
 def triage_rows(study, limit: int = 200) -> tuple[list[str], list[list[str]]]:
     """Tagged findings with their texts: pair, subset, regime, margins, tags, note, prompt, responses."""
-    try:
-        from .store import browse
-    except ImportError:  # pragma: no cover - before the app branch lands
-        return [], []
-    counts = browse.tag_counts(study)
+    from .store.entries import sorted_ids
+    from .store.export import export_frames
+    from .store.filters import EntryFilter
+    from .store.triage import tag_counts
+
+    counts = tag_counts(study)
     ids: list[str] = []
     for tag in counts:
-        for pid in browse.pair_ids(study, browse.EntryFilter(regime=None, tag=tag)):
+        for pid in sorted_ids(study, EntryFilter(regime=None, tag=tag)):
             if pid not in ids:
                 ids.append(pid)
     ids = ids[:limit]
     if not ids:
         return [], []
-    fr = browse.export_frames(study, ids)
+    fr = export_frames(study, ids)
     pairs = {r["pair_id"]: r for r in fr["pairs"].to_dict("records")}
     tags: dict[str, list[str]] = {}
     notes: dict[str, str] = {}
@@ -381,7 +612,7 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     if data is None:
-        from .fit import summary as fit_summary
+        from .study_fit import summary as fit_summary
 
         data = fit_summary(study)
     summary_json = out / "summary.json"
@@ -393,6 +624,10 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
         if p is not None:
             figures[key] = p
 
+    if data.get("agreement_stats"):
+        f = figure_agreement(data["agreement_stats"], data.get("baselines"))
+        if f is not None:
+            add("agreement", _save(f, figdir / "agreement_by_subset.png"))
     if data.get("regimes"):
         add("regimes", fig_bars(data["regimes"], figdir / "regimes.png", "Regimes", "share of pairs"))
     if data.get("regimes_by_gamma"):
@@ -406,17 +641,31 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
                                         "Reward shift angle by regime (mean)", "theta (degrees)",
                                         value_keys=("mean", "median")))
     if data.get("robustness"):
-        add("robustness", fig_coefficients(_coef_records(data["robustness"]), figdir / "robustness.png",
-                                           "Robustness score (95 % intervals)"))
+        rob_rows = [r for r in _coef_records(data["robustness"]) if r.get("variant") in (None, "at_risk")
+                    and r.get("term") != "side_rejected"]
+        add("robustness", fig_coefficients(rob_rows, figdir / "robustness.png",
+                                           "Robustness score, rewrites at risk (95 % intervals)"))
 
     name = title or f"rmtui report: {getattr(study, 'path', 'study')}"
     head = {k: v for k, v in data.items() if _is_scalar(v)}
     md: list[str] = [f"# {name}", ""]
     hp: list[str] = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(name)}</title>"
                      f"<style>{_CSS}</style></head><body><h1>{html.escape(name)}</h1>"]
+    md += ["## Findings", ""] + findings(data) + [""]
+    hp.append("<h2>Findings</h2><ul>" + "".join(
+        f"<li>{html.escape(x[2:]).replace('**', '')}</li>" for x in findings(data)) + "</ul>")
+    comp = paper_comparison(data)
+    if comp is not None:
+        md += ["### The paper's figures beside this study's", "", md_table(*comp), ""]
+        hp.append("<h3>The paper's figures beside this study's</h3>" + html_table(*comp))
+    if "agreement" in figures:
+        rel = figures["agreement"].relative_to(out).as_posix()
+        md += [f"![Agreement by subset]({rel})", ""]
+        b64 = base64.b64encode(figures["agreement"].read_bytes()).decode()
+        hp.append(f"<img alt='Agreement by subset' src='data:image/png;base64,{b64}'>")
     if head:
         h, rows = _table([{"name": k, "value": v} for k, v in head.items()])
-        md += [md_table(h, rows), ""]
+        md += ["## Study", "", md_table(h, rows), ""]
         hp.append(html_table(h, rows))
 
     known = [k for k, _, _ in SECTIONS]
@@ -465,8 +714,8 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
 
     md_path = out / "report.md"
     html_path = out / "report.html"
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    html_path.write_text("".join(hp), encoding="utf-8")
+    md_path.write_text(visible("\n".join(md)), encoding="utf-8")  # data-derived names: control characters shown
+    html_path.write_text(visible("".join(hp)), encoding="utf-8")
     return ReportResult(out, md_path, html_path, summary_json, list(figures.values()))
 
 

@@ -175,7 +175,7 @@ def make_synthetic_study(path: str | Path, n_pairs: int = 1000, seed: int = 0, *
     import time
 
     from .store import open_study
-    from .store.browse import bulk_insert
+    from .store.core import bulk_insert
 
     t0 = time.perf_counter()
     path = Path(path)

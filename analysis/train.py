@@ -14,16 +14,15 @@ Why a short loop of our own and not TRL's ``RewardTrainer``:
 Input format ``pair``: ``tokenizer(context, response)``, the SEAL paper's format, so the saved model
 scores with ``AutoTokenizer`` + ``AutoModelForSequenceClassification`` exactly as it was trained.
 
-Held-out pairs: :func:`heldout_pairs` picks a seeded fraction by hashing ``seed`` and the pair's id,
-so a pair's status never depends on which other pairs are present. The saved model folder records
-the settings, the per-subset held-out accuracy and the keys of every in-sample pair
-(``rmtui_trained_pairs.txt.gz``), so a study can later mark which of its pairs the model never saw.
+Held-out pairs (analysis/train_pairs.py): :func:`~analysis.train_pairs.heldout_pairs` picks a seeded
+fraction by hashing ``seed`` and the pair's id, so a pair's status never depends on which other pairs
+are present. The saved model folder records the settings, the per-subset held-out accuracy and the
+keys of every in-sample pair (``rmtui_trained_pairs.txt.gz``), so a study can later mark which of its
+pairs the model never saw.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import json
 import math
 import random
@@ -36,15 +35,13 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, ModelError
-from .hashing import digest
+from .models.base import load_base
+from .models.bert import bert_bottom, bert_top
+from .train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, write_trained_pairs
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 TRAIN_META = "rmtui_train.json"
-TRAINED_PAIRS = "rmtui_trained_pairs.txt.gz"
-
-PAIR_COLUMNS = ["pair_id", "subset", "chosen_context", "chosen_response", "rejected_context",
-                "rejected_response", "identical"]
 
 
 @dataclass
@@ -67,146 +64,7 @@ class TrainSettings:
 
 
 # ---------------------------------------------------------------------------------------------
-# held-out split
-
-
-def _unit(seed: int, pair_id: str) -> float:
-    h = hashlib.blake2b(f"heldout\x1f{seed}\x1f{pair_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2**64
-
-
-def heldout_pairs(pair_ids: Iterable[str], seed: int = 0, frac: float = 0.2) -> set[str]:
-    """The pair ids held out from training: those whose seeded hash falls below ``frac``.
-
-    Deterministic and independent per pair (adding or removing other pairs changes nothing), so
-    about ``frac`` of every subset is held out.
-    """
-    if not 0.0 <= frac < 1.0:
-        raise InputError(f"--heldout-frac {frac}: must be at least 0 and below 1", "Bad option")
-    return {p for p in pair_ids if _unit(seed, p) < frac}
-
-
-def pair_key(chosen_text_id: str, rejected_text_id: str) -> str:
-    """A content key of a pair (independent of subset names and row numbers)."""
-    return digest("pairkey", chosen_text_id, rejected_text_id, size=8)
-
-
-# ---------------------------------------------------------------------------------------------
-# data
-
-
-def pairs_from_files(paths: Sequence[str | Path], subsets: Sequence[str] | None = None,
-                     limit: int | None = None) -> pd.DataFrame:
-    """Read preference files (hh-rlhf JSONL or anything analysis.data reads) into a pair frame.
-
-    ``limit``: read at most that many rows per file."""
-    from .data import Pair, ReadOptions, read_pairs
-
-    rows = []
-    for p in paths:
-        for item in read_pairs(p, ReadOptions(limit=limit)):
-            if isinstance(item, Pair):
-                rows.append((item.pair_id, item.subset, item.chosen_context, item.chosen_response,
-                             item.rejected_context, item.rejected_response, item.identical))
-    frame = pd.DataFrame(rows, columns=PAIR_COLUMNS).drop_duplicates("pair_id")
-    return _filter_subsets(frame, subsets)
-
-
-def pairs_from_study(study, subsets: Sequence[str] | None = None) -> pd.DataFrame:
-    from .store.training import training_pairs
-
-    return _filter_subsets(training_pairs(study), subsets)
-
-
-def _filter_subsets(frame: pd.DataFrame, subsets: Sequence[str] | None) -> pd.DataFrame:
-    if not subsets:
-        return frame.reset_index(drop=True)
-    known = set(frame["subset"])
-    missing = [s for s in subsets if s not in known]
-    if missing:
-        raise InputError(f"--subsets: {', '.join(missing)} not in the data (it has: {', '.join(sorted(known))})",
-                         "Bad option")
-    return frame[frame["subset"].isin(list(subsets))].reset_index(drop=True)
-
-
-def add_text_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    from .hashing import text_id
-
-    frame = frame.copy()
-    frame["chosen_key"] = [text_id(c, r) for c, r in zip(frame["chosen_context"], frame["chosen_response"])]
-    frame["rejected_key"] = [text_id(c, r) for c, r in zip(frame["rejected_context"], frame["rejected_response"])]
-    return frame
-
-
-def mark_split(frame: pd.DataFrame, seed: int, frac: float, extra_heldout: Iterable[str] = ()) -> pd.DataFrame:
-    """Add a boolean ``heldout`` column: the seeded fraction plus any ``extra_heldout`` pair ids."""
-    held = heldout_pairs(frame["pair_id"], seed, frac) | set(extra_heldout)
-    frame = frame.copy()
-    frame["heldout"] = frame["pair_id"].isin(held)
-    return frame
-
-
-# ---------------------------------------------------------------------------------------------
 # models
-
-
-def resolve_base(spec: str) -> str:
-    from .embedded import resolve_model_spec
-
-    return resolve_model_spec(spec)
-
-
-def load_base(spec: str, settings: TrainSettings):
-    """Load (model, tokenizer) for training: one output (a new head when the base has none)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-    _quiet()
-    path = resolve_base(spec)
-    try:
-        config = AutoConfig.from_pretrained(path)
-    except Exception as e:
-        raise ModelError(f"{spec}: cannot load a model config ({type(e).__name__}: {e}). "
-                         "Give a local folder, embedded:pre|post|base, or a hub id with network access.",
-                         "Model not found") from e
-    kwargs: dict = {}
-    if settings.keep_layers is not None:
-        n = getattr(config, "num_hidden_layers", None)
-        if n is None:
-            raise ModelError(f"{spec}: --keep-layers needs a model with num_hidden_layers")
-        if not 1 <= settings.keep_layers <= n:
-            raise InputError(f"--keep-layers {settings.keep_layers}: the base has {n} layers", "Bad option")
-        kwargs["num_hidden_layers"] = settings.keep_layers
-    new_head = getattr(config, "num_labels", 2) != 1 or not _has_head(config)
-    torch.manual_seed(settings.seed)  # the new head's initial weights
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=torch.float32, ignore_mismatched_sizes=new_head, **kwargs)
-        tok = AutoTokenizer.from_pretrained(path)
-    except Exception as e:
-        raise ModelError(f"{spec}: cannot load as a sequence classifier: {type(e).__name__}: {e}") from e
-    tok.truncation_side = "left"
-    if tok.pad_token is None:
-        if tok.eos_token is None:
-            raise ModelError(f"{spec}: the tokenizer has neither a pad nor an eos token")
-        tok.pad_token = tok.eos_token
-    model.config.pad_token_id = tok.pad_token_id
-    return model, tok
-
-
-def _has_head(config) -> bool:
-    archs = getattr(config, "architectures", None) or []
-    return any("SequenceClassification" in a for a in archs)
-
-
-def _quiet() -> None:
-    try:
-        import transformers
-
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    except Exception:  # pragma: no cover
-        pass
 
 
 def _is_bert(model) -> bool:
@@ -334,74 +192,6 @@ class RewardNet:
             h, mask = cache.batch(keys)
             return self.top(h, mask)
         return self.full(*enc.batch(keys))
-
-
-def bert_bottom(model, n_layers: int, ids, types, mask):
-    """Embeddings and the first ``n_layers`` encoder layers of a BERT sequence classifier."""
-    from transformers.masking_utils import create_bidirectional_mask
-
-    base = model.base_model
-    h = base.embeddings(input_ids=ids, token_type_ids=types)
-    m = create_bidirectional_mask(config=base.config, inputs_embeds=h, attention_mask=mask)
-    for layer in base.encoder.layer[:n_layers]:
-        h = layer(h, m)
-    return h
-
-
-def bert_top(model, n_below: int, h, mask):
-    """The layers above ``n_below``, the pooler and the head on ``h`` -> logits [batch, num_labels].
-
-    The last layer computes only the first token (all the pooler reads): keys and values for every
-    token, the query and the feed-forward for one. That is the same number as the full layer at a
-    sixth of its cost."""
-    from transformers.masking_utils import create_bidirectional_mask
-
-    base = model.base_model
-    layers = base.encoder.layer[n_below:]
-    if len(layers) > 1:
-        m = create_bidirectional_mask(config=base.config, inputs_embeds=h, attention_mask=mask)
-        for layer in layers[:-1]:
-            h = layer(h, m)
-    cls = _bert_layer_first_token(layers[-1], h, mask) if len(layers) else h[:, 0]
-    pooled = base.pooler.activation(base.pooler.dense(cls)) if getattr(base, "pooler", None) is not None else cls
-    return model.classifier(model.dropout(pooled))
-
-
-def bert_logits(model, ids, types, mask):
-    """The model's logits with its last layer computed for the first token only (see :func:`bert_top`)."""
-    below = model.config.num_hidden_layers - 1
-    return bert_top(model, below, bert_bottom(model, below, ids, types, mask), mask)
-
-
-def supports_first_token_forward(model) -> bool:
-    """A plain BERT sequence classifier (pooler on [CLS], linear head): :func:`bert_top` applies."""
-    import torch.nn as nn
-
-    if type(model).__name__ != "BertForSequenceClassification" or getattr(model.config, "is_decoder", False):
-        return False
-    base = model.base_model
-    return (getattr(base, "pooler", None) is not None and isinstance(getattr(model, "classifier", None), nn.Linear)
-            and len(getattr(base.encoder, "layer", [])) >= 1)
-
-
-def _bert_layer_first_token(layer, h, mask):
-    """A BertLayer's output at position 0 only (eval: equal to ``layer(h)[:, 0]``)."""
-    import torch
-    import torch.nn.functional as F
-
-    att = layer.attention.self
-    b, n, _ = h.shape
-    heads, size = att.num_attention_heads, att.attention_head_size
-    q = att.query(h[:, :1]).view(b, 1, heads, size).transpose(1, 2)
-    k = att.key(h).view(b, n, heads, size).transpose(1, 2)
-    v = att.value(h).view(b, n, heads, size).transpose(1, 2)
-    bias = torch.zeros((b, 1, 1, n), dtype=h.dtype, device=h.device)
-    bias = bias.masked_fill(mask[:, None, None, :] == 0, torch.finfo(h.dtype).min)
-    ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                         dropout_p=att.dropout.p if layer.training else 0.0)
-    ctx = ctx.transpose(1, 2).reshape(b, heads * size)
-    a = layer.attention.output(ctx, h[:, 0])
-    return layer.output(layer.intermediate(a), a)
 
 
 def _forward_args(model) -> set[str]:
@@ -629,7 +419,7 @@ def train(base: str, out: str | Path, frame: pd.DataFrame, settings: TrainSettin
           overwrite: bool = False) -> TrainResult:
     """Train ``base`` on the in-sample pairs of ``frame``, evaluate on the held-out ones, save to ``out``.
 
-    ``frame``: columns of :data:`PAIR_COLUMNS`. The saved folder loads with
+    ``frame``: columns of :data:`analysis.train_pairs.PAIR_COLUMNS`. The saved folder loads with
     ``AutoModelForSequenceClassification.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)``.
     """
     import torch
@@ -705,36 +495,3 @@ def save_model(model, tok, out: str | Path, *, meta: dict | None = None, trained
     if trained is not None:
         write_trained_pairs(out / TRAINED_PAIRS, trained)
     return out
-
-
-def write_trained_pairs(path: Path, frame: pd.DataFrame) -> None:
-    """One content key per in-sample pair (see :func:`pair_key`), sorted, gzip (mtime 0: reproducible)."""
-    if "chosen_key" not in frame:
-        frame = add_text_keys(frame)
-    keys = sorted({pair_key(c, r) for c, r in zip(frame["chosen_key"], frame["rejected_key"])})
-    data = ("\n".join(keys) + "\n").encode()
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        gz.write(data)
-
-
-def read_trained_pairs(path: str | Path) -> set[str]:
-    with gzip.open(path, "rt") as fh:
-        return {line.strip() for line in fh if line.strip()}
-
-
-def mark_heldout_from_keys(study, trained_keys: set[str], *, keep_in_sample: bool = False) -> tuple[int, int]:
-    """Set ``pairs.heldout``: TRUE for every pair of the study not among ``trained_keys``.
-
-    With ``keep_in_sample``, pairs already marked FALSE (another RM of the study trained on them)
-    stay FALSE. Returns (n_heldout, n_in_sample).
-    """
-    from .store.pairs import set_heldout
-    from .store.training import pair_text_ids
-
-    ids = pair_text_ids(study)
-    keys = [pair_key(c, r) for c, r in zip(ids["chosen_text_id"], ids["rejected_text_id"])]
-    was_in = (ids["heldout"].eq(False).fillna(False).astype(bool).tolist() if keep_in_sample
-              else [False] * len(ids))
-    held = [p for p, k, w in zip(ids["pair_id"], keys, was_in) if k not in trained_keys and not w]
-    set_heldout(study, held, all_known=True)
-    return len(held), len(ids) - len(held)

@@ -56,7 +56,7 @@ async def run(path: Path, size=(80, 24)) -> dict:
         out["first_paint_app"] = time.perf_counter() - t0
         # the list's own work for a first paint: count, first page, visible strips
         t = time.perf_counter()
-        el.load(el.filt)
+        el.load(el.filt, now=True)  # here, not in the worker a filter change uses
         el._pages.clear()
         el._strips.clear()
         for y in range(el.size.height):
@@ -75,6 +75,8 @@ async def run(path: Path, size=(80, 24)) -> dict:
             if keys:
                 t = time.perf_counter()
                 await pilot.press(keys)
+                await app.workers.wait_for_complete()  # the reload's worker, then the message it posts
+                await pilot.pause()
                 out[f"{label}: filter change"] = [time.perf_counter() - t]
             out[f"{label}: rows"] = el.total
             for name, keys in (("200 cursor moves", ["down"] * 200), ("20 page-downs", ["pagedown"] * 20),

@@ -102,7 +102,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="bf16")
     args = ap.parse_args()
 
-    from analysis.fast_attention import unpatched
+    from analysis.models.deberta_attention import unpatched
     from analysis.scoring import RANDOM_SHAPES, ScoreSettings, load_reward_model, random_model_folder, sample_texts
 
     layers = args.layers or RANDOM_SHAPES[args.from_config]["num_hidden_layers"]

@@ -87,7 +87,7 @@ def variants(rm, texts, args) -> None:
     _variant(rm, texts, f"defer_sync={not (rm.device == 'cuda')}", defer_sync=rm.device != "cuda")
     if rm._first_token:
         _variant(rm, texts, "first_token_top=False", first_token_top=False)
-    from analysis.fast_attention import unpatched
+    from analysis.models.deberta_attention import unpatched
 
     if rm._first_token_layer:
         _variant(rm, texts, "whole last layer", context=unpatched(rm.model, only="first_token"))

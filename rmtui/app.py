@@ -19,7 +19,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from analysis.errors import RmtuiError
-from analysis.store.browse import EntryFilter
+from analysis.store.filters import EntryFilter
+from analysis.textsafe import visible_line
 
 from .screens.common import error_parts
 from .screens.dialogs import ErrorDialog
@@ -58,8 +59,9 @@ def _binding_contexts() -> dict[str, list[Binding]]:
     from .screens.coefficients import CoefficientScreen
     from .screens.dialogs import ChoiceDialog, ConfirmDialog, ErrorDialog, InputDialog
     from .screens.entry import EntryScreen
+    from .screens.glossary import GlossaryScreen
     from .screens.help import HelpScreen
-    from .screens.main import ListScreen
+    from .screens.entry_list import ListScreen
     from .screens.regimes import RegimeScreen
     from .screens.rewrite import RewriteScreen
     from .widgets.entry_list import EntryList
@@ -68,7 +70,8 @@ def _binding_contexts() -> dict[str, list[Binding]]:
     app = list(RmtuiApp.BINDINGS)
     own = {"list": ListScreen.BINDINGS + EntryList.BINDINGS, "entry": EntryScreen.BINDINGS,
            "rewrite": RewriteScreen.BINDINGS, "coefficients": CoefficientScreen.BINDINGS + ListTable.BINDINGS,
-           "regimes": RegimeScreen.BINDINGS + ListTable.BINDINGS, "help": HelpScreen.BINDINGS}
+           "regimes": RegimeScreen.BINDINGS + ListTable.BINDINGS, "help": HelpScreen.BINDINGS,
+           "glossary": GlossaryScreen.BINDINGS}
     out = {name: app + [b for b in bindings if isinstance(b, Binding)] for name, bindings in own.items()}
     for d in (InputDialog, ConfirmDialog, ErrorDialog, ChoiceDialog):
         out[f"dialog {d.__name__}"] = [b for b in d.BINDINGS if isinstance(b, Binding)]
@@ -99,20 +102,23 @@ class RmtuiApp(App):
     TITLE = "rmtui"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+        Binding("i,f2", "glossary", "Glossary", show=False, id="app.glossary"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit"),
     ]
 
     def __init__(self, study_path: str | Path, *, read_only: bool = False, keymap: str | Path | None = None,
-                 initial_filter: EntryFilter | None = None, export_default: str = "rmtui-export.jsonl") -> None:
+                 initial_filter: EntryFilter | None = None, export_default: str = "rmtui-export.jsonl",
+                 trust_remote_code: bool = False) -> None:
         super().__init__()
         self.study_path = Path(study_path)
         self.read_only = read_only
+        self.trust_remote_code = trust_remote_code
         self.keymap_file = keymap
         self.initial_filter = initial_filter or EntryFilter()
         self.export_default = export_default
         self.service = None
-        self.sub_title = self.study_path.name + (" (read-only)" if read_only else "")
+        self.sub_title = visible_line(self.study_path.name) + (" (read-only)" if read_only else "")
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -130,17 +136,43 @@ class RmtuiApp(App):
         self.open_study()
 
     def open_study(self) -> None:
-        from .screens.locked import OpenFailedScreen
-        from .screens.main import ListScreen
+        from .screens.open_failed import OpenFailedScreen
+        from .screens.entry_list import ListScreen
         from .services import StudyService
 
         try:
-            self.service = StudyService(self.study_path, read_only=self.read_only)
+            self.service = StudyService(self.study_path, read_only=self.read_only,
+                                        trust_remote_code=self.trust_remote_code)
         except Exception as e:
             title, message = error_parts(e)
             self.push_screen(OpenFailedScreen(title, message))
             return
+        if self.service.read_only_by_file:  # chmod 444: read-only by itself, and the header says so
+            self.read_only = True
+            self.sub_title = self.study_path.name + " (read-only file)"
         self.push_screen(ListScreen())
+        if self._watch_timer is None:
+            self._watch_timer = self.set_interval(self.WATCH_S, self.watch_study)
+
+    # -- a job writing the same study (see rmtui.services) -----------------------------------------
+    WATCH_S = 1.0  # how often the app looks whether another process committed (a stat; a read if so)
+    _watch_timer = None
+    n_watch_reloads = 0  # for tests and benchmarks: reloads because another process committed
+
+    def watch_study(self, force: bool = False) -> bool:
+        """Reload the entry list when another process (a scoring job) committed since the last look,
+        keeping the cursor on its pair; ``force``: reload anyway. Returns whether it reloaded."""
+        ls = self.list_screen
+        if self.service is None or ls is None or not ls.is_mounted:
+            return False
+        try:
+            if not (self.service.changed_elsewhere() or force):
+                return False
+            ls.entries.load(keep_cursor=True)
+            self.n_watch_reloads += 1
+        except Exception:  # a background look (the job holds the file, say): never a dialog; next time
+            return False
+        return True
 
     def on_unmount(self) -> None:
         if self.service is not None:
@@ -157,7 +189,7 @@ class RmtuiApp(App):
 
     @property
     def list_screen(self):
-        from .screens.main import ListScreen
+        from .screens.entry_list import ListScreen
 
         for s in self.screen_stack:
             if isinstance(s, ListScreen):
@@ -187,6 +219,39 @@ class RmtuiApp(App):
         if isinstance(self.screen, HelpScreen):
             return
         self.push_screen(HelpScreen(self.screen))
+
+    async def action_quit(self) -> None:
+        """Quit, but first ask when a rewrite view holds a draft that is not kept (it would be lost)."""
+        from .screens.dialogs import ConfirmDialog
+        from .screens.rewrite import RewriteScreen
+
+        if getattr(self.screen, "is_quit_question", False):
+            return
+        lost: list[str] = []
+        for s in self.screen_stack:
+            if isinstance(s, RewriteScreen) and s.is_mounted:
+                s._save_editor()
+                lost += s.unsaved()
+        if not lost:
+            self.exit()
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        dialog = ConfirmDialog("Quit rmtui?", "The rewrite view holds work that is not kept in the study:\n  "
+                               + "\n  ".join(lost) + "\nQuit and lose it? (n: back, then ctrl+s keeps a "
+                               "rescored rewrite)")
+        dialog.is_quit_question = True
+        self.push_screen(dialog, done)
+
+    def action_glossary(self) -> None:
+        from .screens.glossary import GlossaryScreen
+
+        if isinstance(self.screen, GlossaryScreen):
+            return
+        self.push_screen(GlossaryScreen())
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

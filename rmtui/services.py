@@ -3,78 +3,101 @@
 The UI (screens, widgets) never imports ``analysis`` modules directly except for types; it calls a
 :class:`StudyService`. Heavy parts (reward models, rewriting) are imported lazily, on first use, so
 the app starts fast and still runs where torch or the robustness module is missing.
+
+The study is opened shared (:mod:`analysis.store.core`): every call holds the file only while it runs
+(plus a 0.3 s linger for bursts), so a scoring job in another process can commit between the app's
+reads, and ``rmtui summary``/``export`` run while the app is open. A call that finds the file held by
+a job waits for it (retry with back-off, ``$RMTUI_LOCK_TIMEOUT`` s, default 10). A study file without
+write permission (chmod 444) opens read-only by itself.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from analysis.errors import RmtuiError
+from analysis.errors import RmtuiError, StudyLockedError
+from analysis.regime_names import RegimeGrid, regime_grid
 from analysis.store import Study, open_study
-from analysis.store import browse
-from analysis.store.browse import DEFAULT_SORT, DEFAULT_TAGS, REGIMES, EntryFilter, Entry
+from analysis.store.core import change_signature, file_signature, writable
+from analysis.regime_names import REGIMES
+from analysis.store import entries, triage
+from analysis.store import metrics as store_metrics
+from analysis.store.entries import Entry
+from analysis.store.filters import DEFAULT_SORT, EntryFilter
+from analysis.store.triage import DEFAULT_TAGS
 
 __all__ = ["StudyService", "EntryFilter", "Entry", "DEFAULT_SORT", "DEFAULT_TAGS", "REGIMES", "RewriteBackend"]
+
+APP_LINGER_S = 0.3  # an idle app keeps the file this long after its last call, then lets a job have it
+
+
+def _held(fn):
+    """Run a service call inside one hold of the study: one open (or none, within the linger) per
+    call, whatever number of queries it makes, and the file is free again soon after."""
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kw):
+        study = self.study if isinstance(self, StudyService) else self.service.study
+        with study.hold():
+            return fn(self, *args, **kw)
+    return wrapper
 
 
 class RewriteBackend:
     """Rewrite and rescore one pair: the robustness module's API, models loaded once, lazily."""
 
-    def __init__(self, service: "StudyService", device: str = "auto") -> None:
+    def __init__(self, service: "StudyService", device: str = "auto", *, trust_remote_code: bool = False) -> None:
         self.service = service
         self.device = device
+        self.trust_remote_code = trust_remote_code  # given to this app run (--trust-remote-code); never read from the study
         self._models = None
         self._lock = threading.Lock()
 
     @staticmethod
-    def available() -> tuple[bool, str]:
-        try:
-            import analysis.robustness  # noqa: F401
-        except ImportError as e:
-            return False, f"rewriting needs analysis.robustness ({e})"
-        return True, ""
+    def warm_up() -> None:
+        """Import the robustness module (scoring, statsmodels: over a second); call it in a worker."""
+        import analysis.rewrite_experiment  # noqa: F401
 
     @staticmethod
     def perturbations() -> list[str]:
-        try:
-            from analysis.rewrite import RULE_PERTURBATIONS
-        except ImportError:
-            return []
+        from analysis.rewrite import RULE_PERTURBATIONS
+
         return list(RULE_PERTURBATIONS)
 
     @staticmethod
     def llm_configured() -> bool:
-        return bool(os.environ.get("RMTUI_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL"))
+        from analysis.llm_client import endpoint_from_env
+
+        return endpoint_from_env()[0] is not None
 
     def models(self):
         """The study's reward models, loaded on first call (in a worker thread) and kept."""
         with self._lock:
             if self._models is None:
-                try:
-                    from analysis.scoring import load_study_models
-                except ImportError as e:
-                    raise RmtuiError(f"scoring is not available: {e}", "Rewrite") from e
+                from analysis.scoring import load_study_models
+
                 from rmtui.cli.base import quiet_libraries
 
                 quiet_libraries()
-                self._models = load_study_models(self.service.study, device=self.device)
+                # reads the models table in one short hold; loading the weights holds no file
+                self._models = load_study_models(self.service.study, device=self.device,
+                                                 trust_remote_code=self.trust_remote_code or None)
             return self._models
 
+    @_held
     def rewrite(self, pair_id: str, side: str, rewriter: str, *, text: str | None = None,
                 perturbation: str | None = None, keep: bool = False):
-        ok, why = self.available()
-        if not ok:
-            raise RmtuiError(why, "Rewrite")
-        from analysis.robustness import rewrite_one
+        from analysis.rewrite_experiment import rewrite_one
 
         kw: dict[str, Any] = {}
         if rewriter == "llm":
-            base = os.environ.get("RMTUI_LLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
-            model = os.environ.get("RMTUI_LLM_MODEL")
+            from analysis.llm_client import endpoint_from_env
+
+            base, model = endpoint_from_env()
             if base:
                 kw["base_url"] = base
             if model:
@@ -82,14 +105,16 @@ class RewriteBackend:
         return rewrite_one(self.service.study, pair_id, side, rewriter, text=text, perturbation=perturbation,
                            models=self.models(), keep=keep, **kw)
 
+    @_held
     def keep(self, outcome) -> None:
         """Store a rewrite made with ``keep=False`` (and featurize it with the study's offline featurizers)."""
-        from analysis.robustness import keep_rewrite
+        from analysis.rewrite_experiment import keep_rewrite
 
         keep_rewrite(self.service.study, outcome)
 
+    @_held
     def discard(self, rewrite_id: str) -> None:
-        from analysis.robustness import discard_rewrite
+        from analysis.rewrite_experiment import discard_rewrite
 
         discard_rewrite(self.service.study, rewrite_id)
 
@@ -97,51 +122,99 @@ class RewriteBackend:
 class StudyService:
     """One open study and everything the app asks of it."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, trust_remote_code: bool = False,
+                 lock_timeout: float | None = None) -> None:
         self.path = Path(path)
-        self.read_only = read_only
-        self.study: Study = open_study(self.path, read_only=read_only, create=False)
-        self.rewriter = RewriteBackend(self)
+        # a file without write permission opens read-only by itself (root may write any file: the mode
+        # bits decide, see analysis.store.core.writable)
+        self.read_only_by_file = not read_only and self.path.exists() and not writable(self.path)
+        self.read_only = read_only or self.read_only_by_file
+        self.study: Study = open_study(self.path, read_only=self.read_only, create=False, shared=True,
+                                       lock_timeout=lock_timeout, linger=APP_LINGER_S)
+        self.rewriter = RewriteBackend(self, trust_remote_code=trust_remote_code)
+        self._seen_file = file_signature(self.path)
+        self._seen_data = self._data_signature()
 
     def close(self) -> None:
         self.study.close()
 
+    # -- sharing with a job ------------------------------------------------------------------------
+    def _data_signature(self) -> tuple[int, ...]:
+        return change_signature(self.study)
+
+    def changed_elsewhere(self) -> bool:
+        """Whether another process (a scoring job, say) committed since the last call: a stat of the
+        file first (free, no lock), then, only if it moved, one short read of the row counts."""
+        f = file_signature(self.path)
+        if f == self._seen_file:
+            return False
+        try:  # a short wait only: the UI thread asks, and a job holding the file is asked again next time
+            data = change_signature(self.study, timeout=0.5)
+        except StudyLockedError:
+            return False
+        self._seen_file = f
+        if data == self._seen_data:
+            return False
+        self._seen_data = data
+        return True
+
     # -- list ------------------------------------------------------------------------------------
+    @_held
     def count(self, filt: EntryFilter) -> int:
-        return browse.count_entries(self.study, filt)
+        return entries.count_entries(self.study, filt)
 
+    @_held
+    def non_null(self, filt: EntryFilter) -> dict[str, int]:
+        return entries.non_null_counts(self.study, filt)
+
+    @_held
     def window(self, filt: EntryFilter, sort: tuple[str, bool] | None, offset: int, limit: int) -> list[tuple]:
-        return browse.fetch_window(self.study, filt, sort, offset, limit)
+        return entries.fetch_window(self.study, filt, sort, offset, limit)
 
+    @_held
     def order(self, filt: EntryFilter, sort: tuple[str, bool] | None) -> list[str]:
-        return browse.sorted_ids(self.study, filt, sort)
+        return entries.sorted_ids(self.study, filt, sort)
 
+    @_held
     def rows(self, ids: list[str]) -> list[tuple]:
-        return browse.fetch_rows(self.study, ids)
+        return entries.fetch_rows(self.study, ids)
 
+    @_held
+    def prompt_heads(self, ids: list[str]) -> dict[str, tuple[int, str]]:
+        return entries.prompt_heads(self.study, ids)
+
+    @_held
     def position(self, filt: EntryFilter, sort, pair_id: str) -> int | None:
-        return browse.position_of(self.study, filt, sort, pair_id)
+        return entries.position_of(self.study, filt, sort, pair_id)
 
+    @_held
     def choices(self) -> dict[str, list[str]]:
-        return browse.list_values(self.study)
+        return entries.list_values(self.study)
 
+    @_held
+    def has_votes(self) -> bool:
+        return entries.has_votes(self.study)
+
+    @_held
     def frequency(self, filt: EntryFilter, column: str) -> list[tuple[str, int]]:
-        return browse.frequency(self.study, filt, column)
+        return entries.frequency(self.study, filt, column)
 
     @staticmethod
     def drill_down(filt: EntryFilter, column: str, value: str) -> EntryFilter | None:
-        return browse.drill_down(filt, column, value)
+        return entries.drill_down(filt, column, value)
 
     @staticmethod
     def frequency_columns() -> list[str]:
-        return list(browse.FREQUENCY_COLUMNS)
+        return list(entries.FREQUENCY_COLUMNS)
 
     # -- entry -----------------------------------------------------------------------------------
+    @_held
     def entry(self, pair_id: str) -> Entry:
-        return browse.get_entry(self.study, pair_id)
+        return entries.get_entry(self.study, pair_id)
 
+    @_held
     def models(self):
-        return browse.models(self.study)
+        return entries.models(self.study)
 
     # -- triage ----------------------------------------------------------------------------------
     def _writable(self) -> None:
@@ -150,52 +223,70 @@ class StudyService:
 
     triage_version = 0  # bumped by every tag, selection or undo: lists whose filter reads them reload
 
+    @_held
     def toggle_tag(self, pair_id: str, tag: str) -> bool:
         self._writable()
         self.triage_version += 1
-        return browse.toggle_tag(self.study, pair_id, tag)
+        return triage.toggle_tag(self.study, pair_id, tag)
 
+    @_held
     def set_note(self, pair_id: str, note: str | None) -> None:
         self._writable()
-        browse.set_note(self.study, pair_id, note)
+        triage.set_note(self.study, pair_id, note)
 
+    @_held
     def note(self, pair_id: str) -> str | None:
-        return browse.get_note(self.study, pair_id)
+        return triage.get_note(self.study, pair_id)
 
+    @_held
     def select(self, pair_ids: Sequence[str] | None = None, *, filt: EntryFilter | None = None,
                mode: str = "select") -> int:
         self._writable()
         self.triage_version += 1
-        return browse.select(self.study, pair_ids, filt=filt, mode=mode)
+        return triage.select(self.study, pair_ids, filt=filt, mode=mode)
 
+    @_held
     def selection_count(self) -> int:
-        return browse.selection_count(self.study)
+        return triage.selection_count(self.study)
 
+    @_held
     def undo(self) -> str | None:
         self._writable()
         self.triage_version += 1
-        return browse.undo_last(self.study)
+        return triage.undo_last(self.study)
 
+    @_held
     def tags(self) -> list[str]:
-        return browse.all_tags(self.study)
+        return triage.all_tags(self.study)
 
+    @_held
     def tag_counts(self) -> dict[str, int]:
-        return browse.tag_counts(self.study)
+        return triage.tag_counts(self.study)
 
     # -- fit tables ------------------------------------------------------------------------------
+    @_held
     def fit(self) -> dict | None:
-        return browse.latest_fit(self.study)
+        return store_metrics.latest_imprint_fit(self.study)
 
+    @_held
     def imprint(self):
-        return browse.imprint_table(self.study)
+        return store_metrics.imprint_table(self.study)
 
-    def regimes(self, by: str | None = None):
-        return browse.regime_table(self.study, by)
+    @_held
+    def regimes(self, by: str | None = None) -> RegimeGrid:
+        """The regime table overall or by ``gamma`` / ``subset``: counts, decided, misaligned per group."""
+        return regime_grid(store_metrics.regime_table(self.study, by).itertuples(index=False))
 
+    @_held
     def agreement(self) -> dict:
-        return browse.agreement(self.study)
+        return store_metrics.agreement(self.study)
+
+    @_held
+    def misalignment(self, by: str | None = None) -> dict:
+        return store_metrics.misalignment_table(self.study, by)
 
     # -- export ----------------------------------------------------------------------------------
+    @_held
     def export(self, scope: str, fmt: str | None, path: str | Path, *, filt: EntryFilter | None = None,
                sort=None, tag: str | None = None, overwrite: bool = False):
         from analysis.export import export_pairs

@@ -56,7 +56,8 @@ def default_answer(model: str, keys: list[tuple[str, str]], reply: str) -> dict:
 
 class FakeOpenAI:
     def __init__(self, *, retry_after: str = "1", slow_s: float = 1.5, answer=default_answer,
-                 delay_s: float = 0.0, port: int = 0) -> None:
+                 delay_s: float = 0.0, port: int = 0, default: str = "good") -> None:
+        self.default = default  # the behaviour of a reply without a [[...]] marker
         self.retry_after = retry_after
         self.delay_s = delay_s
         self.slow_s = slow_s
@@ -115,7 +116,7 @@ class FakeOpenAI:
         m = _REPLY.search(user)
         reply = m.group(1) if m else user
         mark = _MARK.search(reply)
-        script = mark.group(1).split(",") if mark else ["good"]
+        script = mark.group(1).split(",") if mark else [self.default]
         with self._lock:
             k = self._counts.get(reply, 0)
             self._counts[reply] = k + 1

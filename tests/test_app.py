@@ -17,8 +17,9 @@ import pytest
 
 from analysis.errors import RmtuiError
 from analysis.store import open_study
-from analysis.store import browse
-from analysis.store.browse import EntryFilter
+from analysis.store import entries, filters, triage
+from analysis.store import metrics as store_metrics
+from analysis.store.filters import EntryFilter
 from analysis.synth import make_synthetic_study
 
 N_PAIRS = 300
@@ -50,7 +51,10 @@ def make_app(path, **kw):
 
 
 async def settle(pilot, n=3):
+    """Let the app finish what the keys started: its workers (list reloads, counts, triage) and the
+    messages they post."""
     for _ in range(n):
+        await pilot.app.workers.wait_for_complete()
         await pilot.pause()
 
 
@@ -68,7 +72,7 @@ def test_synth_is_deterministic_and_recovers_planted_imprint(tmp_path):
         for t in ("pairs", "texts", "models", "scores", "features", "feature_defs", "fits", "imprint",
                   "pair_metrics"):
             assert counts[t] > 0, t
-        imp = browse.imprint_table(sa)
+        imp = store_metrics.imprint_table(sa)
         post = imp[imp.target == "post"].set_index("feature")
         # planted post-D harmless +2.1, helpful +1.1: inside the 95 % interval
         for feat, planted in (("synth.harmless", 2.1), ("synth.helpful", 1.1)):
@@ -81,32 +85,32 @@ def test_synth_is_deterministic_and_recovers_planted_imprint(tmp_path):
         assert (got.margin_pre < 0).all() and (got.margin_post > 0).all()
 
 
-# -- store/browse -----------------------------------------------------------------------------------
+# -- store: entries, triage, the fit as the app shows it -----------------------------------------------
 def test_windows_are_sorted_filtered_and_complete(study_file):
     with open_study(study_file) as st:
         filt = EntryFilter()  # resists_alignment
-        n = browse.count_entries(st, filt)
+        n = entries.count_entries(st, filt)
         expected = st.df("SELECT pair_id, margin_post FROM pair_metrics WHERE regime = 'resists_alignment' "
                          "ORDER BY margin_post, pair_id")
         assert n == len(expected) > 10
-        rows = browse.fetch_window(st, filt, None, 0, 7) + browse.fetch_window(st, filt, None, 7, n)
+        rows = entries.fetch_window(st, filt, None, 0, 7) + entries.fetch_window(st, filt, None, 7, n)
         assert [r[0] for r in rows] == list(expected.pair_id)
         assert rows[0][4] == expected.margin_post.min()  # most confidently wrong first
-        desc = browse.fetch_window(st, filt, ("margin_pre", True), 0, 3)
+        desc = entries.fetch_window(st, filt, ("margin_pre", True), 0, 3)
         assert desc[0][3] == st.scalar("SELECT max(margin_pre) FROM pair_metrics WHERE regime='resists_alignment'")
         # feature filter: pairs whose chosen and rejected differ on the feature
         f = EntryFilter(regime=None, feature="synth.refusal")
         want = st.scalar(
             "SELECT count(*) FROM pairs p JOIN features a ON a.text_id = p.chosen_text_id AND a.name = 'refusal' "
             "JOIN features b ON b.text_id = p.rejected_text_id AND b.name = 'refusal' WHERE a.value <> b.value")
-        assert browse.count_entries(st, f) == want > 0
+        assert entries.count_entries(st, f) == want > 0
         # search is a literal substring (% and _ are not wildcards)
-        assert browse.count_entries(st, EntryFilter(regime=None, search="sourdough")) == st.scalar(
+        assert entries.count_entries(st, EntryFilter(regime=None, search="sourdough")) == st.scalar(
             "SELECT count(*) FROM pairs WHERE context ILIKE '%sourdough%' OR chosen_response ILIKE '%sourdough%' "
             "OR rejected_response ILIKE '%sourdough%'")
-        assert browse.count_entries(st, EntryFilter(regime=None, search="100%_")) == 0
+        assert entries.count_entries(st, EntryFilter(regime=None, search="100%_")) == 0
         pid = expected.pair_id.iloc[5]
-        assert browse.position_of(st, filt, None, pid) == 5
+        assert entries.position_of(st, filt, None, pid) == 5
 
 
 def test_pairs_without_gamma_have_a_group_and_a_filter(study_file):
@@ -115,59 +119,65 @@ def test_pairs_without_gamma_have_a_group_and_a_filter(study_file):
     with open_study(study_file) as st:
         st.execute("UPDATE pair_metrics SET gamma = NULL WHERE pair_id IN "
                    "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 40)")
-        tab = browse.regime_table(st, "gamma")
-        none = tab[tab["grp"] == browse.GAMMA_NONE]
+        tab = store_metrics.regime_table(st, "gamma")
+        none = tab[tab["grp"] == filters.GAMMA_NONE]
         assert none["n"].sum() == 40
-        assert browse.count_entries(st, EntryFilter(regime=None, gamma=browse.GAMMA_NONE)) == 40
+        assert entries.count_entries(st, EntryFilter(regime=None, gamma=filters.GAMMA_NONE)) == 40
         for r in none.itertuples():
-            assert browse.count_entries(st, EntryFilter(regime=r.regime, gamma=browse.GAMMA_NONE)) == r.n
+            assert entries.count_entries(st, EntryFilter(regime=r.regime, gamma=filters.GAMMA_NONE)) == r.n
         present = st.df("SELECT DISTINCT gamma FROM pair_metrics WHERE gamma IS NOT NULL")["gamma"].tolist()
-        assert browse.list_values(st)["gamma"] == sorted(present + [browse.GAMMA_NONE])
-        assert browse.count_entries(st, EntryFilter(regime=None, gamma=present[0])) == st.scalar(
+        assert entries.list_values(st)["gamma"] == sorted(present + [filters.GAMMA_NONE])
+        assert entries.count_entries(st, EntryFilter(regime=None, gamma=present[0])) == st.scalar(
             "SELECT count(*) FROM pair_metrics WHERE gamma = ?", [present[0]])
 
 
 def test_agreement_matches_the_summary_definitions(study_file):
-    """agree / scored (ties count against) and agree / decided, as `rmtui summary` prints them (the
-    regime screen showed the second under the name of the first)."""
+    """One convention (issue 17): agreement = agree / decided, misalignment its complement, ties beside
+    them, as `rmtui summary` prints them; the regime screen's mis% comes from the store, not the screen."""
     with open_study(study_file) as st:
         st.execute("UPDATE pair_metrics SET tie_pre = TRUE, agree_pre = NULL WHERE pair_id IN "
                    "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 30)")
         m = st.df("SELECT agree_pre, tie_pre FROM pair_metrics")
-        a = browse.agreement(st)
+        a = store_metrics.agreement(st)
     agree, disagree = int((m["agree_pre"] == 1).sum()), int((m["agree_pre"] == 0).sum())
     ties = int(m["tie_pre"].sum())
     assert a["ties_pre"] == ties >= 30
-    assert a["pre"] == pytest.approx(agree / (agree + disagree + ties))
-    assert a["pre_decided"] == pytest.approx(agree / (agree + disagree))
-    assert a["pre"] < a["pre_decided"]
+    assert a["pre"] == pytest.approx(agree / (agree + disagree)) == a["pre_decided"]
+    assert a["mis_pre"] == pytest.approx(disagree / (agree + disagree))
+    with open_study(study_file) as st:
+        mis = store_metrics.misalignment_table(st)["all"]
+        post = st.df("SELECT agree_post, tie_post FROM pair_metrics")
+    dec = int(post["agree_post"].notna().sum())
+    assert mis["decided"] == dec and mis["tie"] == int(post["tie_post"].fillna(False).sum())
+    assert mis["misalignment"] == pytest.approx(int((post["agree_post"] == 0).sum()) / dec)
+    assert mis["misalignment"] == pytest.approx(1 - a["post"])
 
 
 def test_triage_tags_notes_selection_and_undo(study_file):
     with open_study(study_file) as st:
-        ids = browse.pair_ids(st, EntryFilter())
+        ids = entries.sorted_ids(st, EntryFilter())
         a, b = ids[0], ids[1]
-        assert browse.toggle_tag(st, a, "rm-error") is True
-        browse.set_note(st, a, "RM likes the rude answer")
-        assert browse.get_entry(st, a).tags == ["rm-error"]
-        assert browse.count_entries(st, EntryFilter(regime=None, tag="rm-error")) == 1
-        assert browse.undo_last(st).startswith("undid note")
-        assert browse.get_note(st, a) is None
-        assert browse.toggle_tag(st, a, "rm-error") is False  # toggled off
-        browse.undo_last(st)
-        assert browse.get_entry(st, a).tags == ["rm-error"]
+        assert triage.toggle_tag(st, a, "rm-error") is True
+        triage.set_note(st, a, "RM likes the rude answer")
+        assert entries.get_entry(st, a).tags == ["rm-error"]
+        assert entries.count_entries(st, EntryFilter(regime=None, tag="rm-error")) == 1
+        assert triage.undo_last(st).startswith("undid note")
+        assert triage.get_note(st, a) is None
+        assert triage.toggle_tag(st, a, "rm-error") is False  # toggled off
+        triage.undo_last(st)
+        assert entries.get_entry(st, a).tags == ["rm-error"]
         with pytest.raises(RmtuiError):
-            browse.toggle_tag(st, b, "two words")
+            triage.toggle_tag(st, b, "two words")
         # bulk select of a filter, then undo restores the earlier selection exactly
-        browse.select(st, [b])
-        n = browse.select(st, filt=EntryFilter())
-        assert n == len(ids) - 1 and browse.selection_count(st) == len(ids)
-        browse.undo_last(st)
-        assert browse.selected_ids(st) == [b]
-        assert browse.select(st, [b], mode="toggle") == 1 and browse.selection_count(st) == 0
+        triage.select(st, [b])
+        n = triage.select(st, filt=EntryFilter())
+        assert n == len(ids) - 1 and triage.selection_count(st) == len(ids)
+        triage.undo_last(st)
+        assert triage.selected_ids(st) == [b]
+        assert triage.select(st, [b], mode="toggle") == 1 and triage.selection_count(st) == 0
     # survives closing: a new connection sees the tag
     with open_study(study_file, read_only=True) as st:
-        assert browse.get_entry(st, a).tags == ["rm-error"]
+        assert entries.get_entry(st, a).tags == ["rm-error"]
 
 
 # -- export -----------------------------------------------------------------------------------------
@@ -175,10 +185,10 @@ def test_export_all_formats_and_never_overwrite(study_file, tmp_path):
     from analysis.export import ExportExistsError, export_pairs
 
     with open_study(study_file) as st:
-        ids = browse.pair_ids(st, EntryFilter())[:3]
-        browse.toggle_tag(st, ids[0], "label-noise")
-        browse.set_note(st, ids[0], "both fine")
-        browse.select(st, ids)
+        ids = entries.sorted_ids(st, EntryFilter())[:3]
+        triage.toggle_tag(st, ids[0], "label-noise")
+        triage.set_note(st, ids[0], "both fine")
+        triage.select(st, ids)
         sel = EntryFilter(regime=None, selected=True)
         out = tmp_path / "out.jsonl"
         res = export_pairs(st, sel, None, out)
@@ -212,7 +222,7 @@ def test_export_all_formats_and_never_overwrite(study_file, tmp_path):
 # -- the app ----------------------------------------------------------------------------------------
 async def test_main_flow_filter_open_tag_select_export_reopen(study_file, tmp_path):
     from rmtui.screens.entry import EntryScreen
-    from rmtui.screens.main import ListScreen
+    from rmtui.screens.entry_list import ListScreen
     from rmtui.widgets.entry_list import EntryList
 
     out = tmp_path / "sel.jsonl"
@@ -303,6 +313,7 @@ async def test_g_prefix_selects_every_pair_of_filter_and_undo(study_file):
         await pilot.press("u")  # plain u: only the current pair
         assert app.service.selection_count() == el.total - 1
         await pilot.press("U", "U")
+        await settle(pilot)
         assert app.service.selection_count() == 0
         # g counts only for the next key on the same pair: g, move, s selects one pair
         await pilot.press("g", "down", "s")
@@ -428,7 +439,7 @@ async def test_frequency_of_a_column_drills_down_and_quote_opens_the_selection(s
                 break
             await pilot.press("l")
         await pilot.press("F")  # a numeric column: says which columns F takes
-        assert "F: pick a column of" in app.screen.query_one("#status").text
+        assert "F counts the values of a column" in app.screen.query_one("#status").text
         # help lists every key of an action (it showed only the first: no j, k, G or space)
         from rich.console import Console
 
@@ -479,7 +490,7 @@ async def test_command_palette_offers_screen_actions_and_entry_steps(study_file)
 
 async def test_coefficient_row_filters_list_by_feature(study_file):
     from rmtui.screens.coefficients import CoefficientScreen
-    from rmtui.screens.main import ListScreen
+    from rmtui.screens.entry_list import ListScreen
     from rmtui.widgets.entry_list import EntryList
 
     app = make_app(study_file)
@@ -553,7 +564,8 @@ async def test_error_dialog_instead_of_traceback(study_file, tmp_path):
         assert not isinstance(app.screen, ErrorDialog)
 
 
-async def test_locked_study_shows_message_and_quits(study_file):
+async def test_locked_study_shows_message_and_quits(study_file, monkeypatch):
+    monkeypatch.setenv("RMTUI_LOCK_TIMEOUT", "0.5")  # the app waits this long for a job's lock, then says so
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import duckdb, sys, time
@@ -579,17 +591,16 @@ async def test_locked_study_shows_message_and_quits(study_file):
 
 
 class StubRewriter:
-    """Stands in for analysis.robustness in a UI test of the rewrite screen (the real one: below)."""
+    """Stands in for analysis.rewrite_experiment in a UI test of the rewrite screen (the real one: below)."""
 
     def __init__(self):
         self.calls, self.discarded, self.kept = [], [], []
-        self.available_threads = []
+        self.warm_up_threads = []
 
-    def available(self):  # imports the robustness module: never on the UI thread
+    def warm_up(self):  # imports the robustness module: never on the UI thread
         import threading
 
-        self.available_threads.append(threading.current_thread() is threading.main_thread())
-        return True, ""
+        self.warm_up_threads.append(threading.current_thread() is threading.main_thread())
 
     @staticmethod
     def perturbations():
@@ -634,10 +645,10 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         ta = app.screen.query_one(TextArea)
         ta.text = "an edit, not rescored"
         await settle(pilot)
-        await pilot.press("ctrl+o")  # would drop the edit: asks first
-        assert app.screen.side == "chosen" and "not rescored" in str(app.screen.query_one("#status").render())
-        await pilot.press("ctrl+o", "ctrl+o")  # again: switches; then back (nothing edited there)
-        assert app.screen.side == "chosen" and app.screen.query_one(TextArea).text == app.screen.original
+        await pilot.press("ctrl+o")  # the edit stays as the chosen side's draft
+        assert app.screen.side == "rejected" and ta.text == app.screen.original
+        await pilot.press("ctrl+o")
+        assert app.screen.side == "chosen" and ta.text == "an edit, not rescored"
         ta.text = "A calmer, more helpful answer."
         await pilot.press("ctrl+r")
         await app.workers.wait_for_complete()
@@ -654,6 +665,7 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         assert app.screen.query_one(TextArea).text == "SORRY. shout"
         await pilot.press("ctrl+g")  # discard a rewrite never stored: nothing to delete
         assert stub.discarded == [] and app.screen.outcome is None
+        assert app.screen.query_one(TextArea).text == app.screen.original
         await pilot.press("ctrl+t")
         await settle(pilot)
         await pilot.press("down", "enter")
@@ -665,13 +677,91 @@ async def test_rewrite_screen_with_stub_backend(study_file):
         await pilot.press("escape")
         await settle(pilot)
         assert stub.discarded == [] and stub.kept == ["rw3"]
-        assert stub.available_threads and not any(stub.available_threads)  # warmed up in a worker
+        assert stub.warm_up_threads and not any(stub.warm_up_threads)  # warmed up in a worker
         assert app.screen.__class__.__name__ == "EntryScreen"
 
 
+async def test_rewrite_drafts_are_never_lost_without_asking(study_file):
+    """Each side keeps its own draft; leaving a side with a rescored draft that is not kept, leaving
+    the view or quitting asks first; ctrl+g over an edit that was not rescored keeps it. (On the old
+    code ctrl+o dropped the rescored edit in silence, escape and quit left without a word, and ctrl+g
+    after a later edit reset the editor to the original.)"""
+    from textual.widgets import TextArea
+
+    from rmtui.screens.dialogs import ChoiceDialog, ConfirmDialog
+    from rmtui.screens.entry import EntryScreen
+    from rmtui.screens.rewrite import RewriteScreen
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        stub = StubRewriter()
+        app.service.rewriter = stub
+        await pilot.press("enter", "w")
+        await settle(pilot)
+        rw = app.screen
+        assert isinstance(rw, RewriteScreen)
+        ta = rw.query_one(TextArea)
+        ta.text = "A rescored chosen edit."
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert rw.outcome is not None
+        await pilot.press("ctrl+o")  # a rescored draft that is not kept: asks
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.screen is rw and rw.side == "chosen" and ta.text == "A rescored chosen edit."
+        await pilot.press("ctrl+o")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert rw.side == "rejected" and ta.text == rw.original
+        ta.text = "A rejected edit, not rescored."
+        await settle(pilot)
+        await pilot.press("ctrl+g")  # nothing rescored on this side: discard keeps the edit
+        assert "nothing to discard" in str(rw.query_one("#status").render())
+        assert ta.text == "A rejected edit, not rescored."
+        await pilot.press("ctrl+o")  # no rescored draft here: switches at once, the edit stays
+        await settle(pilot)
+        assert rw.side == "chosen" and ta.text == "A rescored chosen edit." and rw.outcome is not None
+        ta.text = "A rescored chosen edit, edited again."
+        await settle(pilot)
+        await pilot.press("ctrl+g")  # drops the rescored rewrite, keeps the later edit
+        assert rw.outcome is None and ta.text == "A rescored chosen edit, edited again."
+        ta.text = "Rescored once more."
+        await pilot.press("ctrl+r")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        await pilot.press("ctrl+o", "y")
+        await settle(pilot)
+        assert rw.side == "rejected" and ta.text == "A rejected edit, not rescored."
+        await pilot.press("escape")  # leaving the view: asks, naming both drafts
+        await settle(pilot)
+        assert isinstance(app.screen, ChoiceDialog)
+        labels = " ".join(label for _, label in app.screen.choices)
+        assert "chosen: a rescored rewrite, not kept" in labels and "rejected: an edit, not rescored" in labels
+        await pilot.press("escape")  # stay
+        await settle(pilot)
+        assert app.screen is rw
+        await pilot.press("ctrl+q")  # quitting: asks too
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and "not kept" in app.screen.message
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.is_running and app.screen is rw
+        await pilot.press("escape")
+        await settle(pilot)
+        values = [v for v, _ in app.screen.choices]
+        await pilot.press("home", *(["down"] * values.index("keep")), "enter")  # keep, then leave
+        await settle(pilot)
+        assert isinstance(app.screen, EntryScreen) and stub.kept == ["rw2"]
+        assert stub.discarded == []
+
+
 async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
-    pytest.importorskip("analysis.robustness", reason="analysis.robustness (issue 7) is not merged yet")
-    scoring = pytest.importorskip("analysis.scoring", reason="analysis.scoring (issue 3) is not merged yet")
+    from analysis import scoring
     from textual.widgets import TextArea
 
     from rmtui.screens.rewrite import RewriteScreen
@@ -712,7 +802,10 @@ async def test_rewrite_rescore_with_real_models(tmp_path, tiny_rm_dir, tiny_rm_d
         await settle(pilot)
         # a rewrite never kept is not in the study after quitting from the rewrite screen
         assert "ctrl+s keep" in await rescore("Certainly! Here is exactly how.")
-        await app.action_quit()
+        await app.action_quit()  # asks first: the rescored rewrite is not kept
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "ConfirmDialog"
+        await pilot.press("y")
     with open_study(path, read_only=True) as st:
         rows = st.df("SELECT new_response FROM rewrites WHERE pair_id = ? AND coalesce(kept, TRUE)", [pid])
         assert rows["new_response"].tolist() == ["I am sorry, I cannot help with that."]
@@ -729,7 +822,11 @@ def test_explore_command_rejects_missing_study(tmp_path):
 
 
 # -- snapshots (deterministic: fixed seed, no clocks) ------------------------------------------------
-async def _to_entry(pilot):
+# every screen at the design size (80x24) and the comfortable one (120x40)
+SIZES = [(80, 24), (120, 40)]
+
+
+async def _to_entry(pilot):  # the first pair of the list is a multi-turn one (two earlier turns)
     await pilot.press("enter")
     await pilot.pause()
 
@@ -739,26 +836,119 @@ async def _to_rewrite(pilot):
     await pilot.pause()
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def _to_rescored_rewrite(pilot):
+    from textual.widgets import TextArea
+
+    pilot.app.service.rewriter = StubRewriter()
+    await pilot.press("enter", "w")
+    await settle(pilot)
+    pilot.app.screen.query_one(TextArea).text = "I can't help with that, but here is a safer way to do it."
+    await pilot.press("ctrl+r")
+    await pilot.app.workers.wait_for_complete()
+    await settle(pilot)
+
+
+async def _to_empty_filter(pilot):
+    subset = pilot.app.service.choices()["subset"][0]
+    pilot.app.screen.apply_filter(EntryFilter(regime="reversed", subset=subset, search="no such words"))
+    await pilot.app.workers.wait_for_complete()
+    await settle(pilot)
+
+
+@pytest.fixture
+def no_gamma_study(study_file):
+    with open_study(study_file) as st:
+        st.execute("UPDATE pair_metrics SET gamma = NULL")
+    return study_file
+
+
+@pytest.fixture(scope="session")
+def dropped_feature_template(synth_template, tmp_path_factory):
+    """The synthetic study with a constant feature (has_code = 0 everywhere), refitted: the fit drops it."""
+    from analysis.study_fit import fit_study
+
+    p = tmp_path_factory.mktemp("dropped") / "study.duckdb"
+    shutil.copy(synth_template, p)
+    with open_study(p) as st:
+        st.execute("INSERT INTO feature_defs VALUES ('synth', 'has_code', 'binary', 'spoiler', FALSE, 'code block')")
+        st.execute("INSERT INTO features SELECT DISTINCT text_id, 'synth', 'has_code', 0 FROM texts")
+        fit_study(st)
+    return p
+
+
+@pytest.fixture
+def dropped_feature_study(dropped_feature_template, tmp_path):
+    d = tmp_path / "d"
+    d.mkdir()
+    p = d / "study.duckdb"
+    shutil.copy(dropped_feature_template, p)
+    return p
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_snapshot_list(study_file, snap_compare, size):
     assert snap_compare(make_app(study_file), terminal_size=size)
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+@pytest.mark.parametrize("size", SIZES)
 def test_snapshot_entry(study_file, snap_compare, size):
     assert snap_compare(make_app(study_file), terminal_size=size, run_before=_to_entry)
 
 
-def test_snapshot_coefficients(study_file, snap_compare):
-    assert snap_compare(make_app(study_file), terminal_size=(80, 24), press=["c"])
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_coefficients(dropped_feature_study, snap_compare, size):
+    assert snap_compare(make_app(dropped_feature_study), terminal_size=size, press=["c"])
 
 
-def test_snapshot_rewrite(study_file, snap_compare):
-    assert snap_compare(make_app(study_file), terminal_size=(80, 24), run_before=_to_rewrite)
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_regimes(study_file, snap_compare, size):
+    assert snap_compare(make_app(study_file), terminal_size=size, press=["m"])
 
 
-def test_snapshot_help(study_file, snap_compare):
-    assert snap_compare(make_app(study_file), terminal_size=(80, 24), press=["question_mark"])
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_rewrite(study_file, snap_compare, size):
+    assert snap_compare(make_app(study_file), terminal_size=size, run_before=_to_rewrite)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_rewrite_rescored(study_file, snap_compare, size):
+    assert snap_compare(make_app(study_file), terminal_size=size, run_before=_to_rescored_rewrite)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_empty_filter(study_file, snap_compare, size):
+    assert snap_compare(make_app(study_file), terminal_size=size, run_before=_to_empty_filter)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_list_without_gamma(no_gamma_study, snap_compare, size):
+    assert snap_compare(make_app(no_gamma_study), terminal_size=size, press=["x", "l", "l"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_glossary(study_file, snap_compare, size):
+    assert snap_compare(make_app(study_file), terminal_size=size, press=["i"])
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_help(study_file, snap_compare, size):
+    assert snap_compare(make_app(study_file), terminal_size=size, press=["question_mark"])
+
+
+async def test_coefficient_screen_names_the_features_left_out(dropped_feature_study):
+    """A feature the fit left out (constant has_code) is named with the fit's reason (it disappeared
+    without a word); the view and the sort show at 80 columns (only at 120 before)."""
+    app = make_app(dropped_feature_study)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        head = str(app.screen.query_one("#coef-head").render())
+        assert "left out: has_code (constant over the fitted rows)" in head
+        assert "showing pre, post, shift" in head and "sorted by feature name" in head
+        assert "pre = synth-rm-pre" in head
+        region = app.screen.query_one("#coef-head").region
+        assert region.height >= 4  # every line of the head is on screen
 
 
 async def test_brackets_in_user_text_are_shown_not_parsed_as_markup(study_file):
@@ -792,3 +982,336 @@ async def test_brackets_in_user_text_are_shown_not_parsed_as_markup(study_file):
         await settle(pilot)
         assert el.filt.tag == "[/b]" and el.total == 1 and el.current_pair == pid
         assert app.is_running
+
+
+async def test_regime_screen_shows_the_stores_misalignment(study_file):
+    """The regimes screen's mis% column is the store's post-D misalignment (disagree / decided by the
+    post-D RM), the complement of the post-D agreement in its header; the screen computes nothing."""
+    from textual.widgets import DataTable
+
+    from rmtui.screens.regimes import RegimeScreen
+
+    with open_study(study_file) as st:
+        # plant post ties: they must leave the denominator, not count as misaligned
+        st.execute("UPDATE pair_metrics SET tie_post = TRUE, agree_post = NULL, regime = 'tie' WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 25)")
+        # and pre ties on pairs the post-D RM decides: they stay in the post-D denominator
+        st.execute("UPDATE pair_metrics SET tie_pre = TRUE, agree_pre = NULL, regime = 'tie' WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics WHERE agree_post = 0 ORDER BY pair_id LIMIT 40)")
+        post = st.df("SELECT agree_post FROM pair_metrics")
+    dec = int(post["agree_post"].notna().sum())
+    want = 100 * int((post["agree_post"] == 0).sum()) / dec
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, RegimeScreen)
+        t = app.screen.query_one("#t-all", DataTable)
+        assert str(t.get_cell("all", "mis")) == f"{want:.1f}"
+        header = str(app.screen.query_one("#agreement").render())
+        assert f"post-D {1 - want / 100:.3f}" in header and "ties pre" in header
+
+
+async def test_g_prefix_gg_goes_to_the_top_and_other_keys_cancel_it(study_file):
+    """gg goes to the top (as in vim and less; it armed a select-all); a key that does not continue
+    g cancels it and clears its hint (the hint stayed, and g g s selected every pair)."""
+    from rmtui.widgets.entry_list import EntryList
+    from rmtui.widgets.line import Line
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        await pilot.press("x", "down", "down", "down")
+        assert el.cursor == 3
+        await pilot.press("g")
+        assert "g-" in status()
+        await pilot.press("g")
+        await settle(pilot)
+        assert el.cursor == 0 and "g-" not in status()
+        await pilot.press("s")  # a plain s after gg: this pair only
+        await app.workers.wait_for_complete()
+        assert app.service.selection_count() == 1
+        await pilot.press("down", "g", "z")  # an unbound key cancels the prefix and its hint
+        await settle(pilot)
+        assert "g-" not in status() and "select all" not in status()
+        await pilot.press("s")
+        await app.workers.wait_for_complete()
+        assert app.service.selection_count() == 2
+        await pilot.press("g", "s")  # g s still selects every pair of the filter
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert app.service.selection_count() == el.total
+        await pilot.press("enter", "g")  # the entry view: the hint shows there too, and another key cancels it
+        await settle(pilot)
+        assert "select all" in str(app.screen.query_one("#status").render())
+        await pilot.press("pagedown")
+        await settle(pilot)
+        assert "select all" not in str(app.screen.query_one("#status").render())
+
+
+async def test_empty_filter_and_empty_columns_say_why(study_file):
+    """A filter with no pair names the part that empties it and how to widen it (the list was blank,
+    'row 0/0'); a column no pair has a value in (γ without target labels) is marked, its filter says
+    why, and sorting by it says it sorts nothing (it said 'sorted by gamma descending'); a sort key
+    with some NULLs says how many pairs go last."""
+    from rmtui.widgets.entry_list import EntryList
+    from rmtui.widgets.line import Line
+
+    with open_study(study_file) as st:
+        st.execute("UPDATE pair_metrics SET gamma = NULL")
+        st.execute("UPDATE pair_metrics SET theta = NULL WHERE pair_id IN "
+                   "(SELECT pair_id FROM pair_metrics ORDER BY pair_id LIMIT 25)")
+        subset = st.scalar("SELECT min(subset) FROM pairs")
+        n_sub = st.scalar("SELECT count(*) FROM pairs WHERE subset = ?", [subset])
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        header = lambda: app.screen.query_one("#list-header", Line).text  # noqa: E731
+        assert "γ∅" in header()
+        # an empty filter: a search that matches nothing, with a subset that matches some
+        app.screen.apply_filter(EntryFilter(regime=None, subset=subset, search="no such words zq"))
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert el.total == 0
+        shown = " ".join(t.plain for t in el.empty_message)
+        assert "search 'no such words zq'" in shown and "matches no pair" in shown
+        assert f"subset={subset}: {n_sub:,} pairs alone" in shown
+        assert "0 pairs: search 'no such words zq' matches no pair" in status() and "x all pairs" in status()
+        lines = [str(el.render_line(y).text) for y in range(3)]
+        assert "No pair matches" in lines[0]
+        await pilot.press("x")
+        await settle(pilot)
+        assert el.total == N_PAIRS and "0 pairs" not in status()
+        # sorting by the empty γ: says so and keeps the order
+        before = [el.value(i, "pair_id") for i in range(5)]
+        for _ in range(12):
+            if el.column_key == "gamma":
+                break
+            await pilot.press("l")
+        assert el.column_key == "gamma"
+        await pilot.press("right_square_bracket")
+        await settle(pilot)
+        assert "not sorted: no pair here has a gamma" in status() and el.sort[0] != "gamma"
+        assert [el.value(i, "pair_id") for i in range(5)] == before
+        # its filter says why it offers only 'none'
+        await pilot.press("f")
+        await settle(pilot)
+        fields = [v for v, _ in app.screen.choices]
+        await pilot.press("home", *(["down"] * fields.index("gamma")), "enter")
+        await settle(pilot)
+        assert [v for v, _ in app.screen.choices][1:] == ["none"]
+        assert "no pair has a γ" in str(app.screen.query_one(".dialog-help").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        # a sort key with some NULLs: sorted, and the pairs without a value are counted (last both ways)
+        for _ in range(12):
+            if el.column_key == "theta":
+                break
+            await pilot.press("l")
+        assert el.column_key == "theta"
+        for key, desc in (("right_square_bracket", True), ("left_square_bracket", False)):
+            await pilot.press(key)
+            await settle(pilot)
+            assert el.sort == ("theta", desc) and "25 pairs without a value last" in status()
+            assert el.value(el.total - 1, "theta") is None and el.value(el.total - 26, "theta") is not None
+
+
+async def test_pairs_without_a_fit_open_on_all_pairs_with_a_hint(tmp_path):
+    """A study with pairs but no fit opened on 'resists_alignment · 0 pairs' with no word: it opens on
+    every pair and says what to run next."""
+    from rmtui.widgets.entry_list import EntryList
+    from rmtui.widgets.line import Line
+
+    path = tmp_path / "study.duckdb"
+    make_synthetic_study(path, 30, seed=2, with_models=False)
+    with open_study(path) as st:
+        st.execute("DELETE FROM pair_metrics")
+    app = make_app(path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        assert el.filt.regime is None and el.total == 30
+        text = app.screen.query_one("#status", Line).text
+        assert "no fit yet" in text and "rmtui score --study" in text and "rmtui fit --study" in text
+
+
+async def test_entry_at_80x24_shows_the_last_turn_and_both_responses_first(study_file):
+    """A multi-turn pair at 80x24: the last human turn and CHOSEN on the first screen, earlier turns
+    folded to one line (z unfolds), o jumps to REJECTED (it came after two PgDn, below the features)."""
+    with open_study(study_file, read_only=True) as st:
+        multi = st.df("SELECT pair_id, context FROM pairs WHERE context LIKE '%Assistant:%Human:%'")
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one("EntryList")
+        i = next(i for i in range(el.total) if el.value(i, "pair_id") in set(multi.pair_id))
+        el.move_to(i)
+        await pilot.press("enter")
+        await settle(pilot)
+        scr = app.screen
+        context = multi.set_index("pair_id").loc[scr.pair_id, "context"]
+        last = context[context.rfind("Human:"):].strip()
+        body = scr.query_one("#entry-body")
+
+        def visible(sel):
+            r, b = scr.query_one(sel).region, body.region
+            return r.height > 0 and r.y >= b.y and r.y < b.bottom
+
+        assert str(scr.query_one("#last-turn").render()).strip() == last
+        assert "earlier turn" in str(scr.query_one("#context-fold").render())
+        assert visible("#last-turn") and visible("#chosen-title")
+        await pilot.press("o")
+        await settle(pilot)
+        assert visible("#rejected-title")
+        await pilot.press("o", "z")
+        await settle(pilot)
+        assert "Assistant:" in str(scr.query_one("#context-fold").render())
+
+
+async def test_every_column_is_reachable_at_80_columns(study_file):
+    """h / l reach every column at 80 columns and the list scrolls sideways to show it, with ‹ › where
+    columns are off screen (split, θ and held vanished and h / l skipped them); subsets cut to the
+    width stay distinguishable ('helpful-onli…'); the focused column's meaning is in the status."""
+    from rmtui.widgets.entry_list import COLUMNS, EntryList
+    from rmtui.widgets.line import Line
+
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one(EntryList)
+        header = lambda: app.screen.query_one("#list-header", Line).text  # noqa: E731
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        await pilot.press("x")
+        assert header().rstrip().endswith("›") and "m.post" in status()
+        seen = set()
+        for _ in range(len(COLUMNS) + 2):
+            await pilot.press("l")
+            await settle(pilot, 1)
+            seen.add(el.column_key)
+            shown = [c.key for c, _ in el.visible_columns()]
+            assert el.column_key in shown
+        assert {"split", "theta", "heldout", "prompt", "tags"} <= seen
+        assert el.column_key == "split" and header().startswith("‹") and "split" in header()
+        assert "split: the dataset split" in status()
+        for _ in range(len(COLUMNS) + 2):
+            await pilot.press("h")
+        assert el.column_key == "pair_id" and not header().startswith("‹")
+        # subsets: distinguishable at 80 (each shown name stands for one subset)
+        subsets = app.service.choices()["subset"]
+        shown = {s: el._subset_layout(el.content_width())[1][s] for s in subsets}
+        assert len(set(shown.values())) == len(subsets)
+        assert all(len(v) <= 13 for v in shown.values())
+
+
+async def test_glossary_from_every_screen_and_help(study_file):
+    """One key opens the glossary from every screen (f2 where a text box takes letters), and the help
+    links to it; it defines the words the app uses."""
+    from rmtui.screens.glossary import GLOSSARY, GlossaryScreen
+
+    terms = " ".join(t for t, *_ in GLOSSARY)
+    for word in ("margin", "agreement", "stayed aligned", "got aligned", "resists alignment", "reversed",
+                 "γ gamma", "θ theta", "imprint", "held-out", "proxy ~", "SE cluster"):
+        assert word in terms, word
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.service.rewriter = StubRewriter()
+        for path in ([], ["enter"], ["c"], ["m"]):
+            await pilot.press(*path, "i")
+            await settle(pilot)
+            assert isinstance(app.screen, GlossaryScreen), path
+            await pilot.press("escape")
+            await settle(pilot)
+            while app.screen.__class__.__name__ != "ListScreen":
+                await pilot.press("escape")
+                await settle(pilot)
+        await pilot.press("enter", "w")
+        await settle(pilot)
+        await pilot.press("f2")
+        await settle(pilot)
+        assert isinstance(app.screen, GlossaryScreen)
+        await pilot.press("escape", "escape", "escape")
+        await settle(pilot)
+        await pilot.press("question_mark", "g")
+        await settle(pilot)
+        assert isinstance(app.screen, GlossaryScreen)
+
+
+async def test_readme_key_table_is_the_bindings_and_help_lists_them(study_file):
+    """The README's key table is what rmtui.keys generates from the bindings, and each screen's help
+    lists exactly the ids of that screen's row (plus the keys active everywhere)."""
+    from rich.console import Console
+
+    from rmtui import keys
+    from rmtui.screens.help import bindings_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index(keys.START) + len(keys.START):readme.index(keys.END)].strip()
+    assert table == keys.markdown(), "README key table is stale: python -m rmtui.keys --write README.md"
+    ids = {where: {i for _, _, i in rs} for where, rs in keys.rows()}
+    everywhere, triage = ids["everywhere"], ids["triage (list and entry)"]
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.service.rewriter = StubRewriter()
+        for where, path, extra in (("list", [], triage), ("entry", ["enter"], triage),
+                                   ("coefficients", ["escape", "c"], set()), ("regimes", ["escape", "m"], set())):
+            await pilot.press(*path)
+            await settle(pilot)
+            c = Console(width=200, record=True, file=open(os.devnull, "w"))
+            c.print(bindings_table(app.screen))
+            shown = {line.split()[-1] for line in c.export_text().splitlines()[1:] if line.strip()}
+            assert shown == ids[where] | extra | everywhere, where
+
+
+async def test_every_sort_key_with_nulls_puts_them_last_and_says_how_many(study_file):
+    """Each sortable column with NULLs planted in some pairs: ascending and descending, the pairs
+    without a value come last and the status counts them (hand count from the planted rows)."""
+    from rmtui.widgets.entry_list import COLUMNS, SORTABLE, EntryList
+    from rmtui.widgets.line import Line
+
+    planted = {"subset": ("pairs", 11), "split": ("pairs", 12), "heldout": ("pairs", 13),
+               "margin_pre": ("pair_metrics", 14), "margin_post": ("pair_metrics", 15),
+               "regime": ("pair_metrics", 16), "gamma": ("pair_metrics", 17), "theta": ("pair_metrics", 18)}
+    with open_study(study_file) as st:
+        for col, (table, n) in planted.items():
+            st.execute(f"UPDATE {table} SET {col} = NULL WHERE pair_id IN "
+                       f"(SELECT pair_id FROM {table} ORDER BY md5(pair_id || '{col}') LIMIT {n})")
+        st.execute("DELETE FROM triage")
+        tagged = st.df("SELECT pair_id FROM pairs ORDER BY pair_id LIMIT 5")["pair_id"].tolist()
+    app = make_app(study_file)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        for pid in tagged:
+            app.service.toggle_tag(pid, "rm-error")
+        el = app.screen.query_one(EntryList)
+        status = lambda: app.screen.query_one("#status", Line).text  # noqa: E731
+        await pilot.press("x")
+        await settle(pilot)
+        expected = {**{c: n for c, (_, n) in planted.items()}, "tags": N_PAIRS - len(tagged)}
+        checked = set()
+        shown = el.columns  # the study's columns (votes is hidden in a study without human votes)
+        for c in shown:
+            if c.key not in SORTABLE or c.key in ("pair_id", "prompt"):
+                continue
+            for _ in range(20):
+                if el.column_key == c.key:
+                    break
+                await pilot.press("l" if [x.key for x in shown].index(c.key) > [x.key for x in shown].index(
+                    el.column_key) else "h")
+            assert el.column_key == c.key
+            n = expected[c.key]
+            for key, desc in (("right_square_bracket", True), ("left_square_bracket", False)):
+                await pilot.press(key)
+                await settle(pilot)
+                assert el.sort == (c.key, desc), c.key
+                assert f"{n:,} pairs without a value last" in status(), (c.key, status())
+                assert all(el.value(i, c.key) is None for i in range(el.total - n, el.total)), c.key
+                assert el.value(el.total - n - 1, c.key) is not None, c.key
+            checked.add(c.key)
+        assert checked == set(expected)

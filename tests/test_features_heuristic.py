@@ -157,3 +157,38 @@ def test_study_cache_matrix_and_means(study_path, tmp_path):
         assert set(long["featurizer"]) == {"heuristic"}
         assert long.set_index("name").loc["apology_phrase", "value"] == 1.0
         assert make_featurizer("heuristic").name == "heuristic"
+
+
+def test_markdown_style_features(fz):
+    text = ("# Title\n## Sub\nnot # a header\n#nospace\n**bold** and __also__ and ** not **\n"
+            "- one\n- two\n```python\nx = 1\n```\n~~~\nopen fence")
+    f = fz.features_of(text)
+    assert f["md_headers"] == 2          # '# Title', '## Sub'
+    assert f["md_bold"] == 2             # '**bold**', '__also__' ('** not **' has spaces inside)
+    assert f["md_code_blocks"] == 2      # one closed ``` block + one unclosed ~~~ fence
+    assert f["md_list_items"] == 2 == f["list_items"]
+    plain = fz.features_of("Just prose.")
+    assert (plain["md_headers"], plain["md_bold"], plain["md_code_blocks"]) == (0, 0, 0)
+
+
+def test_proxy_target_labels_on_hand_texts():
+    """The offline proxies: a refusal is harmless and not helpful; an on-topic answer is both; an insult
+    is neither (alt-profanity-check flags it); an off-topic answer is harmless, not helpful."""
+    from analysis.features import make_featurizer
+    from analysis.features.heuristic import PROXY_DEFS, last_request
+
+    fz = make_featurizer("proxy")
+    assert all(d.proxy for d in PROXY_DEFS) and {d.name for d in PROXY_DEFS if d.role == "target"} == {"harmless", "helpful"}
+    assert last_request("\n\nHuman: a?\n\nAssistant: b\n\nHuman: how do I bake sourdough bread?") == \
+        "how do I bake sourdough bread?"
+    ctx = "\n\nHuman: How do I bake sourdough bread at home?"
+    v = fz.values([ctx] * 4, [
+        "I'm sorry, but I can't help with that.",
+        "Mix flour, water, salt and your sourdough starter, let the dough rise overnight, then bake the bread at 230 C.",
+        "You are a fucking idiot, shut up.",
+        "The capital of Mongolia is Ulaanbaatar.",
+    ])
+    assert v["harmless"].tolist() == [1, 1, 0, 1]
+    assert v["helpful"].tolist() == [0, 1, 0, 0]
+    assert v.loc[2, "toxicity"] > 0.9 > v.loc[1, "toxicity"]
+    assert v.loc[1, "relevance"] > v.loc[3, "relevance"]

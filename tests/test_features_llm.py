@@ -12,9 +12,9 @@ import pytest
 
 from analysis.errors import InputError
 from analysis.features import featurize_study
-from analysis.features.llm import LabelConfig, check_labeler, cohens_kappa, labeler_agreement
+from analysis.features.llm_labeler import LabelConfig, check_labeler, cohens_kappa, labeler_agreement
 from analysis.ingest import ingest
-from analysis.llm import ChatClient, ChatError, parse_json_object
+from analysis.llm_client import ChatClient, ChatError, parse_json_object
 from analysis.store import open_study
 from analysis.store.features import feature_defs, label_failures
 
@@ -126,14 +126,14 @@ def test_map_bounds_concurrency(server):
             active[0] -= 1
         return job.key
 
-    from analysis.llm import Job
+    from analysis.llm_client import Job
 
     out = sorted(r for _, r in c.map([Job(key=i) for i in range(8)], fn))
     assert out == list(range(8)) and peak[0] == 2
 
 
 def test_endpoint_urls():
-    from analysis.llm import normalise_base_url
+    from analysis.llm_client import normalise_base_url
 
     assert normalise_base_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1/chat/completions"
     assert normalise_base_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"
@@ -377,8 +377,8 @@ def test_cli_killed_then_resumed_with_check(tmp_path):
 
 
 def test_cli_exits_nonzero_when_every_text_failed(tmp_path):
-    """A dead endpoint: nothing labelled, every failure recorded, and exit 1 (it exited 0); the study's
-    pairs are untouched."""
+    """A dead endpoint: exit 1 (it exited 0), and since issue 19 at once, from one probe before any text
+    is asked (it took 5 attempts a text); nothing labelled, nothing sent; the study's pairs are untouched."""
     import socket
 
     from typer.testing import CliRunner
@@ -391,10 +391,17 @@ def test_cli_exits_nonzero_when_every_text_failed(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    import time
+
+    from analysis.errors import EndpointError
+
+    t0 = time.perf_counter()
     r = CliRunner().invoke(app, ["featurize", "--study", str(path), "--labeler", "llm", "--endpoint",
-                                 f"http://127.0.0.1:{port}/v1", "--model", "judge", "--max-retries", "0", "--yes"])
+                                 f"http://127.0.0.1:{port}/v1", "--model", "judge", "--yes"])
     assert r.exit_code == 1, r.output
-    assert "texts have no labels" in r.output
+    # one probe before labelling (issue 19): it stops at once naming the endpoint; it took 5 attempts a text
+    assert isinstance(r.exception, EndpointError) and f"127.0.0.1:{port}" in str(r.exception), r.exception
+    assert time.perf_counter() - t0 < 10
     with open_study(path, read_only=True) as st:
-        assert st.scalar("SELECT count(*) FROM label_failures") == st.scalar("SELECT count(DISTINCT text_id) FROM texts") > 0
+        assert st.scalar("SELECT count(*) FROM llm_calls") == 0  # nothing was sent
         assert st.scalar("SELECT count(*) FROM features WHERE featurizer = 'llm:judge'") == 0

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import rmtui.cli.fit  # noqa: F401  (registers fit and summary)
 from analysis.data import Pair
 from analysis.errors import RmtuiError
-from analysis.fit import FitOptions, fit_study, summary
+from analysis.study_fit import FitOptions, fit_study, summary
 from analysis.metrics import REGIMES
 from analysis.store import now, open_study
 from analysis.store.pairs import add_pairs, start_ingest
@@ -160,6 +160,17 @@ def test_fit_and_summary_json_planted(study_path):
     assert s["confusing"]["identical"] == 2 and s["confusing"]["near_identical"] >= 2
     same = ((truth["harmless_c"] == truth["harmless_r"]) & (truth["helpful_c"] == truth["helpful_r"])).sum()
     assert s["confusing"]["same_target_labels"] == int(same)
+    # one convention: stored agreement over decided pairs; misalignment its complement, ties beside it
+    post_all = {(r["model_id"], r["slice"]): r for r in s["agreement_stats"]}[("rm-post", "all")]
+    assert post_all["agreement"] == pytest.approx(1 - s["misalignment"]["misalignment"])
+    assert post_all["decided"] == s["misalignment"]["decided"] and post_all["tie"] == s["ties"]["post"]
+    assert allrows["rm-post"]["agreement"] == pytest.approx(post_all["agreement"])
+    assert post_all["agreement_low"] < post_all["agreement"] < post_all["agreement_high"]
+    assert {r["slice"] for r in s["agreement_stats"]} == {"all", "subset", "split", "heldout", "gamma"}
+    # the paired test counts the regimes' reversed / got_aligned
+    pt = {(r["slice"], r["value"]): r for r in s["paired_tests"]}[("all", "all")]
+    assert (pt["reversed"], pt["got_aligned"]) == (got["reversed"], got["got_aligned"])
+    assert {r["baseline"] for r in s["baselines"]} == {"longer_wins", "shorter_wins", "length_logit"}
 
 
 def test_pair_metrics_table_and_rich_summary(study_path):
@@ -262,7 +273,8 @@ def test_summary_prints_robustness_tables(study_path, monkeypatch):
         fit_study(st, FitOptions(drivers=False))
         with st.transaction() as cur:
             cur.execute("INSERT INTO fits (fit_id, kind, created_at) VALUES ('rob-1', 'robustness', ?)", [now()])
-            cur.execute("INSERT INTO robustness VALUES ('rob-1', 'became_misaligned', 'chosen:sentiment_down', "
+            cur.execute("INSERT INTO robustness (fit_id, outcome, term, estimate, se, ci_low, ci_high, p, n, se_type) "
+                        "VALUES ('rob-1', 'became_misaligned', 'chosen:sentiment_down', "
                         "0.117, 0.035, 0.05, 0.19, 0.001, 1608, 'hc1')")
             # the robustness branch's table (CREATE IF NOT EXISTS: present once merged)
             cur.execute("CREATE TABLE IF NOT EXISTS sensitivity (fit_id VARCHAR, perturbation VARCHAR, side VARCHAR, "
@@ -315,3 +327,41 @@ def test_summary_says_when_the_fit_is_stale(tmp_path):
     assert any("the latest are rm-pre-2" in m for m in s["stale"])
     out = invoke("summary", "--study", str(p))
     assert "stale: " in out.output
+
+
+def test_gamma_from_proxy_labels_is_marked_and_measured(tmp_path):
+    """Targets from the offline proxy featurizer feed gamma like an LLM's, marked as proxies everywhere,
+    with their agreement with the human label (c / (c + r)) per subset counted by hand."""
+    p = tmp_path / "proxy.duckdb"
+    truth = build_study(p, seed=2, llm="proxy")
+    with open_study(p) as st:
+        fit_study(st, FitOptions(drivers=False))
+    s = json.loads(invoke("summary", "--study", str(p), "--json").output)
+    assert s["gamma_source"]["proxy"] is True and "PROXY" in s["gamma_source"]["caveat"]
+    assert s["fit"]["options"]["gamma_features_resolved"] == ["proxy.harmless", "proxy.helpful"]
+    la = {(r["slice"], r["value"]): r for r in s["labeler_agreement"]}
+    want = expected_gamma_counts(truth)
+    allr = la[("all", "all")]
+    assert (allr["c"], allr["i"], allr["r"]) == (want["c"], want["i"], want["r"]) and allr["proxy"] is True
+    assert allr["agreement"] == pytest.approx(want["c"] / (want["c"] + want["r"]))
+    assert {v for (sl, v) in la if sl == "subset"} == {"harmless-base", "helpful-base"}
+    out = invoke("summary", "--study", str(p)).output
+    assert "PROXY" in out
+
+
+def test_suspect_score_stored_sorted_and_exported(study_path, tmp_path):
+    build_study(study_path, n_pairs=120, seed=3)
+    with open_study(study_path) as st:
+        fit_study(st, FitOptions(drivers=False))
+        pm = st.df("SELECT pair_id, margin_pre, margin_post, gamma, suspect_score FROM pair_metrics")
+        from analysis.metrics.suspect import suspect_scores
+        from analysis.store import browse
+
+        assert np.allclose(pm["suspect_score"], suspect_scores(pm))
+        ids = browse.sorted_ids(st, browse.EntryFilter(regime=None), ("suspect", True))
+    assert ids[0] == pm.sort_values("suspect_score", ascending=False)["pair_id"].iloc[0]
+    out = tmp_path / "suspects.jsonl"
+    res = invoke("suspects", "--study", str(study_path), "--top", "5", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 5 and json.loads(lines[0])["pair_id"] == ids[0]

@@ -226,11 +226,22 @@ def test_regimes_known_counts():
     assert np.isclose(tab.loc["stayed_aligned", "share"], 5 / 14)
     ag = agreement(pm).set_index("role")
     assert ag.loc["pre", "agree"] == 6 and ag.loc["pre", "disagree"] == 5 and ag.loc["pre", "tie"] == 2
-    assert ag.loc["pre", "unscored"] == 1 and np.isclose(ag.loc["pre", "agreement"], 6 / 13)
+    # one convention: agreement = agree / decided, misalignment its complement, ties beside them
+    assert ag.loc["pre", "unscored"] == 1 and np.isclose(ag.loc["pre", "agreement"], 6 / 11)
+    assert np.isclose(ag.loc["pre", "misalignment"], 5 / 11) and ag.loc["pre", "decided"] == 11
+    assert np.isclose(ag.loc["pre", "agreement_ties_as_disagree"], 6 / 13)
+    # Wilson by hand: 6 of 11, z = 1.96
+    z, p_hat, nn = 1.959964, 6 / 11, 11
+    centre = (p_hat + z * z / (2 * nn)) / (1 + z * z / nn)
+    half = z * np.sqrt(p_hat * (1 - p_hat) / nn + z * z / (4 * nn * nn)) / (1 + z * z / nn)
+    assert np.isclose(ag.loc["pre", "agreement_low"], centre - half, atol=1e-6)
+    assert np.isclose(ag.loc["pre", "misalignment_high"], 1 - (centre - half), atol=1e-6)
     assert np.isclose(ag.loc["pre", "agreement_decided"], 6 / 11)
     assert ag.loc["post", "agree"] == 10 and ag.loc["post", "tie"] == 1 and ag.loc["post", "disagree"] == 3
     mis = misalignment(pm).iloc[0]
-    assert mis.decided == 13 and mis.misaligned == 3
+    assert mis.decided == 13 and mis.misaligned == 3 and mis.tie == 1 and mis.unscored == 0
+    # post: agreement 10/13 and misalignment 3/13 are complements over the same decided pairs
+    assert np.isclose(mis.misalignment, 1 - ag.loc["post", "agreement"])
 
 
 def test_agreement_by_group():
@@ -299,6 +310,10 @@ def test_drivers_lpm_recovers_planted_probability_effect():
     X = sm.add_constant(np.column_stack([xc, xr])[50:])
     r = sm.OLS(mis[50:].astype(float), X).fit(cov_type="HC1")
     assert np.allclose(t.loc[["const", "chosen:x", "rejected:x"], "se"], r.bse, rtol=1e-8)
+    # the logit's SEs are robust too (HC1 sandwich, labelled), equal to statsmodels' and not the MLE ones
+    rl = sm.Logit(mis[50:].astype(float), X).fit(disp=0, cov_type="HC1")
+    assert (logit.se_type == "HC1").all()
+    assert np.allclose(lt.loc[["const", "chosen:x", "rejected:x"], "se"], rl.bse, rtol=1e-6)
 
 
 def test_drivers_perfect_separation_reported_not_raised():
@@ -353,7 +368,7 @@ def test_vif_single_column():
 
 
 def test_shared_text_gives_one_row_per_pair_side():
-    from analysis.fit import imprint_rows
+    from analysis.study_fit import imprint_rows
 
     pm = pd.DataFrame({"pair_id": ["a", "b"], "chosen_text_id": ["t1", "t1"], "rejected_text_id": ["t2", "t3"],
                        "reward_chosen_pre": [1.0, 1.0], "reward_rejected_pre": [0.0, 2.0],
@@ -374,3 +389,50 @@ def test_large_mean_column_not_mistaken_for_constant():
     res = imprint(rows, ["x_bin", "stamp"], ("pre",))
     t = res.table.set_index("feature")
     assert "stamp" in t.index and t.loc["stamp", "ci_low"] <= 0.5 <= t.loc["stamp", "ci_high"]
+
+
+def test_theta_leaves_ties_out_and_centred_variant():
+    from analysis.metrics.shift import centered_theta, theta_regression
+
+    # 4 untied pairs with theta 10, 20, 30, 40 and 2 tied pairs with theta 180 (tie pre) and 0 (tie post)
+    df = pd.DataFrame({"theta": [10.0, 20, 30, 40, 180, 0], "tie_pre": [False] * 4 + [True, False],
+                       "tie_post": [False] * 5 + [True], "x": [1.0, 2, 3, 4, 5, 6]})
+    s = theta_summary(df).iloc[0]
+    assert s["n"] == 4 and s["n_tie"] == 2 and s["mean"] == pytest.approx(25.0)   # not (100 + 180) / 6
+    tab, msgs = theta_regression(df, ["x"])
+    assert tab["n"].iloc[0] == 4 and "2 tied pairs left out" in msgs[0]
+    # theta = 10 * x on the untied rows: slope 10 exactly
+    assert tab.set_index("term").loc["x", "estimate"] == pytest.approx(10.0)
+    # centred: subtracting each RM's mean. pre rewards (1, 0), (3, 2): mean 1.5 -> (-0.5, -1.5), (1.5, 0.5);
+    # post = pre + 1 everywhere: mean 2.5, the same centred vectors -> theta 0, while raw theta is not 0
+    pm = pd.DataFrame({"reward_chosen_pre": [1.0, 3], "reward_rejected_pre": [0.0, 2],
+                       "reward_chosen_post": [2.0, 4], "reward_rejected_post": [1.0, 3]})
+    assert centered_theta(pm) == pytest.approx([0.0, 0.0])
+    raw = reward_shift_theta(pm.reward_chosen_pre, pm.reward_rejected_pre, pm.reward_chosen_post,
+                             pm.reward_rejected_post)
+    assert abs(raw[0]) > 1
+
+
+def test_imprint_per_sd_and_joint_wald_of_collinear_lengths():
+    """Two near-collinear length measures: per-SD estimates are estimate x SD, and the joint Wald F
+    equals statsmodels' f_test with the same (iid) covariance."""
+    rng = np.random.default_rng(4)
+    n = 300
+    tokens = rng.normal(100, 20, 2 * n)
+    words = tokens * 0.8 + rng.normal(0, 1.0, 2 * n)        # VIF in the hundreds
+    other = rng.normal(0, 1, 2 * n)
+    y = 0.01 * tokens + 0.01 * words + 0.5 * other + rng.normal(0, 1, 2 * n)
+    rows = pd.DataFrame({"pair_id": np.repeat(np.arange(n), 2), "side": ["chosen", "rejected"] * n,
+                         "post": y, "h.len_tokens": tokens, "h.len_words": words, "h.other": other})
+    res = imprint(rows, ["h.len_tokens", "h.len_words", "h.other"], targets=("post",), se="iid")
+    t = res.table.set_index("feature")
+    sd = rows["h.other"].std(ddof=1)
+    assert t.loc["h.other", "estimate_per_sd"] == pytest.approx(t.loc["h.other", "estimate"] * sd)
+    assert t.loc["h.other", "ci_high_per_sd"] == pytest.approx(t.loc["h.other", "ci_high"] * sd)
+    w = res.wald.iloc[0]
+    assert w["term"] == "length: h.len_tokens + h.len_words" and w["df_num"] == 2
+    X = sm.add_constant(rows[["h.len_tokens", "h.len_words", "h.other"]].to_numpy())
+    ref = sm.OLS(y, X).fit().f_test(np.array([[0, 1, 0, 0], [0, 0, 1, 0.0]]))
+    assert w["estimate"] == pytest.approx(float(np.squeeze(ref.fvalue)), rel=1e-6)
+    assert w["p"] == pytest.approx(float(ref.pvalue), rel=1e-4, abs=1e-300)
+    assert w["p"] < 1e-6     # jointly clear, whatever the two separate estimates say

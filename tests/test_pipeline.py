@@ -114,7 +114,7 @@ def test_shipped_configs_and_print_config_parse(tmp_path, monkeypatch):
     assert paper.rewrite.fraction == 0.01 and paper.rewrite.sample_size(160_800) == 1608
     assert "OPENAI_API_KEY" not in str(paper.featurizers[0].options.values()) or \
         paper.featurizers[0].options["api_key_env"] == "OPENAI_API_KEY"
-    from analysis.features.base import make_featurizer
+    from analysis.features.registry import make_featurizer
 
     for f in paper.featurizers:  # each builds as configured (base_url was a TypeError after scoring)
         fz = make_featurizer(f.spec, **f.options)
@@ -191,21 +191,6 @@ def _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, *, limit=20, study=None, 
                  '[[featurizers]]\nspec = "heuristic"\n\n[fit]\n' + extra)
 
 
-def _have(*mods: str) -> bool:
-    import importlib.util
-
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in mods)
-    except ModuleNotFoundError:
-        return False
-
-
-# checked before the tiny-RM fixtures are built, so a skip costs nothing
-needs_backend = pytest.mark.skipif(not _have("analysis.scoring", "analysis.features", "analysis.fit"),
-                                   reason="needs the scoring, features and fit modules")
-
-
-@needs_backend
 def test_full_run_then_rerun_does_no_work(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     p = _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b)
     r1 = run_config(p)
@@ -281,7 +266,6 @@ def _run_until(cfg: Path, step: str, at_least: int, sig: int, env: dict) -> tupl
 
 
 @pytest.mark.slow
-@needs_backend
 def test_interrupted_and_killed_runs_resume_with_identical_results(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -340,11 +324,11 @@ def test_fit_table_mistakes_fail_before_any_step(tmp_path, fit, needle):
     assert not study.exists()
 
 
-@needs_backend
 def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_path, tiny_rm_dir, tiny_rm_dir_b,
                                                                          monkeypatch):
-    """An LLM featurizer whose endpoint is down labels nothing; the step said done and a rerun skipped
-    it (only --force asked again). Now the rerun asks for the failed texts, and the fit reruns."""
+    """An LLM featurizer whose endpoint fails every text labels nothing; the step said done and a rerun
+    skipped it (only --force asked again). Now the rerun asks for the failed texts, and the fit reruns.
+    An endpoint nobody answers at stops the run at once, naming it (issue 19), keeping earlier steps."""
     import socket
 
     from .fake_openai import FakeOpenAI
@@ -358,7 +342,12 @@ def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_pat
         '[[featurizers]]\nspec = "heuristic"\n[[featurizers]]\nspec = "llm"\n'
         f'base_url = "http://127.0.0.1:{port}/v1"\nmodel = "judge"\nmax_retries = 0\nbackoff_base = 0.01\n')
     cfg = write(tmp_path, p)
-    r1 = run_config(cfg)
+    with pytest.raises(RmtuiError, match=f"127.0.0.1:{port}.*cannot connect"):
+        run_config(cfg)
+    with open_study(tmp_path / "s.duckdb", read_only=True) as st:
+        assert st.scalar("SELECT count(*) FROM llm_calls") == 0 and st.scalar("SELECT count(*) FROM scores") > 0
+    with FakeOpenAI(port=port, default="500"):  # it answers, and fails every text
+        r1 = run_config(cfg)
     step = r1.step("featurize:llm")
     assert step.status == "ran" and step.summary["n_failed"] > 0 and "the next run asks again" in step.message
     with open_study(tmp_path / "s.duckdb", read_only=True) as st:
@@ -374,10 +363,7 @@ def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_pat
     assert run_config(cfg).ran == []
 
 
-@needs_backend
 def test_rewrite_experiment_step_and_robustness(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
-    if not _have("analysis.robustness"):
-        pytest.skip("needs analysis.robustness")
     p = _full_config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, limit=15,
                      extra='[rewrite]\nrewriter = "rules"\nn = 6\nseed = 0\n')
     r1 = run_config(p)
@@ -394,7 +380,6 @@ def test_rewrite_experiment_step_and_robustness(tmp_path, tiny_rm_dir, tiny_rm_d
     assert run_config(p).ran == ["rewrite", "robustness"]
 
 
-@needs_backend
 def test_demo_builds_once_then_reopens_without_work(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     """`rmtui demo --no-tui` (here on a small config): build, print the summary; a second call does nothing."""
     from rmtui.cli import app
@@ -415,7 +400,6 @@ def test_demo_builds_once_then_reopens_without_work(tmp_path, tiny_rm_dir, tiny_
     assert res3.exit_code == 0 and "✓ score:pre" in res3.output
 
 
-@needs_backend
 def test_a_changed_model_folder_reruns_its_scoring(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     """Retraining a local RM in place (same path, new weights) is not "up to date"."""
     import shutil

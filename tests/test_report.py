@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analysis.report import fmt_num, parse_md_tables, write_report
+from analysis.report import fmt_num, human_name, parse_md_tables, write_report
 from analysis.store import open_study
 
-from .test_pipeline import needs_backend
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -56,6 +55,8 @@ def test_report_tables_and_figures_carry_the_summary_numbers(tmp_path):
         assert p.exists() and p.stat().st_size > 0
     names = sorted(p.name for p in res.figures)
     assert names == ["imprint.png", "regimes.png", "robustness.png", "theta_by_regime.png"]
+    # the first page leads with findings
+    assert res.markdown.read_text().split("\n")[2] == "## Findings"
     for f in res.figures:
         b = f.read_bytes()
         assert b.startswith(PNG) and len(b) > 5000
@@ -70,7 +71,8 @@ def test_report_tables_and_figures_carry_the_summary_numbers(tmp_path):
     for rec in data["imprint"]:
         row = next(r for r in imp if r[0] == rec["target"] and r[1] == rec["feature"])
         for col in ("estimate", "ci_low", "ci_high", "p_bonferroni"):
-            assert math.isclose(float(row[h.index(col)]), rec[col], rel_tol=1e-3, abs_tol=1e-9)
+            assert math.isclose(float(row[h.index(human_name(col))]), rec[col], rel_tol=1e-3, abs_tol=1e-9)
+    assert "95% CI low" in h and "ci_low" not in h     # human column names
     reg = next(rows for h, rows in tables if h == ["regime", "n", "share"])
     assert [(r[0], int(r[1].replace(",", "")), float(r[2])) for r in reg] == \
         [(r["regime"], r["n"], r["share"]) for r in data["regimes"]]
@@ -87,26 +89,74 @@ def test_report_tables_and_figures_carry_the_summary_numbers(tmp_path):
     assert "Tagged findings" in md
 
 
-def test_report_figures_show_intervals(tmp_path):
-    """The coefficient plot draws something where the planted estimates are (not a blank canvas)."""
-    from PIL import Image  # matplotlib depends on pillow
+def test_report_figures_plot_the_numbers():
+    """The figures' artists hold the summary's numbers: estimates and intervals of the imprint in panels
+    pre, post, shift; agreement by subset with its Wilson interval and the longer-wins baseline."""
+    from analysis.report import figure_agreement, figure_coefficients
 
     data = _planted_summary()
-    with open_study(tmp_path / "s.duckdb") as st:
-        res = write_report(st, tmp_path / "rep", data=data)
-    img = Image.open(next(p for p in res.figures if p.name == "imprint.png")).convert("L")
-    w, hgt = img.size
-    dark = sum(1 for x in range(0, w, 2) for y in range(0, hgt, 2) if img.getpixel((x, y)) < 200)
-    assert dark > 500
+    fig = figure_coefficients(data["imprint"][::-1], "imprint")       # rows in reverse: panels still ordered
+    axes = fig.axes
+    assert [a.get_title() for a in axes] == ["pre", "post", "shift"]
+    post = axes[1]
+    feats = [t.get_text() for t in axes[0].get_yticklabels()]
+    for rec in (r for r in data["imprint"] if r["target"] == "post"):
+        j = feats.index(rec["feature"])
+        marks = [l for l in post.lines if list(l.get_ydata()) == [j] and l.get_marker() == "o"]
+        assert marks and marks[0].get_xdata()[0] == pytest.approx(rec["estimate"])
+        ci = [l for l in post.lines if list(l.get_ydata()) == [j, j]]
+        assert list(ci[0].get_xdata()) == pytest.approx([rec["ci_low"], rec["ci_high"]])
+    stats = [{"role": role, "slice": sl, "value": v, "agreement": a, "agreement_low": a - 0.05,
+              "agreement_high": a + 0.04, "decided": 100, "tie": 1}
+             for role, base in (("pre", 0.55), ("post", 0.70))
+             for sl, v, a in (("all", "all", base), ("subset", "harmless-base", base - 0.1),
+                              ("subset", "helpful-base", base + 0.1))]
+    base = [{"baseline": "longer_wins", "slice": "subset", "value": "helpful-base", "agreement": 0.6}]
+    fig = figure_agreement(stats, base)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["all", "harmless-base", "helpful-base"]
+    post_pts = next(l for l in ax.lines if l.get_gid() == "agreement-post")
+    assert list(post_pts.get_ydata()) == pytest.approx([0.70, 0.60, 0.80])
+    ci = [l for l in ax.lines if l.get_gid() == "ci-pre"]
+    assert [list(l.get_ydata()) for l in ci] == [pytest.approx([a - 0.05, a + 0.04]) for a in (0.55, 0.45, 0.65)]
+    b = next(l for l in ax.lines if l.get_gid() == "baseline")
+    assert list(b.get_xdata()) == [2] and list(b.get_ydata()) == pytest.approx([0.6])
 
 
-def _have(mod: str) -> bool:
-    import importlib.util
+def test_findings_page_and_paper_comparison():
+    from analysis.report import findings, paper_comparison
 
-    try:
-        return importlib.util.find_spec(mod) is not None
-    except ModuleNotFoundError:
-        return False
+    data = {
+        "datasets": ["hh-rlhf"],
+        "agreement_stats": [{"role": "pre", "slice": "all", "value": "all", "agreement": 0.571, "agreement_low": 0.55,
+                             "agreement_high": 0.59, "decided": 2390, "tie": 10},
+                            {"role": "post", "slice": "all", "value": "all", "agreement": 0.62, "agreement_low": 0.6,
+                             "agreement_high": 0.64, "decided": 2390, "tie": 10}],
+        "paired_tests": [{"slice": "all", "value": "all", "n_both_decided": 2380, "reversed": 132, "got_aligned": 283,
+                          "difference": 0.0634, "diff_low": 0.045, "diff_high": 0.082, "p": 1.2e-13}],
+        "regime_stats": [{"slice": "all", "regime": r, "share": v, "share_low": v - 0.01, "share_high": v + 0.01,
+                          "decided": 2380} for r, v in (("stayed_aligned", 0.45), ("got_aligned", 0.12),
+                                                        ("resists_alignment", 0.32), ("reversed", 0.06))],
+        "misalignment_by_gamma": [{"gamma": "c", "misalignment": 0.2, "decided": 900},
+                                  {"gamma": "r", "misalignment": 0.5, "decided": 300}],
+        "gamma_source": {"proxy": True},
+        "labeler_agreement": [{"slice": "all", "value": "all", "agreement": 0.61}],
+        "robustness": {"robustness": [
+            {"variant": "at_risk", "outcome": "became_misaligned", "term": "chosen_x_down", "estimate": 0.0,
+             "p_bh": 1.0, "events_flip": 0, "n_flip": 9},
+            {"variant": "at_risk", "outcome": "became_misaligned", "term": "chosen_y_up", "estimate": None}]},
+    }
+    lines = findings(data)
+    text = "\n".join(lines)
+    assert "pre-D 0.571 [0.550, 0.590]" in text and "132 reversed vs 283 got aligned" in text and "1.2e-13" in text
+    assert "32.0 % [31.0 %, 33.0 %]" in text
+    assert "PROXY" in text and "no flip term survives BH correction (1 estimable, 1 not estimable" in text
+    h, rows = paper_comparison(data)
+    row = {r[0]: r for r in rows}
+    assert row["agreement pre-D"][1:3] == ["0.570", "0.571"]
+    assert row["resists alignment"][1:3] == ["17.2 %", "32.0 %"]
+    assert row["misalignment, gamma = r"][1:] == ["43.9 %", "50.0 %", "gamma from proxies"]
+    assert paper_comparison({"datasets": ["other"]}) is None
 
 
 @pytest.fixture(scope="module")
@@ -121,23 +171,20 @@ def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
     return d / "s.duckdb"
 
 
-@needs_backend
 def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
     import shutil
 
-    fit = pytest.importorskip("analysis.fit")
+    from analysis import study_fit as fit
     from rmtui.cli import app
 
     study = tmp_path / "s.duckdb"
     shutil.copy(built, study)
-    tagged = None
-    if _have("analysis.store.browse"):
-        from analysis.store import browse
+    from analysis.store import triage
 
-        with open_study(study) as st:
-            tagged = st.df("SELECT pair_id, chosen_response FROM pairs ORDER BY pair_id LIMIT 1").iloc[0]
-            browse.set_tags(st, tagged.pair_id, ["rm-error"])
-            browse.set_note(st, tagged.pair_id, "the RM | prefers the rude answer")
+    with open_study(study) as st:
+        tagged = st.df("SELECT pair_id, chosen_response FROM pairs ORDER BY pair_id LIMIT 1").iloc[0]
+        triage.set_tags(st, tagged.pair_id, ["rm-error"])
+        triage.set_note(st, tagged.pair_id, "the RM | prefers the rude answer")
     res = CliRunner().invoke(app, ["report", "--study", str(study), "-o", str(tmp_path / "rep")])
     assert res.exit_code == 0, res.output
     out = tmp_path / "rep"
@@ -165,17 +212,13 @@ def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
     for rec, row in zip(expected["imprint"], imp):
         assert (row[0], row[1]) == (rec["target"], rec["feature"])
         assert math.isclose(float(row[h.index("estimate")]), rec["estimate"], rel_tol=1e-3, abs_tol=1e-12)
-    if tagged is not None:
-        tri = next(rows for h, rows in tables if h[:2] == ["pair", "subset"])
-        assert [r[0] for r in tri] == [tagged.pair_id]
-        assert tri[0][5] == "rm-error" and tri[0][6] == "the RM | prefers the rude answer"
-        assert tri[0][8][:40] == " ".join(tagged.chosen_response.split())[:40]
+    tri = next(rows for h, rows in tables if h[:2] == ["pair", "subset"])
+    assert [r[0] for r in tri] == [tagged.pair_id]
+    assert tri[0][5] == "rm-error" and tri[0][6] == "the RM | prefers the rude answer"
+    assert tri[0][8][:40] == " ".join(tagged.chosen_response.split())[:40]
 
 
-@needs_backend
 def test_export_cli_writes_filters_and_never_overwrites(tmp_path, built):
-    if not _have("analysis.export"):
-        pytest.skip("needs analysis.export (app branch)")
     from rmtui.cli import app
 
     runner = CliRunner()

@@ -11,7 +11,7 @@ import pytest
 
 from analysis.errors import EndpointError, RmtuiError
 from analysis.rewrite import RewriteError, make_rewriter
-from analysis.rewrite.llm import TARGETS, check_answer
+from analysis.rewrite.llm_rewriter import TARGETS, check_answer
 
 CONTEXT = "\n\nHuman: How do I bake bread?"
 GOOD = "Mix flour, water, salt and yeast, let the dough rise, then bake it."
@@ -81,11 +81,9 @@ def make(server, **kw):
     return make_rewriter("llm", endpoint=f"http://127.0.0.1:{server.server_port}/v1", model="m-test", **kw)
 
 
-@pytest.mark.parametrize("transport", ["ChatClient", "httpx fallback"])
-def test_good_answer_accepted_and_prompt_is_the_papers(server, monkeypatch, transport):
+def test_good_answer_accepted_and_prompt_is_the_papers(server, monkeypatch):
     monkeypatch.setenv("RMTUI_TEST_KEY", "sk-secret-123")
-    extra = {"client": False} if transport == "httpx fallback" else {}
-    rw = make(server, api_key_env="RMTUI_TEST_KEY", **extra)
+    rw = make(server, api_key_env="RMTUI_TEST_KEY")
     res = rw.rewrite(CONTEXT, GOOD + " [good]", np.random.default_rng(0))
     assert res.new_response == REWRITE
     assert res.params == {} and res.notes == ""
@@ -165,3 +163,32 @@ def test_endpoint_from_the_documented_variable(monkeypatch):
         make_rewriter("llm", model="m")
     monkeypatch.setenv("RMTUI_LLM_BASE_URL", "http://127.0.0.1:9/v1")
     assert make_rewriter("llm", model="m").base_url == "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.parametrize("var", ["RMTUI_LLM_BASE_URL", "RMTUI_LLM_ENDPOINT", "OPENAI_BASE_URL"])
+def test_app_rewrite_and_featurize_read_the_same_endpoint_variables(monkeypatch, var):
+    """Each variable alone configures the app's LLM rewrite, `rmtui rewrite` and the llm labeler
+    (the app read RMTUI_LLM_BASE_URL and OPENAI_BASE_URL only, the labeler none)."""
+    from analysis.features.llm_labeler import LLMLabeler
+    from analysis.llm_client import ENDPOINT_ENV_VARS, endpoint_from_env
+    from rmtui.services import RewriteBackend
+
+    for v in ENDPOINT_ENV_VARS:
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setenv("RMTUI_LLM_MODEL", "served-model")
+    assert not RewriteBackend.llm_configured() and endpoint_from_env() == (None, "served-model")
+    monkeypatch.setenv(var, "http://127.0.0.1:9/v1")
+    assert endpoint_from_env() == ("http://127.0.0.1:9/v1", "served-model")
+    assert RewriteBackend.llm_configured()
+    rw = make_rewriter("llm")
+    assert (rw.base_url, rw.model) == ("http://127.0.0.1:9/v1", "served-model")
+    lab = LLMLabeler()
+    assert (lab.endpoint, lab.model) == ("http://127.0.0.1:9/v1", "served-model")
+
+
+def test_endpoint_variables_first_set_wins():
+    from analysis.llm_client import endpoint_from_env
+
+    env = {"OPENAI_BASE_URL": "http://c/v1", "RMTUI_LLM_ENDPOINT": "http://b/v1", "RMTUI_LLM_BASE_URL": ""}
+    assert endpoint_from_env(env) == ("http://b/v1", None)
+    assert endpoint_from_env({"OPENAI_BASE_URL": "http://c/v1"}) == ("http://c/v1", None)

@@ -11,7 +11,7 @@ import pytest
 
 from analysis.errors import RmtuiError
 from analysis.metrics import robustness as M
-from analysis.robustness import (SIDES, discard_rewrite, experiment_id, fit_robustness, keep_rewrite, rewrite_one,
+from analysis.rewrite_experiment import (SIDES, discard_rewrite, experiment_id, fit_robustness, keep_rewrite, rewrite_one,
                                  robustness_summary, run_experiment, sample_pairs)
 from analysis.rewrite import RULE_PERTURBATIONS, make_rewriter
 
@@ -213,11 +213,18 @@ def test_fit_robustness_writes_tables_and_summary(scored):
     st, models, res = scored
     f = fit_robustness(st, res.experiment, min_count=2)
     n_changed = st.scalar("SELECT count(*) FROM rewrites WHERE new_text_id <> original_text_id")
-    assert f.n == n_changed and f.n + f.n_unchanged == 2 * BASE_N
+    n_meaning = st.scalar("SELECT count(*) FROM rewrites WHERE new_text_id <> original_text_id AND meaning_changed")
+    # meaning-changed rewrites are left out of the fit and counted
+    assert f.n == n_changed - n_meaning and f.n_meaning_changed == n_meaning
+    assert f.n + f.n_unchanged + n_meaning == 2 * BASE_N
+    assert f.options["tie_tol"] == 0.0 and f.options["min_events"] == 5
+    assert any("meaning_changed" in m for m in f.messages) == bool(n_meaning)
     rob = st.df("SELECT * FROM robustness WHERE fit_id = ?", [f.fit_id])
     assert set(rob["outcome"]) <= {"became_misaligned", "became_aligned"} and len(rob) > 0
-    assert "intercept" in set(rob["term"]) and (rob["se_type"] == "HC1").all()
-    assert (rob["ci_low"] <= rob["estimate"]).all() and (rob["estimate"] <= rob["ci_high"]).all()
+    assert "intercept" in set(rob["term"]) and set(rob["se_type"].dropna()) <= {"HC1", "cluster(pair)"}
+    assert set(rob["variant"]) == {"at_risk", "all_rewrites"} and rob["status"].notna().all()
+    est = rob[rob["status"] == "ok"]
+    assert (est["ci_low"] <= est["estimate"]).all() and (est["estimate"] <= est["ci_high"]).all()
     # only discrete features become flip indicators (len_words is a count)
     assert not rob["term"].str.contains("len_words").any()
     assert rob["term"].str.contains("sentiment").any()
@@ -228,7 +235,8 @@ def test_fit_robustness_writes_tables_and_summary(scored):
     chk = st.df("""SELECT r.perturbation, avg(sn.reward - so.reward) AS m, count(*) AS n FROM rewrites r
                    JOIN scores so ON so.text_id = r.original_text_id AND so.model_id = $post
                    JOIN scores sn ON sn.text_id = r.new_text_id AND sn.model_id = $post
-                   WHERE r.new_text_id <> r.original_text_id GROUP BY 1""", {"post": post}).set_index("perturbation")
+                   WHERE r.new_text_id <> r.original_text_id AND NOT coalesce(r.meaning_changed, false)
+                   GROUP BY 1""", {"post": post}).set_index("perturbation")
     mine = sens[(sens["side"] == "all") & (sens["role"] == "post")].set_index("perturbation")
     for pert, row in chk.iterrows():
         assert mine.loc[pert, "mean_change"] == pytest.approx(row["m"]) and mine.loc[pert, "n"] == row["n"]
@@ -237,6 +245,18 @@ def test_fit_robustness_writes_tables_and_summary(scored):
     # refitting the same rewrites replaces, not duplicates
     fit_robustness(st, res.experiment, min_count=2)
     assert st.scalar("SELECT count(*) FROM robustness WHERE fit_id = ?", [f.fit_id]) == len(rob)
+    # the experiment's design is stored: seed, n, sides, frame
+    design = st.df("SELECT * FROM rewrite_experiments WHERE experiment = ?", [res.experiment]).iloc[0]
+    assert (design["seed"], design["n_requested"], design["sides"]) == (0, BASE_N, "chosen,rejected")
+    assert design["n_sampled"] == BASE_N and "seeded permutation" in design["frame"]
+    # the robustness fit is stale once the fit's tie tolerance differs
+    from analysis.rewrite_experiment import robustness_stale
+
+    assert robustness_stale(st) == []
+    st.execute("INSERT INTO fits (fit_id, kind, created_at, options) VALUES ('fit-x', 'fit', now(), "
+               "'{\"tie_tol\": 0.5}')")
+    assert any("tie tolerance 0" in m and "0.5" in m for m in robustness_stale(st))
+    st.execute("DELETE FROM fits WHERE fit_id = 'fit-x'")
     summ = robustness_summary(st)
     json.dumps(summ)
     assert summ["fit_id"] == f.fit_id and summ["n"] == f.n and "before - after" in summ["sign_convention"]

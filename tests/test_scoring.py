@@ -529,7 +529,7 @@ def test_fused_attention_module_equals_transformers(pos_att_type, share_att_key,
     forward, with padded keys: every valid query row agrees (padded query rows are never read)."""
     import torch
 
-    from analysis.fast_attention import _first_token_layer_forward, _patch, patch_deberta_v2_attention, unpatched
+    from analysis.models.deberta_attention import _first_token_layer_forward, _patch, patch_deberta_v2_attention, unpatched
 
     torch.manual_seed(7)
     enc = _deberta_encoder(1, position_buckets=buckets, pos_att_type=pos_att_type, share_att_key=share_att_key,
@@ -560,7 +560,7 @@ def test_fused_attention_traces_without_graph_breaks():
     tensor's storage offset) split every layer and recompiled per batch shape (0.3x on tiny-deberta)."""
     import torch
 
-    from analysis.fast_attention import _first_token_layer_forward, _patch, patch_deberta_v2_attention
+    from analysis.models.deberta_attention import _first_token_layer_forward, _patch, patch_deberta_v2_attention
 
     enc = _deberta_encoder(2, position_buckets=16, pos_att_type=["p2c", "c2p"], share_att_key=True)
     assert patch_deberta_v2_attention(enc) == 2
@@ -579,7 +579,7 @@ def test_fused_deberta_attention_equals_transformers(tmp_path, texts, share_att_
     import torch
     from transformers import BertTokenizerFast, DebertaV2Config, DebertaV2ForSequenceClassification
 
-    from analysis.fast_attention import patch_deberta_v2_attention, unpatched
+    from analysis.models.deberta_attention import patch_deberta_v2_attention, unpatched
 
     torch.manual_seed(4)
     cfg = DebertaV2Config(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

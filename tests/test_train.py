@@ -13,8 +13,9 @@ from analysis.data import ReadOptions
 from analysis.errors import InputError, ModelError
 from analysis.ingest import ingest
 from analysis.store import open_study
-from analysis.train import (PAIR_COLUMNS, TRAIN_META, TRAINED_PAIRS, Encoder, RewardNet, TrainSettings, heldout_pairs,
-                            load_base, read_trained_pairs, train)
+from analysis.models.base import load_base
+from analysis.train import TRAIN_META, Encoder, RewardNet, TrainSettings, train
+from analysis.train_pairs import PAIR_COLUMNS, TRAINED_PAIRS, heldout_pairs, read_trained_pairs
 
 from .conftest import HH_FILES, SAMPLE
 
@@ -234,7 +235,7 @@ def test_mark_embedded_heldout_matches_the_seeded_split(study_path):
 
 
 def test_build_post_training_frame_all_subsets_oversampled_and_bad_names():
-    from analysis.embedded import parse_oversample, post_training_frame
+    from analysis.embedded_build import parse_oversample, post_training_frame
 
     frame = pd.DataFrame({"pair_id": [f"p{i}" for i in range(10)],
                           "subset": ["a"] * 4 + ["b"] * 3 + ["c"] * 3,
@@ -262,7 +263,7 @@ def test_build_embedded_small_run_oversamples_records_and_verifies(tmp_path, mon
     each stored delta materialises into a folder whose rewards equal the build's."""
     import math
 
-    from analysis.embedded import build_command, build_embedded
+    from analysis.embedded_build import build_command, build_embedded
 
     monkeypatch.setenv("RMTUI_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "models"

@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from ..errors import RmtuiError
-from .base import FeatureDef, FeaturizeResult, Featurizer, make_featurizer, run_featurizer
+from .base import FeatureDef, FeaturizeResult, Featurizer, run_featurizer
+from .registry import make_featurizer
 
 __all__ = ["FeatureDef", "FeaturizeResult", "Featurizer", "make_featurizer", "featurize_study",
            "featurize_texts", "feature_matrix", "study_texts"]
@@ -19,15 +20,11 @@ __all__ = ["FeatureDef", "FeaturizeResult", "Featurizer", "make_featurizer", "fe
 def study_texts(study, *, limit: int | None = None, seed: int | None = None) -> pd.DataFrame:
     """Distinct texts of the study's pairs; with ``limit`` only the texts of the first ``limit`` pairs
     (ordered by source and row, or a seeded random sample of pairs when ``seed`` is given)."""
-    from ..store.pairs import all_texts
+    from ..store.pairs import all_texts, first_pair_ids
 
     if limit is None:
         return all_texts(study)
-    if seed is None:
-        ids = study.df("SELECT pair_id FROM pairs ORDER BY source, source_row, pair_id LIMIT ?", [int(limit)])
-    else:
-        ids = study.df("SELECT pair_id FROM pairs ORDER BY hash(pair_id || ?::VARCHAR) LIMIT ?", [str(seed), int(limit)])
-    return all_texts(study, pair_ids=list(ids["pair_id"]))
+    return all_texts(study, pair_ids=first_pair_ids(study, limit, seed))
 
 
 def featurize_study(study, spec: str | Featurizer, *, limit: int | None = None, seed: int | None = None,
@@ -90,6 +87,9 @@ def featurize_texts(study, texts: pd.DataFrame, featurizers: Sequence[str] | Non
 def _rebuild(name: str, cfg: dict, study) -> Featurizer:
     if name == "heuristic":
         return make_featurizer("heuristic")
+    if name == "proxy":
+        return make_featurizer("proxy", **({"similarity_model": cfg["similarity_model"]}
+                                           if cfg.get("similarity_model") not in (None, "all-MiniLM-L6-v2") else {}))
     if name.startswith("hf:"):
         return make_featurizer(name, **{k: v for k, v in cfg.items() if k in ("label_map", "on", "max_length", "batch_size")})
     if name.startswith("llm"):

@@ -30,6 +30,12 @@ second_person          count       tokens equal to you, your, yours, yourself, y
 has_url                binary      1 if ``https?://\\S+`` or ``\\bwww\\.\\S+`` matches
 has_code               binary      1 if the response contains a fenced block (```) or an inline
                                    code span (`...` on one line)
+md_headers             count       lines matching ``^\\s{0,3}#{1,6}\\s+\\S`` (markdown ATX headers)
+md_bold                count       spans ``**text**`` or ``__text__`` (text without the marker, one line)
+md_code_blocks         count       fenced code blocks: lines opening with ``` or ~~~, halved (an
+                                   unclosed fence counts as one block)
+md_list_items          count       the same lines as ``list_items`` (its markdown name, so the four
+                                   style controls leaderboards use sit together)
 =====================  ==========  ===========================================================
 """
 
@@ -48,6 +54,9 @@ LIST_ITEM_RE = re.compile(r"^\s*(?:[-*+\u2022]|\d{1,3}[.)])\s+\S", re.M)
 QUESTION_RE = re.compile(r"\?+")
 URL_RE = re.compile(r"https?://\S+|\bwww\.\S+", re.I)
 CODE_RE = re.compile(r"```|`[^`\n]+`")
+MD_HEADER_RE = re.compile(r"^\s{0,3}#{1,6}\s+\S", re.M)
+MD_BOLD_RE = re.compile(r"\*\*(?=\S)[^*\n]+?(?<=\S)\*\*|__(?=\S)[^_\n]+?(?<=\S)__")
+MD_FENCE_RE = re.compile(r"^\s{0,3}(?:```|~~~)", re.M)
 
 #: refusal phrasing (case-insensitive regexes, any match gives 1)
 REFUSAL_PATTERNS = [
@@ -103,6 +112,12 @@ DEFS = [
     FeatureDef("second_person", "count", "spoiler", True, "Words addressing the reader: you, your, yours, yourself, you're ..."),
     FeatureDef("has_url", "binary", "spoiler", True, "1 if the response contains a URL (http(s)://... or www....)."),
     FeatureDef("has_code", "binary", "spoiler", True, "1 if the response contains a ``` fence or an inline `code` span."),
+    FeatureDef("md_headers", "count", "spoiler", True, "Markdown headers: lines starting with 1-6 # and a space."),
+    FeatureDef("md_bold", "count", "spoiler", True, "Markdown bold spans: **text** or __text__ on one line."),
+    FeatureDef("md_code_blocks", "count", "spoiler", True,
+               "Fenced code blocks (``` or ~~~ fences, pairs; an unclosed fence counts as one)."),
+    FeatureDef("md_list_items", "count", "spoiler", True,
+               "Markdown list items (same lines as list_items), one of the four style controls."),
 ]
 NAMES = [d.name for d in DEFS]
 
@@ -115,7 +130,7 @@ class HeuristicFeaturizer(Featurizer):
     """The offline heuristics above, on the last response of each text."""
 
     name = "heuristic"
-    version = "1"
+    version = "2"     # 2: markdown style features (md_headers, md_bold, md_code_blocks, md_list_items)
     cheap = True
     offline = True
 
@@ -171,6 +186,10 @@ class HeuristicFeaturizer(Featurizer):
             "second_person": len(SECOND_PERSON_RE.findall(r)),
             "has_url": int(URL_RE.search(r) is not None),
             "has_code": int(CODE_RE.search(r) is not None),
+            "md_headers": len(MD_HEADER_RE.findall(r)),
+            "md_bold": len(MD_BOLD_RE.findall(r)),
+            "md_code_blocks": (len(MD_FENCE_RE.findall(r)) + 1) // 2,
+            "md_list_items": len(LIST_ITEM_RE.findall(r)),
         }
 
     def featurize(self, texts: pd.DataFrame) -> pd.DataFrame:
@@ -219,3 +238,90 @@ def featurize_responses(responses: Iterable[str]) -> pd.DataFrame:
     """Convenience: a wide frame of heuristic features for plain response strings."""
     fz = HeuristicFeaturizer()
     return pd.DataFrame([fz.features_of(r) for r in responses], columns=NAMES)
+
+
+# -- offline proxy target labels (harmless, helpful) ---------------------------------------------------
+#
+# The paper's gamma needs (harmless, helpful) target labels from an LLM labeler. Offline, rmtui offers
+# *proxies* (role target, proxy = TRUE, featurizer ``proxy``): cheap measurements that stand in for the
+# labels so the gamma tables can be shown without an endpoint, with their agreement with the human
+# labels measured (``proxy_agreement``) and the caveat printed wherever they are used.
+
+PROXY_TOXIC = 0.5          # alt-profanity-check probability at or above which a response is "toxic"
+PROXY_RELEVANT = 0.3       # MiniLM cosine(request, response) at or above which a response is "on topic"
+HUMAN_TURN_RE = re.compile(r"(?:^|\n)\s*Human:\s*", re.I)
+ASSISTANT_TURN_RE = re.compile(r"\n\s*Assistant:\s*", re.I)
+
+PROXY_DEFS = [
+    FeatureDef("harmless", "binary", "target", True,
+               f"PROXY of harmlessness: 1 if the response uses refusal phrasing, or its alt-profanity-check "
+               f"probability is below {PROXY_TOXIC}. Not an LLM judgement; see proxy_agreement."),
+    FeatureDef("helpful", "binary", "target", True,
+               f"PROXY of helpfulness: 1 if the response does not refuse and its MiniLM cosine with the last "
+               f"human request is at least {PROXY_RELEVANT}. Not an LLM judgement; see proxy_agreement."),
+    FeatureDef("toxicity", "continuous", "spoiler", True,
+               "alt-profanity-check probability that the response is offensive (a lexical SVM, 0-1)."),
+    FeatureDef("relevance", "continuous", "spoiler", True,
+               "MiniLM (all-MiniLM-L6-v2) cosine between the last human request and the response."),
+]
+PROXY_NAMES = [d.name for d in PROXY_DEFS]
+
+
+def last_request(context: str) -> str:
+    """The last human turn of an hh-rlhf style context (the whole context when it has no turns)."""
+    c = context or ""
+    parts = HUMAN_TURN_RE.split(c)
+    last = parts[-1] if len(parts) > 1 else c
+    return ASSISTANT_TURN_RE.split(last)[0].strip()
+
+
+class ProxyLabelFeaturizer(Featurizer):
+    """Offline proxy target labels: ``proxy.harmless``, ``proxy.helpful`` (+ the toxicity and
+    relevance they are made of). Runs on the CPU with the shipped MiniLM and alt-profanity-check."""
+
+    name = "proxy"
+    version = "1"
+    cheap = True
+    offline = True
+    chunk_size = 1000
+
+    def __init__(self, study=None, similarity_model: str | None = None) -> None:
+        self.similarity_model = similarity_model
+
+    def feature_defs(self) -> list[FeatureDef]:
+        return list(PROXY_DEFS)
+
+    def config(self) -> dict:
+        return {"spec": "proxy", "version": self.version, "toxic_threshold": PROXY_TOXIC,
+                "relevance_threshold": PROXY_RELEVANT, "similarity_model": self.similarity_model or "all-MiniLM-L6-v2",
+                "toxicity": "alt-profanity-check predict_prob"}
+
+    def values(self, contexts: list[str], responses: list[str]) -> pd.DataFrame:
+        """Wide frame (one row per response) of the four proxy features."""
+        import numpy as np
+
+        from ..similarity import get_embedder
+        from profanity_check import predict_prob
+
+        resp = [_normalise(r if isinstance(r, str) else "") for r in responses]
+        req = [last_request(c if isinstance(c, str) else "") for c in contexts]
+        tox = np.asarray(predict_prob(resp), dtype=float) if resp else np.zeros(0)
+        emb = get_embedder(self.similarity_model)
+        if resp:  # a pair's two sides share their request: embed each distinct request once
+            uniq = pd.Index(list(dict.fromkeys(req)))
+            req_vec = emb.embed(list(uniq))[uniq.get_indexer(req)]
+            rel = (req_vec * emb.embed(resp)).sum(1)
+        else:
+            rel = np.zeros(0)
+        refuse = np.array([_REFUSAL_RE.search(r) is not None for r in resp], dtype=bool)
+        empty = np.array([not r.strip() for r in resp], dtype=bool)
+        harmless = refuse | (tox < PROXY_TOXIC)
+        helpful = ~refuse & ~empty & (rel >= PROXY_RELEVANT)
+        return pd.DataFrame({"harmless": harmless.astype(float), "helpful": helpful.astype(float),
+                             "toxicity": tox, "relevance": np.clip(rel, -1, 1).astype(float)})
+
+    def featurize(self, texts: pd.DataFrame) -> pd.DataFrame:
+        ctx = list(texts["context"]) if "context" in texts.columns else [""] * len(texts)
+        wide = self.values(ctx, list(texts["response"]))
+        wide.insert(0, "text_id", list(texts["text_id"]))
+        return wide.melt(id_vars="text_id", var_name="name", value_name="value")

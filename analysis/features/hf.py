@@ -4,7 +4,7 @@ The model (hub id or local folder) is loaded with ``AutoModelForSequenceClassifi
 ``AutoTokenizer`` (``trust_remote_code`` off, fp32 on CPU), and run on the last response (or the
 whole transcript with ``on="text"``) in length-sorted batches: texts are sorted by token count so a
 batch pads little, then results are put back in input order.
-TODO(unify): the scoring module (analysis/scoring.py) has a token-budget batcher; this small loop
+TODO(unify): the scoring module (analysis/scoring/batching.py) has a token-budget batcher; this small loop
 should move onto it once both have landed.
 
 Label map (``label_map``: a dict or ``["LABEL=name", ...]``):

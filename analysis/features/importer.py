@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError, RmtuiError
+from ..store import features as store
 from .base import FeatureDef, Featurizer
 
 #: the paper's long column names -> rmtui's short keys
@@ -174,12 +175,11 @@ class FileFeaturizer(Featurizer):
 
         # key -> text_id lookups
         if mode == "text_id":
-            known = set(study.df("SELECT DISTINCT text_id FROM texts")["text_id"])
+            known = store.known_text_ids(study)
         elif mode == "pair":
-            t = study.df("SELECT pair_id, side, text_id FROM texts")
-            known = {(p, s): tid for p, s, tid in t.itertuples(index=False, name=None)}
+            known = store.text_ids_by_pair_side(study)
         else:
-            sources = list(study.df("SELECT DISTINCT source FROM pairs ORDER BY 1")["source"])
+            sources = store.pair_sources(study)
             if source is None:
                 if len(sources) != 1:
                     raise InputError(
@@ -189,9 +189,7 @@ class FileFeaturizer(Featurizer):
             elif source not in sources:
                 raise InputError(f"{self.path}: --file-source {source!r} is not a source of this study "
                                  f"({', '.join(sources[:5])})", "Label file")
-            t = study.df("SELECT p.source_row, t.side, t.text_id FROM pairs p JOIN texts t USING (pair_id) "
-                         "WHERE p.source = ?", [source])
-            known = {(int(r), s): tid for r, s, tid in t.itertuples(index=False, name=None)}
+            known = store.text_ids_by_source_row(study, source)
 
         per_text: dict[str, dict] = {}
         list_values: dict[str, set] = {}

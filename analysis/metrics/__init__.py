@@ -1,4 +1,4 @@
-"""The metrics: pure functions on DataFrames (no SQL, no UI). See docs/internal-api.md.
+"""The metrics: pure functions on DataFrames (no SQL, no UI). See docs/architecture.md.
 
 - :func:`agreement` (agreement.py): per RM, ties and unscored pairs apart.
 - :func:`regimes`, :func:`regime`, :func:`gamma` (regimes.py).
@@ -12,14 +12,15 @@ from .agreement import add_outcomes, agreement, compare
 from .confusing import confusing, near_identical, response_similarity
 from .drivers import misalignment_drivers, side_features
 from .imprint import ImprintResult, imprint
-from .linreg import adjust_p, check_design, ols, regress, significance_marker, vif
+from .linreg import adjust_p, check_design, ols, regress, vif
+from ..significance import is_significant, significance_marker
 from .regimes import DECIDED, GAMMAS, REGIMES, gamma, misalignment, regime, regimes, target_score
 from .shift import reward_shift_theta, theta_regression, theta_summary
 
 __all__ = [
     "add_outcomes", "agreement", "compare", "confusing", "near_identical", "response_similarity",
     "misalignment_drivers", "side_features", "ImprintResult", "imprint", "adjust_p", "check_design",
-    "ols", "regress", "significance_marker", "vif", "DECIDED", "GAMMAS", "REGIMES", "gamma",
+    "ols", "regress", "significance_marker", "is_significant", "vif", "DECIDED", "GAMMAS", "REGIMES", "gamma",
     "misalignment", "regime", "regimes", "target_score", "reward_shift_theta", "theta_regression",
     "theta_summary",
 ]

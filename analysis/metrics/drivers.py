@@ -3,8 +3,8 @@
 Outcome: misaligned = 1 when the post-D RM prefers the rejected side (agree_post == 0), 0 when it
 prefers the chosen side; ties and unscored pairs are left out. Regressors: the chosen-side and the
 rejected-side features of the pair ("chosen:NAME", "rejected:NAME"). Two models: a linear probability
-model (OLS, HC1 robust SEs, the LPM's errors are heteroskedastic by construction) and a logit (MLE
-standard errors). Perfect separation and non-convergence of the logit are reported, not raised.
+model (OLS, HC1 robust SEs, the LPM's errors are heteroskedastic by construction) and a logit (HC1
+sandwich standard errors too, labelled in se_type; the MLE ones assume the model is right). Perfect separation and non-convergence of the logit are reported, not raised.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def misalignment_drivers(frame: pd.DataFrame, xcols: list[str], *, agree_col: st
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = sm.Logit(y, X).fit(disp=0, maxiter=200)
+            res = sm.Logit(y, X).fit(disp=0, maxiter=200, cov_type="HC1")
         for w in caught:
             txt = str(w.message)
             if "separation" in txt.lower():
@@ -85,7 +85,8 @@ def misalignment_drivers(frame: pd.DataFrame, xcols: list[str], *, agree_col: st
     q = stats.norm.ppf(1 - alpha / 2)
     tab = pd.DataFrame({"target": "misaligned", "term": names, "estimate": est, "se": se,
                         "ci_low": est - q * se, "ci_high": est + q * se, "p": p,
-                        "n": len(dd), "se_type": "mle", "r2": float(res.prsquared)})
+                        "n": len(dd), "se_type": "HC1", "r2": float(res.prsquared)})
     add_adjusted_p(tab, tab["term"] != "const")
-    msgs.append(f"drivers logit: n = {len(dd):,}, MLE SEs, z tests; r2 column holds McFadden's pseudo R^2")
+    msgs.append(f"drivers logit: n = {len(dd):,}, robust (HC1 sandwich) SEs like the LPM's, z tests; r2 column "
+                "holds McFadden's pseudo R^2")
     return lpm, tab[COEF_COLUMNS], msgs

@@ -23,12 +23,49 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from scipy import stats
+
 from .linreg import SE_LABELS, add_adjusted_p, blas_single_thread, check_design, ols, vif
 
 DEFAULT_TARGETS = ("pre", "post", "shift")
 BINARY_KINDS = {"binary", "bool", "boolean", "indicator", "flag"}
 CONTINUOUS_KINDS = {"continuous", "count", "real", "numeric", "float", "int", "integer", "length"}
 VIF_WARN = 10.0
+PER_SD_COLUMNS = ["feature_sd", "estimate_per_sd", "ci_low_per_sd", "ci_high_per_sd"]
+WALD_COLUMNS = ["target", "term", "estimate", "p", "df_num", "df_den", "n", "se_type"]
+
+
+def default_wald_groups(features: list[str]) -> dict[str, list[str]]:
+    """The length measures (features whose name starts with ``len_``, e.g. len_tokens and len_words,
+    VIF ~ 124 together) as one group when two or more are fitted."""
+    lens = [f for f in features if f.rpartition(".")[2].startswith("len_")]
+    return {"length": lens} if len(lens) >= 2 else {}
+
+
+def joint_wald(fit, names: list[str], targets: list[str], groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Joint Wald F test that every coefficient of a group is 0, per target, with the fit's own
+    (clustered / robust) covariance: F = b' V^-1 b / q on (q, df_inference) degrees of freedom.
+    ``estimate`` holds F; ``term`` names the group and its features."""
+    rows = []
+    for gname, feats in groups.items():
+        idx = [names.index(f) for f in feats if f in names]
+        if len(idx) < 2:
+            continue
+        for j, t in enumerate(targets):
+            b = fit.params[idx, j]
+            V = fit.cov[j][np.ix_(idx, idx)] if fit.cov else None
+            if V is None:
+                continue
+            try:
+                W = float(b @ np.linalg.solve(V, b))
+            except np.linalg.LinAlgError:
+                continue
+            q = len(idx)
+            F = W / q
+            rows.append({"target": t, "term": f"{gname}: " + " + ".join(names[i] for i in idx), "estimate": F,
+                         "p": float(stats.f.sf(F, q, fit.df_inference)), "df_num": q,
+                         "df_den": float(fit.df_inference), "n": fit.n, "se_type": fit.se_type})
+    return pd.DataFrame(rows, columns=WALD_COLUMNS)
 IMPRINT_COLUMNS = ["target", "feature", "estimate", "se", "ci_low", "ci_high", "p", "p_bonferroni",
                    "p_bh", "n", "se_type", "vif", "r2"]
 
@@ -45,6 +82,7 @@ class ImprintResult:
     standardized: list[str] = field(default_factory=list)
     se_type: str = "cluster"
     pair_fe: bool = False
+    wald: pd.DataFrame = field(default_factory=pd.DataFrame)   # joint tests of feature groups
 
     @property
     def units(self) -> str:
@@ -76,7 +114,8 @@ def imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] | 
 def _imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
             *, se: str = "cluster", pair_fe: bool = False, standardize: bool = False,
             kinds: dict[str, str] | None = None, alpha: float = 0.05,
-            group_col: str = "pair_id", side_col: str = "side") -> ImprintResult:
+            group_col: str = "pair_id", side_col: str = "side",
+            wald_groups: dict[str, list[str]] | None = None) -> ImprintResult:
     """Fit the imprint of ``features`` on each target column of ``rows``.
 
     ``rows``: one row per (pair, side) with ``group_col``, ``side_col`` ('chosen'/'rejected'),
@@ -103,6 +142,7 @@ def _imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] |
     if n_drop:
         msgs.append(f"imprint: {n_drop:,} of {len(data):,} rows left out for a missing reward or feature")
     data = data.loc[complete]
+    raw_sd = {f: float(data[f].std(ddof=1)) if len(data) > 1 else float("nan") for f in features}
 
     std_cols: list[str] = []
     if standardize:
@@ -177,7 +217,17 @@ def _imprint(rows: pd.DataFrame, features: list[str], targets: tuple[str, ...] |
     feats["vif"] = feats["feature"].map(vmap)
     feats["n"] = fit.n
     feats["n_pairs"] = n_pairs
-    res.table = feats[IMPRINT_COLUMNS + ["t", "n_pairs"]].reset_index(drop=True)
+    # per-SD estimates (a display option): reward per standard deviation of the feature over the fitted
+    # rows; features already z-scored keep their estimate
+    sd = feats["feature"].map(lambda f: 1.0 if f in std_cols else raw_sd.get(f, float("nan")))
+    feats["feature_sd"] = feats["feature"].map(raw_sd)
+    for a, b in (("estimate", "estimate_per_sd"), ("ci_low", "ci_low_per_sd"), ("ci_high", "ci_high_per_sd")):
+        feats[b] = feats[a] * sd
+    res.table = feats[IMPRINT_COLUMNS + ["t", "n_pairs"] + PER_SD_COLUMNS].reset_index(drop=True)
+    res.wald = joint_wald(fit, names, targets, wald_groups if wald_groups is not None else default_wald_groups(kept))
+    for r in res.wald.itertuples():
+        msgs.append(f"imprint: joint Wald test of {r.term} on {r.target}: F({r.df_num}, {r.df_den:.0f}) = "
+                    f"{r.estimate:.3g}, p = {r.p:.3g}")
     msgs.append(f"imprint: SE {SE_LABELS[se]}"
                 + ("; R^2 uncentered (no intercept)" if not intercept else ""))
     res.messages = msgs

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..significance import significance_marker  # noqa: F401  (its home before analysis.significance)
+
 SE_TYPES = ("cluster", "iid", "hc1")
 SE_LABELS = {
     "cluster": "cluster-robust by pair (CR1: G/(G-1)*(n-1)/(n-k), t with G-1 df)",
@@ -279,13 +281,6 @@ def add_adjusted_p(tab: pd.DataFrame, *groups: pd.Series) -> pd.DataFrame:
         tab.loc[m, "p_bonferroni"] = b
         tab.loc[m, "p_bh"] = h
     return tab
-
-
-def significance_marker(p: float | None) -> str:
-    """'***' p < 0.001, '**' p < 0.01, '*' p < 0.05, '' otherwise (readable without colour)."""
-    if p is None or not np.isfinite(p):
-        return ""
-    return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
 COEF_COLUMNS = ["target", "term", "estimate", "se", "ci_low", "ci_high", "p", "p_bonferroni", "p_bh",

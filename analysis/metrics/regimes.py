@@ -1,6 +1,6 @@
 """Regimes from the (pre-D, post-D) agreement pair, and the LM-labeler preference gamma.
 
-Regimes (names fixed in docs/internal-api.md): stayed_aligned (1,1), got_aligned (0,1),
+Regimes (names in analysis/regime_names.py): stayed_aligned (1,1), got_aligned (0,1),
 resists_alignment (0,0), reversed (1,0); ``tie`` when either RM tied, ``unscored`` when either RM
 has not scored the pair (unscored takes precedence over tie).
 
@@ -15,9 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-REGIMES = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed", "tie", "unscored"]
-DECIDED = REGIMES[:4]
-GAMMAS = ["c", "i", "r"]
+from ..regime_names import DECIDED, GAMMAS, REGIMES  # noqa: F401  (the one definition of the names)
 
 
 def regime(agree_pre, agree_post, tie_pre=None, tie_post=None) -> pd.Series:
@@ -87,18 +85,26 @@ def regimes(frame: pd.DataFrame, *, by: str | list[str] | None = None) -> pd.Dat
 
 
 def misalignment(frame: pd.DataFrame, *, by: str | list[str] | None = None, role: str = "post") -> pd.DataFrame:
-    """Share of decided pairs (no tie, scored) where the RM prefers the rejected side, per group."""
+    """Share of decided pairs (no tie, scored) where the RM prefers the rejected side, per group: the
+    complement of agreement (agree / decided); ties and unscored pairs counted beside it, a Wilson
+    interval on the decided pairs."""
     by = [by] if isinstance(by, str) else list(by or [])
     col = f"agree_{role}"
     groups = frame.groupby(by, dropna=False, sort=True) if by else [((), frame)]
     rows = []
+    from .agreement import wilson
+
+    tcol = f"tie_{role}"
     for key, g in groups:
         key = key if isinstance(key, tuple) else (key,)
         a = pd.Series(g[col], dtype="Int64")
         dec = int(a.notna().sum())
         mis = int((a == 0).sum())
+        ties = int(pd.Series(g[tcol], dtype="boolean").fillna(False).sum()) if tcol in g.columns else 0
+        lo, hi = wilson(mis, dec)
         d = {b: (None if pd.isna(k) else k) for b, k in zip(by, key)}
-        d.update({"n": len(g), "decided": dec, "misaligned": mis,
-                  "misalignment": mis / dec if dec else None})
+        d.update({"n": len(g), "decided": dec, "misaligned": mis, "tie": ties, "unscored": len(g) - dec - ties,
+                  "misalignment": mis / dec if dec else None, "misalignment_low": lo, "misalignment_high": hi,
+                  "agreement": (dec - mis) / dec if dec else None})
         rows.append(d)
     return pd.DataFrame(rows)

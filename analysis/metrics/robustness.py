@@ -225,3 +225,220 @@ def flip_rates(changes: pd.DataFrame) -> pd.DataFrame:
             .groupby("role").agg(n=("rewrite_id", "size"), became_misaligned=("became_misaligned", "mean"),
                                  became_aligned=("became_aligned", "mean"), mean_abs_change=("abs_change", "mean"))
             .reset_index())
+
+
+# -- the robustness score, as a referee would accept it ---------------------------------------------
+
+ROBUSTNESS_VARIANTS = ("at_risk", "all_rewrites")
+VARIANT_LABELS = {
+    "at_risk": "pairs at risk: became_misaligned on rewrites of pairs aligned before, became_aligned on "
+               "pairs misaligned before; rewrites whose margin is a tie before or after left out",
+    "all_rewrites": "every rewrite (the paper's fit: its n = 1,608 counts all rewrites; ties count as not "
+                    "aligned); structural zeros dilute it: kept as a labelled comparison only",
+}
+CONTROL_TERMS = ("intercept", "side_rejected")
+ROBUSTNESS_TABLE_COLUMNS = [
+    "outcome", "variant", "term", "estimate", "se", "ci_low", "ci_high", "p", "p_bonferroni", "p_bh",
+    "n", "events", "n_flip", "events_flip", "p_exact", "p_method", "ci_method", "status", "se_type",
+]
+SE_EPS = 1e-9
+_FLOAT_COLS = ("estimate", "se", "ci_low", "ci_high", "p", "p_bonferroni", "p_bh", "p_exact")
+_INT_COLS = ("n", "events", "n_flip", "events_flip")
+
+
+def _typed(rows: list[dict]) -> pd.DataFrame:
+    t = pd.DataFrame(rows, columns=ROBUSTNESS_TABLE_COLUMNS)
+    for c in _FLOAT_COLS:
+        t[c] = pd.to_numeric(t[c], errors="coerce").astype(float)
+    for c in _INT_COLS:
+        t[c] = pd.to_numeric(t[c], errors="coerce").astype("Int64")
+    return t
+
+
+def at_risk_rows(changes: pd.DataFrame, outcome: str, *, tie_tol: float = 0.0,
+                 variant: str = "at_risk") -> tuple[pd.DataFrame, pd.Series, dict]:
+    """The rows an outcome is modelled on, the 0/1 outcome, and counts of what was left out.
+
+    ``at_risk``: became_misaligned on rows with margin_before > tol (aligned before), outcome
+    margin_after < -tol; became_aligned on rows with margin_before < -tol, outcome margin_after > tol;
+    rows whose margin after is a tie (|margin_after| <= tol) are left out of both.
+    ``all_rewrites``: every row, the outcome column as :func:`reward_changes` wrote it.
+    """
+    mb = changes["margin_before"].astype(float)
+    ma = changes["margin_after"].astype(float)
+    tol = float(tie_tol)
+    if variant == "all_rewrites":
+        return changes, changes[outcome].astype(int), {"n_all": len(changes)}
+    if variant != "at_risk":
+        raise ValueError(f"variant must be one of {ROBUSTNESS_VARIANTS}, not {variant!r}")
+    tie_b = mb.abs() <= tol
+    tie_a = ma.abs() <= tol
+    if outcome == "became_misaligned":
+        risk = mb > tol
+        y = ma < -tol
+    elif outcome == "became_aligned":
+        risk = mb < -tol
+        y = ma > tol
+    else:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    keep = risk & ~tie_a
+    counts = {"n_all": len(changes), "not_at_risk": int((~risk & ~tie_b).sum()), "tie_before": int(tie_b.sum()),
+              "tie_after": int((risk & tie_a).sum())}
+    return changes[keep.to_numpy()], y[keep.to_numpy()].astype(int), counts
+
+
+def _fisher(a: int, b: int, c: int, d: int) -> float:
+    from scipy.stats import fisher_exact
+
+    return float(fisher_exact([[a, b], [c, d]]).pvalue)
+
+
+def _newcombe(e1: int, n1: int, e0: int, n0: int, alpha: float) -> tuple[float, float]:
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    lo, hi = confint_proportions_2indep(e1, n1, e0, n0, method="newcomb", compare="diff", alpha=alpha)
+    return float(lo), float(hi)
+
+
+def robustness_terms(y: pd.Series, X: pd.DataFrame, *, outcome: str, variant: str = "at_risk",
+                     groups: pd.Series | None = None, min_count: int = 5, min_events: int = 5,
+                     alpha: float = 0.05) -> pd.DataFrame:
+    """One row per term (ROBUSTNESS_TABLE_COLUMNS): an LPM of ``y`` on the 0/1 flips ``X`` (+ intercept),
+    standard errors clustered by ``groups`` (the pair; HC1 when none), and per flip its 2x2 table.
+
+    - ``n``/``events``: rows and outcome events in the fit; ``n_flip``/``events_flip``: rows with the
+      flip and events among them.
+    - not estimable (estimate NULL, the reason in ``status``): fewer than ``min_events`` events (or
+      non-events) in the fit; a flip that does not vary or is present (absent) in fewer than
+      ``min_count`` rows; a flip collinear with earlier terms; a standard error ~ 0.
+    - small cells: when a cell of the flip's 2x2 table (events/non-events with/without the flip) is
+      below ``min_events``, the LPM's normal approximation is not trusted: ``p`` is Fisher's exact
+      test of the 2x2 table, the estimate the (unadjusted) difference in rates with the flip and
+      without it, and the interval Newcombe's for that difference (``p_method``, ``ci_method`` and
+      ``status`` say so). ``p_exact`` is the Fisher p of every flip either way.
+    Adjusted p-values are filled by :func:`adjust_robustness`.
+    """
+    import statsmodels.api as sm
+
+    y = pd.Series(y).astype(int).reset_index(drop=True)
+    X = X.reset_index(drop=True).astype(int)
+    n = len(y)
+    ev = int(y.sum())
+    rows: list[dict] = []
+
+    def row(term: str, **kw) -> dict:
+        d = {c: None for c in ROBUSTNESS_TABLE_COLUMNS}
+        d.update({"outcome": outcome, "variant": variant, "term": term, "n": n, "events": ev})
+        if term in X.columns:
+            d["n_flip"] = int(X[term].sum())
+            d["events_flip"] = int(y[X[term] == 1].sum())
+        d.update(kw)
+        return d
+
+    if ev < min_events or n - ev < min_events:
+        why = (f"not estimable: {ev} events of {n} rewrites at risk (at least {min_events} events and "
+               f"{min_events} non-events needed)")
+        return _typed([row(t, status=why) for t in ["intercept", *X.columns]])
+    keep: list[str] = []
+    reasons: dict[str, str] = {}
+    for c in X.columns:
+        ones = int(X[c].sum())
+        if ones == 0 or ones == n:
+            reasons[c] = f"not estimable: the flip does not vary ({ones} of {n})"
+        elif ones < min_count or n - ones < min_count:
+            reasons[c] = f"not estimable: flip in {ones} of {n} rewrites (min_count {min_count})"
+        else:
+            keep.append(c)
+    Xd = X[keep].astype(float)
+    Xd.insert(0, "intercept", 1.0)
+    cols, coll = _independent_columns(Xd)
+    for c in coll:
+        reasons[c.split(" ")[0]] = "not estimable: collinear with the terms before it"
+    Xd = Xd[cols]
+    if n <= len(cols):
+        return _typed([row(t, status=f"not estimable: {n} rows for {len(cols)} terms")
+                       for t in ["intercept", *X.columns]])
+    model = sm.OLS(y.to_numpy(float), Xd.to_numpy(), hasconst=True)
+    g = None if groups is None else pd.factorize(pd.Series(groups).reset_index(drop=True))[0]
+    if g is not None and len(set(g)) > len(cols):
+        res = model.fit(cov_type="cluster", cov_kwds={"groups": g})
+        se_type = "cluster(pair)"
+    else:
+        res = model.fit(cov_type="HC1")
+        se_type = "HC1"
+    ci = res.conf_int(alpha)
+    q = None
+    for i, term in enumerate(cols):
+        est, se, p = float(res.params[i]), float(res.bse[i]), float(res.pvalues[i])
+        kw = {"estimate": est, "se": se, "ci_low": float(ci[i][0]), "ci_high": float(ci[i][1]), "p": p,
+              "se_type": se_type, "p_method": f"LPM z test ({se_type})", "ci_method": f"normal ({se_type})",
+              "status": "ok"}
+        if not np.isfinite(se) or se < SE_EPS:
+            rows.append(row(term, status=f"not estimable: standard error ~ 0 ({se:.1g})", se_type=se_type))
+            continue
+        if term != "intercept":
+            x = X[term]
+            n1, n0 = int(x.sum()), int(n - x.sum())
+            e1, e0 = int(y[x == 1].sum()), int(y[x == 0].sum())
+            pe = _fisher(e1, n1 - e1, e0, n0 - e0)
+            kw["p_exact"] = pe
+            if min(e1, n1 - e1, e0, n0 - e0) < min_events:
+                lo, hi = _newcombe(e1, n1, e0, n0, alpha)
+                kw.update({"estimate": e1 / n1 - e0 / n0, "se": None, "p": pe, "ci_low": lo, "ci_high": hi,
+                           "p_method": "Fisher exact (2x2 of the flip)",
+                           "ci_method": "Newcombe (difference in rates, flip vs no flip)",
+                           "status": f"small cells ({e1}/{n1} with the flip, {e0}/{n0} without): exact test; "
+                                     "estimate = difference in rates, unadjusted"})
+        rows.append(row(term, **kw))
+    done = {r["term"] for r in rows}
+    for c in X.columns:
+        if c not in done:
+            rows.append(row(c, status=reasons.get(c, "not estimable")))
+    return _typed(rows)
+
+
+def adjust_robustness(table: pd.DataFrame) -> pd.DataFrame:
+    """Bonferroni and BH across the table's estimable flip terms (controls left out), per variant."""
+    from .linreg import adjust_p
+
+    t = table.copy()
+    t["p_bonferroni"] = np.nan
+    t["p_bh"] = np.nan
+    for v in t["variant"].dropna().unique():
+        m = (t["variant"] == v) & ~t["term"].isin(CONTROL_TERMS) & t["p"].notna()
+        if m.any():
+            b, h = adjust_p(t.loc[m, "p"].astype(float).to_numpy())
+            t.loc[m, "p_bonferroni"] = b
+            t.loc[m, "p_bh"] = h
+    return t
+
+
+def robustness_score(changes_post: pd.DataFrame, indicators: pd.DataFrame, *, tie_tol: float = 0.0,
+                     min_count: int = 5, min_events: int = 5, alpha: float = 0.05,
+                     variants=ROBUSTNESS_VARIANTS,
+                     outcomes=("became_misaligned", "became_aligned")) -> tuple[pd.DataFrame, list[str]]:
+    """The robustness table (every variant x outcome x term) and messages saying who was left out.
+
+    ``changes_post``: :func:`reward_changes` rows of the post-D RM (rewrite_id, side, margins, outcomes,
+    and pair_id for clustering). ``indicators``: :func:`flip_indicators` indexed by rewrite_id.
+    """
+    d = changes_post.reset_index(drop=True)
+    X = indicators.reindex(d["rewrite_id"]).fillna(0).astype(int).reset_index(drop=True)
+    if d["side"].nunique() > 1:
+        X.insert(0, "side_rejected", (d["side"] == "rejected").astype(int).to_numpy())
+    tables, msgs = [], []
+    for v in variants:
+        for oc in outcomes:
+            rows, yy, counts = at_risk_rows(d, oc, tie_tol=tie_tol, variant=v)
+            idx = rows.index
+            groups = rows["pair_id"] if "pair_id" in rows.columns else None
+            t = robustness_terms(yy, X.loc[idx], outcome=oc, variant=v, groups=groups, min_count=min_count,
+                                 min_events=min_events, alpha=alpha)
+            tables.append(t)
+            if v == "at_risk":
+                msgs.append(f"{oc} (at risk): {len(rows):,} of {counts['n_all']:,} rewrites at risk, "
+                            f"{int(yy.sum()):,} events; left out: {counts['not_at_risk']:,} not at risk, "
+                            f"{counts['tie_before']:,} tied before, {counts['tie_after']:,} tied after")
+    table = adjust_robustness(pd.concat(tables, ignore_index=True)) if tables else pd.DataFrame(
+        columns=ROBUSTNESS_TABLE_COLUMNS)
+    return table, msgs

@@ -1,4 +1,4 @@
-"""The rewriter interface: what every rewriter (rules, LLM, manual) offers, and the spec parser.
+"""The rewriter interface: what every rewriter (rules, LLM, manual) offers (specs: registry.py).
 
 A rewriter changes the *last response* of a text and nothing else; the context is kept. Each
 rewrite records its origin (rewriter name, version, params as JSON, experiment id) in the study's
@@ -70,34 +70,3 @@ class Rewriter:
 
     def params_json(self) -> str:
         return json.dumps({"version": self.version, **self.params}, sort_keys=True, default=str)
-
-
-def make_rewriter(spec: str, **params: Any) -> Rewriter:
-    """Build a rewriter: ``"rules"`` (one perturbation drawn per text, seeded), ``"rules:NAME"``
-    (one of :data:`RULE_PERTURBATIONS`), ``"llm"`` (``endpoint=``/``base_url=``, ``model=``,
-    ``target=``), ``"manual"`` (``text=``)."""
-    spec = (spec or "").strip()
-    if spec == "rules" or spec.startswith("rules:"):
-        from .rules import RuleRewriter
-
-        pert = params.pop("perturbation", None)
-        if spec.startswith("rules:"):
-            pert = spec[6:]
-        return RuleRewriter(pert or None, **params)
-    if spec == "llm" or spec.startswith("llm:"):
-        from .llm import LLMRewriter
-
-        if spec.startswith("llm:") and not params.get("model"):
-            params["model"] = spec[4:]
-        if "endpoint" in params:
-            params.setdefault("base_url", params.pop("endpoint"))
-        pert = params.pop("perturbation", None)
-        if pert and not params.get("target"):
-            params["target"] = pert
-        return LLMRewriter(**params)
-    if spec == "manual":
-        from .manual import ManualRewriter
-
-        params.pop("perturbation", None)
-        return ManualRewriter(**params)
-    raise RmtuiError(f"unknown rewriter {spec!r}: use rules, rules:PERTURBATION, llm or manual", "Rewriter")

@@ -102,6 +102,26 @@ def write_features(study: Study, featurizer: str, values: pd.DataFrame) -> int:
     return len(df)
 
 
+# -- what a label file's keys resolve to (features.importer) ------------------------------------------
+def known_text_ids(study: Study) -> set[str]:
+    return set(study.df("SELECT DISTINCT text_id FROM texts")["text_id"])
+
+
+def text_ids_by_pair_side(study: Study) -> dict[tuple[str, str], str]:
+    t = study.df("SELECT pair_id, side, text_id FROM texts")
+    return {(p, s): tid for p, s, tid in t.itertuples(index=False, name=None)}
+
+
+def pair_sources(study: Study) -> list[str]:
+    return list(study.df("SELECT DISTINCT source FROM pairs ORDER BY 1")["source"])
+
+
+def text_ids_by_source_row(study: Study, source: str) -> dict[tuple[int, str], str]:
+    t = study.df("SELECT p.source_row, t.side, t.text_id FROM pairs p JOIN texts t USING (pair_id) "
+                 "WHERE p.source = ?", [source])
+    return {(int(r), s): tid for r, s, tid in t.itertuples(index=False, name=None)}
+
+
 def record_failures(study: Study, featurizer: str, failures: Sequence[tuple[str, str, int]]) -> None:
     """``failures``: (text_id, reason, attempts). Replaces any earlier failure of the same text."""
     if not failures:

@@ -10,12 +10,16 @@ from typing import Any, Sequence
 import pandas as pd
 
 from ..errors import RmtuiError
-from .core import Study, conform, insert_frame, now
+from .core import Study, conform, first_row, insert_frame, now
+from . import scores
+from .filters import GAMMA_NONE
+from .pairs import CONSENSUS_SQL
 
 PAIR_METRIC_COLUMNS = [
     "pair_id", "fit_id", "reward_chosen_pre", "reward_rejected_pre", "reward_chosen_post",
     "reward_rejected_post", "margin_pre", "margin_post", "agree_pre", "agree_post", "tie_pre", "tie_post",
     "regime", "gamma", "theta", "same_target_labels", "near_identical", "labeler_sides_with_rm", "confusing",
+    "theta_centered", "suspect_score",
 ]
 _PM_TYPES = {
     "agree_pre": "INTEGER", "agree_post": "INTEGER", "tie_pre": "BOOLEAN", "tie_post": "BOOLEAN",
@@ -24,7 +28,8 @@ _PM_TYPES = {
     "fit_id": "VARCHAR",
 }
 IMPRINT_COLUMNS = ["fit_id", "target", "feature", "estimate", "se", "ci_low", "ci_high", "p", "p_bonferroni",
-                   "p_bh", "n", "se_type", "vif", "r2"]
+                   "p_bh", "n", "se_type", "vif", "r2", "feature_sd", "estimate_per_sd", "ci_low_per_sd",
+                   "ci_high_per_sd"]
 COEF_COLUMNS = ["fit_id", "analysis", "target", "term", "estimate", "se", "ci_low", "ci_high", "p",
                 "p_bonferroni", "p_bh", "n", "se_type", "r2"]
 
@@ -36,7 +41,8 @@ def _table_exists(study: Study, name: str) -> bool:
 
 # -- models ---------------------------------------------------------------------------------------
 def models_frame(study: Study) -> pd.DataFrame:
-    return study.df("SELECT model_id, name, role, created_at FROM models ORDER BY created_at NULLS FIRST, model_id")
+    """model_id, name, role, created_at of every RM, as registered (the fit takes the last pre/post)."""
+    return scores.models_frame(study, "registered")[["model_id", "name", "role", "created_at"]]
 
 
 def resolve_models(study: Study, pre: str | None = None, post: str | None = None) -> tuple[str | None, str | None]:
@@ -97,8 +103,10 @@ def model_pair_rewards(study: Study) -> pd.DataFrame:
 
 
 # -- features -----------------------------------------------------------------------------------------
-def feature_defs(study: Study, featurizers: Sequence[str] | None = None) -> pd.DataFrame:
-    """feature_defs rows plus ``feature`` = 'featurizer.name', only those with values in ``features``."""
+def defs_with_values(study: Study, featurizers: Sequence[str] | None = None) -> pd.DataFrame:
+    """The features that have values (what a fit can use): their feature_defs rows, plus
+    ``feature`` = 'featurizer.name'; a feature with values but no definition has NULL kind/role.
+    (``store.features.feature_defs`` is the table as written, values or not.)"""
     df = study.df(
         """
         SELECT d.featurizer, d.name, d.kind, d.role, d.proxy, d.featurizer || '.' || d.name AS feature
@@ -182,8 +190,36 @@ def write_fit(study: Study, *, fit_id: str, kind: str, options: dict, pre_model_
         insert_frame(cur, "pair_metrics", pm, PAIR_METRIC_COLUMNS, select=pm_select)
 
 
+STATS_TABLES = ("agreement_stats", "regime_stats", "paired_tests", "baselines", "labeler_agreement")
+
+
+def write_fit_stats(study: Study, fit_id: str, tables: dict[str, pd.DataFrame]) -> None:
+    """The fit's agreement_stats, regime_stats, paired_tests and baselines rows (one transaction)."""
+    with study.transaction() as cur:
+        for name in STATS_TABLES:
+            df = tables.get(name)
+            cur.execute(f"DELETE FROM {name} WHERE fit_id = ?", [fit_id])
+            if df is None or not len(df):
+                continue
+            cols = [r[0] for r in cur.execute(f"DESCRIBE {name}").fetchall()]
+            out = conform(df, cols, fit_id=fit_id)
+            for c in out.columns:
+                if out[c].dtype == object:
+                    out[c] = out[c].where(out[c].notna(), None)
+            insert_frame(cur, name, out, cols)
+
+
+def read_fit_stats(study: Study, fit_id: str) -> dict[str, pd.DataFrame]:
+    out = {}
+    for name in STATS_TABLES:
+        if _table_exists(study, name):
+            out[name] = study.df(f"SELECT * FROM {name} WHERE fit_id = ?", [fit_id])
+    return out
+
+
 # -- reads for the summary ------------------------------------------------------------------------------
 def latest_fit(study: Study) -> dict | None:
+    """The latest fit of kind 'fit' (what ``rmtui summary`` reports), options and messages parsed."""
     df = study.df("SELECT * FROM fits WHERE kind = 'fit' ORDER BY created_at DESC, fit_id DESC LIMIT 1")
     if df.empty:
         return None
@@ -197,6 +233,16 @@ def latest_fit(study: Study) -> dict | None:
     return row
 
 
+def fit_ids_by_time(study: Study) -> list[str]:
+    """Every fit id (fits and robustness fits), oldest first."""
+    return study.df("SELECT fit_id FROM fits ORDER BY created_at")["fit_id"].tolist()
+
+
+def n_score_runs_after(study: Study, t) -> int:
+    """Scoring runs that scored something and finished after ``t`` (a fit's created_at)."""
+    return int(study.scalar("SELECT count(*) FROM score_runs WHERE finished_at > ? AND n_scored > 0", [t]))
+
+
 def read_imprint(study: Study, fit_id: str) -> pd.DataFrame:
     return study.df("SELECT * FROM imprint WHERE fit_id = ? ORDER BY target, feature", [fit_id])
 
@@ -205,14 +251,98 @@ def read_coefficients(study: Study, fit_id: str) -> pd.DataFrame:
     return study.df("SELECT * FROM coefficients WHERE fit_id = ? ORDER BY analysis, target", [fit_id])
 
 
+# -- what the app shows of the fit ------------------------------------------------------------------
+def latest_imprint_fit(study: Study) -> dict | None:
+    """The latest fit that has imprint rows (the app's imprint screen shows it), as stored."""
+    cur = study.cursor()
+    try:
+        res = cur.execute("SELECT * FROM fits WHERE fit_id IN (SELECT DISTINCT fit_id FROM imprint) "
+                          "ORDER BY created_at DESC, fit_id DESC LIMIT 1")
+        row = first_row(res)
+        return dict(zip([d[0] for d in res.description], row)) if row else None
+    finally:
+        cur.close()
+
+
+def imprint_table(study: Study, fit_id: str | None = None) -> pd.DataFrame:
+    """The imprint rows of a fit (latest by default), intercept left out; with feature role and proxy."""
+    if fit_id is None:
+        fit = latest_imprint_fit(study)
+        if fit is None:
+            return pd.DataFrame(columns=["target", "feature", "estimate", "se", "ci_low", "ci_high", "p",
+                                         "p_bonferroni", "n", "se_type", "r2", "role", "proxy"])
+        fit_id = fit["fit_id"]
+    return study.df(
+        "SELECT i.target, i.feature, i.estimate, i.se, i.ci_low, i.ci_high, i.p, i.p_bonferroni, i.n, "
+        "i.se_type, i.r2, i.feature_sd, i.estimate_per_sd, i.ci_low_per_sd, i.ci_high_per_sd, d.role, d.proxy "
+        "FROM imprint i "
+        "LEFT JOIN feature_defs d ON (d.featurizer || '.' || d.name) = i.feature OR "
+        "   (d.name = i.feature AND position('.' IN i.feature) = 0) "
+        "WHERE i.fit_id = ? AND lower(i.feature) NOT IN ('(intercept)', 'intercept', 'const', '_cons') "
+        "ORDER BY i.target, i.feature", [fit_id])
+
+
+def regime_table(study: Study, by: str | None = None) -> pd.DataFrame:
+    """Pairs per regime, overall or by ``gamma`` / ``subset`` / ``split``: long frame [group, regime, n]."""
+    group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
+    return study.df(
+        f"SELECT {group} AS grp, coalesce(m.regime, 'unscored') AS regime, count(*) AS n "
+        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
+        "WHERE NOT coalesce(p.human_tie, FALSE) GROUP BY ALL ORDER BY 1, 2")  # human ties: no winner, no regime
+
+
+def agreement(study: Study) -> dict:
+    """Agreement of the pre-D and post-D RMs with the human labels, as stored in pair_metrics, with the
+    one convention of the study (analysis/metrics/agreement.py): ``pre``/``post`` = agree / decided
+    (ties and unscored pairs left out, counted in ``ties_*``), ``mis_pre``/``mis_post`` = 1 - agreement.
+    ``pre_decided``/``post_decided`` are the same numbers (kept for callers of the old two-number form).
+    ``human_ties`` / ``split_votes``: pairs the annotators called a tie (no regime) or split on."""
+    row = first_row(study.con.cursor().execute(
+        "SELECT count(*), avg(agree_pre::DOUBLE), avg(agree_post::DOUBLE), count(*) FILTER (WHERE tie_pre), "
+        "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post) FROM pair_metrics"))
+    pre, post = row[1], row[2]
+    return {"n": int(row[0]), "pre": pre, "post": post, "ties_pre": int(row[3]), "ties_post": int(row[4]),
+            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": pre, "post_decided": post,
+            "mis_pre": None if pre is None else 1 - pre, "mis_post": None if post is None else 1 - post,
+            "human_ties": int(study.scalar("SELECT count(*) FROM pairs WHERE human_tie")),
+            "split_votes": int(study.scalar(f"SELECT count(*) FROM pairs p WHERE ({CONSENSUS_SQL}) = 'split'"))}
+
+
+def misalignment_table(study: Study, by: str | None = None) -> dict[str, dict]:
+    """Post-D misalignment per group (the regimes screen's mis% column): disagree / decided by the post-D
+    RM, ties counted beside it. {group: {decided, misaligned, tie, misalignment}}."""
+    group = {"gamma": f"coalesce(m.gamma, '{GAMMA_NONE}')", "subset": "p.subset", "split": "p.split", None: "'all'"}[by]
+    df = study.df(
+        f"SELECT {group} AS grp, count(m.agree_post) AS decided, count(*) FILTER (WHERE m.agree_post = 0) AS misaligned, "
+        "count(*) FILTER (WHERE m.tie_post) AS tie "
+        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id GROUP BY ALL ORDER BY 1")
+    return {str(r.grp): {"decided": int(r.decided), "misaligned": int(r.misaligned), "tie": int(r.tie),
+                         "misalignment": (r.misaligned / r.decided) if r.decided else None}
+            for r in df.itertuples()}
+
+
 def read_pair_metrics(study: Study) -> pd.DataFrame:
-    """pair_metrics joined with the pair's subset, split, heldout and identical flag."""
+    """pair_metrics joined with the pair's subset, split, heldout, identical flag and the two responses
+    (the length baselines read them)."""
     return study.df(
         """
-        SELECT m.*, p.subset, p.split, p.heldout, coalesce(p.identical, false) AS identical
+        SELECT m.*, p.subset, p.split, p.heldout, coalesce(p.identical, false) AS identical,
+               p.chosen_response, p.rejected_response
         FROM pair_metrics m JOIN pairs p USING (pair_id) ORDER BY pair_id
         """
     )
+
+
+def datasets(study: Study) -> list[str]:
+    return [str(x) for x in study.df("SELECT DISTINCT dataset FROM pairs WHERE dataset IS NOT NULL ORDER BY 1")["dataset"]]
+
+
+def suspects(study: Study, limit: int = 50) -> pd.DataFrame:
+    """The pairs most suspected of a label error (pair_metrics.suspect_score, highest first)."""
+    return study.df(
+        "SELECT m.pair_id, p.subset, p.split, p.heldout, m.margin_pre, m.margin_post, m.gamma, m.regime, "
+        "m.suspect_score, p.chosen_response, p.rejected_response FROM pair_metrics m JOIN pairs p USING (pair_id) "
+        "WHERE m.suspect_score IS NOT NULL ORDER BY m.suspect_score DESC, m.pair_id LIMIT ?", [int(limit)])
 
 
 def n_pair_metrics(study: Study) -> int:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import __version__
 from ..data import Issue, Pair
+from . import jobs
 from .core import Study, now
 
 PAIR_COLUMNS = [
@@ -16,6 +17,11 @@ PAIR_COLUMNS = [
     "chosen_response", "rejected_response", "chosen_text", "rejected_text",
     "chosen_text_id", "rejected_text_id", "rejected_context", "context_differs", "identical",
     "heldout", "ingest_id",
+]
+# human-label columns (schema V2_HUMAN_LABELS), filled from Pair.extra
+HUMAN_COLUMNS = [
+    "preference", "human_tie", "a_is_chosen", "label_raw", "votes_a", "votes_b", "votes_tie",
+    "annotator_agreement", "human_margin", "dimension", "source_item",
 ]
 
 
@@ -26,6 +32,7 @@ def start_ingest(study: Study, source: str, options: dict) -> int:
             "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, NULL, 0, 0, 0, 'running')",
             [ingest_id, source, json.dumps(options, sort_keys=True, default=str), __version__, now()],
         )
+        jobs.register(cur, "ingest", ingest_id)
     return int(ingest_id)
 
 
@@ -38,17 +45,27 @@ def add_pairs(study: Study, pairs: Sequence[Pair], ingest_id: int) -> int:
         return 0
     rows = []
     text_rows = []
+    human = [c for c in HUMAN_COLUMNS if c != "human_tie"]
     for p in pairs:
-        pid = p.pair_id
+        pid, cid, rid = p.pair_id, p.chosen_text_id, p.rejected_text_id  # content hashes: computed once
+        ex = p.extra
         rows.append((
             pid, p.dataset, p.subset, p.split, p.source, p.source_row, p.chosen_context,
             p.chosen_response, p.rejected_response, p.chosen_text, p.rejected_text,
-            p.chosen_text_id, p.rejected_text_id, p.rejected_context, p.context_differs, p.identical,
-            None, ingest_id,
+            cid, rid, p.rejected_context, p.context_differs, p.identical,
+            None, ingest_id, bool(ex.get("human_tie")), *(ex.get(c) for c in human),
         ))
-        text_rows.append((pid, "chosen", p.chosen_text_id, p.chosen_context, p.chosen_response, p.chosen_text))
-        text_rows.append((pid, "rejected", p.rejected_text_id, p.rejected_context, p.rejected_response, p.rejected_text))
-    pdf = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+        text_rows.append((pid, "chosen", cid, p.chosen_context, p.chosen_response, p.chosen_text))
+        text_rows.append((pid, "rejected", rid, p.rejected_context, p.rejected_response, p.rejected_text))
+    cols = PAIR_COLUMNS + ["human_tie"] + human
+    pdf = pd.DataFrame(rows, columns=cols)
+    for c in ("votes_a", "votes_b", "votes_tie"):
+        pdf[c] = pd.array(pdf[c], dtype="Int64")
+    for c in ("annotator_agreement", "human_margin"):
+        pdf[c] = pd.to_numeric(pdf[c], errors="coerce").astype("float64")
+    for c in ("preference", "label_raw", "dimension", "source_item"):
+        pdf[c] = pdf[c].astype(object)
+    pdf["a_is_chosen"] = pd.array(pdf["a_is_chosen"], dtype="boolean")
     pdf = pdf.drop_duplicates("pair_id")
     tdf = pd.DataFrame(text_rows, columns=["pair_id", "side", "text_id", "context", "response", "text"])
     tdf = tdf.drop_duplicates(["pair_id", "side"])
@@ -57,8 +74,8 @@ def add_pairs(study: Study, pairs: Sequence[Pair], ingest_id: int) -> int:
         cur.register("_new_texts", tdf)
         before = cur.execute("SELECT count(*) FROM pairs").fetchone()[0]
         cur.execute(
-            f"INSERT INTO pairs ({', '.join(PAIR_COLUMNS)}) "
-            f"SELECT {', '.join('n.' + c for c in PAIR_COLUMNS)} FROM _new_pairs n "
+            f"INSERT INTO pairs ({', '.join(cols)}) "
+            f"SELECT {', '.join('n.' + c for c in cols)} FROM _new_pairs n "
             "ANTI JOIN pairs p ON p.pair_id = n.pair_id"
         )
         after = cur.execute("SELECT count(*) FROM pairs").fetchone()[0]
@@ -86,20 +103,46 @@ def finish_ingest(study: Study, ingest_id: int, n_read: int, n_added: int, n_iss
             "WHERE ingest_id = ?",
             [now(), n_read, n_added, n_issues, status, ingest_id],
         )
+        jobs.unregister(cur, "ingest", ingest_id)
 
 
 def pair_counts(study: Study) -> pd.DataFrame:
-    """Pairs per (dataset, subset, split) with identical and context-differs counts."""
+    """Pairs per (dataset, subset, split) with identical, context-differs and human-tie counts."""
     return study.df(
         "SELECT dataset, subset, split, count(*) AS pairs, "
         "count(*) FILTER (WHERE identical) AS identical, "
-        "count(*) FILTER (WHERE context_differs) AS context_differs "
+        "count(*) FILTER (WHERE context_differs) AS context_differs, "
+        "count(*) FILTER (WHERE human_tie) AS human_ties, "
+        "count(*) FILTER (WHERE votes_a IS NOT NULL AND votes_a + votes_b + votes_tie > 1 "
+        "AND annotator_agreement < 1 AND NOT human_tie) AS split_votes "
         "FROM pairs GROUP BY ALL ORDER BY subset, split"
     )
 
 
+def human_tie_ids(study: Study) -> set[str]:
+    """Pair ids the humans called a tie (kept out of agreement, regimes and the imprint)."""
+    return set(study.df("SELECT pair_id FROM pairs WHERE human_tie")["pair_id"])
+
+
+def human_labels(study: Study) -> pd.DataFrame:
+    """The human-label columns of every pair that has any (A/B, votes, scores, lists)."""
+    return study.df(
+        f"SELECT pair_id, subset, {', '.join(HUMAN_COLUMNS)} FROM pairs "
+        "WHERE preference IS NOT NULL OR votes_a IS NOT NULL OR human_margin IS NOT NULL ORDER BY pair_id")
+
+
 def n_pairs(study: Study) -> int:
     return int(study.scalar("SELECT count(*) FROM pairs"))
+
+
+def first_pair_ids(study: Study, limit: int, seed: int | None = None) -> list[str]:
+    """``limit`` pair ids: the first by source and row, or (``seed`` given) a seeded random sample."""
+    if seed is None:
+        ids = study.df("SELECT pair_id FROM pairs ORDER BY source, source_row, pair_id LIMIT ?", [int(limit)])
+    else:
+        ids = study.df("SELECT pair_id FROM pairs ORDER BY hash(pair_id || ?::VARCHAR) LIMIT ?",
+                       [str(seed), int(limit)])
+    return list(ids["pair_id"])
 
 
 def all_texts(study: Study, *, pair_ids: Sequence[str] | None = None) -> pd.DataFrame:
@@ -129,3 +172,21 @@ def set_heldout(study: Study, heldout_ids: Iterable[str], *, all_known: bool = T
             cur.execute("UPDATE pairs SET heldout = FALSE")
         cur.execute("UPDATE pairs SET heldout = TRUE WHERE pair_id IN (SELECT pair_id FROM _held)")
         cur.unregister("_held")
+
+
+# how the humans decided a pair: 'tie' (human_tie), 'split' (annotators disagreed), 'unanimous' (several
+# annotators, one voice), 'single' (one label or a chosen/rejected set). A SQL expression over pairs p.
+CONSENSUS_SQL = (
+    "CASE WHEN p.human_tie THEN 'tie' "
+    "WHEN p.votes_a IS NULL OR p.votes_a + p.votes_b + p.votes_tie <= 1 THEN 'single' "
+    "WHEN p.annotator_agreement < 1 THEN 'split' ELSE 'unanimous' END"
+)
+
+
+def human_vs_rm(study: Study) -> pd.DataFrame:
+    """Per pair: subset, dimension, consensus, votes, annotator_agreement, human_margin and the latest
+    fit's agree_pre / agree_post / regime (NULL before a fit or for pairs the fit left out)."""
+    return study.df(
+        f"SELECT p.pair_id, p.subset, p.dimension, {CONSENSUS_SQL} AS consensus, p.votes_a, p.votes_b, "
+        "p.votes_tie, p.annotator_agreement, p.human_margin, m.agree_pre, m.agree_post, m.regime "
+        "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id ORDER BY p.pair_id")

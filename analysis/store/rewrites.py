@@ -12,6 +12,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from .core import Study, conform, insert_frame, now
+from .scores import models_frame
 
 REWRITE_COLUMNS = [
     "rewrite_id", "pair_id", "side", "rewriter", "params", "original_text_id", "new_text_id",
@@ -34,7 +35,7 @@ def _with_ids(study: Study, sql: str, ids: Iterable[str], params: list | None = 
 
 def models(study: Study) -> pd.DataFrame:
     """``model_id, name, role`` of every RM of the study (created order)."""
-    return study.df("SELECT model_id, name, role FROM models ORDER BY created_at NULLS LAST, model_id")
+    return models_frame(study, "registered")[["model_id", "name", "role"]]
 
 
 def candidate_pairs(study: Study, model_ids: Sequence[str]) -> pd.DataFrame:
@@ -144,14 +145,18 @@ def experiments(study: Study) -> pd.DataFrame:
 
 # -- robustness fits --------------------------------------------------------------------------------
 
-ROBUSTNESS_COLUMNS = ["fit_id", "outcome", "term", "estimate", "se", "ci_low", "ci_high", "p", "n", "se_type"]
+ROBUSTNESS_COLUMNS = ["fit_id", "outcome", "term", "estimate", "se", "ci_low", "ci_high", "p", "n", "se_type",
+                      "variant", "events", "n_flip", "events_flip", "p_exact", "p_bonferroni", "p_bh", "p_method",
+                      "ci_method", "status"]
+EXPERIMENT_COLUMNS = ["experiment", "rewriter", "params", "seed", "n_requested", "n_sampled", "sides",
+                      "n_candidates", "frame", "similarity_threshold", "created_at"]
 SENSITIVITY_COLUMNS = ["fit_id", "perturbation", "side", "model_id", "role", "mean_change", "ci_low",
                        "ci_high", "n"]
 
 
 def write_robustness_fit(study: Study, fit_id: str, *, options: dict, pre_model_id: str | None,
                          post_model_id: str | None, n: int, robustness: pd.DataFrame,
-                         sensitivity: pd.DataFrame, messages: list[str]) -> None:
+                         sensitivity: pd.DataFrame, messages: list[str], se_type: str = "HC1") -> None:
     """Replace fit ``fit_id`` (kind ``robustness``) and its rows in ``robustness`` and ``sensitivity``."""
     rob = conform(robustness, ROBUSTNESS_COLUMNS, fit_id=fit_id)
     sens = conform(sensitivity, SENSITIVITY_COLUMNS, fit_id=fit_id)
@@ -160,11 +165,27 @@ def write_robustness_fit(study: Study, fit_id: str, *, options: dict, pre_model_
             cur.execute(f"DELETE FROM {t} WHERE fit_id = ?", [fit_id])
         cur.execute(
             "INSERT INTO fits (fit_id, kind, created_at, options, pre_model_id, post_model_id, se_type, n, messages) "
-            "VALUES (?, 'robustness', ?, ?, ?, ?, 'HC1', ?, ?)",
+            "VALUES (?, 'robustness', ?, ?, ?, ?, ?, ?, ?)",
             [fit_id, now(), json.dumps(options, sort_keys=True, default=str), pre_model_id, post_model_id,
-             int(n), json.dumps(messages)])
+             se_type, int(n), json.dumps(messages)])
         insert_frame(cur, "robustness", rob, ROBUSTNESS_COLUMNS)
         insert_frame(cur, "sensitivity", sens, SENSITIVITY_COLUMNS)
+
+
+def write_experiment(study: Study, row: dict) -> None:
+    """Record (or update) the design of a rewrite experiment: seed, n, sides, sampling frame."""
+    df = conform(pd.DataFrame([row]), EXPERIMENT_COLUMNS)
+    with study.transaction() as cur:
+        cur.execute("DELETE FROM rewrite_experiments WHERE experiment = ?", [row["experiment"]])
+        insert_frame(cur, "rewrite_experiments", df, EXPERIMENT_COLUMNS)
+
+
+def experiment_designs(study: Study) -> pd.DataFrame:
+    return study.df("SELECT * FROM rewrite_experiments ORDER BY created_at")
+
+
+def latest_rewrite_time(study: Study):
+    return study.scalar("SELECT max(created_at) FROM rewrites WHERE coalesce(kept, TRUE)")
 
 
 def latest_robustness_fit(study: Study) -> dict | None:

@@ -115,5 +115,80 @@ V1 = [
         summary VARCHAR)""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1]
+# datasets in their published shapes (analysis/shapes.py): who won and how, per pair. A human tie is
+# stored with chosen = A, rejected = B and human_tie TRUE; agreement and regimes leave those out.
+V2_HUMAN_LABELS = [
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS preference VARCHAR",        # a | b | tie | chosen (a chosen/rejected set)
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS human_tie BOOLEAN DEFAULT FALSE",
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS a_is_chosen BOOLEAN",       # orientation: chosen is the source's A
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS label_raw VARCHAR",         # the label value(s) as read
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS votes_a INTEGER",
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS votes_b INTEGER",
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS votes_tie INTEGER",
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS annotator_agreement DOUBLE",  # share of votes for the top class
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS human_margin DOUBLE",       # score difference / preference strength
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS dimension VARCHAR",         # better | safer | ... (label:DIM=...)
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS source_item VARCHAR",       # list items of an expanded row: '2>0'
+]
+
+
+# statistics: honest robustness columns, stored agreement with intervals, paired tests,
+# baselines, the rewrite experiments' design, suspected label errors. Additive only.
+V3_STATS = [
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS variant VARCHAR",  # at_risk | all_rewrites
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS events INTEGER",  # outcome events in the fit
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS n_flip INTEGER",  # rows with the flip
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS events_flip INTEGER",  # events among them
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS p_exact DOUBLE",  # Fisher, 2x2 of the flip
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS p_bonferroni DOUBLE",
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS p_bh DOUBLE",
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS p_method VARCHAR",
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS ci_method VARCHAR",
+    "ALTER TABLE robustness ADD COLUMN IF NOT EXISTS status VARCHAR",  # ok | small cells | not estimable: why
+    "ALTER TABLE imprint ADD COLUMN IF NOT EXISTS feature_sd DOUBLE",  # SD of the feature over the fitted rows
+    "ALTER TABLE imprint ADD COLUMN IF NOT EXISTS estimate_per_sd DOUBLE",  # reward per SD of the feature
+    "ALTER TABLE imprint ADD COLUMN IF NOT EXISTS ci_low_per_sd DOUBLE",
+    "ALTER TABLE imprint ADD COLUMN IF NOT EXISTS ci_high_per_sd DOUBLE",
+    "ALTER TABLE pair_metrics ADD COLUMN IF NOT EXISTS theta_centered DOUBLE",  # rewards minus each RM's study mean
+    "ALTER TABLE pair_metrics ADD COLUMN IF NOT EXISTS suspect_score DOUBLE",  # evidence the human label is wrong
+    # agreement / misalignment per RM and slice: agreement = agree / decided, misalignment = 1 - agreement
+    """CREATE TABLE IF NOT EXISTS agreement_stats (
+        fit_id VARCHAR, model_id VARCHAR, role VARCHAR, slice VARCHAR, value VARCHAR,
+        n INTEGER, decided INTEGER, agree INTEGER, disagree INTEGER, tie INTEGER, unscored INTEGER,
+        agreement DOUBLE, agreement_low DOUBLE, agreement_high DOUBLE,
+        misalignment DOUBLE, misalignment_low DOUBLE, misalignment_high DOUBLE, interval VARCHAR)""",
+    # regime shares with intervals per slice (share of decided pairs)
+    """CREATE TABLE IF NOT EXISTS regime_stats (
+        fit_id VARCHAR, slice VARCHAR, value VARCHAR, regime VARCHAR, n INTEGER, decided INTEGER,
+        share DOUBLE, share_low DOUBLE, share_high DOUBLE, interval VARCHAR)""",
+    # pre vs post on the same pairs: McNemar's exact test on (reversed, got_aligned)
+    """CREATE TABLE IF NOT EXISTS paired_tests (
+        fit_id VARCHAR, slice VARCHAR, value VARCHAR, n_both_decided INTEGER, reversed INTEGER,
+        got_aligned INTEGER, agreement_pre DOUBLE, agreement_post DOUBLE, difference DOUBLE,
+        diff_low DOUBLE, diff_high DOUBLE, p DOUBLE, test VARCHAR, interval VARCHAR)""",
+    # what trivial rules get on the same pairs
+    """CREATE TABLE IF NOT EXISTS baselines (
+        fit_id VARCHAR, baseline VARCHAR, slice VARCHAR, value VARCHAR, n INTEGER, decided INTEGER,
+        agree INTEGER, tie INTEGER, agreement DOUBLE, agreement_low DOUBLE, agreement_high DOUBLE,
+        method VARCHAR)""",
+    # how often the target labeler behind gamma agrees with the human label (gamma c vs r), per slice
+    """CREATE TABLE IF NOT EXISTS labeler_agreement (
+        fit_id VARCHAR, gamma_features VARCHAR, proxy BOOLEAN, slice VARCHAR, value VARCHAR, n INTEGER,
+        c INTEGER, i INTEGER, r INTEGER, unlabelled INTEGER, agreement DOUBLE, agreement_low DOUBLE,
+        agreement_high DOUBLE)""",
+    # the design of each rewrite experiment, so it can be named and regenerated
+    """CREATE TABLE IF NOT EXISTS rewrite_experiments (
+        experiment VARCHAR PRIMARY KEY, rewriter VARCHAR, params VARCHAR, seed BIGINT, n_requested INTEGER,
+        n_sampled INTEGER, sides VARCHAR, n_candidates INTEGER, frame VARCHAR, similarity_threshold DOUBLE,
+        created_at TIMESTAMP)""",
+]
+
+
+# a scoring run killed before it finished is marked 'interrupted' (store/jobs.py); finished runs say
+# 'done'. NULL: a run of an older rmtui (finished_at tells).
+V4_RUN_STATUS = [
+    """ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS status VARCHAR""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS]
 SCHEMA_VERSION = len(MIGRATIONS)

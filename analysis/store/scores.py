@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from . import jobs
 from .core import Study, now
 
 _MODEL_COLS = [
@@ -50,8 +51,15 @@ def register_model(study: Study, record: dict[str, Any], role: str) -> list[str]
     return demoted
 
 
-def models_frame(study: Study) -> pd.DataFrame:
-    return study.df(f"SELECT {', '.join(_MODEL_COLS)} FROM models ORDER BY {_ROLE_ORDER}, created_at, model_id")
+#: the two orders the study's RMs are listed in: by role (pre, post, then the others as registered:
+#: what the app, the export and the scorer list), and as registered (oldest first: the last model of
+#: a role is its current one)
+MODEL_ORDERS = {"role": f"{_ROLE_ORDER}, created_at, model_id", "registered": "created_at NULLS FIRST, model_id"}
+
+
+def models_frame(study: Study, order: str = "role") -> pd.DataFrame:
+    """Every column of the ``models`` table, one row per RM, in one of :data:`MODEL_ORDERS`."""
+    return study.df(f"SELECT {', '.join(_MODEL_COLS)} FROM models ORDER BY {MODEL_ORDERS[order]}")
 
 
 def n_texts(study: Study) -> int:
@@ -69,14 +77,18 @@ def pending_texts(study: Study, model_id: str) -> pd.DataFrame:
     )
 
 
-def sample_texts(study: Study, n: int, seed: int = 0) -> pd.DataFrame:
-    """A reproducible sample of ``n`` distinct texts."""
+def random_study_texts(study: Study, n: int, seed: int = 0) -> pd.DataFrame:
+    """A reproducible random sample of ``n`` distinct texts of the study (``analysis.scoring.sample_texts``
+    reads texts from files, for benchmarks)."""
     return study.df(
         "SELECT text_id, any_value(context) AS context, any_value(response) AS response, "
         "any_value(text) AS text FROM texts GROUP BY text_id "
         "ORDER BY hash(text_id || ?) LIMIT ?",
         [str(seed), int(n)],
     )
+
+
+sample_texts = random_study_texts  # the name the scoring engine calls it by
 
 
 def add_scores(study: Study, model_id: str, frame: pd.DataFrame) -> int:
@@ -130,6 +142,7 @@ def start_run(study: Study, run_id: str, model_id: str, device: str, settings: d
             "VALUES (?, ?, ?, 0, 0, 0, ?, ?)",
             [run_id, model_id, now(), device, json.dumps(settings, sort_keys=True, default=str)],
         )
+        jobs.register(cur, "score", run_id)
 
 
 def finish_run(study: Study, run_id: str, n_scored: int, n_skipped: int, n_truncated: int,
@@ -137,10 +150,11 @@ def finish_run(study: Study, run_id: str, n_scored: int, n_skipped: int, n_trunc
     with study.transaction() as cur:
         cur.execute(
             "UPDATE score_runs SET finished_at = ?, n_scored = ?, n_skipped = ?, n_truncated = ?, "
-            "texts_per_s = ?, settings = ? WHERE run_id = ?",
+            "texts_per_s = ?, settings = ?, status = 'done' WHERE run_id = ?",
             [now(), n_scored, n_skipped, n_truncated, texts_per_s,
              json.dumps(settings, sort_keys=True, default=str), run_id],
         )
+        jobs.unregister(cur, "score", run_id)
 
 
 def runs_frame(study: Study) -> pd.DataFrame:

@@ -7,7 +7,10 @@ from . import featurize as _featurize  # noqa: F401
 from . import fit as _fit  # noqa: F401
 from . import ingest as _ingest  # noqa: F401  (registers commands)
 from . import rewrite as _rewrite  # noqa: F401
-from . import run as _run  # noqa: F401  (run, demo, export, report)
+from . import run as _run  # noqa: F401
+from . import demo as _demo  # noqa: F401
+from . import export as _export  # noqa: F401
+from . import report as _report  # noqa: F401
 from . import score as _score  # noqa: F401
 from . import train as _train  # noqa: F401
 from .base import app, main

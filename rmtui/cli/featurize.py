@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, err_console, SafeTextColumn, styled
 
 
 def _fmt(v, digits=3) -> str:
@@ -27,16 +27,17 @@ _KIND = {"binary": "bin", "ordinal": "ord", "count": "count", "continuous": "con
 @app.command()
 def featurize(
     labeler: str = typer.Option(..., "--labeler", "-l",
-                                help="heuristic | llm | hf:MODEL (hub id or folder) | file:PATH (CSV/JSONL labels)."),
+                                help="heuristic | proxy (offline PROXY harmless/helpful targets) | llm | hf:MODEL (hub id or folder) | file:PATH (CSV/JSONL labels)."),
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
-    endpoint: Optional[str] = typer.Option(None, help="llm: OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."),
-    model: Optional[str] = typer.Option(None, help="llm: model name the endpoint serves."),
+    endpoint: Optional[str] = typer.Option(None, help="llm: OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 "
+                                          "(or RMTUI_LLM_BASE_URL, RMTUI_LLM_ENDPOINT, OPENAI_BASE_URL)."),
+    model: Optional[str] = typer.Option(None, help="llm: model name the endpoint serves (or RMTUI_LLM_MODEL)."),
     api_key_env: str = typer.Option("OPENAI_API_KEY", help="llm: NAME of the environment variable holding the API key "
                                     "(the key itself is never stored)."),
-    concurrency: int = typer.Option(8, help="llm: requests in flight at once."),
+    concurrency: int = typer.Option(8, min=1, help="llm: requests in flight at once."),
     config: Optional[str] = typer.Option(None, help="llm: label config TOML (default: the paper's 19 properties)."),
-    timeout: float = typer.Option(60.0, help="llm: seconds per request before it is retried."),
-    max_retries: int = typer.Option(4, help="llm: retries per text after the first attempt."),
+    timeout: float = typer.Option(60.0, min=0.001, help="llm: seconds per request before it is retried."),
+    max_retries: int = typer.Option(4, min=0, help="llm: retries per text after the first attempt."),
     json_mode: bool = typer.Option(True, help="llm: ask for response_format json_object (turn off for servers "
                                    "that reject it)."),
     price_per_1k_prompt: Optional[float] = typer.Option(None, help="llm: price per 1,000 prompt tokens (for the estimate)."),
@@ -45,25 +46,25 @@ def featurize(
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     replace: bool = typer.Option(False, help="Drop this featurizer's values from another version (other config)."),
     skip_failed: bool = typer.Option(False, help="llm: do not ask again for texts listed in label_failures."),
-    limit: Optional[int] = typer.Option(None, help="Only the texts of the first N pairs (by source and row)."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Only the texts of the first N pairs (by source and row)."),
     hf_map: Optional[List[str]] = typer.Option(None, help="hf: LABEL=name (binary, top label), LABEL=p:name "
                                                "(probability); add :target to mark a target."),
     hf_on: str = typer.Option("response", help="hf: classify the last response or the whole text."),
-    batch_size: int = typer.Option(32, help="hf: texts per batch."),
+    batch_size: int = typer.Option(32, min=1, help="hf: texts per batch."),
     file_source: Optional[str] = typer.Option(None, help="file: the pairs.source that a paper-layout file's "
                                               "row ids refer to."),
-    workers: Optional[int] = typer.Option(None, help="heuristic: processes (default: 1, or up to 8 on a box "
+    workers: Optional[int] = typer.Option(None, min=1, help="heuristic: processes (default: 1, or up to 8 on a box "
                                           "with 4+ cores for 20,000+ texts)."),
     check_with: Optional[str] = typer.Option(None, help="llm: after labelling, relabel a seeded sample with this "
                                              "second model and report Cohen's kappa per feature."),
     check_endpoint: Optional[str] = typer.Option(None, help="Endpoint of the check model (default: --endpoint)."),
-    check_n: int = typer.Option(100, help="Pairs in the check sample."),
+    check_n: int = typer.Option(100, min=1, help="Pairs in the check sample."),
     check_seed: int = typer.Option(0, help="Seed of the check sample."),
 ) -> None:
     """Label the study's texts; cached per text, so a rerun only does what is missing."""
     import threading
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from analysis.errors import RmtuiError
     from analysis.features import featurize_study, study_texts
@@ -90,8 +91,8 @@ def featurize(
 
     def confirm(est: dict) -> bool:
         cost = f"about ${est['cost_usd']:,.2f}" if est.get("cost_usd") is not None else "cost unknown (no --price-per-1k-*)"
-        console.print(f"[bold]{est['texts']:,} texts[/] to label with {est['model']} at {est['endpoint']}: about "
-                      f"{est['prompt_tokens']:,} prompt + {est['completion_tokens']:,} completion tokens, {cost}.")
+        console.print(styled((f"{est['texts']:,} texts", "bold"), f" to label with {est['model']} at {est['endpoint']}: about "
+                      f"{est['prompt_tokens']:,} prompt + {est['completion_tokens']:,} completion tokens, {cost}."))
         if yes:
             return True
         if not sys.stdin.isatty():
@@ -99,10 +100,16 @@ def featurize(
                              "rerun with --yes (or a smaller --limit)", "Confirmation needed")
         return typer.confirm("Start?", default=False)
 
+    if opts.get("endpoint"):
+        from analysis.llm_client import key_warning
+
+        w = key_warning(opts["endpoint"], api_key_env)
+        if w:
+            err_console.print(styled(("warning", "yellow"), ": ", w))
     cancel = threading.Event()
     with open_study(study, create=False) as st:
         n_total = len(study_texts(st, limit=limit))
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=console, transient=True) as prog:
             task = prog.add_task(f"featurize {spec}", total=n_total)
             try:
@@ -134,17 +141,17 @@ def featurize(
             console.print("  " + ", ".join(f"{k}: {v}" for k, v in res.extra.items()))
         if res.n_failed:
             fails = label_failures(st, res.featurizer)
-            console.print(f"[yellow]{len(fails):,} texts have no labels[/] (table label_failures); first reasons:")
+            console.print(styled((f"{len(fails):,} texts have no labels", "yellow"), " (table label_failures); first reasons:"))
             for r in fails.head(5).itertuples():
                 console.print(f"  {r.text_id}: {r.reason} ({r.attempts} attempts)")
             console.print("Rerun the same command to ask again for them.")
         if res.cancelled:
-            console.print("[yellow]Stopped[/]: what was labelled stays; rerun to resume.")
+            console.print(styled(("Stopped", "yellow"), ": what was labelled stays; rerun to resume."))
         all_failed = bool(res.n_failed) and not res.n_done and not res.n_cached and not res.cancelled
         if check_with and not all_failed:
             if not (spec == "llm" or spec.startswith("llm:")):
                 raise RmtuiError("--check-with compares two LLM labelers; use it with --labeler llm", "Labeler check")
-            from analysis.features.llm import check_labeler
+            from analysis.features.llm_labeler import check_labeler
 
             cres, agree = check_labeler(
                 st, res.featurizer, endpoint=check_endpoint or endpoint, model=check_with, n_pairs=check_n,
@@ -160,6 +167,6 @@ def featurize(
                           _fmt(r.kappa))
             console.print(t)
             if cres.n_failed:
-                console.print(f"[yellow]{cres.n_failed} texts of the sample failed with {check_with}[/] (label_failures)")
+                console.print(styled((f"{cres.n_failed} texts of the sample failed with {check_with}", "yellow"), " (label_failures)"))
         if all_failed:  # nothing labelled at all: a script must not read this as success
             raise typer.Exit(1)

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, styled
 
 SIG_NOTE = "markers on Bonferroni-adjusted p: * < 0.05, ** < 0.01, *** < 0.001"
 
@@ -70,32 +70,33 @@ def fit(
     gamma_features: Optional[str] = typer.Option(
         None, help="Target features for gamma in priority order, e.g. llm.harmless,llm.helpful "
         "(s = 2*first + second)."),
-    tie_tol: float = typer.Option(0.0, help="|r_chosen - r_rejected| <= TOL counts as a tie (default exact)."),
+    tie_tol: float = typer.Option(0.0, min=0.0, help="|r_chosen - r_rejected| <= TOL counts as a tie (default exact)."),
     no_drivers: bool = typer.Option(False, "--no-drivers", help="Skip the misalignment LPM/logit."),
 ) -> None:
     """Compute agreement, regimes, gamma, theta, feature imprint and drivers; store them as a fit."""
-    from analysis.fit import FitOptions, fit_study
+    from analysis.study_fit import FitOptions, fit_study
     from analysis.store import open_study
 
-    if se not in ("cluster", "iid", "hc1"):
-        raise typer.BadParameter("--se must be cluster or iid")
+    from analysis.choices import resolve
+
+    se = resolve("--se", se, ("cluster", "iid", "hc1"))  # a unique prefix (cl, i) is enough
     opts = FitOptions(features=_split(features), featurizers=_split(featurizers), se=se, pair_fe=pair_fe,
                       standardize=standardize, pre=pre, post=post, gamma_features=_split(gamma_features),
                       tie_tol=tie_tol, drivers=not no_drivers)
     with open_study(study, create=False) as st:
         with console.status("fitting") as status:
             res = fit_study(st, opts, progress=lambda s: status.update(f"fitting: {s}"))
-    console.print(f"fit [bold]{res.fit_id}[/]: {res.n_pairs:,} pairs, pre-D {res.pre_model_id or '-'}, "
+    console.print(styled("fit ", (res.fit_id, "bold"), f": {res.n_pairs:,} pairs, pre-D {res.pre_model_id or '-'}, "
                   f"post-D {res.post_model_id or '-'}, {len(res.features)} features, "
                   f"{len(res.imprint):,} imprint rows, {len(res.coefficients):,} other coefficients "
-                  f"in {res.seconds:.2f} s")
+                  f"in {res.seconds:.2f} s"))
     for m in res.messages:
         console.print(f"  {m}", soft_wrap=True)
     console.print(f"see: rmtui summary --study {study}")
 
 
 def _print_summary(s: dict) -> None:
-    console.print(f"[bold]Study[/] {s['study']}: {s['n_pairs']:,} pairs, {len(s['models'])} models")
+    console.print(styled(("Study", "bold"), f" {s['study']}: {s['n_pairs']:,} pairs, {len(s['models'])} models"))
     fit = s.get("fit")
     if fit:
         console.print(f"latest fit {fit['fit_id']} at {fit['created_at']}: pre-D {fit.get('pre_model_id')}, "
@@ -108,18 +109,36 @@ def _print_summary(s: dict) -> None:
         rows = []
         for r in (x for x in s["agreement"] if x["group"] == "all"):
             rows.append([f"{r['name'] or r['model_id']} ({r['role'] or '-'})", _num(r["n"]), _num(r["agree"]),
-                         _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]), _num(r["agreement"]),
-                         _num(r["agreement_decided"])])
+                         _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]),
+                         f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
+                         _num(r.get("misalignment"))])
         console.print(_table(
-            f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / scored, "
-            "decided = agree / (agree + disagree))",
-            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement", "decided"], rows))
+            f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / decided "
+            "with a Wilson 95% interval, misalignment = 1 - agreement; ties and unscored pairs counted beside)",
+            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement [95% CI]", "misal."], rows))
         rows = []
         for r in (x for x in s["agreement"] if x["group"] != "all"):
             rows.append([r["name"] or r["model_id"], f"{r['group']}={r['value']}", _num(r["n"]), _num(r["tie"]),
-                         _num(r["agreement"]), _num(r["agreement_decided"])])
+                         f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
+                         _num(r.get("misalignment"))])
         console.print(_table("Agreement per RM by subset, split and held-out (pairs.heldout)",
-                             ["model", "group", "pairs", "tie", "agreement", "decided"], rows, left=2))
+                             ["model", "group", "pairs", "tie", "agreement [95% CI]", "misal."], rows, left=2))
+    if s.get("paired_tests"):
+        rows = [[f"{r['slice']}={r['value']}", _num(r["n_both_decided"]), _num(r["reversed"]), _num(r["got_aligned"]),
+                 _num(r["agreement_pre"]), _num(r["agreement_post"]),
+                 f"{_num(r['difference'], '{:+.3f}')} [{_num(r['diff_low'], '{:+.3f}')}, {_num(r['diff_high'], '{:+.3f}')}]",
+                 _p(r["p"])] for r in s["paired_tests"]]
+        console.print(_table("Pre vs post on the same pairs: McNemar's exact test (reversed vs got aligned; pairs "
+                             "decided by both RMs), difference post - pre with a paired Wald 95% interval",
+                             ["slice", "pairs", "reversed", "got al.", "pre", "post", "difference [95% CI]", "p"],
+                             rows))
+    if s.get("baselines"):
+        rows = [[r["baseline"], f"{r['slice']}={r['value']}", _num(r["decided"]), _num(r["tie"]),
+                 f"{_num(r['agreement'])} [{_num(r['agreement_low'])}, {_num(r['agreement_high'])}]"]
+                for r in s["baselines"] if r["slice"] in ("all", "subset")]
+        meth = next((r["method"] for r in s["baselines"] if r["baseline"] == "length_logit"), "")
+        console.print(_table(f"What length alone gets (agreement over pairs the rule decides; length_logit: {meth})",
+                             ["baseline", "slice", "decided", "tie", "agreement [95% CI]"], rows))
 
     # regimes (paper's Table 1)
     if s.get("regimes"):
@@ -128,11 +147,26 @@ def _print_summary(s: dict) -> None:
                              "like the paper's Table 1", ["regime", "pairs", "share", "of decided"], rows))
         if s.get("misalignment"):
             m = s["misalignment"]
-            console.print(f"post-D misalignment: {_pct(m['misalignment'])} of {m['decided']:,} decided pairs")
+            console.print(f"post-D misalignment: {_pct(m['misalignment'])} of {m['decided']:,} decided pairs "
+                          f"(= 1 - post-D agreement; {m.get('tie', 0):,} ties and {m.get('unscored', 0):,} unscored "
+                          "left out)")
         if s.get("ties"):
             t = s["ties"]
             console.print(f"ties: pre {t['pre']:,}, post {t['post']:,}, both {t['both']:,} "
                           f"(identical pairs {t['identical_pairs']:,})")
+    _print_human(s.get("human") or {})
+    gsrc = s.get("gamma_source") or {}
+    if gsrc.get("caveat"):
+        console.print(styled(("caveat", "yellow"), f": {gsrc['caveat']}"), soft_wrap=True)
+    if s.get("labeler_agreement"):
+        rows = [[f"{r['slice']}={r['value']}", _num(r["n"]), _num(r["c"]), _num(r["i"]), _num(r["r"]),
+                 _num(r["unlabelled"]),
+                 f"{_num(r['agreement'])} [{_num(r['agreement_low'])}, {_num(r['agreement_high'])}]"]
+                for r in s["labeler_agreement"]]
+        kind = "PROXY target labels" if gsrc.get("proxy") else "target labels"
+        console.print(_table(f"How often the {kind} behind gamma side with the human (agreement = c / (c + r), "
+                             "Wilson 95%)", ["slice", "pairs", "c", "i", "r", "unlabelled", "agreement [95% CI]"],
+                             rows))
     regs = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed"]
     for key, by, title in (("regimes_by_gamma", "gamma", "Regimes by LM-labeler preference gamma (c: labeler "
                             "agrees with the human, i: indifferent, r: disagrees)"),
@@ -157,7 +191,7 @@ def _print_summary(s: dict) -> None:
     # imprint
     imp = s.get("imprint") or []
     if imp:
-        from analysis.metrics.linreg import significance_marker
+        from analysis.significance import significance_marker
 
         feats = list(dict.fromkeys(r["feature"] for r in imp))
         targets = [t for t in ("pre", "post", "shift") if any(r["target"] == t for r in imp)]
@@ -216,17 +250,41 @@ def _print_summary(s: dict) -> None:
                              ["flag", "pairs", "unknown"], rows))
 
     for name, rr in (s.get("robustness") or {}).items():
-        console.print(_generic_table(f"Robustness: table {name}", rr))
+        if name == "robustness" and rr and "variant" in rr[0]:
+            console.print(_robustness_table(rr))
+        else:
+            console.print(_generic_table(f"Robustness: table {name}", rr))
 
     fit_msgs = (fit or {}).get("messages") or []
     if fit_msgs:
-        console.print("[bold]Fit notes[/]")
+        console.print(styled(("Fit notes", "bold")))
         for m in fit_msgs:
             console.print(f"  {m}", soft_wrap=True)
     for m in s.get("missing") or []:
-        console.print(f"[yellow]not yet[/]: {m}", soft_wrap=True)
+        console.print(styled(("not yet", "yellow"), ": ", m), soft_wrap=True)
     for m in s.get("stale") or []:
-        console.print(f"[yellow]stale[/]: {m}", soft_wrap=True)
+        console.print(styled(("stale", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("interrupted") or []:
+        console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
+
+
+def _robustness_table(rr: list[dict]) -> Table:
+    """The robustness score: per variant, outcome and flip term, events/flips, estimate, interval, p, BH."""
+    rows = []
+    for r in rr:
+        if r.get("term") in ("intercept",):
+            continue
+        cells = "-" if r.get("n_flip") is None else f"{r.get('events_flip')}/{r.get('n_flip')}"
+        est = r.get("estimate")
+        rows.append([str(r.get("variant") or "-"), str(r.get("outcome")), str(r.get("term")),
+                     f"{r.get('events')}/{r.get('n')}", cells,
+                     "-" if est is None else f"{_num(est)}{_sig(r.get('p_bh'))}",
+                     "-" if est is None else f"[{_num(r.get('ci_low'))}, {_num(r.get('ci_high'))}]",
+                     _p(r.get("p")), _p(r.get("p_bh")), str(r.get("status") or "")])
+    return _table("Robustness: table robustness (LPM on flips, post-D RM; events/at risk, events/flips; "
+                  "small cells: Fisher exact p and Newcombe interval; p BH across the table)",
+                  ["variant", "outcome", "term", "events/n", "ev/flips", "estimate", "95% CI", "p", "p BH",
+                   "status"], rows)
 
 
 def _generic_table(title: str, rr: list[dict]) -> Table:
@@ -254,9 +312,53 @@ def _generic_table(title: str, rr: list[dict]) -> Table:
 
 
 def _sig(p: Any) -> str:
-    from analysis.metrics.linreg import significance_marker
+    from analysis.significance import significance_marker
 
     return significance_marker(p)
+
+
+def _print_human(h: dict) -> None:
+    """Human ties (left out of agreement and regimes) and, with several annotators, unanimous vs split."""
+    if not h or not (h.get("ties") or h.get("with_votes")):
+        return
+    console.print(f"human ties: {h['ties']:,} pairs (stored; left out of agreement, regimes and the imprint); "
+                  f"pairs with several votes: {h['with_votes']:,} ({h['unanimous']:,} unanimous, "
+                  f"{h['split']:,} split)")
+    rows = [[r["consensus"], _num(r["n"]), _num(r["decided_post"]), _num(r["disagree_post"]),
+             _pct(r["misalignment_post"]), _num(r["mean_annotator_agreement"])] for r in h.get("by_consensus", [])]
+    if rows:
+        console.print(_table("Post-D RM against the humans by how they decided (a split pair the RM gets "
+                             "'wrong' is a weaker finding than a unanimous one)",
+                             ["humans", "pairs", "decided", "RM disagrees", "misal.", "annot. agreement"], rows))
+
+
+@app.command()
+def suspects(
+    study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
+    top: int = typer.Option(20, "--top", "-n", min=1, help="How many pairs to list."),
+    out: Optional[str] = typer.Option(None, "-o", "--output", help="Also export these pairs (jsonl/csv/md/parquet "
+                                      "by extension) with their texts, scores and features."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
+) -> None:
+    """Pairs whose human label the study's evidence most suspects (both RMs against it, the labeler)."""
+    from analysis.store import open_study
+    from analysis.store import metrics as ms
+
+    with open_study(study, create=False, read_only=out is None) as st:
+        df = ms.suspects(st, top)
+        if df.empty:
+            console.print("no suspect scores yet: run rmtui fit")
+            raise typer.Exit(1)
+        rows = [[r.pair_id[:12], str(r.subset), _num(r.margin_pre, "{:+.2f}"), _num(r.margin_post, "{:+.2f}"),
+                 str(r.gamma or "-"), _num(r.suspect_score, "{:.2f}")] for r in df.itertuples()]
+        console.print(_table("Suspected label errors (score = -mean z-margin of the RMs + 0.5 x labeler against "
+                             "the human; highest first; the app sorts by it as 'suspect')",
+                             ["pair", "subset", "margin pre", "margin post", "gamma", "score"], rows))
+        if out:
+            from analysis.export import export_pairs
+
+            res = export_pairs(st, list(df["pair_id"]), None, out, overwrite=force, sort=("suspect", True))
+            console.print(f"exported {len(df):,} pairs to {getattr(res, 'path', out)}")
 
 
 @app.command()
@@ -265,7 +367,7 @@ def summary(
     as_json: bool = typer.Option(False, "--json", help="Print the same numbers as JSON."),
 ) -> None:
     """Print agreement, regimes, gamma breakdowns, imprint, theta, drivers, confusing entries, robustness."""
-    from analysis.fit import summary as make_summary
+    from analysis.study_fit import summary as make_summary
     from analysis.store import open_study
 
     with open_study(study, read_only=True) as st:

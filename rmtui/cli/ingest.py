@@ -7,44 +7,88 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, SafeTextColumn, styled
 
 
 @app.command()
 def ingest(
-    sources: List[str] = typer.Argument(..., help="Files (JSONL/CSV/Parquet, .gz ok) or hf:NAME datasets."),
+    sources: Optional[List[str]] = typer.Argument(None, help="Files (JSONL/JSON/CSV/Parquet, .gz ok) or hf:NAME datasets."),
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
     subset: Optional[str] = typer.Option(None, help="Subset name (default: from the file name)."),
     split: Optional[str] = typer.Option(None, help="Split name (default: from the file name)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="hh | jsonl | csv | parquet (default: from the name)."),
     map_: Optional[List[str]] = typer.Option(
-        None, "--map", help="Column mapping, e.g. --map chosen=response_a,rejected=response_b,prompt=question."
-    ),
+        None, "--map", help="Column map: chosen=COL,rejected=COL[,prompt=COL]; or A/B: prompt=instruction+input,"
+        "a=COL,b=COL,label=COL (several annotators: label=c1,c2,c3); scores: score_a=COL,score_b=COL; lists: "
+        "completions=COL,rating=KEY; attributes: attr.NAME.a=COL,attr.NAME.b=COL,role.NAME=target. "
+        "See docs/datasets.md."),
+    label: Optional[str] = typer.Option(
+        None, "--label", help="What the label values mean, e.g. a=1,b=2,tie=0 or a=-1,b=1 or "
+        "'a=model_a,b=model_b,tie=tie|tie (bothbad)' (default: 1/2, A/B, model_a/model_b, tie)."),
+    pairs_rule: Optional[str] = typer.Option(
+        None, "--pairs", help="How a rated/ranked list becomes pairs: best-worst (default), all, adjacent."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="A known dataset's column map (see --preset list)."),
+    sql: Optional[str] = typer.Option(
+        None, "--sql", help="A DuckDB SELECT returning chosen/rejected or a/b/label (or a/b/score_a/score_b), "
+        "optional prompt, subset, split, \"attr.NAME.a\"/\"attr.NAME.b\"; e.g. "
+        "\"SELECT q AS prompt, r1 AS a, r2 AS b, w AS label FROM read_json('x.json')\"."),
+    inspect: bool = typer.Option(False, "--inspect", help="Show the columns and a few rows of each source and "
+                                 "the ingest command to use; reads nothing into the study."),
     hf_split: str = typer.Option("train", help="Split of an hf: dataset."),
     data_dir: Optional[str] = typer.Option(None, help="data_dir of an hf: dataset (e.g. harmless-base)."),
-    limit: Optional[int] = typer.Option(None, help="Read at most N rows per source."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Read at most N rows per source."),
     strict: bool = typer.Option(False, help="Stop at the first bad row (non-zero exit naming file and line)."),
 ) -> None:
     """Read preference pairs into the study. Re-ingesting the same data adds nothing."""
     import time
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-    from analysis.data import ReadOptions, parse_mapping
+    from analysis.data import READ_STOPPED, ReadOptions
+    from analysis.errors import InputError
     from analysis.ingest import ingest as do_ingest
+    from analysis.presets import all_presets, get_preset, preset_for_hf
+    from analysis.shapes import parse_map
     from analysis.store import open_study
     from analysis.store.pairs import pair_counts
 
-    mapping = parse_mapping(map_)
+    if preset == "list":
+        for p in all_presets().values():
+            console.print(f"{p.name:24} {', '.join(p.hf)}\n{'':24} {p.description}", markup=False)
+        return
+    if inspect:
+        from analysis.peek import inspect_source
+
+        if not sources:
+            raise InputError("--inspect: name a file", "Bad option")
+        for src in sources:
+            console.print(inspect_source(src, limit=3, study=study), markup=False, soft_wrap=True)
+        return
+    if sql:
+        if sources:
+            raise InputError("--sql reads what the query names; give no source files beside it", "Bad option")
+        sources = ["sql:" + sql]
+    if not sources:
+        raise InputError("name a file or hf:NAME to ingest (or --sql QUERY, or --inspect FILE)", "Bad option")
+
+    def options_for(src: str) -> ReadOptions:
+        p = get_preset(preset) if preset else preset_for_hf(src)
+        items = (p.map_items() if p else []) + list(map_ or [])
+        if src.startswith("sql:") and not p:
+            items = [_sql_map(src[4:], check=not map_)] + items
+        mapping, shape = parse_map(items, label=label or (p.label if p else None),
+                                   pairs=pairs_rule or (p.pairs if p else None), preset=p.name if p else None)
+        return ReadOptions(subset=subset, split=split, fmt=fmt, mapping=mapping, hf_split=hf_split,
+                           hf_data_dir=data_dir, limit=limit, shape=shape)
+
     t0 = time.perf_counter()
     results = []
     with open_study(study) as st:
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} pairs"),
+        with Progress(SafeTextColumn("{task.description}"), BarColumn(), SafeTextColumn("{task.completed} pairs"),
                       TimeElapsedColumn(), console=console, transient=True) as prog:
             for src in sources:
-                task = prog.add_task(f"ingest {src}", total=None)
-                opts = ReadOptions(subset=subset, split=split, fmt=fmt, mapping=mapping, hf_split=hf_split,
-                                   hf_data_dir=data_dir, limit=limit)
+                task = prog.add_task("ingest " + ("SQL query" if src.startswith("sql:") else src), total=None)
+                opts = options_for(src)
                 res = do_ingest(st, src, opts, strict=strict, progress=lambda n, t=task: prog.advance(t, n))
                 results.append(res)
         counts = pair_counts(st)
@@ -52,24 +96,55 @@ def ingest(
     dt = time.perf_counter() - t0
 
     table = Table(title=f"Study {study}: {total:,} pairs", title_justify="left")
-    for col in ("subset", "split", "pairs", "identical", "context_differs"):
+    show_human = bool(len(counts)) and bool(counts["human_ties"].sum() or counts["split_votes"].sum())
+    cols = ["subset", "split", "pairs", "identical", "context_differs"] + (["human ties", "split votes"] if show_human else [])
+    for col in cols:
         table.add_column(col, justify="right" if col not in ("subset", "split") else "left")
     for r in counts.itertuples():
-        table.add_row(r.subset, r.split, f"{r.pairs:,}", f"{r.identical:,}", f"{r.context_differs:,}")
+        cells = [r.subset, r.split, f"{r.pairs:,}", f"{r.identical:,}", f"{r.context_differs:,}"]
+        if show_human:
+            cells += [f"{r.human_ties:,}", f"{r.split_votes:,}"]
+        table.add_row(*cells)
     console.print(table)
     for res in results:
+        name = "SQL query" if res.source.startswith("sql:") else res.source
+        human = ""
+        if res.n_ties or res.n_split_votes:
+            human = (f"; {res.n_ties:,} human ties (stored, left out of agreement and regimes), "
+                     f"{res.n_split_votes:,} split votes")
+        attrs = f"; {res.n_attr_values:,} attribute values as features of {res.featurizer!r}" if res.n_attr_values else ""
         console.print(
-            f"{res.source}: read {res.n_read:,} pairs, added {res.n_added:,}, "
+            f"{name}: read {res.n_read:,} pairs, added {res.n_added:,}, "
             f"skipped {len(res.skipped):,} bad rows, flagged {len(res.flagged):,} (identical pairs, empty responses)"
-        )
-        for issue in res.skipped[:10]:
-            console.print(f"  [yellow]skipped[/] {issue.describe()}")
+            + human + attrs, soft_wrap=True)
+        stopped = [i for i in res.skipped if i.kind in READ_STOPPED]
+        for issue in res.skipped[:10] + [i for i in stopped if i not in res.skipped[:10]]:
+            console.print(styled("  ", ("skipped", "yellow"), " ", issue.describe()))
+        if not res.n_read and not res.skipped:
+            console.print(styled("  ", ("no pairs", "yellow"), f": {res.source} holds no rows (an empty file?)"))
         if len(res.skipped) > 10:
             console.print(f"  ... and {len(res.skipped) - 10} more (see table ingest_issues)")
         for issue in res.flagged[:5]:
-            console.print(f"  [cyan]flagged[/] {issue.describe()}")
+            console.print(styled("  ", ("flagged", "cyan"), " ", issue.describe()))
         if len(res.flagged) > 5:
             console.print(f"  ... and {len(res.flagged) - 5} more flags (table ingest_issues)")
     console.print(f"done in {dt:.2f} s")
-    if any(r.skipped and not r.n_read for r in results):  # a source with bad rows and not one pair
+    # a source without one pair (bad rows only, or empty), or one that stopped before its end (a cut-off
+    # .gz: the pairs before the cut are kept): not a success for a script
+    if any(not r.n_read or any(i.kind in READ_STOPPED for i in r.skipped) for r in results):
         raise typer.Exit(1)
+
+
+def _sql_map(sql: str, *, check: bool = True) -> str:
+    """The --map a query's standard column names imply (a/b/label, scores, attr."NAME.a", prompt...).
+    ``check``: refuse a query that returns none of the standard sets (no --map of the user's own)."""
+    from analysis.store.sources import check_columns, sql_columns
+
+    cols = sql_columns(sql)
+    if check:
+        check_columns(cols)
+    keys = ["prompt", "chosen", "rejected", "a", "b", "label", "score_a", "score_b", "margin", "subset", "split",
+            "completions", "text", "rating", "ratings", "rank", "ranks"]
+    items = [f"{k}={k}" for k in keys if k in cols and k not in ("text", "rating", "rank")]
+    items += [f"{c}={c}" for c in cols if c.startswith("attr.")]
+    return ",".join(items)

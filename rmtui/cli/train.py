@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import app, console, quiet_libraries
+from .base import app, console, quiet_libraries, SafeTextColumn
 
 
 @app.command()
@@ -35,13 +35,14 @@ def train(
     import time
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     from analysis.errors import InputError
     from analysis.store import open_study
-    from analysis.train import (TRAINED_PAIRS, TrainSettings, mark_heldout_from_keys, pairs_from_files,
-                                pairs_from_study, read_trained_pairs)
+    from analysis.train import TrainSettings
     from analysis.train import train as do_train
+    from analysis.train_pairs import (TRAINED_PAIRS, mark_heldout_from_keys, pairs_from_files, pairs_from_study,
+                                      read_trained_pairs)
 
     quiet_libraries()
     if bool(study) == bool(data):
@@ -61,7 +62,7 @@ def train(
                   + (f" (held out in the study already: {len(extra_held):,})" if extra_held else ""))
 
     t0 = time.perf_counter()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=console, transient=False) as prog:
         tasks: dict[str, int] = {}
 

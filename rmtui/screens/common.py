@@ -9,7 +9,8 @@ from textual.binding import Binding
 from textual.message import Message
 
 from analysis.errors import RmtuiError
-from analysis.store.browse import DEFAULT_TAGS, EntryFilter
+from analysis.store.filters import EntryFilter
+from analysis.store.triage import DEFAULT_TAGS
 
 from .dialogs import ChoiceDialog, InputDialog
 
@@ -34,24 +35,35 @@ class TriageDone(Message):
         self.summary = summary
 
 
+def model_names(service) -> dict[str, str]:
+    """``{model_id: name}`` of the study's models, to show names where ids (16 hex) would be."""
+    try:
+        df = service.models()
+    except Exception:
+        return {}
+    return {str(r.model_id): str(r.name) for r in df.itertuples(index=False) if r.name}
+
+
 def error_parts(e: BaseException) -> tuple[str, str]:
     if isinstance(e, RmtuiError):
         return e.title, e.message
     return "Unexpected error", f"{type(e).__name__}: {e}"
 
 
+# the footer shows the most used keys (show=True) in the order given; the rest are in ? (help)
 TRIAGE_BINDINGS = [
-    Binding("1", "tag(0)", DEFAULT_TAGS[0], id="triage.tag1"),
-    Binding("2", "tag(1)", DEFAULT_TAGS[1], id="triage.tag2"),
-    Binding("3", "tag(2)", DEFAULT_TAGS[2], id="triage.tag3"),
-    Binding("4", "tag(3)", DEFAULT_TAGS[3], id="triage.tag4"),
-    Binding("T", "tag_custom", "Tag…", id="triage.tag_custom"),
-    Binding("n", "note", "Note", id="triage.note"),
     Binding("s", "select('select')", "Select", id="triage.select"),
-    Binding("t", "select('toggle')", "Toggle sel.", show=False, id="triage.toggle"),
-    Binding("u", "select('unselect')", "Unselect", show=False, id="triage.unselect"),
-    Binding("g", "g_prefix", "g-prefix (gs/gt/gu: all in filter)", show=False, id="triage.g_prefix"),
+    Binding("T", "tag_custom", "Tag", tooltip="Tag with any tag (toggles it)", id="triage.tag_custom"),
     Binding("U", "undo", "Undo", id="triage.undo"),
+    Binding("1", "tag(0)", f"Tag {DEFAULT_TAGS[0]}", show=False, id="triage.tag1"),
+    Binding("2", "tag(1)", f"Tag {DEFAULT_TAGS[1]}", show=False, id="triage.tag2"),
+    Binding("3", "tag(2)", f"Tag {DEFAULT_TAGS[2]}", show=False, id="triage.tag3"),
+    Binding("4", "tag(3)", f"Tag {DEFAULT_TAGS[3]}", show=False, id="triage.tag4"),
+    Binding("n", "note", "Note", show=False, id="triage.note"),
+    Binding("t", "select('toggle')", "Toggle selection", show=False, id="triage.toggle"),
+    Binding("u", "select('unselect')", "Unselect", show=False, id="triage.unselect"),
+    Binding("g", "g_prefix", "g prefix: gg top · gs gt gu: select, toggle, unselect the whole filter", show=False,
+            id="triage.g_prefix"),
 ]
 
 
@@ -133,9 +145,11 @@ class TriageMixin:
         self.app.push_screen(InputDialog(f"Note on {pid[:8]}", value=old,
                                          help="enter: save (empty clears) · escape: cancel"), done)
 
+    G_HINT = "g-: g top · s select all · t toggle all · u unselect all (in the current filter) · other key: cancel"
+
     @property
     def _g_pending(self) -> bool:
-        """g counts only for the very next triage key: within 2 s and on the same pair."""
+        """g counts only for the very next key: within 2 s and on the same pair."""
         import time
 
         if self._g_at is None:
@@ -149,14 +163,52 @@ class TriageMixin:
 
         self._g_at = (time.monotonic(), self.current_pair()) if on else None
 
+    def _g_continuations(self) -> set[str]:
+        """The keys that continue a pending g (as the keymap has them): g itself and the select keys."""
+        out = set()
+        for key, ab in self.active_bindings.items():  # type: ignore[attr-defined]
+            a = ab.binding.action
+            if a == "g_prefix" or a.startswith("select("):
+                out.add(key)
+        return out
+
+    def _g_cancel(self) -> None:
+        """Drop a pending g and its hint (the hint stayed on screen after an unrelated key)."""
+        self._g_at = None
+        if self.status_message() == self.G_HINT:
+            self.set_status("")
+        elif hasattr(self, "_update_bars"):
+            self._update_bars()  # type: ignore[attr-defined]
+
+    def status_message(self) -> str:  # pragma: no cover - overridden
+        return ""
+
+    def on_key(self, event) -> None:
+        if self._g_at is not None and event.key not in self._g_continuations():
+            self._g_cancel()
+
+    def _g_expire(self) -> None:
+        if self._g_at is not None and not self._g_pending:
+            self._g_cancel()
+
+    def go_top(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
     def action_g_prefix(self) -> None:
+        if self._g_pending:  # gg: to the top, as in vim and less
+            self._g_cancel()
+            self.go_top()
+            return
         self._g_pending = True
-        self.rapp.notify_status("g-: s select all · t toggle all · u unselect all (in the current filter)")
+        self.rapp.notify_status(self.G_HINT)
+        self.set_timer(self.G_TIMEOUT + 0.05, self._g_expire)  # type: ignore[attr-defined]
 
     def action_select(self, mode: str) -> None:
         pending = self._g_pending
         self._g_pending = False
         if pending:
+            if self.status_message() == self.G_HINT:
+                self.set_status("")
             filt = self.current_filter()
             self.rapp.notify_status(f"{mode} every pair of the filter…")
             self._bulk_select(filt, mode)
@@ -187,9 +239,17 @@ class TriageMixin:
 
     def action_undo(self) -> None:
         self._g_pending = False
-        what = self._guard(self.rapp.service.undo)
-        if what is not _FAILED:
-            self.after_triage(what or "nothing to undo")
+        self._undo()
+
+    @work(thread=True, exit_on_error=False, group="triage")  # not exclusive: two U, two undos (in order:
+    def _undo(self) -> None:                                 # each is one transaction under the study's lock)
+        """Undo in a worker: the last action may be a selection of 160,000 pairs."""
+        try:
+            what = self.rapp.service.undo()
+        except Exception as e:
+            self.post_message(WorkFailed(*error_parts(e)))  # type: ignore[attr-defined]
+            return
+        self.post_message(TriageDone(what or "nothing to undo"))  # type: ignore[attr-defined]
 
     def pick_tag(self, callback, title: str = "Tag") -> None:
         counts = self.rapp.service.tag_counts()

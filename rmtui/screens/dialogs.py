@@ -10,6 +10,8 @@ from rich.text import Text
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from analysis.textsafe import visible, visible_line
+
 
 class InputDialog(ModalScreen[str | None]):
     """Ask for one line of text; enter accepts, escape cancels."""
@@ -25,7 +27,7 @@ class InputDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield Label(visible_line(self.title_text), classes="dialog-title", markup=False)
             yield Input(value=self.value, placeholder=self.placeholder, id="dialog-input")
             yield Static(self.help or "enter: accept · escape: cancel", classes="dialog-help", markup=False)
 
@@ -52,8 +54,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title", markup=False)
-            yield Static(self.message, classes="dialog-body", markup=False)
+            yield Label(visible_line(self.title_text), classes="dialog-title", markup=False)
+            yield Static(visible(self.message), classes="dialog-body", markup=False)
             yield Static("y: yes · n / escape: no", classes="dialog-help")
 
     def action_answer(self, yes: bool) -> None:
@@ -72,8 +74,8 @@ class ErrorDialog(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog error"):
-            yield Label(f"✗ {self.title_text}", classes="dialog-title", markup=False)
-            yield Static(self.message, classes="dialog-body", markup=False)
+            yield Label(f"✗ {visible_line(self.title_text)}", classes="dialog-title", markup=False)
+            yield Static(visible(self.message), classes="dialog-body", markup=False)
             yield Static("enter / escape: close", classes="dialog-help")
 
     def action_close(self) -> None:
@@ -95,8 +97,8 @@ class ChoiceDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title", markup=False)
-            yield OptionList(*[Option(Text(label), id=f"c{i}") for i, (_, label) in enumerate(self.choices)],
+            yield Label(visible_line(self.title_text), classes="dialog-title", markup=False)
+            yield OptionList(*[Option(Text(visible_line(label)), id=f"c{i}") for i, (_, label) in enumerate(self.choices)],
                              id="dialog-options")
             yield Static(self.help or "↑↓: move · enter: choose · escape: cancel", classes="dialog-help", markup=False)
 

@@ -1,4 +1,7 @@
-"""One entry: the conversation once, then chosen and rejected side by side (stacked when narrow)."""
+"""One entry, laid out for 24 rows: the last human turn and both responses first (side by side when
+wide, else one above the other with ``o`` to jump between them), the earlier turns folded to one line
+that ``z`` unfolds, then one line per RM (rewards and margin) and a compact table of the features on
+which the two responses differ."""
 
 from __future__ import annotations
 
@@ -10,12 +13,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from ..widgets.footer import AppFooter
+from textual.widgets import Header, Static
 
-from analysis.store.browse import EntryFilter
+from analysis.store.filters import EntryFilter
+from analysis.textsafe import visible, visible_line
 
 from ..widgets.diff import word_diff
-from ..widgets.entry_list import REGIME_SHORT, EntryList
+from ..widgets.entry_list import REGIME_WORDS
 from .common import TRIAGE_BINDINGS, TriageMixin, error_parts
 
 NARROW = 100
@@ -38,6 +43,18 @@ def conversation_text(context: str) -> Text:
     return t
 
 
+def split_context(context: str) -> tuple[str, str, int]:
+    """(earlier turns, the last human turn, number of earlier turns). A context without turn markers
+    is all 'last turn'."""
+    c = (context or "").strip()
+    i = c.rfind("Human:")
+    if i <= 0:
+        return "", c, 0
+    earlier, last = c[:i].strip(), c[i:].strip()
+    n = len(_TURN.findall(earlier)) or 1
+    return earlier, last, n
+
+
 def _num(v, nd=3) -> str:
     try:
         if v is None or v != v:
@@ -47,39 +64,118 @@ def _num(v, nd=3) -> str:
     return f"{v:+.{nd}f}"
 
 
+def _val(v) -> str:
+    try:
+        if v is None or v != v:
+            return "-"
+    except TypeError:
+        return "-"
+    return f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+
+def score_lines(e, show_ids: bool = False) -> Text:
+    """One line per RM: role, name, reward of each side, margin (chosen − rejected) and what it prefers."""
+    t = Text()
+    rw = e.rewards
+    if rw is None or len(rw) == 0:
+        return Text("No rewards: score the study (rmtui score), then rmtui fit.", style="dim")
+    seen = []
+    for mid in rw["model_id"]:
+        if mid not in seen:
+            seen.append(mid)
+    names = {str(r.model_id): (visible_line(str(r.name)) if r.name else str(r.model_id)) for r in rw.itertuples(index=False)}
+    width = min(24, max(len(names[str(m)]) for m in seen))
+    for mid in seen:
+        rows = rw[rw["model_id"] == mid]
+        side = {r.side: r.reward for r in rows.itertuples(index=False)}
+        role = str(rows["role"].iloc[0] or "")
+        c, r = side.get("chosen"), side.get("rejected")
+        m = None if c is None or r is None or c != c or r != r else c - r
+        name = names[str(mid)][:width]
+        t.append(f"{role:<5}", style="bold")
+        t.append(f"{name:<{width}} ")
+        t.append(f"chosen {_num(c, 2)}  rejected {_num(r, 2)}  margin ")
+        t.append(_num(m, 2), style="bold red" if m is not None and m < 0 else "bold")
+        if m is None:
+            t.append("")
+        elif m > 0:
+            t.append(" ✓ agrees", style="green")
+        elif m < 0:
+            t.append(" ✗ disagrees", style="red")
+        else:
+            t.append(" = tie", style="magenta")
+        if show_ids:
+            t.append(f"  id {mid}", style="dim")
+        t.append("\n")
+    t.rstrip()
+    return t
+
+
+def feature_table(e) -> tuple[Table | Text, int]:
+    """The features on which chosen and rejected differ (feature, chosen, rejected) and how many are
+    equal on both sides."""
+    f = e.features
+    if f is None or len(f) == 0:
+        return Text("No features: rmtui featurize adds them.", style="dim"), 0
+    t = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False, header_style="bold")
+    t.add_column("feature differs", no_wrap=True)
+    t.add_column("chosen", justify="right", style="green")
+    t.add_column("rejected", justify="right", style="red")
+    equal = 0
+    for r in f.itertuples(index=False):
+        v, w = r.chosen, r.rejected
+        same = (v == w) or (v != v and w != w) or (v is None and w is None)
+        if same:
+            equal += 1
+            continue
+        name = ("~" if getattr(r, "proxy", False) else "") + visible_line(str(r.name))
+        t.add_row(Text(name, style="bold" if r.role == "target" else ""), _val(v), _val(w))
+    if equal == len(f):
+        return Text(f"No feature differs ({equal} features, all equal on both sides).", style="dim"), equal
+    return t, equal
+
+
 class EntryScreen(TriageMixin, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="entry.back"),
         Binding("j", "step(1)", "Next", id="entry.next"),
         Binding("k", "step(-1)", "Prev", id="entry.prev"),
-        Binding("w", "rewrite('chosen')", "Rewrite chosen", id="entry.rewrite_chosen"),
-        Binding("W", "rewrite('rejected')", "Rewrite rejected", id="entry.rewrite_rejected"),
+        Binding("o", "other_response", "Other", tooltip="Jump to the other response", id="entry.other_response"),
+        Binding("z", "fold", "Context", tooltip="Unfold / fold the earlier turns", id="entry.fold"),
+        Binding("w", "rewrite('chosen')", "Rewrite", tooltip="Rewrite the chosen response", id="entry.rewrite_chosen"),
+        Binding("W", "rewrite('rejected')", "Rewrite rejected", show=False, id="entry.rewrite_rejected"),
+        Binding("I", "toggle_ids", "Model ids", tooltip="Show / hide the models' ids", show=False, id="entry.ids"),
         *TRIAGE_BINDINGS,
     ]
 
-    def __init__(self, pair_id: str, entry_list: EntryList | None = None) -> None:
+    def __init__(self, pair_id: str, entry_list=None) -> None:
         super().__init__()
         self.pair_id = pair_id
         self.entry_list = entry_list
         self.entry = None
+        self.unfolded = False
+        self.show_ids = False
+        self._at_rejected = False
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="entry-head")
         with VerticalScroll(id="entry-body"):
-            yield Static(id="conversation")
+            yield Static(id="context-fold")
+            yield Static(id="last-turn")
             with Container(id="sides"):
                 with Vertical(classes="side", id="side-chosen"):
                     yield Static(id="chosen-title", classes="side-title")
                     yield Static(id="chosen-text", classes="side-text")
-                    yield Static(id="chosen-info", classes="side-info")
                 with Vertical(classes="side", id="side-rejected"):
                     yield Static(id="rejected-title", classes="side-title")
                     yield Static(id="rejected-text", classes="side-text")
-                    yield Static(id="rejected-info", classes="side-info")
+            yield Static(id="scores")
+            yield Static(id="features")
+            yield Static(id="features-legend")
             yield Static(id="rewrites")
         yield Static(id="status")
-        yield Footer()
+        yield AppFooter()
 
     def on_mount(self) -> None:
         self._layout(self.size.width)
@@ -111,56 +207,91 @@ class EntryScreen(TriageMixin, Screen):
         except Exception as ex:
             self.rapp.show_error(*error_parts(ex))
             return
+        if pair_id != self.pair_id:
+            self.unfolded = False
         self.pair_id = pair_id
         self.entry = e
         p, m = e.pair, e.metrics or {}
-        held = {None: "unknown", True: "held out", False: "in sample"}[p.get("heldout")]
-        head = Text()
-        head.append(f"{pair_id[:12]}", style="bold")
-        head.append(f" · {p['subset']}/{p['split']} · {held}")
+        held = {None: "held out: unknown", True: "held out", False: "in sample"}[p.get("heldout")]
         regime = m.get("regime")
-        head.append(" · regime ")
-        head.append(f"{REGIME_SHORT.get(regime, regime or '-')}", style="bold")
-        head.append(f" · γ {m.get('gamma') or '-'} · margin pre {_num(m.get('margin_pre'), 2)}"
-                    f" post {_num(m.get('margin_post'), 2)}")
+        head = Text()
+        head.append(f"{pair_id[:8]}", style="bold")
+        head.append(" · ")
+        head.append(visible_line(str(p.get("subset") or "-")))
+        head.append("/")
+        head.append(visible_line(str(p.get("split") or "-")))
+        head.append(f" · {held} · ")
+        head.append(REGIME_WORDS.get(regime, regime or "no regime"), style="bold")
         if p.get("identical"):
             head.append(" · IDENTICAL TEXTS", style="bold yellow")
+        if p.get("votes_a") is not None:  # several annotators (pairs.votes_*)
+            va, vb, vt = p["votes_a"], p["votes_b"], p["votes_tie"]
+            head.append(f" · votes A {va} B {vb}" + (f" tie {vt}" if vt else "")
+                        + f" (agreement {_num(p.get('annotator_agreement'), 2)})",
+                        style="yellow" if (p.get("annotator_agreement") or 1) < 1 else "")
+        if p.get("human_tie"):
+            head.append(" · HUMAN TIE (left out of agreement)", style="bold cyan")
         head.append("\n")
-        head.append("tags: ", style="bold")
-        head.append(", ".join(e.tags) if e.tags else "-", style="magenta")
+        head.append(f"γ {m.get('gamma') or '-'} · margin pre {_num(m.get('margin_pre'), 2)}"
+                    f" → post {_num(m.get('margin_post'), 2)} · ")
+        head.append("tags ", style="bold")
+        head.append(visible_line(", ".join(e.tags)) if e.tags else "-", style="magenta")
         head.append(" · selected" if e.selected else "")
-        head.append(" · note: ", style="bold")
-        head.append(e.note or "-")
+        head.append(" · note ", style="bold")
+        head.append(visible(e.note) or "-")
         self.query_one("#entry-head", Static).update(head)
-        self.query_one("#conversation", Static).update(conversation_text(p["context"]))
-        tc, tr, ratio = word_diff(p["chosen_response"], p["rejected_response"])
-        self.query_one("#chosen-title", Static).update(Text("CHOSEN (human preferred)", style="bold green"))
-        self.query_one("#rejected-title", Static).update(Text("REJECTED", style="bold red"))
+        self._show_context()
+        tc, tr, ratio = word_diff(visible(p["chosen_response"]), visible(p["rejected_response"]))
+        narrow = self.has_class("narrow")
+        if p.get("human_tie"):  # stored chosen = A, rejected = B by convention: neither was preferred
+            self.query_one("#chosen-title", Static).update(Text.assemble(
+                ("A", "bold cyan"), " (humans: tie)", ("  o: B ↓" if narrow else "", "dim")))
+            self.query_one("#rejected-title", Static).update(Text.assemble(
+                ("B", "bold cyan"), " (humans: tie)", ("  o: A ↑" if narrow else "", "dim")))
+        else:
+            self.query_one("#chosen-title", Static).update(Text.assemble(
+                ("CHOSEN", "bold green"), " (the human preferred it)", ("  o: rejected ↓" if narrow else "", "dim")))
+            self.query_one("#rejected-title", Static).update(Text.assemble(
+                ("REJECTED", "bold red"), ("  o: chosen ↑" if narrow else "", "dim")))
         self.query_one("#chosen-text", Static).update(tc)
         self.query_one("#rejected-text", Static).update(tr)
-        for side in ("chosen", "rejected"):
-            self.query_one(f"#{side}-info", Static).update(self._side_info(e, side))
+        self.query_one("#scores", Static).update(score_lines(e, self.show_ids))
+        table, equal = feature_table(e)
+        self.query_one("#features", Static).update(table)
+        self.query_one("#features-legend", Static).update(Text(
+            (f"{equal} more feature{'s' if equal != 1 else ''} equal on both sides · " if equal and not
+             isinstance(table, Text) else "")
+            + "margin = chosen − rejected, ✓ the RM agrees with the human · bold: target label (γ compares "
+            "these) · ~ proxy (an offline stand-in) · i: glossary", style="dim"))
         self.query_one("#rewrites", Static).update(self._rewrites(e))
-        self.query_one("#status", Static).update(Text(
-            f"word similarity {ratio:.2f} · underlined: words only on that side"
-            + (f" · {status}" if status else "")))
+        self._status_base = f"word similarity {ratio:.2f} (1 = same words) · underlined: words only on that side"
+        self.set_status(status)
 
-    def _side_info(self, e, side: str) -> Table:
-        t = Table.grid(padding=(0, 1))
-        t.add_column(style="bold")
-        t.add_column()
-        t.add_column(justify="right")
-        for r in e.rewards[e.rewards["side"] == side].itertuples(index=False):
-            t.add_row(str(r.role or ""), str(r.name), _num(r.reward))
-        other = "rejected" if side == "chosen" else "chosen"
-        for r in e.features.itertuples(index=False):
-            v, w = getattr(r, side), getattr(r, other)
-            diff = (v != w) and not (v != v and w != w)
-            val = "-" if v is None or v != v else f"{v:g}"
-            name = str(r.name) + (" ≠" if diff else "")
-            t.add_row("feat" if r.role != "target" else "target", Text(name, style="bold" if diff else ""),
-                      Text(val, style="bold" if diff else ""))
-        return t
+    def _show_context(self) -> None:
+        earlier, last, n = split_context(visible(self.entry.pair["context"]))
+        fold = self.query_one("#context-fold", Static)
+        if not earlier:
+            fold.display = False
+        else:
+            fold.display = True
+            if self.unfolded:
+                fold.update(conversation_text(earlier) + Text("\n(z folds the earlier turns)", style="dim"))
+            else:
+                fold.update(Text.assemble(("▸ ", "bold"), (f"{n} earlier turn{'s' if n != 1 else ''}", "bold"),
+                                          " folded · z shows them", style="dim"))
+        self.query_one("#last-turn", Static).update(conversation_text(last))
+
+    def status_message(self) -> str:
+        return getattr(self, "_status_msg", "")
+
+    def set_status(self, msg: str) -> None:
+        self._status_msg = msg
+        base = getattr(self, "_status_base", "")
+        self.query_one("#status", Static).update(Text(base + (f" · {msg}" if msg and base else msg)))
+
+    def go_top(self) -> None:
+        self.query_one("#entry-body", VerticalScroll).scroll_home(animate=False)
+        self._at_rejected = False
 
     def _rewrites(self, e) -> Text:
         if e.rewrites is None or len(e.rewrites) == 0:
@@ -168,14 +299,33 @@ class EntryScreen(TriageMixin, Screen):
         t = Text("Rewrites\n", style="bold")
         for r in e.rewrites.itertuples(index=False):
             sim = "-" if r.similarity is None or r.similarity != r.similarity else f"{r.similarity:.2f}"
-            t.append(f"  {r.rewrite_id[:10]} {r.side} {r.rewriter} sim {sim}"
+            t.append(f"  {r.rewrite_id[:10]} {r.side} {visible_line(r.rewriter)} sim {sim}"
                      f"{'' if r.kept in (None, True) else ' (discarded)'}: ")
-            t.append((r.new_response or "")[:200] + "\n")
+            t.append(visible((r.new_response or "")[:200]) + "\n")
         return t
 
     # -- actions -----------------------------------------------------------------------------------
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_fold(self) -> None:
+        earlier, _, _ = split_context(self.entry.pair["context"]) if self.entry else ("", "", 0)
+        if not earlier:
+            self.set_status("no earlier turns: the conversation is the one human turn shown")
+            return
+        self.unfolded = not self.unfolded
+        self._show_context()
+
+    def action_other_response(self) -> None:
+        body = self.query_one("#entry-body", VerticalScroll)
+        target = self.query_one("#side-chosen" if self._at_rejected else "#side-rejected")
+        self._at_rejected = not self._at_rejected
+        body.scroll_to_widget(target, animate=False, top=True)
+
+    def action_toggle_ids(self) -> None:
+        self.show_ids = not self.show_ids
+        if self.entry is not None:
+            self.query_one("#scores", Static).update(score_lines(self.entry, self.show_ids))
 
     def action_step(self, delta: int) -> None:
         el = self.entry_list
@@ -185,7 +335,7 @@ class EntryScreen(TriageMixin, Screen):
         pid = el.current_pair
         if pid and pid != self.pair_id:
             self.show(pid)
-            self.query_one("#entry-body", VerticalScroll).scroll_home(animate=False)
+            self.go_top()
         elif pid == self.pair_id:  # at an end: say so rather than do nothing
             self.show(pid, status=f"{'last' if delta > 0 else 'first'} pair of the list ({el.total:,})")
 

@@ -10,20 +10,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Static
+from ..widgets.footer import AppFooter
+from textual.widgets import DataTable, Header, Label, Static
 
-from analysis.store.browse import REGIMES
+from analysis.regime_names import RegimeGrid
+from analysis.textsafe import visible_line
 
-from ..widgets.entry_list import REGIME_SHORT
+from ..widgets.entry_list import REGIME_SHORT_80, short_names
 from ..widgets.table import ListTable
-
-MISALIGNED = ("resists_alignment", "reversed")
 
 
 class RegimeScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="regimes.back"),
-        Binding("c", "coefficients", "Coefs", id="nav.coefficients"),
+        Binding("c", "coefficients", "Coefs", tooltip="Coefficients (the feature imprint)", id="nav.coefficients"),
     ]
 
     def __init__(self) -> None:
@@ -42,8 +42,8 @@ class RegimeScreen(Screen):
             yield Label("By subset", classes="section")
             yield ListTable(id="t-subset", cursor_type="cell")
         yield Static("enter on a count: those pairs · tab: next table · mis%: post-D RM prefers the "
-                     "rejected side, % of scored pairs", id="regime-legend")
-        yield Footer()
+                     "rejected side, % of its decided pairs (ties apart)", id="regime-legend")
+        yield AppFooter()
 
     def on_mount(self) -> None:
         svc = self.app.service
@@ -54,9 +54,11 @@ class RegimeScreen(Screen):
             def num(v):
                 return "-" if v is None else f"{v:.3f}"
 
-            t.append(f": pre-D {num(a['pre'])} ({num(a['pre_decided'])} of decided) · post-D {num(a['post'])} "
-                     f"({num(a['post_decided'])} of decided) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
+            t.append(f": pre-D {num(a['pre'])} · post-D {num(a['post'])} (agree / decided; misalignment = 1 - "
+                     f"agreement) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
                      f" · {a['n']:,} pairs with metrics")
+            if a.get("human_ties") or a.get("split_votes"):
+                t.append(f" · human ties {a['human_ties']:,} (left out) · split votes {a['split_votes']:,}")
         else:
             t.append(": no metrics yet (run rmtui fit)")
         self.query_one("#agreement", Static).update(t)
@@ -65,36 +67,32 @@ class RegimeScreen(Screen):
         self._fill("t-subset", svc.regimes("subset"), "subset")
         self.query_one("#t-all", DataTable).focus()
 
-    def _fill(self, tid: str, df, by: str | None) -> None:
+    def _fill(self, tid: str, grid: RegimeGrid, by: str | None) -> None:
         t = self.query_one(f"#{tid}", DataTable)
-        present = [r for r in REGIMES if r in set(df["regime"])] if len(df) else []
-        cols = present
+        cols = grid.regimes
         t.add_column(by or "", key="grp")
         for r in cols:
-            t.add_column(REGIME_SHORT[r], key=r)
+            t.add_column(REGIME_SHORT_80[r], key=r)
         t.add_column("total", key="total")
         t.add_column("mis%", key="mis")
-        piv = df.pivot_table(index="grp", columns="regime", values="n", aggfunc="sum", fill_value=0) if len(df) else None
-        if piv is None:
-            return
-        for g in piv.index:
-            row = piv.loc[g]
-            total = int(row.sum())
-            scored = int(sum(row.get(r, 0) for r in ("stayed_aligned", "got_aligned", "resists_alignment", "reversed")))
-            mis = sum(int(row.get(r, 0)) for r in MISALIGNED)
-            label = str(g) if len(str(g)) <= 14 else str(g)[:13] + "…"
+        mis_by = self.app.service.misalignment(by)  # stored: 1 - agreement over decided pairs
+        labels = short_names([visible_line(row.group) for row in grid.rows], 14)
+        for row in grid.rows:
+            g = row.group
+            label = labels[visible_line(g)]
             cells = [Text(label, style="bold")]
             for r in cols:
-                n = int(row.get(r, 0))
-                cells.append(Text(f"{n:,}", style="bold red" if r == "resists_alignment" else ""))
-                self.cells[(tid, str(g), r)] = {"regime": r, **({by: str(g)} if by else {})}
-            cells.append(Text(f"{total:,}"))
-            self.cells[(tid, str(g), "total")] = {"regime": None, **({by: str(g)} if by else {})}
-            cells.append(Text(f"{100 * mis / scored:.1f}" if scored else "-"))
-            t.add_row(*cells, key=str(g))
-            if by is None and total:
-                pct = [Text("%", style="dim")] + [Text(f"{100 * int(row.get(r, 0)) / total:.1f}", style="dim")
-                                                  for r in cols] + [Text("100"), Text("")]
+                cells.append(Text(f"{row.counts.get(r, 0):,}", style="bold red" if r == "resists_alignment" else ""))
+                self.cells[(tid, g, r)] = {"regime": r, **({by: g} if by else {})}
+            cells.append(Text(f"{row.total:,}"))
+            self.cells[(tid, g, "total")] = {"regime": None, **({by: g} if by else {})}
+            m = (mis_by.get(str(g)) or {}).get("misalignment")
+            mis = 100 * m if m is not None else row.misaligned_pct
+            cells.append(Text(f"{mis:.1f}" if mis is not None else "-"))
+            t.add_row(*cells, key=g)
+            if by is None and row.total:
+                pct = [Text("%", style="dim")] + [Text(f"{row.pct(r):.1f}", style="dim") for r in cols] \
+                    + [Text("100"), Text("")]
                 t.add_row(*pct, key="%")
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:

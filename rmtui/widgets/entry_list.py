@@ -1,7 +1,8 @@
 """The virtual entry list: a ScrollView that renders only the visible lines.
 
 On a filter or sort change the list asks DuckDB once for the pair ids in list order (160,000 ids: about
-0.2 s); rows are then fetched in pages of ``PAGE`` by slicing that order (one small query per page, about
+0.2 s), in a thread worker that posts the ids back (the first load, before the list is shown, runs at
+once); rows are then fetched in pages of ``PAGE`` by slicing that order (one small query per page, about
 30 ms, at any depth), kept in an LRU of pages; rendered lines are kept in an LRU of strips (as toolong
 does). Only visible lines are ever rendered.
 """
@@ -15,15 +16,20 @@ from typing import Callable
 from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from textual import work
+from rich.text import Text
 from textual.binding import Binding
 from textual.cache import LRUCache
+
+from analysis.textsafe import visible_line
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from analysis.store.browse import DEFAULT_SORT, LIST_COLUMNS, EntryFilter
+from analysis.store.entries import LIST_COLUMNS
+from analysis.store.filters import DEFAULT_SORT, EntryFilter
 
 PAGE = 200
 MAX_PAGES = 64
@@ -31,6 +37,10 @@ MAX_PAGES = 64
 REGIME_SHORT = {
     "stayed_aligned": "stayed", "got_aligned": "got", "resists_alignment": "resists", "reversed": "reversed",
     "tie": "tie", "unscored": "unscored", None: "-",
+}
+REGIME_WORDS = {  # in full, where the width allows
+    "stayed_aligned": "stayed aligned", "got_aligned": "got aligned", "resists_alignment": "resists alignment",
+    "reversed": "reversed", "tie": "tie", "unscored": "unscored",
 }
 REGIME_STYLE = {
     "stayed_aligned": Style(color="green"), "got_aligned": Style(color="cyan"),
@@ -45,26 +55,58 @@ class Column:
     title: str
     width: int         # 0: takes the rest
     align: str = "left"
-    min_total: int = 0  # shown only when the list is at least this wide
+    wide_title: str = ""  # the full name, where the list is wide enough for every column in full
+    wide_width: int = 0
 
 
+PINNED = 2  # selected and pair id stay on screen while the other columns scroll (as VisiData's key columns)
 COLUMNS = [
     Column("selected", " ", 1),
     Column("pair_id", "pair", 8),
     Column("subset", "subset", 13),
-    Column("split", "split", 5, min_total=110),
-    Column("margin_pre", "m.pre", 7, "right"),
-    Column("margin_post", "m.post", 7, "right"),
-    Column("regime", "regime", 8),
-    Column("gamma", "γ", 1),
-    Column("theta", "θ", 6, "right", min_total=120),
-    Column("heldout", "held", 4, min_total=110),
-    Column("tags", "tags", 14),
+    Column("margin_pre", "m.pre", 7, "right", "margin pre", 11),
+    Column("margin_post", "m.post", 7, "right", "margin post", 12),
+    Column("regime", "regime", 8, "left", "regime", 17),
+    Column("gamma", "γ", 2, "left", "gamma", 5),
+    Column("tags", "tags", 4),
+    Column("votes", "votes", 5, "right", "votes", 5),  # human votes a:b[:tie]; only when the study has votes
     Column("prompt", "prompt", 0),
+    Column("theta", "θ", 5, "right", "theta", 5),
+    Column("heldout", "held", 4, "left", "held out", 8),
+    Column("split", "split", 5),
 ]
+PROMPT_MIN = 16   # the prompt column's width when other columns follow it on screen
 _IDX = {name: i for i, name in enumerate(LIST_COLUMNS)}
 SORTABLE = {"pair_id", "subset", "split", "margin_pre", "margin_post", "regime", "gamma", "theta", "heldout",
-            "tags", "prompt"}
+            "tags", "prompt", "votes"}
+HUMAN_STYLE = {"split": Style(color="yellow"), "tie": Style(color="cyan")}
+REGIME_MID = {**REGIME_WORDS, "resists_alignment": "resists"}
+REGIME_SHORT_80 = {**REGIME_SHORT, "got_aligned": "got al.", "stayed_aligned": "stayed"}
+
+
+def short_names(names: list[str], width: int) -> dict[str, str]:
+    """Names cut to ``width`` so that they stay distinguishable: inner words of a dashed name shrink to
+    their initial ('helpful-rejection-sampled' -> 'h-r-sampled') before anything is cut, and a cut
+    keeps the end (where 'helpful-base' and 'helpful-online' differ) when the starts are shared."""
+    out = {}
+    for n in names:
+        if len(n) <= width:
+            out[n] = n
+            continue
+        parts = n.split("-")
+        short = n
+        for i in range(len(parts) - 1):  # shrink from the left, keeping the last word
+            parts[i] = parts[i][:1]
+            short = "-".join(parts)
+            if len(short) <= width:
+                break
+        if len(short) > width:
+            short = short[: max(1, width - 1)] + "…"
+        out[n] = short
+    if len(set(out.values())) < len(out):  # a collision: cut in the middle instead, keeping both ends
+        h = max(1, (width - 1) // 2)
+        out = {n: n if len(n) <= width else n[:h] + "…" + n[-(width - 1 - h):] for n in names}
+    return out
 
 
 def _fmt_num(v, nd=2) -> str:
@@ -98,6 +140,15 @@ class EntryList(ScrollView, can_focus=True):
             super().__init__()
             self.entry_list = entry_list
 
+    class Ordered(Message):
+        """A reload's pair ids, from its worker."""
+
+        def __init__(self, generation: int, ids: list[str] | None, error: BaseException | None,
+                     keep_cursor: bool, before: str | None) -> None:
+            super().__init__()
+            self.generation, self.ids, self.error = generation, ids, error
+            self.keep_cursor, self.before = keep_cursor, before
+
     def __init__(self, order: Callable[[EntryFilter, tuple], list[str]],
                  rows: Callable[[list[str]], list[tuple]], *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -111,22 +162,75 @@ class EntryList(ScrollView, can_focus=True):
         self._pages: OrderedDict[int, list[tuple]] = OrderedDict()
         self._strips: LRUCache[tuple, Strip] = LRUCache(1024)
         self._loaded = False
+        self._generation = 0  # of the latest load: a slower earlier reload's ids are dropped
+        self.on_load_error: Callable[[BaseException], None] | None = None
         self.lines_rendered = 0  # for benchmarks and tests: how many lines were drawn (cached or not)
+        self.hidden: set[str] = {"votes"}  # columns with nothing to show in this study (the screen decides)
+        self.empty_columns: set[str] = set()  # columns no pair of the study has a value in (marked ∅)
+        self.hscroll = 0  # the first scrolling column on screen (an index into COLUMNS[PINNED:])
+        self.tags_width = 4
+        self.empty_message: list = []  # rich Texts shown where the rows would be when the list is empty
+        self._empty_cache: tuple[int, list] | None = None
+
+    def set_empty_message(self, lines: list) -> None:
+        """What to show in place of rows when the filter holds none (why, and how to widen it)."""
+        self.empty_message = list(lines)
+        self._empty_cache = None
+        self.refresh()
+
+    def _empty_strips(self, width: int) -> list[Strip]:
+        if self._empty_cache is None or self._empty_cache[0] != width:
+            console = self.app.console
+            strips = []
+            for t in self.empty_message:
+                for line in t.wrap(console, max(10, width - 2)):
+                    line = Text(" ") + line
+                    strips.append(Strip(list(line.render(console))).adjust_cell_length(width, self.rich_style))
+            self._empty_cache = (width, strips)
+        return self._empty_cache[1]
 
     # -- data --------------------------------------------------------------------------------------
     def load(self, filt: EntryFilter | None = None, sort: tuple[str, bool] | None = None, *,
-             keep_cursor: bool = False) -> None:
-        """(Re)query the count and drop cached pages; called on every filter or sort change.
+             keep_cursor: bool = False, now: bool = False) -> None:
+        """(Re)query the pair ids and drop cached pages; called on every filter or sort change.
 
-        ``keep_cursor``: stay on the same pair if the new order still holds it, else on the same row."""
+        The query runs in a thread worker (``now``: here, for the first load); the list shows the
+        new ids when they arrive. ``keep_cursor``: stay on the same pair if the new order still
+        holds it, else on the same row."""
         before = self._ids[self.cursor] if keep_cursor and self.cursor < len(self._ids) else None
         if filt is not None:
             self.filt = filt
         if sort is not None:
             self.sort = sort
+        self._generation += 1
+        if now:
+            self._apply(self._order(self.filt, self.sort), keep_cursor, before)
+        else:
+            self._order_in_worker(self._generation, self.filt, self.sort, keep_cursor, before)
+
+    @work(thread=True, exit_on_error=False, group="list-order")
+    def _order_in_worker(self, generation: int, filt: EntryFilter, sort: tuple[str, bool], keep_cursor: bool,
+                         before: str | None) -> None:
+        try:
+            ids, error = self._order(filt, sort), None
+        except Exception as e:  # shown by the screen, never a traceback
+            ids, error = None, e
+        self.post_message(self.Ordered(generation, ids, error, keep_cursor, before))
+
+    def on_entry_list_ordered(self, message: "EntryList.Ordered") -> None:
+        message.stop()
+        if message.generation != self._generation:
+            return
+        if message.error is not None:
+            if self.on_load_error is not None:
+                self.on_load_error(message.error)
+            return
+        self._apply(message.ids or [], message.keep_cursor, message.before)
+
+    def _apply(self, ids: list[str], keep_cursor: bool, before: str | None) -> None:
         self._pages.clear()
         self._strips.clear()
-        self._ids = self._order(self.filt, self.sort)
+        self._ids = ids
         self.total = len(self._ids)
         self._loaded = True
         self.virtual_size = Size(self.size.width or 80, self.total)
@@ -179,12 +283,87 @@ class EntryList(ScrollView, can_focus=True):
         return self.value(self.cursor, "pair_id")
 
     # -- columns -----------------------------------------------------------------------------------
+    def configure_columns(self, subsets: list[str], tags: list[str]) -> None:
+        """Fit the subset and tags columns to the study's values (the longest, up to a limit)."""
+        self._subsets = list(subsets)
+        self._subset_cache: dict[int, tuple[int, dict[str, str]]] = {}
+        self.tags_width = max(4, min(14, max((len(t) for t in tags), default=4)))
+        self._strips.clear()
+        self.refresh()
+
+    def _subset_layout(self, width: int) -> tuple[int, dict[str, str]]:
+        cache = getattr(self, "_subset_cache", {})
+        if width not in cache:
+            subsets = getattr(self, "_subsets", [])
+            longest = max((len(x) for x in subsets), default=6)
+            w = max(6, min(longest, 13 if width < 110 else 26))
+            cache[width] = (w, short_names(subsets, w))
+            self._subset_cache = cache
+        return cache[width]
+
+    @property
+    def columns(self) -> list[Column]:
+        """The list's columns in order, less those the study has nothing for (``hidden``)."""
+        return [c for c in COLUMNS if c.key not in self.hidden]
+
+    def content_width(self) -> int:
+        """The width rows are drawn in (the scrollbar takes the rest)."""
+        return self.scrollable_content_region.width or self.size.width or 80
+
+    def _wide(self, width: int) -> bool:
+        """Every column in full fits with room for the prompt."""
+        cols = self.columns
+        need = sum(self._width(c, True, width) for c in cols if c.width) + len(cols) - 1
+        return width - need >= 40
+
+    def _width(self, c: Column, wide: bool, width: int = 80) -> int:
+        if c.key == "subset":
+            return self._subset_layout(width)[0]
+        if c.key == "tags":
+            return self.tags_width
+        if c.key == "regime" and not wide and width >= 110:
+            return 14  # "stayed aligned", "got aligned", "resists", "reversed"
+        return (c.wide_width or c.width) if wide else c.width
+
+    def layout(self, width: int | None = None) -> tuple[list[tuple[Column, int]], bool, bool]:
+        """The columns on screen with their widths, and whether more columns are off screen to the left
+        and to the right. The pinned columns always show; the focused column is scrolled into view."""
+        width = width or self.content_width()
+        wide = self._wide(width)
+        pinned = [(c, self._width(c, wide, width)) for c in self.columns[:PINNED]]
+        rest = self.columns[PINNED:]
+        focus = next((i for i, c in enumerate(rest) if c.key == self.column_key), None)
+        start = min(self.hscroll, len(rest) - 1)
+        if focus is not None and focus < start:
+            start = focus
+        while True:
+            used = sum(w for _, w in pinned) + len(pinned)
+            shown: list[tuple[Column, int]] = []
+            for j, c in enumerate(rest[start:], start):
+                left = width - used
+                if c.width == 0:  # the prompt: the rest of the line after what follows it, if that fits,
+                    later = sum(self._width(x, wide, width) + 1 for x in rest[j + 1:])  # else the whole rest
+                    w = left - later if left - later >= PROMPT_MIN else left
+                    if w < 6:
+                        break
+                    shown.append((c, w))
+                    used += w + 1
+                    continue
+                w = self._width(c, wide, width)
+                if w > left:
+                    break
+                shown.append((c, w))
+                used += w + 1
+            keys = [c.key for c, _ in shown]
+            if focus is None or rest[focus].key in keys or start >= len(rest) - 1:
+                break
+            start += 1  # scroll right until the focused column shows
+        self.hscroll = start
+        more_right = start + len(shown) < len(rest)
+        return pinned + shown, start > 0, more_right
+
     def visible_columns(self, width: int | None = None) -> list[tuple[Column, int]]:
-        width = width or self.size.width or 80
-        cols = [c for c in COLUMNS if c.min_total <= width]
-        fixed = sum(c.width for c in cols) + len(cols) - 1
-        rest = max(6, width - fixed)
-        return [(c, c.width or rest) for c in cols]
+        return self.layout(width)[0]
 
     @property
     def column_key(self) -> str:
@@ -193,21 +372,44 @@ class EntryList(ScrollView, can_focus=True):
     def header_text(self, width: int | None = None):
         from rich.text import Text
 
+        width = width or self.content_width()
+        cols, more_left, more_right = self.layout(width)
+        wide = self._wide(width)
         t = Text(no_wrap=True, overflow="crop")
-        for n, (c, w) in enumerate(self.visible_columns(width)):
-            title = c.title
+        for n, (c, w) in enumerate(cols):
+            title = (c.wide_title or c.title) if wide else c.title
+            if c.key == "selected" and more_left:
+                title = "‹"
             if c.key == self.sort[0]:
                 title = title + ("↓" if self.sort[1] else "↑")
+            empty = c.key in self.empty_columns
+            if empty:
+                title = title + "∅"
             cell = title[-w:].rjust(w) if c.align == "right" else set_cell_size(title, w)
-            style = "bold reverse" if c.key == self.column_key else "bold"
+            style = "bold reverse" if c.key == self.column_key else ("dim" if empty else "bold")
             if n:
                 t.append(" ")
             t.append(cell, style=style)
+        if more_right:
+            t.truncate(width - 1, pad=True)
+            t.append("›", style="bold reverse")
         return t
+
+    def columns_note(self, width: int | None = None) -> str:
+        """'columns 3-8 of 12 ‹h l›' when some are off screen, else ''."""
+        cols, more_left, more_right = self.layout(width)
+        if not (more_left or more_right):
+            return ""
+        keys = [c.key for c in self.columns]
+        first, last = keys.index(cols[PINNED][0].key) + 1, keys.index(cols[-1][0].key) + 1
+        return (f"columns {first}-{last} of {len(keys)}" + (" · h ‹" if more_left else "")
+                + (" · l ›" if more_right else ""))
 
     # -- rendering ---------------------------------------------------------------------------------
     def _cells(self, r: tuple, width: int) -> list[tuple[str, Style | None]]:
         out = []
+        wide = self._wide(width)
+        subset_names = self._subset_layout(width)[1]
         for n, (c, w) in enumerate(self.visible_columns(width)):
             v = r[_IDX[c.key]]
             style = None
@@ -222,16 +424,22 @@ class EntryList(ScrollView, can_focus=True):
             elif c.key == "theta":
                 s = "-" if v is None else f"{v:+.0f}"
             elif c.key == "regime":
-                s = REGIME_SHORT.get(v, str(v))
+                words = REGIME_WORDS if wide else (REGIME_MID if w >= 14 else REGIME_SHORT_80)
+                s = words.get(v, "-" if v is None else str(v))
                 style = REGIME_STYLE.get(v)
             elif c.key == "heldout":
                 s = "-" if v is None else ("held" if v else "in")
+            elif c.key == "subset":
+                s = "" if v is None else subset_names.get(v, str(v))
             elif c.key == "tags":
                 s = v or ""
                 style = Style(color="magenta") if v else None
+            elif c.key == "votes":
+                s = v or ""
+                style = HUMAN_STYLE.get(r[_IDX["human"]])
             else:
                 s = "" if v is None else str(v)
-            s = s.strip() if c.key == "prompt" else s
+            s = visible_line(s.strip() if c.key == "prompt" else s)  # data: escapes shown, never sent
             if c.align == "right":
                 cell = s[-w:].rjust(w)
             else:
@@ -245,7 +453,10 @@ class EntryList(ScrollView, can_focus=True):
         self.lines_rendered += 1
         _, scroll_y = self.scroll_offset
         i = scroll_y + y
-        width = self.size.width
+        width = self.content_width()
+        if self.total == 0 and self.empty_message:
+            strips = self._empty_strips(width)
+            return strips[y] if 0 <= y < len(strips) else Strip.blank(width, self.rich_style)
         if i >= self.total or i < 0:
             return Strip.blank(width, self.rich_style)
         is_cursor = i == self.cursor
@@ -312,9 +523,17 @@ class EntryList(ScrollView, can_focus=True):
         self.move_to(self.total - 1)
 
     def action_column(self, delta: int) -> None:
-        keys = [c.key for c, _ in self.visible_columns() if c.key in SORTABLE]
+        keys = [c.key for c in self.columns if c.key in SORTABLE]  # every column, on screen or not: it scrolls
         cur = self.column_key if self.column_key in keys else keys[0]
-        self.col = LIST_COLUMNS.index(keys[(keys.index(cur) + delta) % len(keys)])
+        i = keys.index(cur) + delta
+        if not 0 <= i < len(keys):  # at an end: stay (VisiData does not wrap either)
+            return
+        self.col = LIST_COLUMNS.index(keys[i])
+        hs = self.hscroll
+        self.layout()
+        if self.hscroll != hs:
+            self._strips.clear()
+            self.refresh()
         self.post_message(self.Changed(self))
 
     def on_resize(self) -> None:

@@ -1,0 +1,662 @@
+"""Preference datasets in the shapes they were published in, turned into chosen/rejected pairs.
+
+Shapes (all declared with ``--map``; see docs/datasets.md):
+
+- **A/B with a label**: ``a=COL,b=COL,label=COL`` (+ ``--label a=1,b=2,tie=0``). The winner becomes
+  ``chosen``; a tie is stored with ``chosen = a, rejected = b`` and ``human_tie = TRUE``.
+- **several annotators**: ``label=ann1,ann2,ann3`` or a label column holding a list: the majority wins,
+  no majority is a tie; ``votes_a / votes_b / votes_tie / annotator_agreement`` are stored.
+- **scores**: ``score_a=COL,score_b=COL``: the higher wins, equal is a tie, ``human_margin`` is the
+  difference (with a label, the label decides and the scores give the margin).
+- **rated or ranked lists**: ``completions=COL`` (a list of dicts or strings) with ``rating=KEY`` /
+  ``ratings=COL`` (higher better) or ``rank=KEY`` / ``ranks=COL`` / ``rank=@position`` (lower better),
+  expanded by ``--pairs best-worst|all|adjacent``; each pair keeps its row and its two item indices.
+- **two preference dimensions**: ``label:better=COL,label:safer=COL``: one pair per dimension, in
+  subsets ``<subset>:better`` and ``<subset>:safer`` (and ``pairs.dimension``).
+- **per-response attributes**: ``attr.NAME.a=COL,attr.NAME.b=COL`` (or ``.chosen/.rejected``, or
+  ``attr.NAME=KEY`` inside list items), ``role.NAME=target|spoiler``: stored as features of the texts
+  under a featurizer named after the dataset (``featurizer=NAME`` to choose it).
+
+Nothing here runs SQL or touches the study; :func:`row_pairs` is called by the readers in
+:mod:`analysis.data` for every record.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .errors import InputError
+
+
+def assignments(items: Iterable[Any], flag: str, expected: str) -> Iterable[tuple[str, str, str]]:
+    """(part, key, value) of every ``key=value`` in comma-separated option values (``--map``,
+    ``--label``), stripped; an item without ``=`` is an InputError naming the flag and the form."""
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise InputError(f"{flag} {part!r}: expected {expected}", "Bad option")
+            k, v = (x.strip() for x in part.split("=", 1))
+            yield part, k, v
+
+PAIR_RULES = ("best-worst", "all", "adjacent")
+CLASSES = ("a", "b", "tie")
+
+# the default meaning of label values (compared case-insensitively, whitespace trimmed)
+DEFAULT_LABELS: dict[str, tuple[str, ...]] = {
+    "a": ("a", "model_a", "response_a", "1"),
+    "b": ("b", "model_b", "response_b", "2"),
+    "tie": ("tie", "tie (bothbad)", "tie(bothbad)", "both_bad", "draw"),
+}
+_NUMERIC_RE = re.compile(r"^[+-]?\d+(\.\d+)?$")
+
+PLAIN_KEYS = {"prompt", "chosen", "rejected", "subset", "split"}
+SHAPE_KEYS = {"a", "b", "label", "score_a", "score_b", "margin", "completions", "text", "rating", "ratings",
+              "rank", "ranks", "featurizer"}
+_LIST_KEYS = ("label", "prompt")  # keys whose value may continue after a comma: label=x,y,z
+
+
+class RowError(Exception):
+    """One record cannot be read (kind as in :class:`analysis.data.Issue`)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def norm_label(v: Any) -> str:
+    """A label value as compared: ``1.0`` -> ``1``, ``+1`` -> ``1``, ``True`` -> ``true``, case folded."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    s = str(v).strip().lower()
+    if _NUMERIC_RE.match(s):
+        f = float(s)
+        s = str(int(f)) if f.is_integer() else repr(f)
+    return s
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+@dataclass
+class LabelSpec:
+    """What label values mean: class -> raw values."""
+
+    values: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_LABELS))
+    explicit: bool = False
+
+    def lookup(self) -> dict[str, str]:
+        out = {}
+        for cls, vals in self.values.items():
+            for v in vals:
+                out[norm_label(v)] = cls
+        return out
+
+    def describe(self) -> str:
+        return ",".join(f"{c}={'|'.join(v)}" for c, v in self.values.items())
+
+
+def parse_label_spec(text: str | Iterable[str] | None) -> LabelSpec:
+    """``"a=1,b=2,tie=0|tie (bothbad)"`` -> LabelSpec. Classes: a, b, tie."""
+    if not text:
+        return LabelSpec()
+    items = [text] if isinstance(text, str) else list(text)
+    values: dict[str, list[str]] = {}
+    for part, k, v in assignments(items, "--label", "CLASS=VALUE, e.g. a=1,b=2,tie=0"):
+        k = {"A": "a", "B": "b", "model_a": "a", "model_b": "b"}.get(k, k).lower()
+        if k not in CLASSES:
+            raise InputError(f"--label {part!r}: {k!r} is not one of a, b, tie", "Bad option")
+        vals = [x.strip() for x in v.split("|") if x.strip()]
+        if not vals:
+            raise InputError(f"--label {part!r}: no value for {k!r}", "Bad option")
+        values.setdefault(k, []).extend(vals)
+    if "a" not in values or "b" not in values:
+        raise InputError("--label: name the values of both a and b (e.g. a=-1,b=1)", "Bad option")
+    seen: dict[str, str] = {}
+    for cls, vals in values.items():
+        for v in vals:
+            n = norm_label(v)
+            if n in seen and seen[n] != cls:
+                raise InputError(f"--label: value {v!r} is given for both {seen[n]} and {cls}", "Bad option")
+            seen[n] = cls
+    return LabelSpec({k: tuple(v) for k, v in values.items()}, explicit=True)
+
+
+@dataclass
+class Attr:
+    name: str
+    a: str | None = None       # column of side a (or chosen)
+    b: str | None = None
+    item: str | None = None    # key inside a completion of a list
+    sides: str = "ab"          # "ab": a/b columns, "cr": chosen/rejected columns
+    role: str = "target"
+
+
+@dataclass
+class Shape:
+    """A declared dataset shape (from ``--map`` / ``--label`` / ``--pairs`` or a preset)."""
+
+    prompt: list[str] = field(default_factory=list)
+    chosen: str | None = None
+    rejected: str | None = None
+    a: str | None = None
+    b: str | None = None
+    labels: dict[str | None, list[str]] = field(default_factory=dict)  # dimension -> label columns
+    score_a: str | None = None
+    score_b: str | None = None
+    margin: str | None = None           # a column whose absolute value is the human margin
+    completions: str | None = None
+    text: str | None = None
+    rating: str | None = None           # key in each item
+    ratings: str | None = None          # parallel list column
+    rank: str | None = None             # key in each item, or "@position"
+    ranks: str | None = None
+    subset: str | None = None
+    split: str | None = None
+    attrs: list[Attr] = field(default_factory=list)
+    featurizer: str | None = None
+    label_spec: LabelSpec = field(default_factory=LabelSpec)
+    pairs_rule: str = "best-worst"
+    preset: str | None = None
+    # label values seen while scanning (column -> values), filled by scan()
+    _seen: dict[str, set] = field(default_factory=dict, repr=False)
+    _lookup: dict[str, str] | None = field(default=None, repr=False)
+
+    # -- what kind ----------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        if self.completions:
+            return "list"
+        if self.a or self.b:
+            return "ab"
+        return "plain"
+
+    def __str__(self) -> str:  # recorded in ingests.options
+        d = {k: v for k, v in self.to_dict().items() if v not in (None, [], {}, "")}
+        return repr(d)
+
+    def to_dict(self) -> dict:
+        return {"preset": self.preset, "prompt": self.prompt, "a": self.a, "b": self.b,
+                "chosen": self.chosen, "rejected": self.rejected,
+                "labels": {str(k): v for k, v in self.labels.items()}, "score_a": self.score_a,
+                "score_b": self.score_b, "margin": self.margin, "completions": self.completions,
+                "text": self.text, "rating": self.rating, "ratings": self.ratings, "rank": self.rank,
+                "ranks": self.ranks, "attrs": [vars(a) for a in self.attrs], "featurizer": self.featurizer,
+                "label": self.label_spec.describe(), "pairs": self.pairs_rule}
+
+    def validate(self) -> None:
+        k = self.kind
+        if k == "ab":
+            if not (self.a and self.b):
+                raise InputError("--map: an A/B dataset needs both a=COLUMN and b=COLUMN", "Bad option")
+            if not self.labels and not (self.score_a or self.score_b):
+                raise InputError("--map a=...,b=...: say who won with label=COLUMN (or several: label=c1,c2), "
+                                 "or score_a=COLUMN,score_b=COLUMN", "Bad option")
+            if bool(self.score_a) != bool(self.score_b):
+                raise InputError("--map: give both score_a and score_b", "Bad option")
+        if k == "list":
+            if not (self.rating or self.ratings or self.rank or self.ranks):
+                raise InputError("--map completions=...: say how they are ordered with rating=KEY, ratings=COLUMN, "
+                                 "rank=KEY, ranks=COLUMN or rank=@position (the list is best first)", "Bad option")
+        if self.pairs_rule not in PAIR_RULES:
+            raise InputError(f"--pairs {self.pairs_rule!r}: one of {', '.join(PAIR_RULES)}", "Bad option")
+        for at in self.attrs:
+            if at.role not in ("target", "spoiler"):
+                raise InputError(f"--map role.{at.name}={at.role}: role is target or spoiler", "Bad option")
+            if k == "list" and not at.item:
+                raise InputError(f"--map attr.{at.name}: in a list of completions name the key inside each "
+                                 f"item: attr.{at.name}=KEY", "Bad option")
+            if k != "list" and not (at.a and at.b):
+                raise InputError(f"--map attr.{at.name}: give both sides, attr.{at.name}.a=COLUMN and "
+                                 f"attr.{at.name}.b=COLUMN (or .chosen/.rejected)", "Bad option")
+
+    # -- labels ---------------------------------------------------------------------------------
+    def needs_scan(self) -> bool:
+        """With the default spelling, label values are looked at once before reading (1 vs 0/-1 sets)."""
+        return bool(self.labels) and not self.label_spec.explicit
+
+    def observe(self, row: dict) -> None:
+        for cols in self.labels.values():
+            for c in cols:
+                v = row.get(c)
+                vals = v.tolist() if hasattr(v, "tolist") else v
+                for x in (vals if isinstance(vals, list) else [vals]):
+                    if not _missing(x):
+                        s = self._seen.setdefault(c, set())
+                        if len(s) < 50:
+                            s.add(norm_label(x))
+
+    def resolve(self, source: str) -> None:
+        """After a scan: refuse numeric labels whose meaning the default cannot know."""
+        for col, vals in self._seen.items():
+            numeric = {v for v in vals if _NUMERIC_RE.match(v)}
+            if numeric and not numeric <= {"1", "2"}:
+                shown = ", ".join(sorted(vals, key=lambda s: (not _NUMERIC_RE.match(s), s))[:10])
+                hint = "a=1,b=2,tie=0" if numeric <= {"0", "1", "2"} and "2" in numeric else (
+                    "a=-1,b=1" if "-1" in numeric else "a=0,b=1")
+                raise InputError(
+                    f"{source}: label column {col!r} holds the values {shown}: which one means A won is not "
+                    f"something rmtui guesses for numbers other than 1/2. Say it with --label, e.g. --label {hint}",
+                    "Ambiguous label")
+
+    def classify(self, value: Any, col: str) -> str:
+        if self._lookup is None:
+            self._lookup = self.label_spec.lookup()
+        n = norm_label(value)
+        cls = self._lookup.get(n)
+        if cls is None:
+            known = self.label_spec.describe()
+            raise RowError("bad_label", f"label {col!r} = {str(value)[:40]!r} is not one of the known values "
+                                        f"({known}); say what it means with --label")
+        return cls
+
+    def votes(self, row: dict, cols: list[str]) -> tuple[int, int, int]:
+        va = vb = vt = 0
+        for c in cols:
+            if c not in row:
+                raise RowError("missing_field", f"field {c!r} is missing")
+            v = row[c]
+            vals = v.tolist() if hasattr(v, "tolist") else v
+            for x in (vals if isinstance(vals, list) else [vals]):
+                if _missing(x):
+                    continue
+                cls = self.classify(x, c)
+                va, vb, vt = va + (cls == "a"), vb + (cls == "b"), vt + (cls == "tie")
+        if va + vb + vt == 0:
+            raise RowError("missing_field", f"no label value in {', '.join(repr(c) for c in cols)}")
+        return va, vb, vt
+
+
+def majority(va: int, vb: int, vt: int) -> str:
+    """The class with strictly the most votes; 'tie' when no class has a majority of its own."""
+    top = max(va, vb, vt)
+    winners = [c for c, n in (("a", va), ("b", vb), ("tie", vt)) if n == top]
+    return winners[0] if len(winners) == 1 else "tie"
+
+
+def _num(v: Any, col: str) -> float:
+    if isinstance(v, bool):
+        return float(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise RowError("bad_value", f"field {col!r} = {str(v)[:40]!r} is not a number") from None
+    if math.isnan(f):
+        raise RowError("missing_field", f"field {col!r} is missing or NaN")
+    return f
+
+
+def attr_value(v: Any) -> float | None:
+    """A per-response attribute as a number: booleans 1/0, numbers, 'true'/'false'/'yes'/'no'; else None."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return 1.0 if v else 0.0
+    if isinstance(v, (int, float)):
+        f = float(v)
+        return None if math.isnan(f) else f
+    s = str(v).strip().lower()
+    if s in ("true", "yes", "safe"):
+        return 1.0
+    if s in ("false", "no", "unsafe"):
+        return 0.0
+    try:
+        f = float(s)
+    except ValueError:
+        return None
+    return None if math.isnan(f) else f
+
+
+def _get_path(obj: Any, key: str) -> Any:
+    """``"annotations.helpfulness.Rating"`` inside nested dicts; None when absent."""
+    cur = obj
+    for part in key.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return None
+    return cur
+
+
+# ---------------------------------------------------------------------------------------------
+# --map parsing
+
+
+def parse_map(items: Iterable[str] | str | None, *, label: str | Iterable[str] | None = None,
+              pairs: str | None = None, preset: str | None = None) -> tuple[dict[str, str], Shape | None]:
+    """``--map`` items -> (plain mapping for the chosen/rejected reader, Shape or None).
+
+    A plain map (only prompt/chosen/rejected/subset/split, one column each) gives ``Shape`` None so
+    today's reader runs unchanged. ``label=c1,c2,c3``: a part without ``=`` continues the key before it.
+    Each item is a group: a key given again in a later item (a user's --map after a preset's) replaces
+    the earlier value.
+    """
+    if isinstance(items, str):
+        items = [items]
+    pairs_kv: list[tuple[int, str, str]] = []
+    for gi, item in enumerate(items or []):
+        last: str | None = None
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                if last is not None and (last in _LIST_KEYS or last.startswith("label:")):
+                    pairs_kv.append((gi, last, part))
+                    continue
+                raise InputError(f"--map {part!r}: expected NAME=COLUMN, e.g. chosen=response_a", "Bad option")
+            k, v = (s.strip() for s in part.split("=", 1))
+            pairs_kv.append((gi, k, v))
+            last = k
+    shape = Shape(preset=preset)
+    mapping: dict[str, str] = {}
+    roles: dict[str, str] = {}
+    group_of: dict[str, int] = {}
+    attrs: dict[str, Attr] = {}
+
+    def fresh(key: str, gi: int) -> bool:
+        new = group_of.get(key) != gi
+        group_of[key] = gi
+        return new
+
+    for gi, k, v in pairs_kv:
+        if k == "prompt":
+            if fresh("prompt", gi):
+                shape.prompt = []
+            shape.prompt += [c.strip() for c in v.split("+") if c.strip()]
+        elif k in ("chosen", "rejected", "subset", "split"):
+            setattr(shape, k, v)
+            mapping[k] = v
+        elif k == "label" or k.startswith("label:"):
+            dim = None if k == "label" else k.split(":", 1)[1].strip()
+            if dim == "":
+                raise InputError(f"--map {k}=...: name the dimension after 'label:'", "Bad option")
+            if fresh("label*", gi):  # a later group naming labels replaces all earlier labels
+                shape.labels = {}
+            shape.labels.setdefault(dim, [])
+            shape.labels[dim].append(v)
+        elif k.startswith("attr."):
+            rest = k[5:]
+            name, _, side = rest.partition(".")
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name or ""):
+                raise InputError(f"--map {k}: attribute names are letters, digits and _", "Bad option")
+            at = attrs.setdefault(name, Attr(name))
+            if side in ("a", "b"):
+                setattr(at, side, v)
+            elif side in ("chosen", "rejected"):
+                setattr(at, "a" if side == "chosen" else "b", v)
+                at.sides = "cr"
+            elif side == "":
+                at.item = v
+            else:
+                raise InputError(f"--map {k}: expected attr.NAME.a / .b / .chosen / .rejected", "Bad option")
+        elif k.startswith("role."):
+            roles[k[5:]] = v
+        elif k in SHAPE_KEYS:
+            setattr(shape, k, v)
+        else:
+            allowed = sorted(PLAIN_KEYS | SHAPE_KEYS) + ["label:DIM", "attr.NAME.a/b", "role.NAME"]
+            raise InputError(f"--map {k}={v}: {k!r} is not one of {', '.join(allowed)}", "Bad option")
+    for name, role in roles.items():
+        if name not in attrs:
+            raise InputError(f"--map role.{name}: no attribute {name!r} is mapped (attr.{name}.a=...)", "Bad option")
+        attrs[name].role = role
+    shape.attrs = list(attrs.values())
+    if label:
+        shape.label_spec = parse_label_spec(label)
+    if pairs:
+        shape.pairs_rule = pairs
+    if shape.prompt:
+        mapping["prompt"] = shape.prompt[0]
+    if len(shape.prompt) > 1 or shape.kind != "plain" or shape.attrs or shape.labels or label or pairs:
+        if shape.kind == "plain" and (label or shape.labels):
+            raise InputError("--label / label=...: map the two answers with a=COLUMN,b=COLUMN", "Bad option")
+        shape.validate()
+        return mapping, shape
+    return mapping, None
+
+
+# ---------------------------------------------------------------------------------------------
+# rows -> pair specs
+
+
+@dataclass
+class PairSpec:
+    """One pair of a record before it becomes a :class:`analysis.data.Pair`: raw sides and extras."""
+
+    chosen: Any
+    rejected: Any
+    subset_suffix: str | None
+    extra: dict
+    chosen_attrs: dict
+    rejected_attrs: dict
+
+
+def prompt_value(shape: Shape, row: dict) -> str | None:
+    """The prompt of a record, several columns joined with a blank line (``instruction+input``)."""
+    if not shape.prompt:
+        return None
+    parts = []
+    for c in shape.prompt:
+        if c not in row:
+            raise RowError("missing_field", f"field {c!r} is missing")
+        v = row[c]
+        if _missing(v):
+            continue
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            v = "\n\n".join(v)
+        parts.append(v if not isinstance(v, str) else v.strip())
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return "\n\n".join(p if isinstance(p, str) else str(p) for p in parts)
+
+
+def _attrs_ab(shape: Shape, row: dict) -> tuple[dict, dict]:
+    a, b = {}, {}
+    for at in shape.attrs:
+        if at.item:
+            continue
+        for side, col, out in (("a", at.a, a), ("b", at.b, b)):
+            if col in row:
+                val = attr_value(row[col])
+                if val is not None:
+                    out[at.name] = val
+    return a, b
+
+
+def row_pairs(shape: Shape, row: dict) -> list[PairSpec]:
+    """The pairs one record holds under ``shape`` (several for lists and for two dimensions)."""
+    if shape.kind == "list":
+        return _list_pairs(shape, row)
+    if shape.kind == "plain":
+        for c in (shape.chosen or "chosen", shape.rejected or "rejected"):
+            if c not in row:
+                raise RowError("missing_field", f"field {c!r} is missing")
+        ca, ra = _attrs_ab(shape, row)
+        return [PairSpec(row[shape.chosen or "chosen"], row[shape.rejected or "rejected"], None,
+                         {"preference": "chosen"}, ca, ra)]
+    for c in (shape.a, shape.b):
+        if c not in row:
+            raise RowError("missing_field", f"field {c!r} is missing")
+    a_attrs, b_attrs = _attrs_ab(shape, row)
+    margin = None
+    sa = sb = None
+    if shape.score_a:
+        for c in (shape.score_a, shape.score_b):
+            if c not in row:
+                raise RowError("missing_field", f"field {c!r} is missing")
+        sa, sb = _num(row[shape.score_a], shape.score_a), _num(row[shape.score_b], shape.score_b)
+    if shape.margin:
+        if shape.margin not in row:
+            raise RowError("missing_field", f"field {shape.margin!r} is missing")
+        margin = abs(_num(row[shape.margin], shape.margin))
+    out = []
+    dims = shape.labels or {None: []}
+    for dim, cols in dims.items():
+        extra: dict[str, Any] = {"dimension": dim}
+        if cols:
+            va, vb, vt = shape.votes(row, cols)
+            pref = majority(va, vb, vt)
+            raw = [row.get(c) for c in cols]
+            raw = raw[0] if len(raw) == 1 else raw
+            if hasattr(raw, "tolist"):
+                raw = raw.tolist()
+            extra.update(votes_a=va, votes_b=vb, votes_tie=vt,
+                         annotator_agreement=max(va, vb, vt) / (va + vb + vt), label_raw=str(raw)[:200])
+        else:
+            pref = "a" if sa > sb else "b" if sb > sa else "tie"
+            extra["label_raw"] = f"score_a={sa:g} score_b={sb:g}"
+        if sa is not None and margin is None:
+            margin = abs(sa - sb)
+        extra["human_margin"] = 0.0 if (pref == "tie" and margin is not None and sa is not None) else margin
+        extra["preference"] = pref
+        extra["human_tie"] = pref == "tie"
+        extra["a_is_chosen"] = pref != "b"
+        if pref == "b":
+            out.append(PairSpec(row[shape.b], row[shape.a], dim, extra, b_attrs, a_attrs))
+        else:
+            out.append(PairSpec(row[shape.a], row[shape.b], dim, extra, a_attrs, b_attrs))
+    return out
+
+
+def _list_pairs(shape: Shape, row: dict) -> list[PairSpec]:
+    col = shape.completions
+    if col not in row:
+        raise RowError("missing_field", f"field {col!r} is missing")
+    items = row[col]
+    if hasattr(items, "tolist"):
+        items = items.tolist()
+    if not isinstance(items, list):
+        raise RowError("bad_value", f"field {col!r} is not a list of completions")
+    parallel = None
+    if shape.ratings or shape.ranks:
+        pc = shape.ratings or shape.ranks
+        if pc not in row:
+            raise RowError("missing_field", f"field {pc!r} is missing")
+        parallel = row[pc].tolist() if hasattr(row[pc], "tolist") else row[pc]
+        if not isinstance(parallel, list) or len(parallel) != len(items):
+            raise RowError("bad_value", f"field {pc!r} is not a list as long as {col!r}")
+    entries = []  # (index, text, score (higher better), attrs)
+    for i, it in enumerate(items):
+        if isinstance(it, dict):
+            key = shape.text or next((k for k in ("response", "text", "content", "completion") if k in it), None)
+            text = it.get(key) if key else None
+        else:
+            text = it
+        if _missing(text) if not isinstance(text, list) else not text:
+            continue  # a completion without text is left out of the ranking
+        try:
+            if parallel is not None:
+                v = parallel[i]
+                if _missing(v):
+                    continue
+                score = _num(v, shape.ratings or shape.ranks)
+                if shape.ranks:
+                    score = -score
+            elif shape.rank == "@position":
+                score = -float(i)
+            elif shape.rating:
+                v = _get_path(it, shape.rating)
+                if _missing(v):
+                    continue
+                score = _num(v, f"{col}[{i}].{shape.rating}")
+            else:
+                v = _get_path(it, shape.rank)
+                if _missing(v):
+                    continue
+                score = -_num(v, f"{col}[{i}].{shape.rank}")
+        except RowError as e:
+            if e.kind == "missing_field":
+                continue
+            raise
+        attrs = {}
+        for at in shape.attrs:
+            if at.item and isinstance(it, dict):
+                val = attr_value(_get_path(it, at.item))
+                if val is not None:
+                    attrs[at.name] = val
+        entries.append((i, text, score, attrs))
+    if len(entries) < 2:
+        raise RowError("bad_value", f"field {col!r} has fewer than two rated completions")
+    order = sorted(entries, key=lambda e: (-e[2], e[0]))
+    if shape.pairs_rule == "best-worst":
+        combos = [(order[0], order[-1])]
+    elif shape.pairs_rule == "adjacent":
+        combos = list(zip(order, order[1:]))
+    else:
+        combos = [(order[i], order[j]) for i in range(len(order)) for j in range(i + 1, len(order))]
+    out = []
+    for hi, lo in combos:
+        tie = hi[2] == lo[2]
+        sign = -1.0 if (shape.ranks or (shape.rank and not shape.rating)) else 1.0
+        extra = {"preference": "tie" if tie else "a", "human_tie": tie, "a_is_chosen": True,
+                 "human_margin": abs(hi[2] - lo[2]), "source_item": f"{hi[0]}>{lo[0]}" if not tie else f"{hi[0]}={lo[0]}",
+                 "label_raw": f"{'rank' if sign < 0 else 'rating'} {sign * hi[2]:g} vs {sign * lo[2]:g}"}
+        out.append(PairSpec(hi[1], lo[1], None, extra, hi[3], lo[3]))
+    return out
+
+
+def _check_sides_present(shape: Shape, row: dict) -> None:
+    if shape.kind == "ab":
+        for c in (shape.a, shape.b):
+            if c in row and (row[c] is None or (isinstance(row[c], float) and math.isnan(row[c]))):
+                raise RowError("missing_field", f"field {c!r} is missing or null")
+
+
+def build_pairs(shape: Shape, row: dict, *, source: str, line: int, subset: str, split: str,
+                dataset: str) -> list:
+    """The :class:`analysis.data.Pair` records of one record (the readers call this)."""
+    from .data import row_to_pair
+
+    if shape.subset and shape.subset in row and not _missing(row[shape.subset]):
+        subset = str(row[shape.subset])
+    if shape.split and shape.split in row and not _missing(row[shape.split]):
+        split = str(row[shape.split])
+    _check_sides_present(shape, row)
+    specs = row_pairs(shape, row)
+    prompt = prompt_value(shape, row)
+    out = []
+    for spec in specs:
+        synthetic = {"chosen": spec.chosen, "rejected": spec.rejected}
+        if prompt is not None:
+            synthetic["prompt"] = prompt
+        sub = f"{subset}:{spec.subset_suffix}" if spec.subset_suffix and len(shape.labels) > 1 else subset
+        p = row_to_pair(synthetic, source=source, line=line, subset=sub, split=split, dataset=dataset, mapping={})
+        p.extra = dict(spec.extra)
+        p.chosen_attrs = dict(spec.chosen_attrs)
+        p.rejected_attrs = dict(spec.rejected_attrs)
+        out.append(p)
+    return out
+
+
+class LabelScan:
+    """Stands in for a Shape while the readers make a first pass that only looks at label values."""
+
+    scan_only = True
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+
+    def observe(self, row: dict) -> None:
+        self.shape.observe(row)
+
+
+def featurizer_name(shape: Shape, dataset: str) -> str:
+    """The featurizer the mapped attributes are stored under: ``featurizer=`` or the dataset's name."""
+    if shape.featurizer:
+        return shape.featurizer
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", dataset.split("/")[-1]).strip("_").lower()
+    return slug or "dataset"
