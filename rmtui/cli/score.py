@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from typing import Optional
 
 import typer
@@ -192,11 +194,9 @@ def bench_scoring(
 ) -> None:
     """Naive loop (one text per forward, fp32, cache emptied per pair) vs the engine, same texts;
     with --engine ray, the engine in this process vs on a Ray cluster."""
-    import tempfile
-
     quiet_libraries()
     from analysis.errors import RmtuiError
-    from analysis.scoring import ScoreSettings, bench, load_reward_model, random_model_folder, sample_texts
+    from analysis.scoring import ScoreSettings, bench
 
     if threads:
         import torch
@@ -213,11 +213,7 @@ def bench_scoring(
             settings.device = "cuda" if gpus else "cpu"  # the same device in this process as on the actors
         settings.chunk_size = chunk_size
         return _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors)
-    with tempfile.TemporaryDirectory(prefix="rmtui-bench-") as tmp:
-        spec = model or str(random_model_folder(from_config, f"{tmp}/{from_config}"))
-        with console.status(f"loading {spec}"):
-            rm = load_reward_model(spec, settings, name=from_config)
-        frame = sample_texts(texts, n)
+    with _bench_inputs(model, from_config, settings, texts, n) as (spec, rm, frame):
         _say(f"{len(frame)} texts, model {rm.name}, {rm.format} format, max length {rm.max_length}, "
                       f"engine {rm.dtype} on {rm.device}, token budget {rm.runner.budget}")
         with console.status("naive loop, then engine"):
@@ -235,17 +231,24 @@ def bench_scoring(
         raise typer.Exit(1)
 
 
-def _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors) -> None:
-    import tempfile
-
-    from analysis.scoring import bench_engine, load_reward_model, random_model_folder, sample_texts
-    from analysis.scoring.ray_backend import RayBackend
+@contextlib.contextmanager
+def _bench_inputs(model, from_config, settings, texts, n):
+    """(spec, the loaded model, the texts) of a bench: a model folder or hub id, or random weights of a
+    named shape in a temporary folder that lives as long as the block."""
+    from analysis.scoring import load_reward_model, random_model_folder, sample_texts
 
     with tempfile.TemporaryDirectory(prefix="rmtui-bench-") as tmp:
         spec = model or str(random_model_folder(from_config, f"{tmp}/{from_config}"))
         with console.status(f"loading {spec}"):
             rm = load_reward_model(spec, settings, name=from_config)
-        frame = sample_texts(texts, n)
+        yield spec, rm, sample_texts(texts, n)
+
+
+def _bench_ray(model, from_config, settings, texts, n, ray_address, gpus, actors) -> None:
+    from analysis.scoring import bench_engine
+    from analysis.scoring.ray_backend import RayBackend
+
+    with _bench_inputs(model, from_config, settings, texts, n) as (spec, rm, frame):
         _say(f"{len(frame)} texts, model {rm.name} (id {rm.model_id}), {rm.format} format, max length "
              f"{rm.max_length}, {rm.dtype}; in-process on {rm.device}; Ray chunks of {settings.chunk_size}")
         made = []
