@@ -1,4 +1,4 @@
-"""Long fuzz run of the readers and the sanitizer: the properties of tests/test_fuzz.py, many examples.
+"""Long fuzz run of the readers and the sanitizer: the properties of tests/analysis/test_fuzz.py, many examples.
 
     PYTHONPATH=. python -m benchmarks.fuzz_readers --examples 20000 [--minutes 10]
 

@@ -25,7 +25,7 @@ from analysis.store import open_study
 from analysis.store.schema import SCHEMA_VERSION
 from analysis.synth import make_synthetic_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _env(**extra: str) -> dict:

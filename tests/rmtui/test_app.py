@@ -1250,7 +1250,7 @@ async def test_readme_key_table_is_the_bindings_and_help_lists_them(study_file):
     from rmtui import keys
     from rmtui.screens.help import bindings_table
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index(keys.START) + len(keys.START):readme.index(keys.END)].strip()
     assert table == keys.markdown(), "README key table is stale: python -m rmtui.keys --write README.md"
     ids = {where: {i for _, _, i in rs} for where, rs in keys.rows()}

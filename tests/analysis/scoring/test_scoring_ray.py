@@ -28,8 +28,8 @@ from analysis.scoring import ScoreSettings, load_reward_model, score_study
 from analysis.store import open_study
 from analysis.store import scores as store_scores
 
-from .conftest import ROOT, SAMPLE
-from .helpers.tiny_rm import make_tiny_rm
+from ...conftest import ROOT, SAMPLE
+from ...helpers.tiny_rm import make_tiny_rm
 
 HARMLESS = str(SAMPLE / "hh-rlhf" / "harmless-base-test.jsonl.gz")
 SETTINGS = dict(device="cpu", max_length=64, chunk_size=8)

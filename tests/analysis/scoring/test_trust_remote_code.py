@@ -20,9 +20,9 @@ from analysis.errors import ModelError
 from analysis.store import open_study
 from analysis.synth import make_synthetic_study
 
-from .helpers.tiny_rm import make_tiny_rm
+from ...helpers.tiny_rm import make_tiny_rm
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def make_custom_code_rm(dest: Path, marker: Path) -> Path:

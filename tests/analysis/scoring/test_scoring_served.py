@@ -19,8 +19,8 @@ from analysis.scoring.served import API_KEY_ENV, parse_served_spec
 from analysis.store import open_study
 from analysis.store import scores as store_scores
 
-from .conftest import SAMPLE
-from .fake_vllm import FakeVLLM
+from ...conftest import SAMPLE
+from ...fake_vllm import FakeVLLM
 
 HARMLESS = str(SAMPLE / "hh-rlhf" / "harmless-base-test.jsonl.gz")
 RAW = dict(format="raw", max_length=64, chunk_size=16)  # BERT pair format needs token types: refused

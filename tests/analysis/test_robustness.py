@@ -15,7 +15,7 @@ from analysis.rewrite_experiment import (SIDES, discard_rewrite, experiment_id, 
                                  robustness_summary, run_experiment, sample_pairs)
 from analysis.rewrite import RULE_PERTURBATIONS, make_rewriter
 
-from .conftest import SAMPLE
+from ..conftest import SAMPLE
 
 HARMLESS = SAMPLE / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 

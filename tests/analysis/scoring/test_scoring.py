@@ -26,8 +26,8 @@ from analysis.scoring import (
 from analysis.store import open_study
 from analysis.store import scores as store_scores
 
-from .conftest import ROOT, SAMPLE
-from .helpers.tiny_rm import VOCAB, make_tiny_rm
+from ...conftest import ROOT, SAMPLE
+from ...helpers.tiny_rm import VOCAB, make_tiny_rm
 
 HARMLESS = str(SAMPLE / "hh-rlhf" / "harmless-base-test.jsonl.gz")
 CHAT_TEMPLATE = (

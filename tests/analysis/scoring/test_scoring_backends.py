@@ -15,7 +15,7 @@ from analysis.scoring.backends import InProcessBackend, ScoringBackend, make_bac
 from analysis.store import open_study
 from analysis.store import scores as store_scores
 
-from .conftest import SAMPLE
+from ...conftest import SAMPLE
 
 HARMLESS = str(SAMPLE / "hh-rlhf" / "harmless-base-test.jsonl.gz")
 
