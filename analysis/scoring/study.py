@@ -70,7 +70,7 @@ def _score_with(study, store, backend, role, *, name, limit, progress, check_inv
                          n_texts=n_texts, device=backend.device, dtype=backend.dtype, format=backend.format,
                          max_length=backend.max_length, demoted=demoted)
     if check_invariance_n:
-        sample = store.sample_texts(study, check_invariance_n)
+        sample = store.random_study_texts(study, check_invariance_n)
         res.invariance_max_abs_diff = backend.check_invariance(sample)
     pending = store.pending_texts(study, backend.model_id)
     res.n_skipped = n_texts - len(pending)

@@ -88,8 +88,6 @@ def random_study_texts(study: Study, n: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
-sample_texts = random_study_texts  # the name the scoring engine calls it by
-
 
 def add_scores(study: Study, model_id: str, frame: pd.DataFrame) -> int:
     """Insert rewards (DataFrame[text_id, reward, truncated, n_tokens]) in one transaction; rows

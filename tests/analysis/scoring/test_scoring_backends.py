@@ -77,7 +77,7 @@ def test_driver_writes_each_text_once_whatever_the_backend_repeats(rm, tmp_path)
     runs = st.df("SELECT n_scored FROM score_runs ORDER BY started_at")
     assert runs["n_scored"].tolist() == [5, n - 5]
     # same rewards as a straight in-process run
-    ref = rm.score_frame(store_scores.sample_texts(st, n)).set_index("text_id")["reward"]
+    ref = rm.score_frame(store_scores.random_study_texts(st, n)).set_index("text_id")["reward"]
     got = st.df("SELECT text_id, reward FROM scores").set_index("text_id")["reward"]
     assert np.max(np.abs(got.reindex(ref.index).to_numpy() - ref.to_numpy())) < 1e-6  # fp32, other batches
     st.close()

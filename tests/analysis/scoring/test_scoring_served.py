@@ -78,7 +78,7 @@ def test_served_cache_resume_and_rescore(server, tiny_rm_dir, tmp_path):
     # the study's models reload as the same served model run; new texts are scored through it
     models = load_study_models(st)
     assert [m.model_id for m in models] == [second.model_id]
-    texts = store_scores.sample_texts(st, 2).assign(response=lambda d: d["response"] + " Thanks!")
+    texts = store_scores.random_study_texts(st, 2).assign(response=lambda d: d["response"] + " Thanks!")
     from analysis.hashing import text_id
 
     texts["text_id"] = [text_id(c, r) for c, r in zip(texts["context"], texts["response"])]
