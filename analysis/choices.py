@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from .errors import RmtuiError
-from .textsafe import visible_line
+from analysis.errors import RmtuiError
+from analysis.textsafe import visible_line
 
 
 def resolve(flag: str, value: str | None, allowed: Iterable[str], *, aliases: dict[str, str] | None = None,

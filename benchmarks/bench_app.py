@@ -102,7 +102,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    from analysis.synth import make_synthetic_study
+    from analysis.datasets.synth import make_synthetic_study
 
     tmp = None
     if args.study is None:

@@ -24,7 +24,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     from analysis.features import feature_matrix, featurize_study
-    from analysis.ingest import ingest
+    from analysis.datasets.ingest import ingest
     from analysis.store import open_study
 
     with tempfile.TemporaryDirectory() as d:

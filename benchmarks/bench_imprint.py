@@ -48,7 +48,7 @@ def bench_fit_study(n_pairs: int, k: int) -> None:
     """Build a study (pairs, 2 models, k features per text) in a temp dir and time fit_study."""
     import tempfile
 
-    from analysis.study_fit import FitOptions, fit_study
+    from analysis.fit.study_fit import FitOptions, fit_study
     from analysis.store import open_study
 
     rows, feats = make_rows(n_pairs, k)
@@ -95,7 +95,7 @@ def bench_fit_study(n_pairs: int, k: int) -> None:
         parts = ", ".join(f"{marks[i][0]} {marks[i + 1][1] - marks[i][1]:.2f} s" for i in range(1, len(marks) - 1))
         print(f"fit_study end to end: {t1 - t0:.2f} s ({parts}); {len(res.imprint)} imprint rows, "
               f"{len(res.coefficients)} other coefficients")
-        from analysis.study_fit import summary
+        from analysis.fit.study_fit import summary
 
         with open_study(path, read_only=True) as st:
             t0 = time.perf_counter()

@@ -13,8 +13,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis.data import Pair, read_pairs  # noqa: E402
-from analysis.ingest import ingest  # noqa: E402
+from analysis.datasets.readers import Pair, read_pairs  # noqa: E402
+from analysis.datasets.ingest import ingest  # noqa: E402
 from analysis.store import open_study  # noqa: E402
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analysis.data import ReadOptions  # noqa: E402
-from analysis.ingest import ingest  # noqa: E402
-from analysis.shapes import parse_map  # noqa: E402
+from analysis.datasets.readers import ReadOptions  # noqa: E402
+from analysis.datasets.ingest import ingest  # noqa: E402
+from analysis.datasets.shapes import parse_map  # noqa: E402
 from analysis.store import open_study  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 def main(n: int) -> None:
     from analysis.store.browse import EntryFilter, non_null_counts, prompt_heads, sorted_ids
-    from analysis.synth import make_synthetic_study
+    from analysis.datasets.synth import make_synthetic_study
     from rmtui.screens.entry_list import explain_empty
     from rmtui.services import StudyService
 

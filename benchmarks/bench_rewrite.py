@@ -19,9 +19,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from analysis.data import Pair, read_pairs  # noqa: E402
+from analysis.datasets.readers import Pair, read_pairs  # noqa: E402
 from analysis.rewrite import RULE_PERTURBATIONS, make_rewriter  # noqa: E402
-from analysis.similarity import get_embedder, similarity  # noqa: E402
+from analysis.features.similarity import get_embedder, similarity  # noqa: E402
 
 
 def main() -> None:

@@ -153,7 +153,7 @@ def main() -> None:
                          "holding the file throughout, is printed as 'alone, old code'")
     args = ap.parse_args()
 
-    from analysis.synth import make_synthetic_study
+    from analysis.datasets.synth import make_synthetic_study
     from analysis.store import open_study
 
     with tempfile.TemporaryDirectory(prefix="rmtui-bench-shared-") as tmp:

@@ -46,12 +46,12 @@ def main() -> None:
 
     import torch
 
-    from analysis.embedded import HELPFUL
-    from analysis.embedded_build import post_training_frame
+    from analysis.models.embedded import HELPFUL
+    from analysis.models.embedded_build import post_training_frame
     from analysis.models.base import load_base
-    from analysis.train import (Encoder, FeatureCache, RewardNet, TrainSettings, pairwise_accuracy, text_rewards,
+    from analysis.models.train import (Encoder, FeatureCache, RewardNet, TrainSettings, pairwise_accuracy, text_rewards,
                                 train_phase)
-    from analysis.train_pairs import add_text_keys, heldout_pairs, mark_split, pairs_from_files
+    from analysis.models.train_pairs import add_text_keys, heldout_pairs, mark_split, pairs_from_files
 
     dev = args.device
     if dev == "cuda":

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from analysis.errors import RmtuiError, StudyLockedError
-from analysis.regime_names import RegimeGrid, regime_grid
+from analysis.metrics.regime_names import RegimeGrid, regime_grid
 from analysis.store import Study, open_study
 from analysis.store.core import change_signature, file_signature, writable
-from analysis.regime_names import REGIMES
+from analysis.metrics.regime_names import REGIMES
 from analysis.store import entries, triage
 from analysis.store import metrics as store_metrics
 from analysis.store.entries import Entry
@@ -60,7 +60,7 @@ class RewriteBackend:
     @staticmethod
     def warm_up() -> None:
         """Import the robustness module (scoring, statsmodels: over a second); call it in a worker."""
-        import analysis.rewrite_experiment  # noqa: F401
+        import analysis.rewrite.experiment  # noqa: F401
 
     @staticmethod
     def perturbations() -> list[str]:
@@ -70,7 +70,7 @@ class RewriteBackend:
 
     @staticmethod
     def llm_configured() -> bool:
-        from analysis.llm_client import endpoint_from_env
+        from analysis.llm.client import endpoint_from_env
 
         return endpoint_from_env()[0] is not None
 
@@ -91,11 +91,11 @@ class RewriteBackend:
     @_held
     def rewrite(self, pair_id: str, side: str, rewriter: str, *, text: str | None = None,
                 perturbation: str | None = None, keep: bool = False):
-        from analysis.rewrite_experiment import rewrite_one
+        from analysis.rewrite.experiment import rewrite_one
 
         kw: dict[str, Any] = {}
         if rewriter == "llm":
-            from analysis.llm_client import endpoint_from_env
+            from analysis.llm.client import endpoint_from_env
 
             base, model = endpoint_from_env()
             if base:
@@ -108,13 +108,13 @@ class RewriteBackend:
     @_held
     def keep(self, outcome) -> None:
         """Store a rewrite made with ``keep=False`` (and featurize it with the study's offline featurizers)."""
-        from analysis.rewrite_experiment import keep_rewrite
+        from analysis.rewrite.experiment import keep_rewrite
 
         keep_rewrite(self.service.study, outcome)
 
     @_held
     def discard(self, rewrite_id: str) -> None:
-        from analysis.rewrite_experiment import discard_rewrite
+        from analysis.rewrite.experiment import discard_rewrite
 
         discard_rewrite(self.service.study, rewrite_id)
 
@@ -289,7 +289,7 @@ class StudyService:
     @_held
     def export(self, scope: str, fmt: str | None, path: str | Path, *, filt: EntryFilter | None = None,
                sort=None, tag: str | None = None, overwrite: bool = False):
-        from analysis.export import export_pairs
+        from analysis.report.export import export_pairs
 
         if scope == "selected":
             target: Any = EntryFilter(regime=None, selected=True)

@@ -9,9 +9,9 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from ..errors import RmtuiError
-from .base import FeatureDef, FeaturizeResult, Featurizer, run_featurizer
-from .registry import make_featurizer
+from analysis.errors import RmtuiError
+from analysis.features.base import FeatureDef, FeaturizeResult, Featurizer, run_featurizer
+from analysis.features.registry import make_featurizer
 
 __all__ = ["FeatureDef", "FeaturizeResult", "Featurizer", "make_featurizer", "featurize_study",
            "featurize_texts", "feature_matrix", "study_texts"]
@@ -20,7 +20,7 @@ __all__ = ["FeatureDef", "FeaturizeResult", "Featurizer", "make_featurizer", "fe
 def study_texts(study, *, limit: int | None = None, seed: int | None = None) -> pd.DataFrame:
     """Distinct texts of the study's pairs; with ``limit`` only the texts of the first ``limit`` pairs
     (ordered by source and row, or a seeded random sample of pairs when ``seed`` is given)."""
-    from ..store.pairs import all_texts, first_pair_ids
+    from analysis.store.pairs import all_texts, first_pair_ids
 
     if limit is None:
         return all_texts(study)
@@ -55,7 +55,7 @@ def featurize_texts(study, texts: pd.DataFrame, featurizers: Sequence[str] | Non
     Default: every recorded featurizer that runs offline (heuristic, hf:). LLM featurizers run only
     when named (they need an endpoint; their recorded config holds endpoint and model, never the key).
     """
-    from ..store import features as store
+    from analysis.store import features as store
 
     rec = store.featurizers(study)
     names = list(featurizers) if featurizers is not None else list(rec["featurizer"])
@@ -102,6 +102,6 @@ def _rebuild(name: str, cfg: dict, study) -> Featurizer:
 
 def feature_matrix(study, featurizers: Sequence[str] | None = None, names: Sequence[str] | None = None) -> pd.DataFrame:
     """Wide frame: one row per text_id, one column per ``"featurizer.name"``."""
-    from ..store.features import feature_matrix as _fm
+    from analysis.store.features import feature_matrix as _fm
 
     return _fm(study, featurizers, names)

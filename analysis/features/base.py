@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
-from ..errors import RmtuiError
+from analysis.errors import RmtuiError
 
 KINDS = ("binary", "ordinal", "count", "continuous")
 ROLES = ("target", "spoiler")
@@ -107,7 +107,7 @@ def run_featurizer(study, fz: Featurizer, texts: pd.DataFrame, *, progress: Call
                    confirm: Callable[[dict], bool] | None = None, cancel=None, replace: bool = False,
                    skip_failed: bool = False) -> FeaturizeResult:
     """Featurize ``texts`` with ``fz``, skipping texts it already holds values for; commit per chunk."""
-    from ..store import features as store
+    from analysis.store import features as store
 
     import threading
 

@@ -46,7 +46,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from .base import FeatureDef, Featurizer
+from analysis.features.base import FeatureDef, Featurizer
 
 TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 WORD_RE = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
@@ -204,7 +204,7 @@ class HeuristicFeaturizer(Featurizer):
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        from .base import Chunk
+        from analysis.features.base import Chunk
 
         size = self.chunk_size
         parts = [texts.iloc[i:i + size] for i in range(0, len(texts), size)]
@@ -300,7 +300,7 @@ class ProxyLabelFeaturizer(Featurizer):
         """Wide frame (one row per response) of the four proxy features."""
         import numpy as np
 
-        from ..similarity import get_embedder
+        from analysis.features.similarity import get_embedder
         from profanity_check import predict_prob
 
         resp = [_normalise(r if isinstance(r, str) else "") for r in responses]

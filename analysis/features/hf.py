@@ -25,8 +25,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError, RmtuiError
-from .base import FeatureDef, Featurizer
+from analysis.errors import ModelError, RmtuiError
+from analysis.features.base import FeatureDef, Featurizer
 
 
 def _slug(s: str) -> str:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import InputError, RmtuiError
-from ..store import features as store
-from .base import FeatureDef, Featurizer
+from analysis.errors import InputError, RmtuiError
+from analysis.store import features as store
+from analysis.features.base import FeatureDef, Featurizer
 
 #: the paper's long column names -> rmtui's short keys
 PAPER_ALIASES = {

@@ -3,7 +3,7 @@
 The label configuration (default: ``analysis/resources/labels_default.toml``, the 19 properties of the
 SEAL paper in rmtui's words) names each key, its type (binary | ordinal | list), allowed values, role
 and description. Answers are validated (every key present, every value of its type and allowed);
-an invalid answer is retried like a failed call (see :mod:`analysis.llm_client`). A text that still has no
+an invalid answer is retried like a failed call (see :mod:`analysis.llm.client`). A text that still has no
 valid answer after the retries is recorded in ``label_failures`` with the reason; a rerun asks only
 for texts that hold no labels yet (failed ones are asked again unless ``skip_failed``).
 
@@ -26,10 +26,10 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, RmtuiError
-from ..llm_client import (AnswerError, ChatClient, ChatError, Job, check_api_key_env, endpoint_from_env,
+from analysis.errors import InputError, RmtuiError
+from analysis.llm.client import (AnswerError, ChatClient, ChatError, Job, check_api_key_env, endpoint_from_env,
                           parse_json_object, redact_url)
-from .base import Chunk, FeatureDef, Featurizer
+from analysis.features.base import Chunk, FeatureDef, Featurizer
 
 PROMPT_VERSION = "1"
 TYPES = ("binary", "ordinal", "list")
@@ -208,7 +208,7 @@ class LabelConfig:
 
 
 class LLMLabeler(Featurizer):
-    """Featurizer ``llm:<model>``: one chat call per text through :class:`~analysis.llm_client.ChatClient`."""
+    """Featurizer ``llm:<model>``: one chat call per text through :class:`~analysis.llm.client.ChatClient`."""
 
     cheap = False
     offline = False
@@ -336,7 +336,7 @@ def cohens_kappa(a, b) -> float:
 
 def labeler_agreement(study, featurizer_a: str, featurizer_b: str, names=None) -> pd.DataFrame:
     """Per feature: n texts labelled by both, raw agreement and Cohen's kappa."""
-    from ..store.features import features_long
+    from analysis.store.features import features_long
 
     long = features_long(study, [featurizer_a, featurizer_b])
     if names:
@@ -351,8 +351,8 @@ def check_labeler(study, reference: str, *, endpoint: str, model: str, n_pairs: 
     ``llm:<model>``, same label config as ``reference``) and return (FeaturizeResult, agreement frame).
 
     The reference labels must exist for those texts (texts without them are left out of the kappa)."""
-    from ..store.features import featurizer_config
-    from . import featurize_study, study_texts
+    from analysis.store.features import featurizer_config
+    from analysis.features import featurize_study, study_texts
 
     cfg = featurizer_config(study, reference)
     if cfg is None:
@@ -363,7 +363,7 @@ def check_labeler(study, reference: str, *, endpoint: str, model: str, n_pairs: 
         raise RmtuiError(f"the check model must differ from the reference {reference!r}", "Labeler check")
     texts = study_texts(study, limit=n_pairs, seed=seed)
     res = featurize_study(study, fz, texts=texts, progress=progress, confirm=confirm, cancel=cancel)
-    from ..store.features import features_long
+    from analysis.store.features import features_long
 
     long = features_long(study, [reference, fz.name], text_ids=list(texts["text_id"]))
     wide = long.pivot_table(index=["text_id", "name"], columns="featurizer", values="value").reset_index()

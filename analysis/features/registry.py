@@ -8,31 +8,31 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from ..errors import RmtuiError
-from .base import Featurizer
+from analysis.errors import RmtuiError
+from analysis.features.base import Featurizer
 
 
 def featurizer_class(spec: str) -> type:
     """The class a spec builds: ``heuristic`` | ``llm`` (or ``llm:MODEL``) | ``hf:MODEL`` | ``file:PATH``."""
     spec = (spec or "").strip()
     if spec == "heuristic":
-        from .heuristic import HeuristicFeaturizer
+        from analysis.features.heuristic import HeuristicFeaturizer
 
         return HeuristicFeaturizer
     if spec == "proxy":
-        from .heuristic import ProxyLabelFeaturizer
+        from analysis.features.heuristic import ProxyLabelFeaturizer
 
         return ProxyLabelFeaturizer
     if spec == "llm" or spec.startswith("llm:"):
-        from .llm_labeler import LLMLabeler
+        from analysis.features.llm_labeler import LLMLabeler
 
         return LLMLabeler
     if spec.startswith("hf:"):
-        from .hf import HFClassifierFeaturizer
+        from analysis.features.hf import HFClassifierFeaturizer
 
         return HFClassifierFeaturizer
     if spec.startswith("file:"):
-        from .importer import FileFeaturizer
+        from analysis.features.importer import FileFeaturizer
 
         return FileFeaturizer
     raise RmtuiError(f"unknown labeler {spec!r}: use heuristic, proxy, llm, hf:MODEL or file:PATH", "Featurizer")

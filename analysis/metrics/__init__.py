@@ -8,14 +8,14 @@
 - :func:`confusing` (confusing.py): same labels, near-identical, labeler sides with the RM.
 """
 
-from .agreement import add_outcomes, agreement, compare
-from .confusing import confusing, near_identical, response_similarity
-from .drivers import misalignment_drivers, side_features
-from .imprint import ImprintResult, imprint
-from .linreg import adjust_p, check_design, ols, regress, vif
-from ..significance import is_significant, significance_marker
-from .regimes import DECIDED, GAMMAS, REGIMES, gamma, misalignment, regime, regimes, target_score
-from .shift import reward_shift_theta, theta_regression, theta_summary
+from analysis.metrics.agreement import add_outcomes, agreement, compare
+from analysis.metrics.confusing import confusing, near_identical, response_similarity
+from analysis.metrics.drivers import misalignment_drivers, side_features
+from analysis.metrics.imprint import ImprintResult, imprint
+from analysis.metrics.linreg import adjust_p, check_design, ols, regress, vif
+from analysis.metrics.significance import is_significant, significance_marker
+from analysis.metrics.regimes import DECIDED, GAMMAS, REGIMES, gamma, misalignment, regime, regimes, target_score
+from analysis.metrics.shift import reward_shift_theta, theta_regression, theta_summary
 
 __all__ = [
     "add_outcomes", "agreement", "compare", "confusing", "near_identical", "response_similarity",

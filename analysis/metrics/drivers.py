@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .linreg import COEF_COLUMNS, add_adjusted_p, check_design, regress
+from analysis.metrics.linreg import COEF_COLUMNS, add_adjusted_p, check_design, regress
 
 
 def side_features(frame: pd.DataFrame, wide: pd.DataFrame, features: list[str]) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from scipy import stats
 
-from .linreg import SE_LABELS, add_adjusted_p, blas_single_thread, check_design, ols, vif
+from analysis.metrics.linreg import SE_LABELS, add_adjusted_p, blas_single_thread, check_design, ols, vif
 
 DEFAULT_TARGETS = ("pre", "post", "shift")
 BINARY_KINDS = {"binary", "bool", "boolean", "indicator", "flag"}

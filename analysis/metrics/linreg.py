@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..significance import significance_marker  # noqa: F401  (its home before analysis.significance)
+from analysis.metrics.significance import significance_marker  # noqa: F401  (its home before analysis.metrics.significance)
 
 SE_TYPES = ("cluster", "iid", "hc1")
 SE_LABELS = {

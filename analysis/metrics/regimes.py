@@ -1,6 +1,6 @@
 """Regimes from the (pre-D, post-D) agreement pair, and the LM-labeler preference gamma.
 
-Regimes (names in analysis/regime_names.py): stayed_aligned (1,1), got_aligned (0,1),
+Regimes (names in analysis/metrics/regime_names.py): stayed_aligned (1,1), got_aligned (0,1),
 resists_alignment (0,0), reversed (1,0); ``tie`` when either RM tied, ``unscored`` when either RM
 has not scored the pair (unscored takes precedence over tie).
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..regime_names import DECIDED, GAMMAS, REGIMES  # noqa: F401  (the one definition of the names)
+from analysis.metrics.regime_names import DECIDED, GAMMAS, REGIMES  # noqa: F401  (the one definition of the names)
 
 
 def regime(agree_pre, agree_post, tie_pre=None, tie_post=None) -> pd.Series:
@@ -92,7 +92,7 @@ def misalignment(frame: pd.DataFrame, *, by: str | list[str] | None = None, role
     col = f"agree_{role}"
     groups = frame.groupby(by, dropna=False, sort=True) if by else [((), frame)]
     rows = []
-    from .agreement import wilson
+    from analysis.metrics.agreement import wilson
 
     tcol = f"tie_{role}"
     for key, g in groups:

@@ -399,7 +399,7 @@ def robustness_terms(y: pd.Series, X: pd.DataFrame, *, outcome: str, variant: st
 
 def adjust_robustness(table: pd.DataFrame) -> pd.DataFrame:
     """Bonferroni and BH across the table's estimable flip terms (controls left out), per variant."""
-    from .linreg import adjust_p
+    from analysis.metrics.linreg import adjust_p
 
     t = table.copy()
     t["p_bonferroni"] = np.nan

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .linreg import regress
+from analysis.metrics.linreg import regress
 
 
 def reward_shift_theta(pre_c, pre_r, post_c, post_r) -> np.ndarray:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .agreement import _counts, compare, mcnemar_exact, wilson
-from .regimes import DECIDED
+from analysis.metrics.agreement import _counts, compare, mcnemar_exact, wilson
+from analysis.metrics.regimes import DECIDED
 
 SLICES = ("subset", "split", "heldout", "gamma")
 AGREEMENT_STATS_COLUMNS = [

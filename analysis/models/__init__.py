@@ -1,4 +1,4 @@
-"""Model internals shared by training (analysis/train.py, the embedded models' build) and scoring
+"""Model internals shared by training (analysis/models/train.py, the embedded models' build) and scoring
 (analysis/scoring/).
 
 Modules: ``base`` (loading a base model for training), ``bert`` (a BERT classifier in a frozen bottom

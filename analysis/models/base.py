@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..errors import InputError, ModelError
+from analysis.errors import InputError, ModelError
 
 if TYPE_CHECKING:
-    from ..train import TrainSettings
+    from analysis.models.train import TrainSettings
 
 
 def resolve_base(spec: str) -> str:
-    from ..embedded import resolve_model_spec
+    from analysis.models.embedded import resolve_model_spec
 
     return resolve_model_spec(spec)
 

@@ -1,6 +1,6 @@
 """BERT sequence classifiers computed in two parts, and their last layer for the first token only.
 
-Training (analysis/train.py) runs the frozen bottom once per distinct text (:func:`bert_bottom`) and
+Training (analysis/models/train.py) runs the frozen bottom once per distinct text (:func:`bert_bottom`) and
 the trained top on its cached output (:func:`bert_top`); scoring (analysis/scoring/) uses
 :func:`bert_logits` for a plain BERT classifier (:func:`supports_first_token_forward`): the pooler
 reads only the first token, so the last layer computes that row alone.

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RmtuiError
+from analysis.errors import RmtuiError
 
 #: the rule-based perturbations, each moving one spoiler feature while keeping the content
 RULE_PERTURBATIONS: list[str] = [

@@ -10,8 +10,8 @@ spacing), ``role_break`` (the answer holds a "Human:"/"User:"/"Assistant:" turn 
 user), ``runaway`` (far longer than the reply). A rejected answer is asked again (temperature raised),
 at most ``max_attempts`` times; then :class:`RewriteError` lists every reason.
 
-Transport: ``analysis.llm_client.ChatClient`` (retries, logging in ``llm_calls``). The endpoint and model
-default to :func:`analysis.llm_client.endpoint_from_env`; the API key is read from the environment variable
+Transport: ``analysis.llm.client.ChatClient`` (retries, logging in ``llm_calls``). The endpoint and model
+default to :func:`analysis.llm.client.endpoint_from_env`; the API key is read from the environment variable
 named by ``api_key_env`` only.
 """
 
@@ -22,9 +22,9 @@ import threading
 
 import numpy as np
 
-from ..errors import RmtuiError
-from ..llm_client import endpoint_from_env
-from .base import RewriteError, RewriteResult, Rewriter
+from analysis.errors import RmtuiError
+from analysis.llm.client import endpoint_from_env
+from analysis.rewrite.base import RewriteError, RewriteResult, Rewriter
 
 PROMPT_VERSION = "1"
 
@@ -95,7 +95,7 @@ class LLMRewriter(Rewriter):
         env_url, env_model = endpoint_from_env()
         base_url = base_url or env_url
         model = model or env_model
-        # client: None -> an analysis.llm_client.ChatClient built on first use; tests pass a stand-in
+        # client: None -> an analysis.llm.client.ChatClient built on first use; tests pass a stand-in
         if not client and not base_url:
             raise RmtuiError("the llm rewriter needs an endpoint: --endpoint URL (or RMTUI_LLM_BASE_URL)", "Rewriter")
         if not client and not model:
@@ -138,7 +138,7 @@ class LLMRewriter(Rewriter):
     def _get_client(self):
         with self._lock:
             if self._client is None:
-                from ..llm_client import ChatClient
+                from analysis.llm.client import ChatClient
 
                 self._client = ChatClient(self.base_url, self.model, api_key_env=self.api_key_env,
                                           timeout=self.timeout, max_retries=2, study=self._study,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import RmtuiError
-from ..hashing import digest
-from .base import RewriteResult, Rewriter
+from analysis.errors import RmtuiError
+from analysis.hashing import digest
+from analysis.rewrite.base import RewriteResult, Rewriter
 
 
 class ManualRewriter(Rewriter):

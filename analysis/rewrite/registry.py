@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import RmtuiError
-from .base import Rewriter
+from analysis.errors import RmtuiError
+from analysis.rewrite.base import Rewriter
 
 
 def make_rewriter(spec: str, **params: Any) -> Rewriter:
@@ -18,14 +18,14 @@ def make_rewriter(spec: str, **params: Any) -> Rewriter:
     ``target=``), ``"manual"`` (``text=``)."""
     spec = (spec or "").strip()
     if spec == "rules" or spec.startswith("rules:"):
-        from .rules import RuleRewriter
+        from analysis.rewrite.rules import RuleRewriter
 
         pert = params.pop("perturbation", None)
         if spec.startswith("rules:"):
             pert = spec[6:]
         return RuleRewriter(pert or None, **params)
     if spec == "llm" or spec.startswith("llm:"):
-        from .llm_rewriter import LLMRewriter
+        from analysis.rewrite.llm_rewriter import LLMRewriter
 
         if spec.startswith("llm:") and not params.get("model"):
             params["model"] = spec[4:]
@@ -36,7 +36,7 @@ def make_rewriter(spec: str, **params: Any) -> Rewriter:
             params["target"] = pert
         return LLMRewriter(**params)
     if spec == "manual":
-        from .manual import ManualRewriter
+        from analysis.rewrite.manual import ManualRewriter
 
         params.pop("perturbation", None)
         return ManualRewriter(**params)

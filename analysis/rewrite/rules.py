@@ -28,8 +28,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import RmtuiError
-from .base import RULE_PERTURBATIONS, RewriteResult, Rewriter
+from analysis.errors import RmtuiError
+from analysis.rewrite.base import RULE_PERTURBATIONS, RewriteResult, Rewriter
 
 POSITIVE_OPENER = "Happy to help! "
 POSITIVE_CLOSER = "I hope this helps, and I wish you all the best!"

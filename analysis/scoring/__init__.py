@@ -32,14 +32,14 @@ the in-process engine), ``ray_backend`` (Ray Data actors; needs the ``ray`` extr
 
 from __future__ import annotations
 
-from .batching import BatchRunner, is_oom, iter_batches
-from .bench import (RANDOM_SHAPES, SAMPLE_DIR, BenchResult, EngineBenchResult, bench, bench_engine, naive_scores,
+from analysis.scoring.batching import BatchRunner, is_oom, iter_batches
+from analysis.scoring.bench import (RANDOM_SHAPES, SAMPLE_DIR, BenchResult, EngineBenchResult, bench, bench_engine, naive_scores,
                     random_model_folder, sample_texts)
-from .loading import folder_fingerprint, load_reward_model, make_model_id
-from .models import Encoded, RewardModel
-from .settings import (CPU_TOKEN_BUDGET, CUDA_TOKEN_BUDGET, DEVICES, DTYPES, FORMATS, ROLES, Progress,
+from analysis.scoring.loading import folder_fingerprint, load_reward_model, make_model_id
+from analysis.scoring.models import Encoded, RewardModel
+from analysis.scoring.settings import (CPU_TOKEN_BUDGET, CUDA_TOKEN_BUDGET, DEVICES, DTYPES, FORMATS, ROLES, Progress,
                        ScoreRunResult, ScoreSettings)
-from .study import check_invariance, load_study_models, rescore, score_study, study_models
+from analysis.scoring.study import check_invariance, load_study_models, rescore, score_study, study_models
 
 __all__ = [
     "BatchRunner", "is_oom", "iter_batches",

@@ -23,9 +23,9 @@ from typing import Any, Iterator, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError
-from .models import RewardModel, _dedupe
-from .settings import Progress
+from analysis.errors import ModelError
+from analysis.scoring.models import RewardModel, _dedupe
+from analysis.scoring.settings import Progress
 
 RESULT_COLUMNS = ("text_id", "reward", "truncated", "n_tokens")
 ENGINES = ("local", "ray", "vllm-server")
@@ -157,19 +157,19 @@ def make_backend(spec, settings=None, *, name: str | None = None, engine: str | 
     if engine not in ENGINES:
         raise ModelError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}", "Bad option")
     if engine == "vllm-server":
-        from .served import ServedBackend
+        from analysis.scoring.served import ServedBackend
 
         return ServedBackend(spec, settings, name=name, **options)
     if is_served_spec(spec):
         raise ModelError(f"{spec}: an http(s) model is a served RM; use --engine vllm-server (or no --engine)",
                          "Bad option")
     if engine == "ray":
-        from .ray_backend import RayBackend
+        from analysis.scoring.ray_backend import RayBackend
 
         return RayBackend(spec, settings, name=name, **options)
     if options:
         raise ModelError(f"engine local takes no option {sorted(options)[0]!r} (a Ray or served-RM option)",
                          "Bad option")
-    from .loading import load_reward_model
+    from analysis.scoring.loading import load_reward_model
 
     return InProcessBackend(load_reward_model(spec, settings, name=name))

@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ModelError
+from analysis.errors import ModelError
 
 def iter_batches(lengths: Sequence[int], token_budget: int, *, max_batch_size: int | None = None
                  ) -> Iterator[list[int]]:

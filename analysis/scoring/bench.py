@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import join_transcript
-from ..errors import RmtuiError
-from .models import RewardModel, _dedupe
+from analysis.datasets.readers import join_transcript
+from analysis.errors import RmtuiError
+from analysis.scoring.models import RewardModel, _dedupe
 
 RANDOM_SHAPES = {
     # DeBERTa-v3-large shape: the paper's RMs (OpenAssistant/reward-model-deberta-v3-large[-v2])
@@ -64,8 +64,8 @@ def sample_texts(path: str | Path | None = None, n: int = 256, *, seed: int = 0)
     ``path`` None: the first pairs of sample_data's harmless-base; ``"all"``: pairs drawn at random
     (seeded) from all four sample_data hh-rlhf subsets, i.e. hh-rlhf's own length mix; else a file.
     """
-    from ..data import Pair, ReadOptions, read_pairs
-    from ..hashing import text_id
+    from analysis.datasets.readers import Pair, ReadOptions, read_pairs
+    from analysis.hashing import text_id
 
     if path is None or path == "all":
         files = (sorted(SAMPLE_DIR.glob("*.jsonl.gz")) if path == "all"
@@ -100,7 +100,7 @@ def naive_scores(rm: RewardModel, texts: pd.DataFrame) -> np.ndarray:
     Uses ``rm``'s tokenizer, format and truncation (so rewards are comparable) but an fp32 copy of
     the weights when the engine runs in bf16/fp16, and transformers' own attention.
     """
-    from ..models.deberta_attention import unpatched
+    from analysis.models.deberta_attention import unpatched
 
     texts = _dedupe(texts)
     with unpatched(getattr(rm.model, "_orig_mod", rm.model)) as plain:  # transformers' own forward

@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
-from ..hashing import digest
-from .batching import BatchRunner
-from .models import RewardModel
-from .settings import CPU_TOKEN_BUDGET, CUDA_TOKEN_BUDGET, ScoreSettings
+from analysis.errors import ModelError
+from analysis.hashing import digest
+from analysis.scoring.batching import BatchRunner
+from analysis.scoring.models import RewardModel
+from analysis.scoring.settings import CPU_TOKEN_BUDGET, CUDA_TOKEN_BUDGET, ScoreSettings
 
 # model types whose sequence classifier pools the last non-pad token (decoders)
 _DECODER_TYPES = {
@@ -152,7 +152,7 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
 
     public_spec = None  # what the study records for specs that resolve to a local cache folder
     if str(spec).startswith("embedded:"):
-        from ..embedded import resolve_model_spec
+        from analysis.models.embedded import resolve_model_spec
 
         public_spec = str(spec)
         spec = resolve_model_spec(public_spec)
@@ -300,8 +300,8 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
         return rm
     model.eval()
     model.to(device)
-    from ..models.deberta_attention import patch_deberta_v2_attention, patch_deberta_v2_first_token
-    from ..models.bert import supports_first_token_forward
+    from analysis.models.deberta_attention import patch_deberta_v2_attention, patch_deberta_v2_first_token
+    from analysis.models.bert import supports_first_token_forward
 
     rm._first_token = bool(settings.first_token_top and not settings.compile and rm.padding_side == "right"
                            and supports_first_token_forward(model))

@@ -11,10 +11,10 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from ..data import join_transcript, transcript_to_messages
-from ..errors import RmtuiError
-from .batching import BatchRunner
-from .settings import Progress, ScoreSettings
+from analysis.datasets.readers import join_transcript, transcript_to_messages
+from analysis.errors import RmtuiError
+from analysis.scoring.batching import BatchRunner
+from analysis.scoring.settings import Progress, ScoreSettings
 
 class RewardModel:
     """A loaded reward model. Build with :func:`load_reward_model`."""
@@ -206,7 +206,7 @@ class RewardModel:
             inputs["position_ids"] = put(np.clip(np.cumsum(mask, axis=1) - 1, 0, None))
         with torch.inference_mode():
             if self._first_token and self.settings.first_token_top:
-                from ..models.bert import bert_logits
+                from analysis.models.bert import bert_logits
 
                 logits = bert_logits(self.model, inputs["input_ids"], inputs.get("token_type_ids"),
                                      inputs["attention_mask"]).float()

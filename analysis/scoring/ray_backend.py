@@ -32,11 +32,11 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError, RmtuiError
-from .backends import RESULT_COLUMNS, DescribedByModel
-from .loading import load_reward_model
-from .models import _dedupe
-from .settings import Progress, ScoreSettings
+from analysis.errors import ModelError, RmtuiError
+from analysis.scoring.backends import RESULT_COLUMNS, DescribedByModel
+from analysis.scoring.loading import load_reward_model
+from analysis.scoring.models import _dedupe
+from analysis.scoring.settings import Progress, ScoreSettings
 
 MIN_RAY = (2, 50)  # ActorPoolStrategy(size=...) with compute=; `concurrency=` is deprecated since 2.51
 # CPUs left free for Ray Data's own tasks (input, output splitting, the iterator's prefetch). An

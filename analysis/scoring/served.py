@@ -42,11 +42,11 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pandas as pd
 
-from ..errors import ModelError, RmtuiError
-from .backends import DescribedByModel
-from .loading import load_reward_model, make_model_id
-from .models import _dedupe
-from .settings import Progress, ScoreSettings
+from analysis.errors import ModelError, RmtuiError
+from analysis.scoring.backends import DescribedByModel
+from analysis.scoring.loading import load_reward_model, make_model_id
+from analysis.scoring.models import _dedupe
+from analysis.scoring.settings import Progress, ScoreSettings
 
 API_KEY_ENV = "RMTUI_VLLM_API_KEY"  # sent as a bearer token when set; never recorded
 

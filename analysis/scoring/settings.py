@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import ModelError
+from analysis.errors import ModelError
 
 FORMATS = ("pair", "raw", "chat")
 ROLES = ("pre", "post", "other")

@@ -11,11 +11,11 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from ..data import join_transcript
-from ..errors import ModelError, RmtuiError
-from .loading import load_reward_model
-from .models import RewardModel, _dedupe
-from .settings import ROLES, Progress, ScoreRunResult, ScoreSettings
+from analysis.datasets.readers import join_transcript
+from analysis.errors import ModelError, RmtuiError
+from analysis.scoring.loading import load_reward_model
+from analysis.scoring.models import RewardModel, _dedupe
+from analysis.scoring.settings import ROLES, Progress, ScoreRunResult, ScoreSettings
 
 def check_invariance(model: RewardModel, texts: pd.DataFrame) -> float:
     """Max |reward batched - reward one text per forward| over ``texts`` (fp32 CPU: < 1e-4)."""
@@ -43,8 +43,8 @@ def score_study(study, spec, role: str, *, name: str | None = None,
     pre-D and one post-D RM). ``on_commit(n_committed, n_pending)`` is called after every committed
     frame; ``progress(n_done, n_pending)`` as the backend reports it.
     """
-    from ..store import scores as store
-    from .backends import check_result_frame, make_backend
+    from analysis.store import scores as store
+    from analysis.scoring.backends import check_result_frame, make_backend
 
     if role not in ROLES:
         raise RmtuiError(f"--role {role!r}: expected one of {', '.join(ROLES)}", "Bad option")
@@ -106,7 +106,7 @@ def _score_with(study, store, backend, role, *, name, limit, progress, check_inv
 
 def study_models(study) -> pd.DataFrame:
     """The study's ``models`` table (model_id, name, role, path_or_hub_id, revision, format, ...)."""
-    from ..store import scores as store
+    from analysis.store import scores as store
 
     return store.models_frame(study)
 
@@ -145,7 +145,7 @@ def load_study_models(study, device: str = "auto", *, roles: Iterable[str] | Non
         )
         spec = row.path_or_hub_id
         if str(spec).startswith(("http://", "https://")):  # a served RM: the same server, same model id
-            from .served import served_backend_for
+            from analysis.scoring.served import served_backend_for
 
             served = served_backend_for(row, ScoreSettings(format=row.format, max_length=row.max_length))
             served.role = row.role
@@ -167,7 +167,7 @@ def load_study_models(study, device: str = "auto", *, roles: Iterable[str] | Non
 def rescore(study, texts: pd.DataFrame, models: list[RewardModel] | None = None) -> pd.DataFrame:
     """Score texts with the study's models, skipping text_ids already in ``scores``, store the new
     rewards and return DataFrame[model_id, role, text_id, reward] for every given text."""
-    from ..store import scores as store
+    from analysis.store import scores as store
 
     texts = _dedupe(texts)
     if "text" not in texts.columns:

@@ -3,6 +3,6 @@
 ``core`` opens the file and migrates it; one module per area reads and writes its tables.
 """
 
-from .core import Study, now, open_study
+from analysis.store.core import Study, now, open_study
 
 __all__ = ["Study", "open_study", "now"]

@@ -7,16 +7,16 @@ module that owns each function: :mod:`.filters` (EntryFilter, the WHERE clause),
 (bulk_insert).
 """
 
-from ..regime_names import GAMMAS, REGIMES
-from .core import bulk_insert
-from .entries import (FREQUENCY_COLUMNS, LIST_COLUMNS, Entry, count_entries, drill_down, fetch_rows, fetch_window,
+from analysis.metrics.regime_names import GAMMAS, REGIMES
+from analysis.store.core import bulk_insert
+from analysis.store.entries import (FREQUENCY_COLUMNS, LIST_COLUMNS, Entry, count_entries, drill_down, fetch_rows, fetch_window,
                       frequency, get_entry, has_votes, list_values, models, non_null_counts, position_of,
                       prompt_heads, sorted_ids)
-from .export import export_frames, study_metadata
-from .filters import DEFAULT_SORT, GAMMA_NONE, SORT_COLUMNS, EntryFilter
-from .metrics import agreement, imprint_table, misalignment_table, regime_table
-from .metrics import latest_imprint_fit as latest_fit
-from .triage import (DEFAULT_TAGS, all_tags, get_note, select, selected_ids, selection_count, set_note, set_tags,
+from analysis.store.export import export_frames, study_metadata
+from analysis.store.filters import DEFAULT_SORT, GAMMA_NONE, SORT_COLUMNS, EntryFilter
+from analysis.store.metrics import agreement, imprint_table, misalignment_table, regime_table
+from analysis.store.metrics import latest_imprint_fit as latest_fit
+from analysis.store.triage import (DEFAULT_TAGS, all_tags, get_note, select, selected_ids, selection_count, set_note, set_tags,
                      tag_counts, toggle_tag, undo_last)
 
 pair_ids = sorted_ids  # the same ids in the same order

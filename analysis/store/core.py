@@ -58,9 +58,9 @@ from typing import Any, Iterator
 import duckdb
 import pandas as pd
 
-from .. import __version__
-from ..errors import StudyError, StudyLockedError
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from analysis import __version__
+from analysis.errors import StudyError, StudyLockedError
+from analysis.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def now() -> _dt.datetime:
@@ -231,7 +231,7 @@ class Study:
         with self.hold():
             self._migrate()
             if not read_only:  # rows a killed job left 'running' (ingests, score_runs): interrupted
-                from .jobs import mark_interrupted
+                from analysis.store.jobs import mark_interrupted
 
                 mark_interrupted(self)
 

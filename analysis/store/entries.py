@@ -13,13 +13,13 @@ from typing import Sequence
 
 import pandas as pd
 
-from ..errors import RmtuiError
-from ..regime_names import REGIMES
-from .core import Study, first_row
-from .pairs import CONSENSUS_SQL as _CONSENSUS
-from .filters import DEFAULT_SORT, GAMMA_NONE, LIST_FROM, SORT_COLUMNS, EntryFilter, order_clause, where_clause
-from .scores import models_frame
-from .triage import all_tags
+from analysis.errors import RmtuiError
+from analysis.metrics.regime_names import REGIMES
+from analysis.store.core import Study, first_row
+from analysis.store.pairs import CONSENSUS_SQL as _CONSENSUS
+from analysis.store.filters import DEFAULT_SORT, GAMMA_NONE, LIST_FROM, SORT_COLUMNS, EntryFilter, order_clause, where_clause
+from analysis.store.scores import models_frame
+from analysis.store.triage import all_tags
 
 
 LIST_COLUMNS = ["pair_id", "subset", "split", "margin_pre", "margin_post", "regime", "gamma", "theta",

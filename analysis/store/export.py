@@ -6,10 +6,10 @@ from typing import Sequence
 
 import pandas as pd
 
-from .core import Study
-from .filters import ids_frame
-from .metrics import latest_imprint_fit
-from .scores import models_frame
+from analysis.store.core import Study
+from analysis.store.filters import ids_frame
+from analysis.store.metrics import latest_imprint_fit
+from analysis.store.scores import models_frame
 
 
 def export_frames(study: Study, ids: Sequence[str]) -> dict[str, pd.DataFrame]:

@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from ..errors import RmtuiError
-from .core import Study, now
+from analysis.errors import RmtuiError
+from analysis.store.core import Study, now
 
 
 def register_featurizer(study: Study, featurizer: str, version: str, config: dict, defs: Sequence,

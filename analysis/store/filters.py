@@ -12,9 +12,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ..errors import RmtuiError
-from .features import split_feature_key
-from .pairs import CONSENSUS_SQL as _CONSENSUS
+from analysis.errors import RmtuiError
+from analysis.store.features import split_feature_key
+from analysis.store.pairs import CONSENSUS_SQL as _CONSENSUS
 
 GAMMA_NONE = "none"  # the filter and regime-table value of pairs with no γ (no features of the kind γ needs)
 

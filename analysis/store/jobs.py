@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Any
 
-from .core import Study
+from analysis.store.core import Study
 
 _PREFIX = "job."
 

@@ -9,11 +9,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from ..errors import RmtuiError
-from .core import Study, conform, first_row, insert_frame, now
-from . import scores
-from .filters import GAMMA_NONE
-from .pairs import CONSENSUS_SQL
+from analysis.errors import RmtuiError
+from analysis.store.core import Study, conform, first_row, insert_frame, now
+from analysis.store import scores
+from analysis.store.filters import GAMMA_NONE
+from analysis.store.pairs import CONSENSUS_SQL
 
 PAIR_METRIC_COLUMNS = [
     "pair_id", "fit_id", "reward_chosen_pre", "reward_rejected_pre", "reward_chosen_post",
@@ -136,7 +136,7 @@ def feature_wide(study: Study, features: Sequence[str]) -> pd.DataFrame:
     feats = list(features)
     if not feats:
         return pd.DataFrame(index=pd.Index([], name="text_id"))
-    from .features import split_feature_key
+    from analysis.store.features import split_feature_key
 
     # the study's own (featurizer, name) pairs name each key exactly; a split is the fallback
     known = {f"{a}.{b}": (a, b) for a, b in study.con.cursor().execute(

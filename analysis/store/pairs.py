@@ -7,10 +7,10 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from .. import __version__
-from ..data import Issue, Pair
-from . import jobs
-from .core import Study, now
+from analysis import __version__
+from analysis.datasets.readers import Issue, Pair
+from analysis.store import jobs
+from analysis.store.core import Study, now
 
 PAIR_COLUMNS = [
     "pair_id", "dataset", "subset", "split", "source", "source_row", "context",

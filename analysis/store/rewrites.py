@@ -11,8 +11,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from .core import Study, conform, insert_frame, now
-from .scores import models_frame
+from analysis.store.core import Study, conform, insert_frame, now
+from analysis.store.scores import models_frame
 
 REWRITE_COLUMNS = [
     "rewrite_id", "pair_id", "side", "rewriter", "params", "original_text_id", "new_text_id",

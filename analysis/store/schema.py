@@ -115,7 +115,7 @@ V1 = [
         summary VARCHAR)""",
 ]
 
-# datasets in their published shapes (analysis/shapes.py): who won and how, per pair. A human tie is
+# datasets in their published shapes (analysis/datasets/shapes.py): who won and how, per pair. A human tie is
 # stored with chosen = A, rejected = B and human_tie TRUE; agreement and regimes leave those out.
 V2_HUMAN_LABELS = [
     "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS preference VARCHAR",        # a | b | tie | chosen (a chosen/rejected set)

@@ -13,8 +13,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from . import jobs
-from .core import Study, now
+from analysis.store import jobs
+from analysis.store.core import Study, now
 
 _MODEL_COLS = [
     "model_id", "name", "path_or_hub_id", "revision", "role", "format", "dtype", "device", "max_length",

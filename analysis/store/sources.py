@@ -1,7 +1,7 @@
 """Reading a dataset with SQL (``rmtui ingest --sql``): DuckDB's readers (read_json, read_csv, read_parquet)
 on an in-memory connection of its own, never the study's. Records come back as dicts in batches.
 
-Only this package runs SQL; the readers in analysis/ingest.py turn the records into pairs.
+Only this package runs SQL; the readers in analysis/datasets/ingest.py turn the records into pairs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Iterator
 
 import duckdb
 
-from ..errors import InputError
+from analysis.errors import InputError
 
 # what a query must return: one of these column sets (plus optional subset, split, attribute columns)
 STANDARD_SHAPES = (("chosen", "rejected"), ("a", "b", "label"), ("a", "b", "score_a", "score_b"),

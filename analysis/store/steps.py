@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from .core import Study, now
+from analysis.store.core import Study, now
 
 
 def get_step(study: Study, step: str) -> dict[str, Any] | None:

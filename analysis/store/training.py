@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .core import Study
+from analysis.store.core import Study
 
 
 def training_pairs(study: Study) -> pd.DataFrame:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Iterable, Sequence
 
-from ..errors import RmtuiError
-from .core import Study, first_row, now
-from .filters import LIST_FROM, EntryFilter, ids_frame, where_clause
+from analysis.errors import RmtuiError
+from analysis.store.core import Study, first_row, now
+from analysis.store.filters import LIST_FROM, EntryFilter, ids_frame, where_clause
 
 DEFAULT_TAGS = ["label-noise", "rm-error", "ambiguous", "interesting"]
 

@@ -40,7 +40,7 @@ def demo_config_path() -> Path:
 
 def print_summary(study_path: Path) -> None:
     """Print the study's summary: what `rmtui summary` prints (agreement, regimes, imprint, ...)."""
-    from analysis.study_fit import summary
+    from analysis.fit.study_fit import summary
     from analysis.store import open_study
 
     with open_study(study_path, read_only=True) as st:
@@ -79,7 +79,7 @@ def demo(
     """
     import dataclasses
 
-    from analysis.config import load_config
+    from analysis.pipeline.config import load_config
 
     path = study or default_demo_study()
     if rebuild:

@@ -22,7 +22,7 @@ def explore(
     """Browse the study: coefficients, regimes, entries; rewrite, rescore, tag, export. Keys: ? for help."""
     from pathlib import Path
 
-    from analysis.regime_names import REGIMES
+    from analysis.metrics.regime_names import REGIMES
     from analysis.store.filters import EntryFilter
 
     if not Path(study).exists():

@@ -24,12 +24,12 @@ def export(
     force: bool = typer.Option(False, "--force", help="Overwrite the output file if it exists."),
 ) -> None:
     """Export pairs with their texts, scores, features, tags and notes (the app's export, for scripts)."""
-    from analysis.export import export_pairs
+    from analysis.report.export import export_pairs
     from analysis.store import open_study
 
     from analysis.choices import resolve
     from analysis.errors import RmtuiError
-    from analysis.regime_names import REGIMES
+    from analysis.metrics.regime_names import REGIMES
     from analysis.store.entries import list_values
     from analysis.textsafe import visible_line
 

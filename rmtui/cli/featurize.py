@@ -101,7 +101,7 @@ def featurize(
         return typer.confirm("Start?", default=False)
 
     if opts.get("endpoint"):
-        from analysis.llm_client import key_warning
+        from analysis.llm.client import key_warning
 
         w = key_warning(opts["endpoint"], api_key_env)
         if w:

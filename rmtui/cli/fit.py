@@ -74,7 +74,7 @@ def fit(
     no_drivers: bool = typer.Option(False, "--no-drivers", help="Skip the misalignment LPM/logit."),
 ) -> None:
     """Compute agreement, regimes, gamma, theta, feature imprint and drivers; store them as a fit."""
-    from analysis.study_fit import FitOptions, fit_study
+    from analysis.fit.study_fit import FitOptions, fit_study
     from analysis.store import open_study
 
     from analysis.choices import resolve
@@ -191,7 +191,7 @@ def _print_summary(s: dict) -> None:
     # imprint
     imp = s.get("imprint") or []
     if imp:
-        from analysis.significance import significance_marker
+        from analysis.metrics.significance import significance_marker
 
         feats = list(dict.fromkeys(r["feature"] for r in imp))
         targets = [t for t in ("pre", "post", "shift") if any(r["target"] == t for r in imp)]
@@ -312,7 +312,7 @@ def _generic_table(title: str, rr: list[dict]) -> Table:
 
 
 def _sig(p: Any) -> str:
-    from analysis.significance import significance_marker
+    from analysis.metrics.significance import significance_marker
 
     return significance_marker(p)
 
@@ -355,7 +355,7 @@ def suspects(
                              "the human; highest first; the app sorts by it as 'suspect')",
                              ["pair", "subset", "margin pre", "margin post", "gamma", "score"], rows))
         if out:
-            from analysis.export import export_pairs
+            from analysis.report.export import export_pairs
 
             res = export_pairs(st, list(df["pair_id"]), None, out, overwrite=force, sort=("suspect", True))
             console.print(f"exported {len(df):,} pairs to {getattr(res, 'path', out)}")
@@ -367,7 +367,7 @@ def summary(
     as_json: bool = typer.Option(False, "--json", help="Print the same numbers as JSON."),
 ) -> None:
     """Print agreement, regimes, gamma breakdowns, imprint, theta, drivers, confusing entries, robustness."""
-    from analysis.study_fit import summary as make_summary
+    from analysis.fit.study_fit import summary as make_summary
     from analysis.store import open_study
 
     with open_study(study, read_only=True) as st:

@@ -44,11 +44,11 @@ def ingest(
 
     from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
-    from analysis.data import READ_STOPPED, ReadOptions
+    from analysis.datasets.readers import READ_STOPPED, ReadOptions
     from analysis.errors import InputError
-    from analysis.ingest import ingest as do_ingest
-    from analysis.presets import all_presets, get_preset, preset_for_hf
-    from analysis.shapes import parse_map
+    from analysis.datasets.ingest import ingest as do_ingest
+    from analysis.datasets.presets import all_presets, get_preset, preset_for_hf
+    from analysis.datasets.shapes import parse_map
     from analysis.store import open_study
     from analysis.store.pairs import pair_counts
 
@@ -57,7 +57,7 @@ def ingest(
             console.print(f"{p.name:24} {', '.join(p.hf)}\n{'':24} {p.description}", markup=False)
         return
     if inspect:
-        from analysis.peek import inspect_source
+        from analysis.datasets.peek import inspect_source
 
         if not sources:
             raise InputError("--inspect: name a file", "Bad option")

@@ -16,7 +16,7 @@ def report(
     out: Path = typer.Option(..., "-o", "--output", help="The folder to write the report into."),
 ) -> None:
     """Write a self-contained Markdown and HTML report with PNG figures (and summary.json)."""
-    from analysis.report import write_report
+    from analysis.report.document import write_report
     from analysis.store import open_study
 
     t0 = time.perf_counter()

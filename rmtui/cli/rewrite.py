@@ -38,7 +38,7 @@ def rewrite(
     quiet_libraries()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from analysis.rewrite_experiment import fit_robustness, run_experiment
+    from analysis.rewrite.experiment import fit_robustness, run_experiment
     from analysis.rewrite import make_rewriter
     from analysis.store import open_study
 
@@ -52,7 +52,7 @@ def rewrite(
             rw._study = st
         scorer = None
         if trust_remote_code:  # consent for this command only; the study never grants it
-            from analysis.rewrite_experiment import default_scorer
+            from analysis.rewrite.experiment import default_scorer
             from analysis.scoring import load_study_models
 
             scorer = default_scorer(st, load_study_models(st, trust_remote_code=True))

@@ -19,7 +19,7 @@ from .base import app, console, err_console, quiet_libraries, SafeTextColumn, st
 def _make_reporter():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from analysis.pipeline import ProgressHandle, Reporter, StepResult
+    from analysis.pipeline.run import ProgressHandle, Reporter, StepResult
 
     class RichReporter(Reporter):
         def __init__(self) -> None:
@@ -84,7 +84,7 @@ def _sigterm_as_interrupt() -> None:
 
 
 def _run_pipeline(config, study=None, force: bool = False):
-    from analysis.pipeline import run_config
+    from analysis.pipeline.run import run_config
 
     # transformers is imported only by steps that need it (a run with every step done starts fast);
     # these variables keep it quiet from its first import on
@@ -121,7 +121,7 @@ def run(
     resumes where it stopped.
     """
     if print_config:
-        from analysis.config import EXAMPLE_CONFIG
+        from analysis.pipeline.config import EXAMPLE_CONFIG
 
         sys.stdout.write(EXAMPLE_CONFIG)
         return

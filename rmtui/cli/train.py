@@ -39,9 +39,9 @@ def train(
 
     from analysis.errors import InputError
     from analysis.store import open_study
-    from analysis.train import TrainSettings
-    from analysis.train import train as do_train
-    from analysis.train_pairs import (TRAINED_PAIRS, mark_heldout_from_keys, pairs_from_files, pairs_from_study,
+    from analysis.models.train import TrainSettings
+    from analysis.models.train import train as do_train
+    from analysis.models.train_pairs import (TRAINED_PAIRS, mark_heldout_from_keys, pairs_from_files, pairs_from_study,
                                       read_trained_pairs)
 
     quiet_libraries()

@@ -16,7 +16,7 @@ from textual.screen import Screen
 from ..widgets.footer import AppFooter
 from textual.widgets import DataTable, Header, Static
 
-from analysis.significance import is_significant, significance_marker
+from analysis.metrics.significance import is_significant, significance_marker
 from analysis.textsafe import visible_line
 
 from ..widgets.table import ListTable

@@ -11,7 +11,7 @@ from textual.screen import Screen
 from ..widgets.footer import AppFooter
 from textual.widgets import Header
 
-from analysis.regime_names import REGIMES
+from analysis.metrics.regime_names import REGIMES
 from analysis.store.filters import EntryFilter
 
 from ..widgets.entry_list import EntryList
@@ -489,7 +489,7 @@ class ListScreen(TriageMixin, Screen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="export")
     def run_export(self, args: dict, overwrite: bool) -> None:
-        from analysis.export import ExportExistsError
+        from analysis.report.export import ExportExistsError
 
         try:
             res = self.rapp.service.export(args["scope"], None, args["path"], filt=args["filt"], sort=args["sort"],

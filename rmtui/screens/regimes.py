@@ -13,7 +13,7 @@ from textual.screen import Screen
 from ..widgets.footer import AppFooter
 from textual.widgets import DataTable, Header, Label, Static
 
-from analysis.regime_names import RegimeGrid
+from analysis.metrics.regime_names import RegimeGrid
 from analysis.textsafe import visible_line
 
 from ..widgets.entry_list import REGIME_SHORT_80, short_names

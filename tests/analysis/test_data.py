@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from analysis.data import (
+from analysis.datasets.readers import (
     Issue, Pair, ReadOptions, read_pairs, split_transcript, subset_split_from_name, transcript_to_messages,
 )
 from analysis.errors import InputError
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.store import open_study
 
 from ..conftest import HH_FILES
@@ -127,7 +127,7 @@ def test_chat_message_lists_jsonl_and_parquet(tmp_path):
 def test_a_json_array_file_and_a_folder(tmp_path):
     """A pretty-printed JSON array in a .json file is read as records (it was read as JSON lines: every
     line malformed); a bad record is reported by its number; a folder is named as a folder."""
-    from analysis.data import Issue
+    from analysis.datasets.readers import Issue
 
     rows = [{"chosen": f"\n\nHuman: q{i}\n\nAssistant: yes {i}", "rejected": f"\n\nHuman: q{i}\n\nAssistant: no"}
             for i in range(4)]

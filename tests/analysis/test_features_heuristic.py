@@ -8,7 +8,7 @@ import pytest
 from analysis.features import feature_matrix, featurize_study, featurize_texts, make_featurizer
 from analysis.features.heuristic import DEFS, NAMES, HeuristicFeaturizer
 from analysis.hashing import text_id
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.store import open_study
 from analysis.store.features import feature_defs, side_means
 

@@ -9,7 +9,7 @@ import pytest
 
 from analysis.errors import InputError, RmtuiError
 from analysis.features import featurize_study, featurize_texts, make_featurizer
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.store import open_study
 from analysis.store.features import feature_defs
 

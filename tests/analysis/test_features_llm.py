@@ -13,8 +13,8 @@ import pytest
 from analysis.errors import InputError
 from analysis.features import featurize_study
 from analysis.features.llm_labeler import LabelConfig, check_labeler, cohens_kappa, labeler_agreement
-from analysis.ingest import ingest
-from analysis.llm_client import ChatClient, ChatError, parse_json_object
+from analysis.datasets.ingest import ingest
+from analysis.llm.client import ChatClient, ChatError, parse_json_object
 from analysis.store import open_study
 from analysis.store.features import feature_defs, label_failures
 
@@ -126,14 +126,14 @@ def test_map_bounds_concurrency(server):
             active[0] -= 1
         return job.key
 
-    from analysis.llm_client import Job
+    from analysis.llm.client import Job
 
     out = sorted(r for _, r in c.map([Job(key=i) for i in range(8)], fn))
     assert out == list(range(8)) and peak[0] == 2
 
 
 def test_endpoint_urls():
-    from analysis.llm_client import normalise_base_url
+    from analysis.llm.client import normalise_base_url
 
     assert normalise_base_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1/chat/completions"
     assert normalise_base_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"

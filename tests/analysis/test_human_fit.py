@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 
 import rmtui.cli.fit  # noqa: F401
 import rmtui.cli.ingest  # noqa: F401
-from analysis.data import ReadOptions
-from analysis.study_fit import fit_study, summary
-from analysis.ingest import ingest
-from analysis.shapes import parse_map
+from analysis.datasets.readers import ReadOptions
+from analysis.fit.study_fit import fit_study, summary
+from analysis.datasets.ingest import ingest
+from analysis.datasets.shapes import parse_map
 from analysis.store import open_study
 from rmtui.cli.base import app
 
@@ -114,7 +114,7 @@ def test_dataset_attributes_reach_gamma_and_the_imprint(tmp_path):
     hand-computed comparison of the two sides' safety."""
     import numpy as np
 
-    from analysis.study_fit import FitOptions
+    from analysis.fit.study_fit import FitOptions
 
     rng = np.random.default_rng(3)
     rows = []
@@ -165,7 +165,7 @@ def test_annotator_agreement_is_a_drivers_covariate(tmp_path):
     (0.10 - 0.60) / (1 - 2/3) = -1.5 (hand-computed; sampling noise of about 0.25 at this size)."""
     import numpy as np
 
-    from analysis.study_fit import FitOptions
+    from analysis.fit.study_fit import FitOptions
 
     rng = np.random.default_rng(5)
     n = 400
@@ -206,7 +206,7 @@ def test_annotator_agreement_is_a_drivers_covariate(tmp_path):
 
 
 def test_export_carries_the_human_labels(tmp_path):
-    from analysis.export import export_pairs
+    from analysis.report.export import export_pairs
     from analysis.store.browse import EntryFilter
 
     path = build(tmp_path)

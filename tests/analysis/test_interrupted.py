@@ -94,7 +94,7 @@ def test_fit_killed_at_any_moment_leaves_one_whole_fit(tmp_path):
     imprint as a fit that was never interrupted."""
     import os
 
-    from analysis.synth import make_synthetic_study
+    from analysis.datasets.synth import make_synthetic_study
 
     study = tmp_path / "s.duckdb"
     make_synthetic_study(study, 3000, seed=5)
@@ -131,9 +131,9 @@ def test_rewrite_killed_then_rerun_matches_an_uninterrupted_run(tmp_path, tiny_r
     uninterrupted run, none twice."""
     import os
 
-    from analysis.data import ReadOptions
+    from analysis.datasets.readers import ReadOptions
     from analysis.features import featurize_study
-    from analysis.ingest import ingest
+    from analysis.datasets.ingest import ingest
     from analysis.scoring import score_study
     from tests.conftest import SAMPLE
 

@@ -368,7 +368,7 @@ def test_vif_single_column():
 
 
 def test_shared_text_gives_one_row_per_pair_side():
-    from analysis.study_fit import imprint_rows
+    from analysis.fit.study_fit import imprint_rows
 
     pm = pd.DataFrame({"pair_id": ["a", "b"], "chosen_text_id": ["t1", "t1"], "rejected_text_id": ["t2", "t3"],
                        "reward_chosen_pre": [1.0, 1.0], "reward_rejected_pre": [0.0, 2.0],

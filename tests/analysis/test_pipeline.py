@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analysis.config import ConfigError, load_config, parse_config
+from analysis.pipeline.config import ConfigError, load_config, parse_config
 from analysis.errors import RmtuiError
-from analysis.pipeline import fingerprint, plan_steps, run_config
+from analysis.pipeline.run import fingerprint, plan_steps, run_config
 from analysis.store import open_study
 
 from ..conftest import ROOT, SAMPLE

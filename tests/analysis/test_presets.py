@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import rmtui.cli.ingest  # noqa: F401
 from analysis.errors import InputError
-from analysis.presets import all_presets, get_preset, preset_for_hf
+from analysis.datasets.presets import all_presets, get_preset, preset_for_hf
 from analysis.store import open_study
 from rmtui.cli.base import app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analysis.report import fmt_num, human_name, parse_md_tables, write_report
+from analysis.report.document import fmt_num, human_name, parse_md_tables, write_report
 from analysis.store import open_study
 
 
@@ -92,7 +92,7 @@ def test_report_tables_and_figures_carry_the_summary_numbers(tmp_path):
 def test_report_figures_plot_the_numbers():
     """The figures' artists hold the summary's numbers: estimates and intervals of the imprint in panels
     pre, post, shift; agreement by subset with its Wilson interval and the longer-wins baseline."""
-    from analysis.report import figure_agreement, figure_coefficients
+    from analysis.report.document import figure_agreement, figure_coefficients
 
     data = _planted_summary()
     fig = figure_coefficients(data["imprint"][::-1], "imprint")       # rows in reverse: panels still ordered
@@ -124,7 +124,7 @@ def test_report_figures_plot_the_numbers():
 
 
 def test_findings_page_and_paper_comparison():
-    from analysis.report import findings, paper_comparison
+    from analysis.report.document import findings, paper_comparison
 
     data = {
         "datasets": ["hh-rlhf"],
@@ -162,7 +162,7 @@ def test_findings_page_and_paper_comparison():
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
     """A small real study (30 pairs, two tiny RMs, heuristic features, a fit), built once per module."""
-    from analysis.pipeline import run_config
+    from analysis.pipeline.run import run_config
 
     from .test_pipeline import _full_config
 
@@ -174,7 +174,7 @@ def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
 def test_report_of_a_real_study_matches_summary_json(tmp_path, built):
     import shutil
 
-    from analysis import study_fit as fit
+    from analysis.fit import study_fit as fit
     from rmtui.cli import app
 
     study = tmp_path / "s.duckdb"

@@ -170,7 +170,7 @@ def test_app_rewrite_and_featurize_read_the_same_endpoint_variables(monkeypatch,
     """Each variable alone configures the app's LLM rewrite, `rmtui rewrite` and the llm labeler
     (the app read RMTUI_LLM_BASE_URL and OPENAI_BASE_URL only, the labeler none)."""
     from analysis.features.llm_labeler import LLMLabeler
-    from analysis.llm_client import ENDPOINT_ENV_VARS, endpoint_from_env
+    from analysis.llm.client import ENDPOINT_ENV_VARS, endpoint_from_env
     from rmtui.services import RewriteBackend
 
     for v in ENDPOINT_ENV_VARS:
@@ -187,7 +187,7 @@ def test_app_rewrite_and_featurize_read_the_same_endpoint_variables(monkeypatch,
 
 
 def test_endpoint_variables_first_set_wins():
-    from analysis.llm_client import endpoint_from_env
+    from analysis.llm.client import endpoint_from_env
 
     env = {"OPENAI_BASE_URL": "http://c/v1", "RMTUI_LLM_ENDPOINT": "http://b/v1", "RMTUI_LLM_BASE_URL": ""}
     assert endpoint_from_env(env) == ("http://b/v1", None)

@@ -11,7 +11,7 @@ import pytest
 
 from analysis.errors import RmtuiError
 from analysis.metrics import robustness as M
-from analysis.rewrite_experiment import (SIDES, discard_rewrite, experiment_id, fit_robustness, keep_rewrite, rewrite_one,
+from analysis.rewrite.experiment import (SIDES, discard_rewrite, experiment_id, fit_robustness, keep_rewrite, rewrite_one,
                                  robustness_summary, run_experiment, sample_pairs)
 from analysis.rewrite import RULE_PERTURBATIONS, make_rewriter
 
@@ -32,9 +32,9 @@ def base_study(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
     """30 real harmless-base pairs, scored by two tiny real RMs (pre, post), featurized by the heuristic
     featurizer, and one rules experiment (seed 0, 20 pairs, both sides) through the default engine.
     Built once; each test works on its own copy of the file."""
-    from analysis.data import ReadOptions
+    from analysis.datasets.readers import ReadOptions
     from analysis.features import featurize_study
-    from analysis.ingest import ingest
+    from analysis.datasets.ingest import ingest
     from analysis.scoring import score_study
     from analysis.store import open_study
 
@@ -250,7 +250,7 @@ def test_fit_robustness_writes_tables_and_summary(scored):
     assert (design["seed"], design["n_requested"], design["sides"]) == (0, BASE_N, "chosen,rejected")
     assert design["n_sampled"] == BASE_N and "seeded permutation" in design["frame"]
     # the robustness fit is stale once the fit's tie tolerance differs
-    from analysis.rewrite_experiment import robustness_stale
+    from analysis.rewrite.experiment import robustness_stale
 
     assert robustness_stale(st) == []
     st.execute("INSERT INTO fits (fit_id, kind, created_at, options) VALUES ('fit-x', 'fit', now(), "

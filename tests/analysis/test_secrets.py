@@ -9,7 +9,7 @@ import time
 import pytest
 
 from analysis.errors import EndpointError, RmtuiError
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.store import open_study
 from tests.fake_openai import FakeOpenAI
 from tests.helpers.cli import run_cli
@@ -37,7 +37,7 @@ def _nowhere(path, needle: str) -> None:
 
 
 def test_redact_url():
-    from analysis.llm_client import redact_url
+    from analysis.llm.client import redact_url
 
     assert redact_url(f"http://user:{SECRET}@127.0.0.1:8000/v1") == "http://[redacted]@127.0.0.1:8000/v1"
     assert SECRET not in redact_url(f"https://h/v1?api_key={SECRET}&x=1")
@@ -69,14 +69,14 @@ def test_a_key_given_as_api_key_env_is_refused(tmp_path):
     _nowhere(path, SECRET)
     with open_study(path, read_only=True) as st:
         assert st.scalar("SELECT count(*) FROM featurizers") == 0
-    from analysis.llm_client import check_api_key_env
+    from analysis.llm.client import check_api_key_env
 
     for bad in (SECRET, "hf_abcdefghijklmnopqrstuvwxyz012345", "my-key-value"):
         with pytest.raises(EndpointError):
             check_api_key_env(bad)
     for ok in ("OPENAI_API_KEY", "RMTUI_TEST_KEY", "groq_key"):
         check_api_key_env(ok)
-    from analysis.config import parse_config
+    from analysis.pipeline.config import parse_config
 
     src = tmp_path / "p-test.jsonl"
     with pytest.raises(RmtuiError, match="api_key_env"):
@@ -93,7 +93,7 @@ def test_missing_key_variable_warns_for_a_remote_endpoint(tmp_path, monkeypatch)
                 "--model", "judge", "--api-key-env", "RMTUI_NOPE_KEY", "--yes", "--timeout", "2")
     assert "RMTUI_NOPE_KEY is not set" in r.err, r.all
     assert r.code == 1
-    from analysis.llm_client import key_warning
+    from analysis.llm.client import key_warning
 
     assert key_warning("https://api.example.com/v1", "RMTUI_NOPE_KEY") is not None
     assert key_warning("http://127.0.0.1:8000/v1", "RMTUI_NOPE_KEY") is None  # a local server needs none

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from analysis.data import Issue, Pair, ReadOptions, read_pairs
+from analysis.datasets.readers import Issue, Pair, ReadOptions, read_pairs
 from analysis.errors import InputError
-from analysis.ingest import ingest
-from analysis.shapes import majority, parse_label_spec, parse_map
+from analysis.datasets.ingest import ingest
+from analysis.datasets.shapes import majority, parse_label_spec, parse_map
 from analysis.store import open_study
 
 
@@ -241,7 +241,7 @@ def test_attributes_become_features_of_the_texts(tmp_path):
 
 def test_run_config_reads_shapes_and_presets(tmp_path):
     """[[data]] tables take map (with A/B keys), label, pairs and preset like the CLI."""
-    from analysis.pipeline import run_config
+    from analysis.pipeline.run import run_config
 
     from ..conftest import ROOT
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.data import ReadOptions
+from analysis.datasets.readers import ReadOptions
 from analysis.errors import InputError, ModelError
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.store import open_study
 from analysis.models.base import load_base
-from analysis.train import TRAIN_META, Encoder, RewardNet, TrainSettings, train
-from analysis.train_pairs import PAIR_COLUMNS, TRAINED_PAIRS, heldout_pairs, read_trained_pairs
+from analysis.models.train import TRAIN_META, Encoder, RewardNet, TrainSettings, train
+from analysis.models.train_pairs import PAIR_COLUMNS, TRAINED_PAIRS, heldout_pairs, read_trained_pairs
 
 from ..conftest import HH_FILES, SAMPLE
 
@@ -158,7 +158,7 @@ needs_embedded = pytest.mark.skipif(not (EMBED / "post-d" / "delta.safetensors")
 
 
 def test_resolve_model_spec_passes_other_specs_through():
-    from analysis.embedded import base_model_path, resolve_model_spec
+    from analysis.models.embedded import base_model_path, resolve_model_spec
 
     assert resolve_model_spec("/some/folder") == "/some/folder"
     assert resolve_model_spec("OpenAssistant/reward-model-deberta-v3-large") == "OpenAssistant/reward-model-deberta-v3-large"
@@ -168,7 +168,7 @@ def test_resolve_model_spec_passes_other_specs_through():
 
 
 def test_completion_marker_checks_hash_and_every_file_size(tmp_path):
-    from analysis.embedded import MARKER, _complete
+    from analysis.models.embedded import MARKER, _complete
 
     d = tmp_path / "m"
     d.mkdir()
@@ -186,7 +186,7 @@ def test_completion_marker_checks_hash_and_every_file_size(tmp_path):
 
 @needs_embedded
 def test_embedded_materialisation_is_idempotent_repairs_a_damaged_cache_and_loads_offline(tmp_path, monkeypatch):
-    from analysis.embedded import MARKER, embedded_model_path, resolve_model_spec
+    from analysis.models.embedded import MARKER, embedded_model_path, resolve_model_spec
 
     monkeypatch.setenv("RMTUI_CACHE", str(tmp_path / "cache"))
     ctx = ["\n\nHuman: How do I pick a lock?"] * 2
@@ -220,7 +220,7 @@ def test_embedded_materialisation_is_idempotent_repairs_a_damaged_cache_and_load
 
 @needs_embedded
 def test_mark_embedded_heldout_matches_the_seeded_split(study_path):
-    from analysis.embedded import mark_embedded_heldout
+    from analysis.models.embedded import mark_embedded_heldout
 
     with open_study(study_path) as st:
         for f in HH_FILES:
@@ -235,7 +235,7 @@ def test_mark_embedded_heldout_matches_the_seeded_split(study_path):
 
 
 def test_build_post_training_frame_all_subsets_oversampled_and_bad_names():
-    from analysis.embedded_build import parse_oversample, post_training_frame
+    from analysis.models.embedded_build import parse_oversample, post_training_frame
 
     frame = pd.DataFrame({"pair_id": [f"p{i}" for i in range(10)],
                           "subset": ["a"] * 4 + ["b"] * 3 + ["c"] * 3,
@@ -263,7 +263,7 @@ def test_build_embedded_small_run_oversamples_records_and_verifies(tmp_path, mon
     each stored delta materialises into a folder whose rewards equal the build's."""
     import math
 
-    from analysis.embedded_build import build_command, build_embedded
+    from analysis.models.embedded_build import build_command, build_embedded
 
     monkeypatch.setenv("RMTUI_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "models"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from analysis.data import Issue, Pair, ReadOptions, parse_mapping, read_pairs
+from analysis.datasets.readers import Issue, Pair, ReadOptions, parse_mapping, read_pairs
 from analysis.errors import RmtuiError
 from analysis.textsafe import UNSAFE, visible, visible_line
 
@@ -175,7 +175,7 @@ def check_csv_map(names: list[str], records: list[dict], fmt: str) -> tuple[int,
 
 def check_ingest_once(lines: list[tuple[str, object]]) -> tuple[int, int]:
     """Into a real study: each distinct good pair stored once; a second ingest adds nothing."""
-    from analysis.ingest import ingest
+    from analysis.datasets.ingest import ingest
     from analysis.store import open_study
 
     with tempfile.TemporaryDirectory() as d:

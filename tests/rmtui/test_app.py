@@ -20,7 +20,7 @@ from analysis.store import open_study
 from analysis.store import entries, filters, triage
 from analysis.store import metrics as store_metrics
 from analysis.store.filters import EntryFilter
-from analysis.synth import make_synthetic_study
+from analysis.datasets.synth import make_synthetic_study
 
 N_PAIRS = 300
 SEED = 7
@@ -182,7 +182,7 @@ def test_triage_tags_notes_selection_and_undo(study_file):
 
 # -- export -----------------------------------------------------------------------------------------
 def test_export_all_formats_and_never_overwrite(study_file, tmp_path):
-    from analysis.export import ExportExistsError, export_pairs
+    from analysis.report.export import ExportExistsError, export_pairs
 
     with open_study(study_file) as st:
         ids = entries.sorted_ids(st, EntryFilter())[:3]
@@ -591,7 +591,7 @@ async def test_locked_study_shows_message_and_quits(study_file, monkeypatch):
 
 
 class StubRewriter:
-    """Stands in for analysis.rewrite_experiment in a UI test of the rewrite screen (the real one: below)."""
+    """Stands in for analysis.rewrite.experiment in a UI test of the rewrite screen (the real one: below)."""
 
     def __init__(self):
         self.calls, self.discarded, self.kept = [], [], []
@@ -865,7 +865,7 @@ def no_gamma_study(study_file):
 @pytest.fixture(scope="session")
 def dropped_feature_template(synth_template, tmp_path_factory):
     """The synthetic study with a constant feature (has_code = 0 everywhere), refitted: the fit drops it."""
-    from analysis.study_fit import fit_study
+    from analysis.fit.study_fit import fit_study
 
     p = tmp_path_factory.mktemp("dropped") / "study.duckdb"
     shutil.copy(synth_template, p)

@@ -114,7 +114,7 @@ def test_export_markdown_shows_escapes_jsonl_keeps_bytes(tmp_path):
 
 
 def test_report_shows_escapes(tmp_path):
-    from analysis.report import write_report
+    from analysis.report.document import write_report
     from analysis.store import open_study
 
     study = tmp_path / "s.duckdb"
@@ -138,7 +138,7 @@ async def test_app_shows_escapes_in_list_entry_and_dialogs(tmp_path):
     terminal title; now they show as ␛ in the list, the entry view and the tag dialog."""
 
     from analysis.store import browse, open_study
-    from analysis.synth import make_synthetic_study
+    from analysis.datasets.synth import make_synthetic_study
     from rmtui.app import RmtuiApp
 
     p = tmp_path / "study.duckdb"

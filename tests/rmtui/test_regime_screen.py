@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from analysis.regime_names import REGIMES, regime_grid
+from analysis.metrics.regime_names import REGIMES, regime_grid
 from analysis.store import open_study
 
 from .test_app import make_app, settle, study_file, synth_template  # noqa: F401  (fixtures)

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.data import ReadOptions
+from analysis.datasets.readers import ReadOptions
 from analysis.errors import ModelError, RmtuiError
 from analysis.hashing import text_id
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.scoring import (
     BatchRunner, ScoreSettings, check_invariance, iter_batches, load_reward_model, load_study_models,
     random_model_folder, rescore, score_study, study_models,

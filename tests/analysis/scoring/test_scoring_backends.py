@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.data import ReadOptions
+from analysis.datasets.readers import ReadOptions
 from analysis.errors import ModelError
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.scoring import ScoreSettings, load_reward_model, score_study
 from analysis.scoring.backends import InProcessBackend, ScoringBackend, make_backend
 from analysis.store import open_study
@@ -118,7 +118,7 @@ def test_make_backend_choices(rm, tiny_rm_dir):
 
 
 def _config(tmp_path, model_lines: str):
-    from analysis.config import load_config
+    from analysis.pipeline.config import load_config
 
     (tmp_path / "x.jsonl").write_text("")
     (tmp_path / "c.toml").write_text('study = "s.duckdb"\n[[data]]\nsource = "x.jsonl"\n[[models]]\n'
@@ -127,7 +127,7 @@ def _config(tmp_path, model_lines: str):
 
 
 def test_run_config_engine_options(tmp_path):
-    from analysis.config import ConfigError
+    from analysis.pipeline.config import ConfigError
 
     m = _config(tmp_path, 'spec = "embedded:pre"\nengine = "ray"\ngpus = 8\nray_address = "auto"\n').models[0]
     assert m.engine == "ray" and m.engine_options() == {"address": "auto", "gpus": 8}

@@ -21,9 +21,9 @@ import pytest
 import ray
 from typer.testing import CliRunner
 
-from analysis.data import ReadOptions
+from analysis.datasets.readers import ReadOptions
 from analysis.errors import ModelError
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.scoring import ScoreSettings, load_reward_model, score_study
 from analysis.store import open_study
 from analysis.store import scores as store_scores

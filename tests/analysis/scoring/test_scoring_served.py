@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from analysis.data import ReadOptions
+from analysis.datasets.readers import ReadOptions
 from analysis.errors import ModelError
-from analysis.ingest import ingest
+from analysis.datasets.ingest import ingest
 from analysis.scoring import ScoreSettings, load_reward_model, load_study_models, rescore, score_study
 from analysis.scoring.served import API_KEY_ENV, parse_served_spec
 from analysis.store import open_study

@@ -18,7 +18,7 @@ import pytest
 
 from analysis.errors import ModelError
 from analysis.store import open_study
-from analysis.synth import make_synthetic_study
+from analysis.datasets.synth import make_synthetic_study
 
 from ...helpers.tiny_rm import make_tiny_rm
 

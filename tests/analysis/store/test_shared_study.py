@@ -23,7 +23,7 @@ import pytest
 from analysis.errors import StudyLockedError
 from analysis.store import open_study
 from analysis.store.schema import SCHEMA_VERSION
-from analysis.synth import make_synthetic_study
+from analysis.datasets.synth import make_synthetic_study
 
 ROOT = Path(__file__).resolve().parents[3]
 

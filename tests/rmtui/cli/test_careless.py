@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.data import read_pairs, Issue, Pair
+from analysis.datasets.readers import read_pairs, Issue, Pair
 from tests.helpers.cli import run_cli
 
 
@@ -187,7 +187,7 @@ def test_empty_file_is_not_a_silent_success(tmp_path):
 
 
 def test_limit_below_one_is_refused_by_the_reader(tmp_path):
-    from analysis.data import ReadOptions
+    from analysis.datasets.readers import ReadOptions
     from analysis.errors import InputError
 
     p = tmp_path / "a-train.jsonl"
@@ -198,9 +198,9 @@ def test_limit_below_one_is_refused_by_the_reader(tmp_path):
 
 
 def test_fit_tie_tol_negative_in_config_and_options(tmp_path):
-    from analysis.config import parse_config
+    from analysis.pipeline.config import parse_config
     from analysis.errors import RmtuiError
-    from analysis.study_fit import FitOptions
+    from analysis.fit.study_fit import FitOptions
 
     src = tmp_path / "a-train.jsonl"
     src.write_text(lines(2), encoding="utf-8")
@@ -229,7 +229,7 @@ def test_unique_prefix_of_an_enumerated_option(tmp_path):
 
 
 def test_export_regime_prefix_end_to_end(tmp_path):
-    from analysis.synth import make_synthetic_study
+    from analysis.datasets.synth import make_synthetic_study
 
     study = tmp_path / "s.duckdb"
     make_synthetic_study(study, 60, seed=3)

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 import rmtui.cli.fit  # noqa: F401  (registers fit and summary)
-from analysis.data import Pair
+from analysis.datasets.readers import Pair
 from analysis.errors import RmtuiError
-from analysis.study_fit import FitOptions, fit_study, summary
+from analysis.fit.study_fit import FitOptions, fit_study, summary
 from analysis.metrics import REGIMES
 from analysis.store import now, open_study
 from analysis.store.pairs import add_pairs, start_ingest

@@ -17,8 +17,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from .errors import InputError
-from .hashing import digest
+from analysis.errors import InputError
+from analysis.hashing import digest
 
 TRAINED_PAIRS = "rmtui_trained_pairs.txt.gz"
 
@@ -57,10 +57,10 @@ def pair_key(chosen_text_id: str, rejected_text_id: str) -> str:
 
 def pairs_from_files(paths: Sequence[str | Path], subsets: Sequence[str] | None = None,
                      limit: int | None = None) -> pd.DataFrame:
-    """Read preference files (hh-rlhf JSONL or anything analysis.data reads) into a pair frame.
+    """Read preference files (hh-rlhf JSONL or anything analysis.datasets.readers reads) into a pair frame.
 
     ``limit``: read at most that many rows per file."""
-    from .data import Pair, ReadOptions, read_pairs
+    from analysis.datasets.readers import Pair, ReadOptions, read_pairs
 
     rows = []
     for p in paths:
@@ -73,7 +73,7 @@ def pairs_from_files(paths: Sequence[str | Path], subsets: Sequence[str] | None 
 
 
 def pairs_from_study(study, subsets: Sequence[str] | None = None) -> pd.DataFrame:
-    from .store.training import training_pairs
+    from analysis.store.training import training_pairs
 
     return _filter_subsets(training_pairs(study), subsets)
 
@@ -90,7 +90,7 @@ def _filter_subsets(frame: pd.DataFrame, subsets: Sequence[str] | None) -> pd.Da
 
 
 def add_text_keys(frame: pd.DataFrame) -> pd.DataFrame:
-    from .hashing import text_id
+    from analysis.hashing import text_id
 
     frame = frame.copy()
     frame["chosen_key"] = [text_id(c, r) for c, r in zip(frame["chosen_context"], frame["chosen_response"])]
@@ -131,8 +131,8 @@ def mark_heldout_from_keys(study, trained_keys: set[str], *, keep_in_sample: boo
     With ``keep_in_sample``, pairs already marked FALSE (another RM of the study trained on them)
     stay FALSE. Returns (n_heldout, n_in_sample).
     """
-    from .store.pairs import set_heldout
-    from .store.training import pair_text_ids
+    from analysis.store.pairs import set_heldout
+    from analysis.store.training import pair_text_ids
 
     ids = pair_text_ids(study)
     keys = [pair_key(c, r) for c, r in zip(ids["chosen_text_id"], ids["rejected_text_id"])]

@@ -1,11 +1,11 @@
-"""Building the embedded demonstration reward models (``python -m analysis.embedded build``).
+"""Building the embedded demonstration reward models (``python -m analysis.models.embedded build``).
 
 pre-D is all-MiniLM-L6-v2 (cut to its bottom layers) trained on the helpful subsets of hh-rlhf, post-D
 is pre-D trained further on all four; :func:`build_embedded` trains both, writes their deltas (the
-trained layers, pooler and head as fp16 safetensors, see analysis/embedded.py), verifies the
+trained layers, pooler and head as fp16 safetensors, see analysis/models/embedded.py), verifies the
 materialised folders and writes ``build_report.json`` and the README's accuracy table;
 :func:`rebuild_post` retrains post-D alone. The runtime that resolves ``embedded:pre``/``post`` is
-analysis/embedded.py; nothing here runs when a study scores with them.
+analysis/models/embedded.py; nothing here runs when a study scores with them.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from .embedded import (ALL_SUBSETS, BASE_PACKAGE, DELTA, DELTA_META, EMBED_DIR, HELPFUL, ROLES, ROOT, _sha256,
+from analysis.models.embedded import (ALL_SUBSETS, BASE_PACKAGE, DELTA, DELTA_META, EMBED_DIR, HELPFUL, ROLES, ROOT, _sha256,
                        base_model_path, embedded_model_path, materialise)
 
 
@@ -41,7 +41,7 @@ def build_command(*, out: str | Path = "sample_data/models", seed: int = 0, max_
     def os_arg(flag, d):
         return f" {flag} {','.join(f'{k}={v}' for k, v in d.items())}" if d else ""
 
-    return ("HF_HUB_OFFLINE=1 python -m analysis.embedded build "
+    return ("HF_HUB_OFFLINE=1 python -m analysis.models.embedded build "
             f"--out {out} --seed {seed} --max-length {max_length} --keep-layers {keep_layers} "
             f"--train-layers {train_layers} --epochs-pre {epochs_pre:g} --epochs-post {epochs_post:g} --lr {lr:g}"
             + (f" --lr-post {lr_post:g}" if lr_post is not None else "") + f" --batch-size {batch_size}"
@@ -64,11 +64,11 @@ def build_embedded(out: str | Path = EMBED_DIR, *, seed: int = 0, max_length: in
     import torch
     from safetensors.torch import save_file
 
-    from . import __version__
-    from .models.base import load_base
-    from .train import (TRAIN_META, Encoder, FeatureCache, RewardNet, TrainSettings, pairwise_accuracy,
+    from analysis import __version__
+    from analysis.models.base import load_base
+    from analysis.models.train import (TRAIN_META, Encoder, FeatureCache, RewardNet, TrainSettings, pairwise_accuracy,
                         round_trainable_to_fp16, text_rewards, train_phase)
-    from .train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, pairs_from_files, write_trained_pairs
+    from analysis.models.train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, pairs_from_files, write_trained_pairs
 
     t_start = time.perf_counter()
     load_start = os.getloadavg()[0]
@@ -335,7 +335,7 @@ def _score_folder(folder: Path, held):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from .train import Encoder, RewardNet, pairwise_accuracy, text_rewards
+    from analysis.models.train import Encoder, RewardNet, pairwise_accuracy, text_rewards
 
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(folder)
@@ -353,7 +353,7 @@ def _main(argv: list[str] | None = None) -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    ap = argparse.ArgumentParser(prog="python -m analysis.embedded")
+    ap = argparse.ArgumentParser(prog="python -m analysis.models.embedded")
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train and write the embedded pre-D/post-D models")
     b.add_argument("--out", default=str(EMBED_DIR))
@@ -408,7 +408,7 @@ def _main(argv: list[str] | None = None) -> None:
 
 def parse_oversample(text: str, flag: str = "--oversample") -> dict[str, int]:
     """``"harmless-base=3,helpful-base=2"`` -> ``{"harmless-base": 3, "helpful-base": 2}``."""
-    from .errors import InputError
+    from analysis.errors import InputError
 
     out: dict[str, int] = {}
     for item in (x.strip() for x in text.split(",")):
@@ -431,7 +431,7 @@ def post_training_frame(frame, subsets, oversample=None, *, what: str = "build-p
     times per epoch. Unknown subset names are an InputError."""
     import pandas as pd
 
-    from .errors import InputError
+    from analysis.errors import InputError
 
     subsets = tuple(subsets)
     if subsets == ("all",):
@@ -463,10 +463,10 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     import torch
     from safetensors.torch import save_file
 
-    from .models.base import load_base
-    from .train import (TRAIN_META, Encoder, FeatureCache, RewardNet, TrainSettings, pairwise_accuracy,
+    from analysis.models.base import load_base
+    from analysis.models.train import (TRAIN_META, Encoder, FeatureCache, RewardNet, TrainSettings, pairwise_accuracy,
                         round_trainable_to_fp16, text_rewards, train_phase)
-    from .train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, pairs_from_files, write_trained_pairs
+    from analysis.models.train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, pairs_from_files, write_trained_pairs
 
     t_start = time.perf_counter()
     out = Path(out)
@@ -553,7 +553,7 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     report["cpu_seconds_post_rebuild"] = round(ru.ru_utime + ru.ru_stime, 1)
     report.setdefault("verify", {})["post"] = {"pairs": len(sample), "max_abs_reward_diff": diff,
                                                "accuracy": vacc.to_dict(orient="records")}
-    report["command_post"] = (f"HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build-post --out sample_data/models "
+    report["command_post"] = (f"HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.models.embedded build-post --out sample_data/models "
                               f"--subsets {','.join(subsets)} "
                               + (f"--oversample {','.join(f'{k}={v}' for k, v in oversample.items())} " if oversample else "")
                               + f"--epochs {epochs:g} --lr {lr:g} --batch-size {batch_size}")

@@ -22,12 +22,12 @@ from typing import Sequence
 
 import pandas as pd
 
-from .errors import RmtuiError
-from .store import Study
-from .store import export as store_export
-from .store.entries import sorted_ids
-from .store.filters import EntryFilter
-from .textsafe import visible
+from analysis.errors import RmtuiError
+from analysis.store import Study
+from analysis.store import export as store_export
+from analysis.store.entries import sorted_ids
+from analysis.store.filters import EntryFilter
+from analysis.textsafe import visible
 
 FORMATS = ("jsonl", "csv", "md", "parquet")
 _EXT = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".md": "md", ".markdown": "md", ".parquet": "parquet"}

@@ -14,7 +14,7 @@ Why a short loop of our own and not TRL's ``RewardTrainer``:
 Input format ``pair``: ``tokenizer(context, response)``, the SEAL paper's format, so the saved model
 scores with ``AutoTokenizer`` + ``AutoModelForSequenceClassification`` exactly as it was trained.
 
-Held-out pairs (analysis/train_pairs.py): :func:`~analysis.train_pairs.heldout_pairs` picks a seeded
+Held-out pairs (analysis/models/train_pairs.py): :func:`~analysis.models.train_pairs.heldout_pairs` picks a seeded
 fraction by hashing ``seed`` and the pair's id, so a pair's status never depends on which other pairs
 are present. The saved model folder records the settings, the per-subset held-out accuracy and the
 keys of every in-sample pair (``rmtui_trained_pairs.txt.gz``), so a study can later mark which of its
@@ -34,10 +34,10 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, ModelError
-from .models.base import load_base
-from .models.bert import bert_bottom, bert_top
-from .train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, write_trained_pairs
+from analysis.errors import InputError, ModelError
+from analysis.models.base import load_base
+from analysis.models.bert import bert_bottom, bert_top
+from analysis.models.train_pairs import TRAINED_PAIRS, add_text_keys, mark_split, write_trained_pairs
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -419,7 +419,7 @@ def train(base: str, out: str | Path, frame: pd.DataFrame, settings: TrainSettin
           overwrite: bool = False) -> TrainResult:
     """Train ``base`` on the in-sample pairs of ``frame``, evaluate on the held-out ones, save to ``out``.
 
-    ``frame``: columns of :data:`analysis.train_pairs.PAIR_COLUMNS`. The saved folder loads with
+    ``frame``: columns of :data:`analysis.models.train_pairs.PAIR_COLUMNS`. The saved folder loads with
     ``AutoModelForSequenceClassification.from_pretrained(out)`` and ``AutoTokenizer.from_pretrained(out)``.
     """
     import torch

@@ -14,19 +14,19 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .errors import RmtuiError
-from .metrics import (
+from analysis.errors import RmtuiError
+from analysis.metrics import (
     add_outcomes, agreement, compare, confusing, gamma, imprint, misalignment, misalignment_drivers,
     regime, regimes, reward_shift_theta, side_features, theta_regression, theta_summary,
 )
-from .metrics import tables as T
-from .metrics.confusing import NEAR_IDENTICAL, SIMILARITY_MEASURE, same_labels
-from .metrics.shift import centered_theta
-from .metrics.suspect import suspect_scores
-from .metrics.linreg import SE_LABELS, SE_TYPES
-from .store import Study
-from .store import metrics as ms
-from .store import pairs as store_pairs
+from analysis.metrics import tables as T
+from analysis.metrics.confusing import NEAR_IDENTICAL, SIMILARITY_MEASURE, same_labels
+from analysis.metrics.shift import centered_theta
+from analysis.metrics.suspect import suspect_scores
+from analysis.metrics.linreg import SE_LABELS, SE_TYPES
+from analysis.store import Study
+from analysis.store import metrics as ms
+from analysis.store import pairs as store_pairs
 
 DEFAULT_GAMMA_NAMES = ("harmless", "helpful")
 
@@ -47,7 +47,7 @@ class FitOptions:
     alpha: float = 0.05
 
     def __post_init__(self) -> None:
-        from .errors import RmtuiError
+        from analysis.errors import RmtuiError
 
         for name, ok, want in (("tie_tol", self.tie_tol >= 0, ">= 0"),
                                ("near_identical", 0 <= self.near_identical <= 1, "in [0, 1]"),
@@ -197,7 +197,7 @@ def fit_study(study: Study, options: FitOptions | None = None,
               progress: Callable[[str], None] | None = None) -> FitResult:
     """Compute agreement, regimes, gamma, theta, confusing flags, imprint, theta regression and drivers;
     write them as one fit. Parts whose inputs are missing are skipped with a message."""
-    from .metrics.linreg import blas_single_thread
+    from analysis.metrics.linreg import blas_single_thread
 
     with blas_single_thread():
         return _fit_study(study, options, progress)
@@ -311,7 +311,7 @@ def _fit_study(study: Study, options: FitOptions | None,
 
 def _without_human_ties(study: Study, pf: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Pairs the humans called a tie (pairs.human_tie) have no winner to agree with: out of the fit."""
-    from .store.pairs import human_tie_ids
+    from analysis.store.pairs import human_tie_ids
 
     ties = human_tie_ids(study)
     if not ties:
@@ -323,7 +323,7 @@ def _without_human_ties(study: Study, pf: pd.DataFrame) -> tuple[pd.DataFrame, i
 def _human_covariates(study: Study, pmx: pd.DataFrame, msgs: list[str]) -> list[str]:
     """``annotator_agreement`` as a drivers covariate when every pair of the fit has votes and they vary
     (several annotators): does the post-D RM part ways with the humans more where the humans split?"""
-    from .store.pairs import human_labels
+    from analysis.store.pairs import human_labels
 
     hl = human_labels(study)
     if not len(hl) or hl["annotator_agreement"].isna().all():
@@ -390,8 +390,8 @@ def summary(study: Study) -> dict:
     ``missing`` and give empty lists."""
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = store_pairs.n_pairs(study)
-    from .human import human_summary
-    from .store.jobs import interrupted
+    from analysis.datasets.human import human_summary
+    from analysis.store.jobs import interrupted
 
     out["interrupted"] = interrupted(study)  # ingests / scoring runs a kill left unfinished
     out["human"] = human_summary(study)
@@ -520,7 +520,7 @@ def summary(study: Study) -> dict:
     if fit and not out["agreement_stats"]:
         out["missing"].append("agreement_stats: the latest fit predates the stored intervals; rerun rmtui fit")
 
-    from .rewrite_experiment import robustness_stale
+    from analysis.rewrite.experiment import robustness_stale
 
     out["stale"] = list(out.get("stale") or []) + robustness_stale(study)
     rob = ms.read_robustness(study)

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 
-from .errors import InputError
+from analysis.errors import InputError
 
 
 @dataclass

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import RmtuiError
+from analysis.errors import RmtuiError
 
 
 class ConfigError(RmtuiError):
@@ -236,8 +236,8 @@ def _no_secrets(ctx: _Ctx, key: str, opts: dict) -> None:
             raise ctx.err(f"{key}.{k}", "secrets do not belong in a config (it is copied and recorded); "
                           "put the key in an environment variable and name it with api_key_env")
     if isinstance(opts.get("api_key_env"), str):
-        from .errors import EndpointError
-        from .llm_client import check_api_key_env
+        from analysis.errors import EndpointError
+        from analysis.llm.client import check_api_key_env
 
         try:
             check_api_key_env(opts["api_key_env"])
@@ -333,7 +333,7 @@ def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
     extra = ctx.get(t, key, "options", dict, {})
     opts.update(extra)
     _no_secrets(ctx, key, opts)
-    from .features.registry import unknown_options
+    from analysis.features.registry import unknown_options
 
     try:
         bad, takes = unknown_options(spec, opts)
@@ -348,7 +348,7 @@ def _parse_featurizer(ctx: _Ctx, t: dict | str, key: str) -> FeaturizerConfig:
 
 def _rewriter_spec(ctx: _Ctx, spec: str) -> str:
     """rules | rules:PERTURBATION | llm | llm:MODEL: checked when the config is read."""
-    from .rewrite import RULE_PERTURBATIONS
+    from analysis.rewrite import RULE_PERTURBATIONS
 
     kind, _, arg = spec.partition(":")
     if kind not in ("rules", "llm"):
@@ -510,7 +510,7 @@ spec = "heuristic"
 # model = "${RMTUI_LLM_MODEL}"
 # api_key_env = "OPENAI_API_KEY"   # the variable's name; the key itself is never stored
 
-# Fit options, passed to analysis.study_fit.fit_study (feature imprint, regimes, theta, drivers).
+# Fit options, passed to analysis.fit.study_fit.fit_study (feature imprint, regimes, theta, drivers).
 [fit]
 # enabled = true
 # se = "cluster"           # cluster (by pair) | iid

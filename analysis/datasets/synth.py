@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .hashing import digest
+from analysis.hashing import digest
 
 SUBSETS = ["harmless-base", "helpful-base", "helpful-online", "helpful-rejection-sampled"]
 SUBSET_P = [0.27, 0.27, 0.15, 0.31]
@@ -174,14 +174,14 @@ def make_synthetic_study(path: str | Path, n_pairs: int = 1000, seed: int = 0, *
     """
     import time
 
-    from .store import open_study
-    from .store.core import bulk_insert
+    from analysis.store import open_study
+    from analysis.store.core import bulk_insert
 
     t0 = time.perf_counter()
     path = Path(path)
     if path.exists():
         if not overwrite:
-            from .errors import StudyError
+            from analysis.errors import StudyError
 
             raise StudyError(f"{path}: exists; pass overwrite=True to replace it", "Study exists")
         path.unlink()

@@ -1,6 +1,6 @@
 """``rmtui report``: a self-contained Markdown and HTML report of a study, with PNG figures.
 
-Every number comes from :func:`analysis.study_fit.summary` (the dict ``rmtui summary --json`` prints), so the
+Every number comes from :func:`analysis.fit.study_fit.summary` (the dict ``rmtui summary --json`` prints), so the
 report and the summary agree; the dict is written beside the report as ``summary.json``. The triage
 table (tagged findings with their texts) comes from the study's triage reads.
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import RmtuiError
-from .significance import is_significant
-from .textsafe import visible
+from analysis.errors import RmtuiError
+from analysis.metrics.significance import is_significant
+from analysis.textsafe import visible
 
 # the sections of the summary, in report order: (key in the summary, title, note)
 SECTIONS: list[tuple[str, str, str]] = [
@@ -555,10 +555,10 @@ def _clip(s: Any, n: int = 400) -> str:
 
 def triage_rows(study, limit: int = 200) -> tuple[list[str], list[list[str]]]:
     """Tagged findings with their texts: pair, subset, regime, margins, tags, note, prompt, responses."""
-    from .store.entries import sorted_ids
-    from .store.export import export_frames
-    from .store.filters import EntryFilter
-    from .store.triage import tag_counts
+    from analysis.store.entries import sorted_ids
+    from analysis.store.export import export_frames
+    from analysis.store.filters import EntryFilter
+    from analysis.store.triage import tag_counts
 
     counts = tag_counts(study)
     ids: list[str] = []
@@ -612,7 +612,7 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     if data is None:
-        from .study_fit import summary as fit_summary
+        from analysis.fit.study_fit import summary as fit_summary
 
         data = fit_summary(study)
     summary_json = out / "summary.json"

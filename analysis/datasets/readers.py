@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .errors import InputError
-from .hashing import pair_id as make_pair_id
-from .hashing import text_id as make_text_id
-from .shapes import RowError as _ShapeRowError
+from analysis.errors import InputError
+from analysis.hashing import pair_id as make_pair_id
+from analysis.hashing import text_id as make_text_id
+from analysis.datasets.shapes import RowError as _ShapeRowError
 
 ASSISTANT = "Assistant:"
 HUMAN = "Human:"
@@ -51,7 +51,7 @@ class Pair:
     rejected_response: str
     chosen_text: str
     rejected_text: str
-    # from analysis.shapes: human-label columns of pairs (preference, votes_*, human_margin, ...) and
+    # from analysis.datasets.shapes: human-label columns of pairs (preference, votes_*, human_margin, ...) and
     # per-response attributes (name -> number) of the chosen and rejected texts
     extra: dict = field(default_factory=dict)
     chosen_attrs: dict = field(default_factory=dict)
@@ -100,7 +100,7 @@ class ReadOptions:
     hf_split: str = "train"
     hf_data_dir: str | None = None
     limit: int | None = None
-    shape: Any = None  # analysis.shapes.Shape: A/B + label, scores, lists, attributes (None: chosen/rejected)
+    shape: Any = None  # analysis.datasets.shapes.Shape: A/B + label, scores, lists, attributes (None: chosen/rejected)
 
 
 class _RowError(Exception):
@@ -193,7 +193,7 @@ def parse_mapping(items: Iterable[str] | str | None) -> dict[str, str]:
         return {}
     if isinstance(items, str):
         items = [items]
-    from .shapes import assignments
+    from analysis.datasets.shapes import assignments
 
     out: dict[str, str] = {}
     allowed = {"prompt", "chosen", "rejected", "subset", "split"}
@@ -449,12 +449,12 @@ def _read_jsonl(path: Path, opts: ReadOptions, subset: str, split: str, dataset:
 
 def _row(obj: dict, src: str, lineno: int, opts: ReadOptions, subset: str, split: str, dataset: str,
          raw: str) -> Iterator[Pair | Issue]:
-    if getattr(opts.shape, "scan_only", False):  # first pass over the labels (analysis.shapes.LabelScan)
+    if getattr(opts.shape, "scan_only", False):  # first pass over the labels (analysis.datasets.shapes.LabelScan)
         opts.shape.observe(obj)
         return
     try:
         if opts.shape is not None:
-            from .shapes import build_pairs
+            from analysis.datasets.shapes import build_pairs
 
             pairs = build_pairs(opts.shape, obj, source=src, line=lineno, subset=subset, split=split,
                                 dataset=dataset)
@@ -574,7 +574,7 @@ def read_pairs(spec: str | Path, opts: ReadOptions | None = None) -> Iterator[Pa
     if opts.shape is not None and not getattr(opts.shape, "scan_only", False) and opts.shape.needs_scan():
         from dataclasses import replace
 
-        from .shapes import LabelScan
+        from analysis.datasets.shapes import LabelScan
 
         for _ in read_pairs(spec, replace(opts, shape=LabelScan(opts.shape))):
             pass

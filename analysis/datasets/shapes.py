@@ -18,7 +18,7 @@ Shapes (all declared with ``--map``; see docs/datasets.md):
   under a featurizer named after the dataset (``featurizer=NAME`` to choose it).
 
 Nothing here runs SQL or touches the study; :func:`row_pairs` is called by the readers in
-:mod:`analysis.data` for every record.
+:mod:`analysis.datasets.readers` for every record.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .errors import InputError
+from analysis.errors import InputError
 
 
 def assignments(items: Iterable[Any], flag: str, expected: str) -> Iterable[tuple[str, str, str]]:
@@ -62,7 +62,7 @@ _LIST_KEYS = ("label", "prompt")  # keys whose value may continue after a comma:
 
 
 class RowError(Exception):
-    """One record cannot be read (kind as in :class:`analysis.data.Issue`)."""
+    """One record cannot be read (kind as in :class:`analysis.datasets.readers.Issue`)."""
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
@@ -431,7 +431,7 @@ def parse_map(items: Iterable[str] | str | None, *, label: str | Iterable[str] |
 
 @dataclass
 class PairSpec:
-    """One pair of a record before it becomes a :class:`analysis.data.Pair`: raw sides and extras."""
+    """One pair of a record before it becomes a :class:`analysis.datasets.readers.Pair`: raw sides and extras."""
 
     chosen: Any
     rejected: Any
@@ -618,8 +618,8 @@ def _check_sides_present(shape: Shape, row: dict) -> None:
 
 def build_pairs(shape: Shape, row: dict, *, source: str, line: int, subset: str, split: str,
                 dataset: str) -> list:
-    """The :class:`analysis.data.Pair` records of one record (the readers call this)."""
-    from .data import row_to_pair
+    """The :class:`analysis.datasets.readers.Pair` records of one record (the readers call this)."""
+    from analysis.datasets.readers import row_to_pair
 
     if shape.subset and shape.subset in row and not _missing(row[shape.subset]):
         subset = str(row[shape.subset])

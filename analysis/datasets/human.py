@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .store import Study
-from .store.pairs import human_vs_rm
+from analysis.store import Study
+from analysis.store.pairs import human_vs_rm
 
 
 def consensus_table(df: pd.DataFrame) -> list[dict]:

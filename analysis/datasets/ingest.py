@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .data import Issue, Pair, ReadOptions, read_pairs
-from .errors import InputError
-from .store import Study
-from .store import pairs as store_pairs
+from analysis.datasets.readers import Issue, Pair, ReadOptions, read_pairs
+from analysis.errors import InputError
+from analysis.store import Study
+from analysis.store import pairs as store_pairs
 
 CHUNK = 2000
 
@@ -91,7 +91,7 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
 
 def _items(spec: str, opts: ReadOptions):
     if spec.startswith("sql:"):
-        from .store.sources import sql_records
+        from analysis.store.sources import sql_records
 
         return read_records(lambda: sql_records(spec[4:]), "sql", opts)
     return read_pairs(spec, opts)
@@ -101,8 +101,8 @@ def read_records(records, source: str, opts: ReadOptions):
     """Pairs and issues from an iterable factory of dict records (the SQL path): record N is row N."""
     from dataclasses import replace
 
-    from .data import _read_frame_rows
-    from .shapes import LabelScan
+    from analysis.datasets.readers import _read_frame_rows
+    from analysis.datasets.shapes import LabelScan
 
     subset = opts.subset or "sql"
     split = opts.split or "unknown"
@@ -118,8 +118,8 @@ def _write_attributes(study: Study, pairs: list[Pair], res: IngestResult, seen: 
     """Per-response attributes of the pairs as features of their texts (featurizer named after the dataset)."""
     import pandas as pd
 
-    from .shapes import featurizer_name
-    from .store import features as store_features
+    from analysis.datasets.shapes import featurizer_name
+    from analysis.store import features as store_features
 
     rows = []
     for p in pairs:
@@ -137,8 +137,8 @@ def _write_attributes(study: Study, pairs: list[Pair], res: IngestResult, seen: 
 
 
 def _register_attributes(study: Study, featurizer: str, shape, seen: dict) -> None:
-    from .features.base import FeatureDef
-    from .store import features as store_features
+    from analysis.features.base import FeatureDef
+    from analysis.store import features as store_features
 
     defs = []
     for at in shape.attrs:

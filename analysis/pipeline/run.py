@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import ConfigError, DataSource, RunConfig, load_config, parse_config
-from .errors import RmtuiError
+from analysis.pipeline.config import ConfigError, DataSource, RunConfig, load_config, parse_config
+from analysis.errors import RmtuiError
 
 __all__ = [
     "run_config", "RunResult", "StepResult", "Reporter", "ProgressHandle", "fingerprint",
@@ -144,7 +144,7 @@ def _model_state(spec: str) -> Any:
     a hub id is identified by its name (and the revision the scorer records)."""
     if spec.startswith("embedded:"):
         try:
-            from .embedded import delta_dir
+            from analysis.models.embedded import delta_dir
 
             return _folder_state(delta_dir(spec.split(":", 1)[1].strip().lower()))
         except Exception:  # missing: the scoring step reports it
@@ -220,7 +220,7 @@ class _Runner:
     def step(self, name: str, description: str, fp_parts: Any,
              fn: Callable[[], tuple[dict[str, Any], str]],
              still_there: Callable[[dict[str, Any]], bool] | None = None) -> StepResult:
-        from .store import steps as store_steps
+        from analysis.store import steps as store_steps
 
         fp = fingerprint(name, fp_parts)
         self.fps[name] = fp
@@ -249,8 +249,8 @@ class _Runner:
 
     # -- steps -------------------------------------------------------------------------------------
     def ingest(self) -> None:  # noqa: C901 - one loop over the configured sources
-        from .data import ReadOptions
-        from .ingest import ingest as do_ingest
+        from analysis.datasets.readers import ReadOptions
+        from analysis.datasets.ingest import ingest as do_ingest
 
         for ds in self.cfg.data:
             for name, spec, data_dir in _source_units(ds):
@@ -275,12 +275,12 @@ class _Runner:
                 self.step(name, f"reading {spec}", [settings, state], run)
 
     def heldout(self) -> None:
-        from .store import steps as store_steps
+        from analysis.store import steps as store_steps
 
         n, h = store_steps.pair_set(self.study)
 
         def run():
-            from .embedded import mark_embedded_heldout
+            from analysis.models.embedded import mark_embedded_heldout
 
             out = mark_embedded_heldout(self.study)
             n_held, n_in = (int(out[0]), int(out[1])) if isinstance(out, tuple) else (None, None)
@@ -292,14 +292,14 @@ class _Runner:
         self.step("heldout", "marking held-out pairs", [self.cfg.heldout, n, h], run)
 
     def score(self) -> None:
-        from .store import steps as store_steps
+        from analysis.store import steps as store_steps
 
         n_texts, h = store_steps.text_set(self.study)
         for m in self.cfg.models:
             name = f"score:{m.name}"
 
             def run(m=m, name=name):
-                from .scoring import ScoreSettings, score_study
+                from analysis.scoring import ScoreSettings, score_study
 
                 settings = ScoreSettings(**m.settings_dict())
                 spec = m.spec  # embedded:pre/post are resolved by the engine, which records the spec
@@ -327,14 +327,14 @@ class _Runner:
                       [m.spec, _model_state(m.spec), m.role, m.name, m.settings_dict(), n_texts, h], run, still_there)
 
     def featurize(self) -> None:
-        from .store import steps as store_steps
+        from analysis.store import steps as store_steps
 
         n_texts, h = store_steps.text_set(self.study)
         for f in self.cfg.featurizers:
             name = f"featurize:{f.spec}"
 
             def run(f=f, name=name):
-                from .features import featurize_study
+                from analysis.features import featurize_study
 
                 handle = self.reporter.progress(f"{name}: labelling texts", total=n_texts)
                 try:
@@ -361,13 +361,13 @@ class _Runner:
         return {k: v for k, v in self.fps.items() if k.startswith(prefixes)}
 
     def fit(self) -> None:
-        from .store import steps as store_steps
+        from analysis.store import steps as store_steps
 
         deps = self._deps(("heldout", "score:", "featurize:"))
         pairs = store_steps.pair_set(self.study)
 
         def run():
-            from .study_fit import FitOptions, fit_study
+            from analysis.fit.study_fit import FitOptions, fit_study
 
             res = fit_study(self.study, _fit_options(FitOptions, self.cfg))
             summary = _jsonable(res)
@@ -385,7 +385,7 @@ class _Runner:
                   [self.cfg.fit.options, pairs, deps, store_steps.feature_state(self.study)], run, still_there)
 
     def rewrite(self) -> None:
-        from .store import steps as store_steps
+        from analysis.store import steps as store_steps
 
         rw = self.cfg.rewrite
         assert rw is not None
@@ -395,7 +395,7 @@ class _Runner:
         settings = dataclasses.asdict(rw)
 
         def run():
-            from .rewrite_experiment import run_experiment
+            from analysis.rewrite.experiment import run_experiment
 
             handle = self.reporter.progress(f"rewrite: {n:,} pairs with {rw.rewriter}",
                                             total=n * len(rw.sides))
@@ -420,7 +420,7 @@ class _Runner:
             prev = self.results[-1].summary
 
             def run_rob():
-                from .rewrite_experiment import fit_robustness
+                from analysis.rewrite.experiment import fit_robustness
 
                 kw = {}
                 exp = prev.get("experiment") or prev.get("experiment_id")
@@ -473,14 +473,14 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
             raise ConfigError(f"{cfg.name}: models: the fit needs one model with role \"pre\" and one with "
                               "role \"post\" (or set [fit] enabled = false)")
     if cfg.fit.enabled and cfg.models:  # the [fit] table's mistakes fail now, not after hours of scoring
-        from .study_fit import FitOptions
-        from .metrics.linreg import SE_TYPES
+        from analysis.fit.study_fit import FitOptions
+        from analysis.metrics.linreg import SE_TYPES
 
         o = _fit_options(FitOptions, cfg)
         if o.se not in SE_TYPES:
             raise ConfigError(f"{cfg.name}: fit.se: {o.se!r}: one of cluster, iid (hc1 also accepted)")
     reporter = progress or Reporter()
-    from .store import open_study
+    from analysis.store import open_study
 
     t0 = time.perf_counter()
     # shared: while the models score, the file is held only while a chunk is written, so the app (and
@@ -508,8 +508,8 @@ def describe_error(e: Exception) -> str:  # pragma: no cover - convenience for c
 
 def _shape_of(ds, spec: str):
     """(plain mapping, Shape or None) of a [[data]] table: its map, preset (or the hf: name's), label, pairs."""
-    from .presets import get_preset, preset_for_hf
-    from .shapes import parse_map
+    from analysis.datasets.presets import get_preset, preset_for_hf
+    from analysis.datasets.shapes import parse_map
 
     p = get_preset(ds.preset) if ds.preset else preset_for_hf(spec)
     if p is None and not ds.label and not ds.pairs:

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import httpx
 
-from .errors import EndpointError
+from analysis.errors import EndpointError
 
 
 @dataclass
@@ -383,8 +383,8 @@ class ChatClient:
             self.completion_tokens += int(log.get("completion_tokens") or 0)
         if self.study is None:
             return
-        from .store.core import now
-        from .store.features import log_llm_calls
+        from analysis.store.core import now
+        from analysis.store.features import log_llm_calls
 
         row = dict(log)
         row.update({"purpose": self.purpose, "endpoint": self.record_url, "model": self.model, "status": status,

@@ -22,15 +22,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from .data import join_transcript
-from .errors import RmtuiError
-from .hashing import digest
-from .hashing import text_id as make_text_id
-from .metrics import robustness as M
-from .rewrite import RewriteError, Rewriter, make_rewriter
-from .similarity import DEFAULT_THRESHOLD
-from .store import rewrites as store
-from .store.core import Study, now
+from analysis.datasets.readers import join_transcript
+from analysis.errors import RmtuiError
+from analysis.hashing import digest
+from analysis.hashing import text_id as make_text_id
+from analysis.metrics import robustness as M
+from analysis.rewrite import RewriteError, Rewriter, make_rewriter
+from analysis.features.similarity import DEFAULT_THRESHOLD
+from analysis.store import rewrites as store
+from analysis.store.core import Study, now
 
 Scorer = Callable[[pd.DataFrame], pd.DataFrame]
 Featurizer = Callable[[pd.DataFrame], Any]
@@ -45,7 +45,7 @@ SAMPLING_FRAME = ("pairs not identical whose two sides every RM of the study sco
 
 def default_scorer(study: Study, models=None) -> Scorer:
     """``analysis.scoring.rescore`` with the study's RMs (loaded once here unless passed in)."""
-    from .scoring import load_study_models, rescore
+    from analysis.scoring import load_study_models, rescore
 
     loaded = models if models is not None else load_study_models(study)
     return lambda texts: rescore(study, texts, loaded)
@@ -53,7 +53,7 @@ def default_scorer(study: Study, models=None) -> Scorer:
 
 def default_featurizer(study: Study) -> Featurizer:
     """``analysis.features.featurize_texts`` with the study's offline featurizers."""
-    from .features import featurize_texts
+    from analysis.features import featurize_texts
 
     return lambda texts: featurize_texts(study, texts)
 
@@ -148,7 +148,7 @@ def run_experiment(study: Study, rewriter: Rewriter | str, n: int, seed: int,
     text is scored and featurized, so a killed run leaves nothing half-done. ``featurizer=False``
     skips featurizing. ``progress(k)`` is called with the number of items finished (cached included).
     """
-    from .similarity import similarity
+    from analysis.features.similarity import similarity
 
     t0 = time.perf_counter()
     sides = _validate_sides(sides)
@@ -299,7 +299,7 @@ def rewrite_one(study: Study, pair_id: str, side: str, rewriter: str | Rewriter 
     """Rewrite one side of one pair, rescore with every RM (``models``: loaded once by the caller),
     and, with ``keep``, store it (experiment ``interactive``). ``featurizer``: None featurizes kept
     rewrites with the study's offline featurizers (cheap), True always, False never."""
-    from .similarity import similarity
+    from analysis.features.similarity import similarity
 
     side = _validate_sides([side])[0]
     pair = store.get_pair(study, pair_id)
@@ -424,7 +424,7 @@ def robustness_data(study: Study, experiment: str | None = None) -> dict:
 
 def latest_tie_tol(study: Study) -> float:
     """The tie tolerance of the study's latest fit (0 when there is none)."""
-    from .store import metrics as ms
+    from analysis.store import metrics as ms
 
     fit = ms.latest_fit(study)
     opts = (fit or {}).get("options") or {}

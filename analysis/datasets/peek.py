@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .data import _open_bytes, detect_format
-from .errors import InputError
+from analysis.datasets.readers import _open_bytes, detect_format
+from analysis.errors import InputError
 
 _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -90,8 +90,8 @@ _SCORES = [("score_a", "score_b"), ("score_A", "score_B"), ("rating_a", "rating_
 
 def suggest(columns: list[str], rows: list[dict]) -> tuple[str | None, str | None]:
     """(preset name or None, ``--map ...`` or None) for a file with these columns."""
-    from .presets import all_presets
-    from .shapes import parse_map
+    from analysis.datasets.presets import all_presets
+    from analysis.datasets.shapes import parse_map
 
     have = set(columns)
     best = None
@@ -164,7 +164,7 @@ def _paired_columns(columns: list[str], rows: list[dict]) -> tuple[str, str] | N
 
 def _label_like(columns: list[str], rows: list[dict], ab: tuple[str, str]) -> list[str]:
     """Columns whose values look like labels (1/2, A/B, model_a, tie, -1/+1, 0/1)."""
-    from .shapes import DEFAULT_LABELS, norm_label
+    from analysis.datasets.shapes import DEFAULT_LABELS, norm_label
 
     known = {norm_label(v) for vals in DEFAULT_LABELS.values() for v in vals} | {"0", "-1"}
     out = []

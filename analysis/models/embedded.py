@@ -13,9 +13,9 @@ Materialisation is idempotent and atomic: the folder is written under a temporar
 stamped with a completion marker that lists every file's size, and renamed into place. A folder
 without a valid marker (a crash, a full disk, a truncated file) is moved aside and rebuilt.
 
-Rebuild the models themselves (about 20 minutes on 2 CPU cores; the build code is analysis/embedded_build.py)::
+Rebuild the models themselves (about 20 minutes on 2 CPU cores; the build code is analysis/models/embedded_build.py)::
 
-    HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.embedded build --out sample_data/models --seed 0
+    HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.models.embedded build --out sample_data/models --seed 0
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ import time
 import uuid
 from pathlib import Path
 
-from .errors import ModelError
+from analysis.errors import ModelError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EMBED_DIR = ROOT / "sample_data" / "models"
 ROLES = {"pre": "pre-d", "post": "post-d"}
 DELTA = "delta.safetensors"
@@ -72,7 +72,7 @@ def delta_dir(role: str) -> Path:
     d = embedded_dir() / ROLES[role]
     if not (d / DELTA).is_file() or not (d / DELTA_META).is_file():
         raise ModelError(f"embedded:{role}: {d} lacks {DELTA} or {DELTA_META}; rebuild with "
-                         "`python -m analysis.embedded build`", "Embedded model missing")
+                         "`python -m analysis.models.embedded build`", "Embedded model missing")
     return d
 
 
@@ -208,7 +208,7 @@ def _write_full(ddir: Path, meta: dict, tmp: Path) -> None:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from .models.base import _quiet
+    from analysis.models.base import _quiet
 
     _quiet()
     base = base_model_path()
@@ -255,7 +255,7 @@ def _write_full(ddir: Path, meta: dict, tmp: Path) -> None:
 
 
 def embedded_trained_keys(role: str = "post") -> set[str]:
-    from .train_pairs import TRAINED_PAIRS, read_trained_pairs
+    from analysis.models.train_pairs import TRAINED_PAIRS, read_trained_pairs
 
     return read_trained_pairs(delta_dir(role) / TRAINED_PAIRS)
 
@@ -267,12 +267,12 @@ def mark_embedded_heldout(study) -> tuple[int, int]:
     by content (chosen and rejected text ids), so a study that holds other data (the train split)
     gets every pair marked held out. Returns (n_heldout, n_in_sample).
     """
-    from .train_pairs import mark_heldout_from_keys
+    from analysis.models.train_pairs import mark_heldout_from_keys
 
     return mark_heldout_from_keys(study, embedded_trained_keys("post"))
 
 
 if __name__ == "__main__":
-    from .embedded_build import _main
+    from analysis.models.embedded_build import _main
 
     _main()
