@@ -213,6 +213,18 @@ class RmtuiApp(App):
         self.push_screen(screen)
 
     # -- actions -----------------------------------------------------------------------------------
+    def show_summary_screen(self, name: str, *, switch: bool = False) -> None:
+        """Open the coefficients or regimes screen (``switch``: in place of the one shown). The app owns
+        this navigation, so the two screens, which lead to each other, never import each other."""
+        from .screens.coefficients import CoefficientScreen
+        from .screens.regimes import RegimeScreen
+
+        screen = {"coefficients": CoefficientScreen, "regimes": RegimeScreen}[name]()
+        if switch:
+            self.switch_to(screen)
+        else:
+            self.push_screen(screen)
+
     def action_help(self) -> None:
         from .screens.help import HelpScreen
 

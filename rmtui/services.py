@@ -80,7 +80,7 @@ class RewriteBackend:
             if self._models is None:
                 from analysis.scoring import load_study_models
 
-                from rmtui.cli.base import quiet_libraries
+                from analysis.models.quiet import quiet_transformers as quiet_libraries
 
                 quiet_libraries()
                 # reads the models table in one short hold; loading the weights holds no file

@@ -43,21 +43,127 @@ def _copy_tree(dst: Path) -> Path:
 def test_import_contracts_are_kept():
     r = _lint(ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert re.search(r"Contracts: 4 kept, 0 broken", r.stdout), r.stdout
+    assert re.search(r"Contracts: 7 kept, 0 broken", r.stdout), r.stdout
 
 
 def test_import_contracts_fail_on_planted_violations(tmp_path):
     root = _copy_tree(tmp_path)
-    (root / "analysis" / "planted_ui.py").write_text("from rich.text import Text\n")
-    (root / "analysis" / "planted_sql.py").write_text("import duckdb\n")
+    (root / "analysis" / "store" / "planted_ui.py").write_text("from rich.text import Text\n")
+    (root / "analysis" / "metrics" / "planted_sql.py").write_text("import duckdb\n")
     (root / "rmtui" / "screens" / "planted_stats.py").write_text("import pandas as pd\n")
     r = _lint(root)
     assert r.returncode != 0
     out = r.stdout
-    assert "Contracts: 1 kept, 3 broken" in out, out
-    for line in ("analysis.planted_ui -> rich", "analysis.planted_sql -> duckdb",
+    assert "Contracts: 4 kept, 3 broken" in out, out
+    for line in ("analysis.store.planted_ui -> rich", "analysis.metrics.planted_sql -> duckdb",
                  "rmtui.screens.planted_stats -> pandas"):
         assert line in out, out
+
+
+# The stages of analysis/, top to bottom, as the ``stages`` contract of pyproject.toml lists them.
+STAGES = ["pipeline", "report", "fit", "rewrite", "scoring", "models", "datasets", "features", "llm", "store",
+          "metrics"]
+SHARED = ["errors", "hashing", "textsafe", "choices"]
+
+
+def test_stage_contracts_fail_on_a_planted_violation_in_every_stage(tmp_path):
+    """Each stage imports one stage *above* it; a new top-level module lands outside every stage; a
+    shared top module imports a stage; a widget imports a screen. Every one is reported."""
+    root = _copy_tree(tmp_path)
+    for lower, upper in zip(STAGES[1:], STAGES[:-1]):
+        (root / "analysis" / lower / "planted_up.py").write_text(f"import analysis.{upper}\n")
+    (root / "analysis" / "planted_top.py").write_text("X = 1\n")
+    with open(root / "analysis" / "hashing.py", "a") as f:
+        f.write("\nimport analysis.store  # planted\n")
+    (root / "rmtui" / "widgets" / "planted_up.py").write_text("import rmtui.screens.entry\n")
+    r = _lint(root)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    # exhaustive layers: a module outside every stage fails the contract before any import is read
+    assert "analysis.planted_top" in out, out
+    (root / "analysis" / "planted_top.py").unlink()
+    r = _lint(root)
+    out = r.stdout
+    assert "Contracts: 4 kept, 3 broken" in out, out
+    for lower, upper in zip(STAGES[1:], STAGES[:-1]):
+        assert f"analysis.{lower}.planted_up -> analysis.{upper}" in out, (lower, out)
+    assert "analysis.hashing -> analysis.store" in out, out
+    assert "rmtui.widgets.planted_up -> rmtui.screens.entry" in out, out
+
+
+def test_top_of_analysis_holds_packages_and_at_most_five_small_modules():
+    mods = sorted(p.stem for p in (ROOT / "analysis").glob("*.py") if p.stem != "__init__")
+    assert mods == sorted(SHARED) and len(mods) <= 5, mods
+    pkgs = sorted(p.name for p in (ROOT / "analysis").iterdir() if (p / "__init__.py").exists())
+    assert pkgs == sorted(STAGES + ["resources"]), pkgs
+    for m in mods:
+        assert len((ROOT / "analysis" / f"{m}.py").read_text().splitlines()) <= 120, m
+
+
+def test_every_package_says_what_it_owns_and_may_import():
+    for init in sorted([*(ROOT / "analysis").glob("*/__init__.py"), *(ROOT / "rmtui").glob("*/__init__.py")]):
+        if init.parent.name == "resources":
+            continue
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert len(doc) > 80, f"{init.relative_to(ROOT)} has no docstring saying what it owns"
+        if init.parent.parent.name == "analysis":
+            assert re.search(r"[Mm]ay import|imports only|imports? no", doc), init.relative_to(ROOT)
+
+
+def test_no_module_over_600_lines():
+    long = {f.relative_to(ROOT).as_posix(): n for pkg in ("analysis", "rmtui") for f in (ROOT / pkg).rglob("*.py")
+            if (n := len(f.read_text().splitlines())) > 600}
+    assert long == {}, long
+
+
+_CYCLES = r"""
+import sys, grimp
+g = grimp.build_graph("analysis", "rmtui", cache_dir=None, exclude_type_checking_imports=True)
+mods = sorted(g.modules)
+adj = {m: sorted(set(g.find_modules_directly_imported_by(m)) & set(mods)) for m in mods}
+index, low, stack, on, out = {}, {}, [], set(), []
+sys.setrecursionlimit(100000)
+def visit(v):
+    index[v] = low[v] = len(index); stack.append(v); on.add(v)
+    for w in adj[v]:
+        if w not in index:
+            visit(w); low[v] = min(low[v], low[w])
+        elif w in on:
+            low[v] = min(low[v], index[w])
+    if low[v] == index[v]:
+        comp = []
+        while True:
+            w = stack.pop(); on.discard(w); comp.append(w)
+            if w == v:
+                break
+        if len(comp) > 1:
+            out.append(" <-> ".join(sorted(comp)))
+for m in mods:
+    if m not in index:
+        visit(m)
+print("\n".join(out))
+"""
+
+
+def import_cycles(root: Path) -> list[str]:
+    """Strongly connected groups of modules in ``root``'s two packages, every import counted (module
+    level or inside a function; annotations under TYPE_CHECKING are not imports at run time)."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    r = subprocess.run([sys.executable, "-c", _CYCLES], cwd=root, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    return [line for line in r.stdout.splitlines() if line]
+
+
+def test_no_import_cycles():
+    assert import_cycles(ROOT) == []
+
+
+def test_cycle_check_finds_a_planted_cycle(tmp_path):
+    root = _copy_tree(tmp_path)
+    (root / "analysis" / "store" / "planted_a.py").write_text("def f():\n    from analysis.store import planted_b\n")
+    (root / "analysis" / "store" / "planted_b.py").write_text("from analysis.store import planted_a\n")
+    assert "analysis.store.planted_a <-> analysis.store.planted_b" in import_cycles(root)
 
 
 def sql_calls(root: Path) -> list[str]:

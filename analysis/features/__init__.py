@@ -1,6 +1,9 @@
 """Featurizers: offline heuristics, an LLM labeler (OpenAI-compatible HTTP), Hugging Face text
 classifiers and imported label files. Values are stored per text (content hash) and cached: a rerun
 computes nothing for texts already featurized by the same featurizer and version.
+
+Stage 4 in the data's flow, below datasets in the imports (a dataset's attributes are stored as features).
+May import ``analysis.llm``, ``analysis.store``, ``analysis.metrics`` and the shared top modules only.
 """
 
 from __future__ import annotations

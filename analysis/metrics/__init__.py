@@ -6,6 +6,8 @@
 - :func:`reward_shift_theta` (shift.py): signed angle between (pre r_c, r_r) and (post r_c, r_r).
 - :func:`misalignment_drivers` (drivers.py): LPM and logit of post-D misalignment.
 - :func:`confusing` (confusing.py): same labels, near-identical, labeler sides with the RM.
+
+The lowest stage: pure statistics; imports only the shared top modules (errors), never the store.
 """
 
 from analysis.metrics.agreement import add_outcomes, agreement, compare

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from analysis.errors import InputError, ModelError
+from analysis.models.quiet import quiet_transformers as _quiet
 
 if TYPE_CHECKING:
     from analysis.models.train import TrainSettings
@@ -62,13 +63,3 @@ def load_base(spec: str, settings: TrainSettings):
 def _has_head(config) -> bool:
     archs = getattr(config, "architectures", None) or []
     return any("SequenceClassification" in a for a in archs)
-
-
-def _quiet() -> None:
-    try:
-        import transformers
-
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    except Exception:  # pragma: no cover
-        pass

@@ -15,7 +15,7 @@ without a valid marker (a crash, a full disk, a truncated file) is moved aside a
 
 Rebuild the models themselves (about 20 minutes on 2 CPU cores; the build code is analysis/models/embedded_build.py)::
 
-    HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.models.embedded build --out sample_data/models --seed 0
+    HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.models.embedded_build build --out sample_data/models --seed 0
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def delta_dir(role: str) -> Path:
     d = embedded_dir() / ROLES[role]
     if not (d / DELTA).is_file() or not (d / DELTA_META).is_file():
         raise ModelError(f"embedded:{role}: {d} lacks {DELTA} or {DELTA_META}; rebuild with "
-                         "`python -m analysis.models.embedded build`", "Embedded model missing")
+                         "`python -m analysis.models.embedded_build build`", "Embedded model missing")
     return d
 
 
@@ -208,9 +208,9 @@ def _write_full(ddir: Path, meta: dict, tmp: Path) -> None:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from analysis.models.base import _quiet
+    from analysis.models.quiet import quiet_transformers
 
-    _quiet()
+    quiet_transformers()
     base = base_model_path()
     want = meta.get("base_sha256")
     if want:
@@ -270,9 +270,3 @@ def mark_embedded_heldout(study) -> tuple[int, int]:
     from analysis.models.train_pairs import mark_heldout_from_keys
 
     return mark_heldout_from_keys(study, embedded_trained_keys("post"))
-
-
-if __name__ == "__main__":
-    from analysis.models.embedded_build import _main
-
-    _main()

@@ -1,4 +1,4 @@
-"""Building the embedded demonstration reward models (``python -m analysis.models.embedded build``).
+"""Building the embedded demonstration reward models (``python -m analysis.models.embedded_build build``).
 
 pre-D is all-MiniLM-L6-v2 (cut to its bottom layers) trained on the helpful subsets of hh-rlhf, post-D
 is pre-D trained further on all four; :func:`build_embedded` trains both, writes their deltas (the
@@ -41,7 +41,7 @@ def build_command(*, out: str | Path = "sample_data/models", seed: int = 0, max_
     def os_arg(flag, d):
         return f" {flag} {','.join(f'{k}={v}' for k, v in d.items())}" if d else ""
 
-    return ("HF_HUB_OFFLINE=1 python -m analysis.models.embedded build "
+    return ("HF_HUB_OFFLINE=1 python -m analysis.models.embedded_build build "
             f"--out {out} --seed {seed} --max-length {max_length} --keep-layers {keep_layers} "
             f"--train-layers {train_layers} --epochs-pre {epochs_pre:g} --epochs-post {epochs_post:g} --lr {lr:g}"
             + (f" --lr-post {lr_post:g}" if lr_post is not None else "") + f" --batch-size {batch_size}"
@@ -553,7 +553,7 @@ def rebuild_post(out: str | Path = EMBED_DIR, *, subsets: tuple[str, ...] = ("ha
     report["cpu_seconds_post_rebuild"] = round(ru.ru_utime + ru.ru_stime, 1)
     report.setdefault("verify", {})["post"] = {"pairs": len(sample), "max_abs_reward_diff": diff,
                                                "accuracy": vacc.to_dict(orient="records")}
-    report["command_post"] = (f"HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.models.embedded build-post --out sample_data/models "
+    report["command_post"] = (f"HF_HUB_OFFLINE=1 nice -n 5 python -m analysis.models.embedded_build build-post --out sample_data/models "
                               f"--subsets {','.join(subsets)} "
                               + (f"--oversample {','.join(f'{k}={v}' for k, v in oversample.items())} " if oversample else "")
                               + f"--epochs {epochs:g} --lr {lr:g} --batch-size {batch_size}")
@@ -567,3 +567,6 @@ def pd_concat(*frames):
 
     return pd.concat(frames).drop_duplicates("pair_id")
 
+
+if __name__ == "__main__":
+    _main()

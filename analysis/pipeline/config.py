@@ -72,7 +72,7 @@ class ModelConfig:
     tokenizer: str | None = None    # engine vllm-server: the served model's tokenizer
 
     def engine_options(self) -> dict[str, Any]:
-        """Keyword options of the scoring engine (analysis.scoring.backends.make_backend)."""
+        """Keyword options of the scoring engine (analysis.scoring.registry.make_backend)."""
         if self.engine == "ray":
             opts = {"address": self.ray_address, "gpus": self.gpus, "actors": self.actors}
         elif self.engine == "vllm-server" or self.spec.startswith(("http://", "https://")):

@@ -28,6 +28,9 @@ Modules: ``settings`` (ScoreSettings, ScoreRunResult), ``batching`` (token budge
 ``study`` (the study loop: the only writer of the study), ``backends`` (the engine interface and
 the in-process engine), ``ray_backend`` (Ray Data actors; needs the ``ray`` extra), ``served``
 (a vLLM server's ``/classify``), ``bench`` (benchmarks).
+
+Stage 3, scoring. May import ``analysis.models``, ``analysis.datasets``, ``analysis.features``, ``analysis.llm``,
+``analysis.store``, ``analysis.metrics`` and the shared top modules; never rewrite, fit, report or pipeline.
 """
 
 from __future__ import annotations

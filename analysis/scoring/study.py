@@ -44,7 +44,8 @@ def score_study(study, spec, role: str, *, name: str | None = None,
     frame; ``progress(n_done, n_pending)`` as the backend reports it.
     """
     from analysis.store import scores as store
-    from analysis.scoring.backends import check_result_frame, make_backend
+    from analysis.scoring.backends import check_result_frame
+    from analysis.scoring.registry import make_backend
 
     if role not in ROLES:
         raise RmtuiError(f"--role {role!r}: expected one of {', '.join(ROLES)}", "Bad option")

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analysis.store.core import Study
+if TYPE_CHECKING:  # the study is passed in; core calls mark_interrupted when it opens a file
+    from analysis.store.core import Study
 
 _PREFIX = "job."
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import pandas as pd
 
 from analysis import __version__
-from analysis.datasets.readers import Issue, Pair
 from analysis.store import jobs
 from analysis.store.core import Study, now
+
+if TYPE_CHECKING:  # records made by analysis.datasets (the store sits below the readers)
+    from analysis.datasets.readers import Issue, Pair
 
 PAIR_COLUMNS = [
     "pair_id", "dataset", "subset", "split", "source", "source_row", "context",

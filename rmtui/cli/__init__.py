@@ -1,4 +1,7 @@
-"""The ``rmtui`` command. Each subcommand lives in its own module and registers on ``app``."""
+"""The ``rmtui`` command. Each subcommand lives in its own module and registers on ``app``.
+
+The top of the front: commands may import the app (``rmtui explore``) and every stage of ``analysis``;
+errors reach the user as one line through ``base.main``."""
 
 from __future__ import annotations
 

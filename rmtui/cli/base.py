@@ -6,6 +6,8 @@ import os
 import sys
 
 import typer
+
+from analysis.models.quiet import quiet_transformers as quiet_libraries  # noqa: F401  (the commands' name)
 from rich.console import Console
 from rich.text import Text
 
@@ -78,18 +80,6 @@ err_console = SafeConsole(stderr=True)
 
 STUDY_OPTION_HELP = "The study file (DuckDB)."
 DEFAULT_STUDY = "study.duckdb"
-
-
-def quiet_libraries() -> None:
-    """Keep transformers/HF from printing progress bars and warnings into our output."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        import transformers
-
-        transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-    except Exception:  # pragma: no cover - transformers missing is reported where it is needed
-        pass
 
 
 def fail(title: str, message: str, code: int = 1) -> "typer.Exit":

@@ -151,7 +151,7 @@ def featurize(
         if check_with and not all_failed:
             if not (spec == "llm" or spec.startswith("llm:")):
                 raise RmtuiError("--check-with compares two LLM labelers; use it with --labeler llm", "Labeler check")
-            from analysis.features.llm_labeler import check_labeler
+            from analysis.features.check import check_labeler
 
             cres, agree = check_labeler(
                 st, res.featurizer, endpoint=check_endpoint or endpoint, model=check_with, n_pairs=check_n,

@@ -62,7 +62,7 @@ def score(
     quiet_libraries()
     from analysis.errors import RmtuiError
     from analysis.scoring import ScoreSettings
-    from analysis.scoring.backends import make_backend
+    from analysis.scoring.registry import make_backend
     from analysis.store import open_study
 
     import os

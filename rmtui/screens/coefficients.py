@@ -276,6 +276,4 @@ class CoefficientScreen(Screen):
         self.action_filter_feature()
 
     def action_regimes(self) -> None:
-        from .regimes import RegimeScreen
-
-        self.app.switch_to(RegimeScreen())
+        self.app.show_summary_screen("regimes", switch=True)

@@ -441,14 +441,10 @@ class ListScreen(TriageMixin, Screen):
         self.app.push_screen(ChoiceDialog(f"Filter by {field}", choices, current=cur, help=help), done)
 
     def action_coefficients(self) -> None:
-        from .coefficients import CoefficientScreen
-
-        self.app.push_screen(CoefficientScreen())
+        self.app.show_summary_screen("coefficients")
 
     def action_regimes(self) -> None:
-        from .regimes import RegimeScreen
-
-        self.app.push_screen(RegimeScreen())
+        self.app.show_summary_screen("regimes")
 
     # -- export ------------------------------------------------------------------------------------
     def action_export(self) -> None:

@@ -109,6 +109,4 @@ class RegimeScreen(Screen):
         self.app.pop_screen()
 
     def action_coefficients(self) -> None:
-        from .coefficients import CoefficientScreen
-
-        self.app.switch_to(CoefficientScreen())
+        self.app.show_summary_screen("coefficients", switch=True)

@@ -12,7 +12,8 @@ import pytest
 
 from analysis.errors import InputError
 from analysis.features import featurize_study
-from analysis.features.llm_labeler import LabelConfig, check_labeler, cohens_kappa, labeler_agreement
+from analysis.features.check import check_labeler, cohens_kappa, labeler_agreement
+from analysis.features.llm_labeler import LabelConfig
 from analysis.datasets.ingest import ingest
 from analysis.llm.client import ChatClient, ChatError, parse_json_object
 from analysis.store import open_study

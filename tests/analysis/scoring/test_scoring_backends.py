@@ -11,7 +11,8 @@ from analysis.datasets.readers import ReadOptions
 from analysis.errors import ModelError
 from analysis.datasets.ingest import ingest
 from analysis.scoring import ScoreSettings, load_reward_model, score_study
-from analysis.scoring.backends import InProcessBackend, ScoringBackend, make_backend
+from analysis.scoring.backends import InProcessBackend, ScoringBackend
+from analysis.scoring.registry import make_backend
 from analysis.store import open_study
 from analysis.store import scores as store_scores
 

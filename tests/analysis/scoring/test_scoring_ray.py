@@ -164,7 +164,7 @@ def test_model_changed_on_the_workers_is_refused(cluster, tmp_path):
     model = make_tiny_rm(tmp_path / "rm", seed=0)
     other = make_tiny_rm(tmp_path / "other", seed=1)
     st = _study(tmp_path / "s.duckdb", 4)
-    from analysis.scoring.backends import make_backend
+    from analysis.scoring.registry import make_backend
 
     backend = make_backend(str(model), ScoreSettings(**SETTINGS), engine="ray", actors=1)
     # the workers will see other weights under the same path (a node with another copy)
