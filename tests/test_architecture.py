@@ -203,3 +203,19 @@ def test_sql_check_finds_planted_sql(tmp_path):
     (tmp_path / "rmtui" / "bad.py").write_text('def g(cur):\n    cur.execute("INSERT INTO x VALUES (1)")\n'
                                                '    cur.execute(q)\n    print("SELECT is a word")\n')
     assert sql_calls(tmp_path) == ["analysis/bad.py:2", "analysis/bad.py:3", "rmtui/bad.py:2"]
+
+
+def test_moved_modules_import_under_their_former_names():
+    """Scripts written before the layout by stage keep working: the old name is the same module."""
+    code = ("import analysis.data, analysis.datasets.readers as r, analysis.study_fit as sf\n"
+            "from analysis.embedded import embedded_model_path\n"
+            "from analysis.report import write_report\n"
+            "from analysis.pipeline import run_config\n"
+            "import analysis\n"
+            "assert analysis.data is r and sf.__name__ == 'analysis.fit.study_fit'\n"
+            "for old, new in analysis.MOVED.items():\n"
+            "    import importlib; assert importlib.import_module(old) is importlib.import_module(new), old\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.stdout.strip() == "ok", r.stderr
