@@ -391,9 +391,10 @@ def summary(study: Study) -> dict:
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = store_pairs.n_pairs(study)
     from analysis.datasets.human import human_summary
-    from analysis.store.jobs import interrupted
+    from analysis.store.jobs import failed_runs, interrupted
 
     out["interrupted"] = interrupted(study)  # ingests / scoring runs a kill left unfinished
+    out["incomplete_runs"] = failed_runs(study)  # scoring runs that failed (their model's scores are incomplete)
     out["human"] = human_summary(study)
     n_human_ties = out["human"]["ties"]
     out["datasets"] = ms.datasets(study)

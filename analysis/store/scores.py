@@ -143,14 +143,21 @@ def start_run(study: Study, run_id: str, model_id: str, device: str, settings: d
         jobs.register(cur, "score", run_id)
 
 
+RUN_STATUSES = ("done", "failed", "interrupted")
+
+
 def finish_run(study: Study, run_id: str, n_scored: int, n_skipped: int, n_truncated: int,
-               texts_per_s: float, settings: dict) -> None:
+               texts_per_s: float, settings: dict, *, status: str = "done", reason: str | None = None) -> None:
+    """Close a run: ``done`` only when every pending text got a finite score; ``failed`` (``reason``
+    says why) or ``interrupted`` otherwise (its committed chunks are kept; a rerun resumes)."""
+    if status not in RUN_STATUSES:
+        raise ValueError(f"run status {status!r}")
     with study.transaction() as cur:
         cur.execute(
             "UPDATE score_runs SET finished_at = ?, n_scored = ?, n_skipped = ?, n_truncated = ?, "
-            "texts_per_s = ?, settings = ?, status = 'done' WHERE run_id = ?",
+            "texts_per_s = ?, settings = ?, status = ?, reason = ? WHERE run_id = ?",
             [now(), n_scored, n_skipped, n_truncated, texts_per_s,
-             json.dumps(settings, sort_keys=True, default=str), run_id],
+             json.dumps(settings, sort_keys=True, default=str), status, reason, run_id],
         )
         jobs.unregister(cur, "score", run_id)
 

@@ -266,6 +266,8 @@ def _print_summary(s: dict) -> None:
         console.print(styled(("stale", "yellow"), ": ", m), soft_wrap=True)
     for m in s.get("interrupted") or []:
         console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("incomplete_runs") or []:
+        console.print(styled(("incomplete", "yellow"), ": ", m), soft_wrap=True)
 
 
 def _robustness_table(rr: list[dict]) -> Table:
