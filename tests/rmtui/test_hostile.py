@@ -103,7 +103,7 @@ def test_export_markdown_shows_escapes_jsonl_keeps_bytes(tmp_path):
     assert r.code == 0, r.all
     text = md.read_text(encoding="utf-8")
     assert_clean(text)
-    assert "␛[2J" in text and "sub␛[31m" in text and "\\u202eevil" in text
+    assert "␛[2J" in text and "sub␛\\[31m" in text and "\\u202eevil" in text
     jl = tmp_path / "out.jsonl"
     assert run_cli("export", "--study", study, "-o", jl).code == 0
     recs = [json.loads(x) for x in jl.read_text(encoding="utf-8").splitlines()]
