@@ -118,3 +118,23 @@ def failed_runs(study: Study) -> list[str]:
         out.append(f"scoring run {r[0]} of {r[1]} started {r[2]:%Y-%m-%d %H:%M:%S} failed after {int(r[3] or 0):,} "
                    f"texts ({r[4] or 'no reason recorded'}); {missing}: rerun rmtui score to finish it")
     return out
+
+
+def live_score_run(cur, model_id: str) -> tuple[str, dict, object] | None:
+    """A scoring run of ``model_id`` that another process is running now (its job key names a live
+    process): (run_id, {"pid", "host"}, started_at), else None. Inside the caller's transaction."""
+    keys = dict(cur.execute("SELECT key, value FROM study WHERE key LIKE 'job.score.%'").fetchall())
+    for run_id, started in cur.execute(
+            "SELECT run_id, started_at FROM score_runs WHERE model_id = ? AND finished_at IS NULL "
+            "AND coalesce(status, 'running') = 'running' ORDER BY started_at", [model_id]).fetchall():
+        info = keys.get(_key("score", run_id))
+        if not info or not _alive(info):
+            continue
+        try:
+            d = json.loads(info)
+        except ValueError:
+            continue
+        if int(d.get("pid", -1)) == os.getpid() and d.get("host") == socket.gethostname():
+            continue  # this process (a run left open by an error in this process is not another's)
+        return str(run_id), d, started
+    return None
