@@ -97,3 +97,25 @@ def figure_label(s: object, limit: int = 40) -> str:
     s = "" if s is None else (s if isinstance(s, str) else str(s))
     s = UNSAFE.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) <= 0xFF else f"\\u{ord(m.group(0)):04x}", s)
     return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def check_utf8_name(path: object, what: str = "file") -> None:
+    """Refuse a path whose name is not valid UTF-8 (Python holds its bad bytes as surrogates, which
+    the study cannot store: DuckDB said "Python Conversion Failure ... surrogate"), naming the byte
+    and what to do."""
+    import os
+
+    s = os.fspath(path) if not isinstance(path, str) else path
+    if isinstance(s, bytes):
+        s = os.fsdecode(s)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        from analysis.errors import InputError
+
+        raw = os.fsencode(s)
+        shown = raw.decode("utf-8", "backslashreplace")
+        bad = s[e.start]
+        byte = f"0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else repr(bad)
+        raise InputError(f"{visible_line(shown)}: the {what} name is not valid UTF-8 (byte {byte} at position "
+                         f"{e.start}); rename it to a UTF-8 name (mv) and run the command again", "Bad file name") from None

@@ -11,6 +11,7 @@ from textual.message import Message
 from analysis.errors import RmtuiError
 from analysis.store.filters import EntryFilter
 from analysis.store.triage import DEFAULT_TAGS
+from analysis.textsafe import visible_line
 
 from .dialogs import ChoiceDialog, InputDialog
 
@@ -94,8 +95,9 @@ class TriageMixin:
         try:
             return fn(*args)
         except Exception as e:
-            self.rapp.notify_status(f"failed: {error_parts(e)[0]}")
-            self.rapp.show_error(*error_parts(e))
+            title, message = error_parts(e)
+            self.rapp.notify_status(f"failed: {title}: {visible_line(message)}")  # what is wrong, not a title alone
+            self.rapp.show_error(title, message)
             return _FAILED
 
     def action_tag(self, n: int) -> None:
