@@ -236,7 +236,8 @@ class TriageMixin:
         self.after_triage(message.summary)
 
     def on_work_failed(self, message: WorkFailed) -> None:
-        self.rapp.notify_status(f"failed: {message.title}")  # not the stale "exporting…" / "select every…"
+        # not the stale "exporting…" / "select every…"; what is wrong, not a title alone
+        self.rapp.notify_status(f"failed: {message.title}: {visible_line(message.message)}")
         self.rapp.show_error(message.title, message.message)
 
     def action_undo(self) -> None:

@@ -75,3 +75,29 @@ def test_null_prompt_beside_bare_responses_is_not_no_assistant(tmp_path):
     r = run_cli("ingest", src, "--study", tmp_path / "s.duckdb")
     assert "no_assistant" not in r.all
     assert "p.jsonl:1: missing_field: field 'prompt' is null and the responses are bare" in r.all, r.all
+
+
+async def test_app_status_line_says_what_is_wrong_with_a_long_tag(tmp_path):
+    """The app said only "failed: Tag"; its status line now carries the one-line message."""
+    from analysis.datasets.synth import make_synthetic_study
+    from rmtui.app import RmtuiApp
+    from rmtui.widgets.line import Line
+    from tests.helpers.app import wait_idle
+
+    p = tmp_path / "s.duckdb"
+    make_synthetic_study(p, 20, seed=1)
+    app = RmtuiApp(str(p), keymap=tmp_path / "no-keymap.toml")
+    async with app.run_test(size=(200, 30)) as pilot:
+        await wait_idle(pilot)
+        await pilot.press("x")  # every pair
+        await wait_idle(pilot)
+        app.screen.action_tag_custom()
+        await wait_idle(pilot)
+        app.screen.query_one("Input").value = "y" * 45
+        await pilot.press("enter")
+        await wait_idle(pilot)
+        assert app.screen.__class__.__name__ == "ErrorDialog"
+        await pilot.press("escape")
+        await wait_idle(pilot)
+        status = app.screen.query_one("#status", Line).text
+        assert "failed: Tag not valid: tag 'yyy" in status and "has 45 characters, more than 40" in status, status
