@@ -219,3 +219,31 @@ def test_served_dropped_connections_and_retry_after(tiny_rm_dir, tmp_path):
                           engine_options={"tokenizer": str(tiny_rm_dir), **FAST_RETRY})
     assert res.n_scored == store_scores.n_texts(st) and _runs(st)["status"].tolist() == ["done"]
     st.close()
+
+
+async def test_app_says_which_scoring_run_is_incomplete(tiny_rm_dir, tmp_path):
+    """A run that failed (the server died) is named in the report and in the app's status line when the
+    study opens."""
+    from rmtui.app import RmtuiApp
+    from rmtui.widgets.line import Line
+    from tests.helpers.app import wait_idle
+
+    path = tmp_path / "s.duckdb"
+    st = _study(path, 6)
+    with FakeVLLM(tiny_rm_dir) as srv:
+        srv.die_after = 1
+        with pytest.raises(ModelError):
+            score_study(st, _spec(srv), "pre", settings=ScoreSettings(**{**RAW, "chunk_size": 4}),
+                        engine_options={"tokenizer": str(tiny_rm_dir), "batch_texts": 4, "parallel_requests": 1,
+                                        "max_tries": 2, "retry_seconds": 1.0, **FAST_RETRY})
+    run_id = st.scalar("SELECT run_id FROM score_runs")
+    from analysis.report.document import write_report
+
+    md = write_report(st, tmp_path / "rep").markdown.read_text(encoding="utf-8")  # the report says so too
+    assert "## Incomplete runs" in md and f"scoring run {run_id} of tiny-rm" in md and "failed after 4 texts" in md
+    st.close()
+    app = RmtuiApp(str(path), keymap=tmp_path / "no-keymap.toml")
+    async with app.run_test(size=(400, 30)) as pilot:
+        await wait_idle(pilot)
+        status = app.screen.query_one("#status", Line).text
+    assert f"incomplete: scoring run {run_id} of tiny-rm" in status and "failed after 4 texts" in status, status
