@@ -234,16 +234,39 @@ class ServedBackend(DescribedByModel):
         return pd.DataFrame({"text_id": chunk["text_id"].to_numpy(), "reward": rewards,
                              "truncated": enc.truncated, "n_tokens": lengths.astype(np.int64)})
 
+    def _iter_chunk(self, chunk: pd.DataFrame) -> Iterator[pd.DataFrame]:
+        """One result frame per request as it completes (committed one by one: a server that dies
+        loses at most the requests in flight)."""
+        from concurrent.futures import as_completed
+
+        enc = self.rm.encode(chunk)
+        lengths = enc.lengths
+        order = np.argsort(-lengths, kind="stable")  # similar lengths in one request
+        groups = [order[s:s + self.batch_texts] for s in range(0, len(order), self.batch_texts)]
+        ids = chunk["text_id"].to_numpy()
+        ex = ThreadPoolExecutor(min(self.parallel_requests, len(groups)) or 1, thread_name_prefix="rmtui-vllm")
+        try:
+            futs = {ex.submit(self._classify, [list(map(int, enc.ids[i])) for i in g]): g for g in groups}
+            for f in as_completed(futs):
+                g = futs[f]
+                r = f.result()
+                yield pd.DataFrame({"text_id": ids[g], "reward": r, "truncated": np.asarray(enc.truncated)[g],
+                                    "n_tokens": lengths[g].astype(np.int64)})
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+
     def iter_results(self, texts: pd.DataFrame, progress: Progress | None = None) -> Iterator[pd.DataFrame]:
         texts = _dedupe(texts)
         n, cs = len(texts), self.rm.settings.chunk_size
         if progress:
             progress(0, n)
-        for s in range(0, n, cs):
-            out = self._score_chunk(texts.iloc[s:s + cs])
-            if progress:
-                progress(min(s + cs, n), n)
-            yield out
+        done = 0
+        for s in range(0, n, cs):  # tokenized a chunk at a time; results yielded per request
+            for out in self._iter_chunk(texts.iloc[s:s + cs]):
+                done += len(out)
+                if progress:
+                    progress(done, n)
+                yield out
 
     def score_frame(self, texts: pd.DataFrame, progress: Progress | None = None) -> pd.DataFrame:
         parts = list(self.iter_results(texts, progress))

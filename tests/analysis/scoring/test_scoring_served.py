@@ -193,7 +193,7 @@ def test_served_nan_rewards_and_missing_results_fail_the_run(tiny_rm_dir, tmp_pa
     opts = {"tokenizer": str(tiny_rm_dir), "batch_texts": 4, "parallel_requests": 1, **FAST_RETRY}
     with FakeVLLM(tiny_rm_dir) as srv:
         srv.nan_next = 1
-        with pytest.raises(ModelError, match=r"model tiny-rm \(vllm-server\): 4 of 8 texts got a non-finite reward "
+        with pytest.raises(ModelError, match=r"model tiny-rm \(vllm-server\): 4 of 4 texts got a non-finite reward "
                                              r"\(NaN or infinite\), first text [0-9a-f]+: '"):
             score_study(st, _spec(srv), "pre", settings=ScoreSettings(**RAW), engine_options=opts)
         srv.short_next = 1
