@@ -375,7 +375,7 @@ class FitWarnings:
         for r in self.rows:
             what = f"{r['analysis']} ({r['target']})" if r["target"] else r["analysis"]
             terms = f"; degenerate terms: {r['term']}" if r["term"] else ""
-            if not r["term"] and r["analysis"] == "agreement_and_baselines" and (
+            if not r["term"] and r["analysis"] in ("agreement_and_baselines", "summary") and (
                     "separation" in r["message"].lower() or "converge" in r["message"].lower()):
                 terms = "; degenerate: the length-only logit baseline (length alone separates chosen from rejected)"
             times = f" x{r['n']}" if r["n"] > 1 else ""
@@ -464,7 +464,17 @@ def _stale(study: Study, fit: dict | None, n_fit_pairs: int, n_pairs: int) -> li
 
 def summary(study: Study) -> dict:
     """Everything `rmtui summary` prints, as a json.dumps-able dict. Missing parts are listed in
-    ``missing`` and give empty lists."""
+    ``missing`` and give empty lists. numpy/statsmodels warnings met while computing it (the
+    length-only baseline on a small or separated study, say) are captured, one line each, in
+    ``library_warnings`` (issue 25), never printed raw."""
+    warned = FitWarnings()
+    with warned.capture("summary", []):
+        out = _summary(study)
+    out["library_warnings"] = warned.lines()
+    return out
+
+
+def _summary(study: Study) -> dict:
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = store_pairs.n_pairs(study)
     from analysis.datasets.human import human_summary

@@ -45,3 +45,12 @@ def test_cli_fit_prints_each_warning_as_one_line(tmp_path):
     assert r.code == 0, r.all
     assert "warning in agreement_and_baselines" in r.all
     assert "Warning:" not in r.err and "warnings.warn" not in r.err and "mlefit" not in r.all, r.err
+
+
+def test_summary_captures_library_warnings_too(tmp_path):
+    """`rmtui summary` printed statsmodels' two-line warnings (PerfectSeparationWarning) raw on stderr."""
+    p = _separated_study(tmp_path / "s.duckdb")
+    r = run_cli("summary", "--study", p)
+    assert r.code == 0, r.all
+    assert "PerfectSeparationWarning" not in r.err and "callback(newparams)" not in r.all, r.err
+    assert "note: warning in summary: PerfectSeparationWarning" in r.out
