@@ -72,3 +72,50 @@ def visible_line(s: object) -> str:
 def has_controls(s: str) -> bool:
     """Whether ``s`` holds a character :func:`visible` would replace (newline and tab aside)."""
     return bool(UNSAFE.search(s.replace("\n", "").replace("\t", "")))
+
+
+# -- Markdown/HTML and figure labels (issue 25): data never reaches a document raw -----------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|&~#!])")
+
+
+def md_escape(s: object, keep: str = "") -> str:
+    """``s`` as one line of Markdown text that renders literally: control characters shown
+    (:func:`visible_line`), and every character Markdown or HTML would read backslash-escaped
+    (CommonMark: any ASCII punctuation may be), so ``<script>`` is ``\\<script\\>``, ``|`` cannot
+    end a table cell and a backtick cannot open code. ``keep``: characters left as they are (the
+    report's own ``**`` in its findings)."""
+    s = visible_line(s)
+    if keep:
+        return _MD_SPECIAL.sub(lambda m: m.group(1) if m.group(1) in keep else "\\" + m.group(1), s)
+    return _MD_SPECIAL.sub(r"\\\1", s)
+
+
+def figure_label(s: object, limit: int = 40) -> str:
+    """A data string as a figure label: control characters as ``\\x1b`` / ``\\u202e`` (plain ASCII, so
+    no font lacks a glyph and no library warning carries the raw character), clipped to ``limit``."""
+    s = "" if s is None else (s if isinstance(s, str) else str(s))
+    s = UNSAFE.sub(lambda m: f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) <= 0xFF else f"\\u{ord(m.group(0)):04x}", s)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def check_utf8_name(path: object, what: str = "file") -> None:
+    """Refuse a path whose name is not valid UTF-8 (Python holds its bad bytes as surrogates, which
+    the study cannot store: DuckDB said "Python Conversion Failure ... surrogate"), naming the byte
+    and what to do."""
+    import os
+
+    s = os.fspath(path) if not isinstance(path, str) else path
+    if isinstance(s, bytes):
+        s = os.fsdecode(s)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as e:
+        from analysis.errors import InputError
+
+        raw = os.fsencode(s)
+        shown = raw.decode("utf-8", "backslashreplace")
+        bad = s[e.start]
+        byte = f"0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else repr(bad)
+        raise InputError(f"{visible_line(shown)}: the {what} name is not valid UTF-8 (byte {byte} at position "
+                         f"{e.start}); rename it to a UTF-8 name (mv) and run the command again", "Bad file name") from None

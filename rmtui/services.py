@@ -216,6 +216,14 @@ class StudyService:
     def models(self):
         return entries.models(self.study)
 
+    @_held
+    def incomplete_runs(self) -> list[str]:
+        """Scoring runs that failed or were interrupted and left their model's scores incomplete (one
+        line each, as rmtui summary prints them)."""
+        from analysis.store.jobs import failed_runs, interrupted
+
+        return failed_runs(self.study) + [m for m in interrupted(self.study) if m.startswith("scoring run")]
+
     # -- triage ----------------------------------------------------------------------------------
     def _writable(self) -> None:
         if self.read_only:

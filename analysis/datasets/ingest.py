@@ -40,6 +40,9 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
     With ``strict`` the first skipped row raises :class:`InputError` naming file and line; what was
     committed before it stays.
     """
+    from analysis.textsafe import check_utf8_name
+
+    check_utf8_name(spec)  # before anything is stored: the study cannot hold a non-UTF-8 name
     opts = opts or ReadOptions()
     res = IngestResult(source=spec)
     options = {k: v for k, v in vars(opts).items() if v not in (None, {}, [])}

@@ -283,6 +283,11 @@ def row_to_pair(row: dict[str, Any], *, source: str, line: int, subset: str, spl
         for name, val in (("chosen", chosen), ("rejected", rejected)):
             if not val.strip():
                 raise _RowError("empty_text", f"the {name} text is empty")
+        if col["prompt"] in row and ASSISTANT not in chosen and ASSISTANT not in rejected:
+            # a null prompt beside bare responses (was reported as no_assistant)
+            raise _RowError("missing_field", f"field {col['prompt']!r} is null and the responses are bare (no "
+                                             "\"Assistant:\" turn), so the pair has no prompt: fill in the prompt "
+                                             "or drop the row")
         cc, cr = split_transcript(chosen)
         rc, rr = split_transcript(rejected)
     return Pair(

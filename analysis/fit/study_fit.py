@@ -6,6 +6,7 @@ imprint, theta, drivers, confusing entries, robustness), printing what exists wh
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -211,6 +212,7 @@ def _fit_study(study: Study, options: FitOptions | None,
     say = progress or (lambda s: None)
     t0 = time.perf_counter()
     msgs: list[str] = []
+    warned = FitWarnings()  # numpy/statsmodels warnings: captured, one line each, stored with the fit
     pre_id, post_id = ms.resolve_models(study, o.pre, o.post)
     if pre_id is None and post_id is None:
         raise RmtuiError(f"{study.path}: no models with role pre or post; score the study first "
@@ -251,8 +253,10 @@ def _fit_study(study: Study, options: FitOptions | None,
         say("imprint")
         rows = imprint_rows(pm, wide, feats)
         targets = [t for t, ok in (("pre", pre_id), ("post", post_id), ("shift", pre_id and post_id)) if ok]
-        ir = imprint(rows, feats, targets, se=o.se, pair_fe=o.pair_fe, standardize=o.standardize,
-                     kinds=kinds, alpha=o.alpha)
+        with warned.capture("imprint", targets):
+            ir = imprint(rows, feats, targets, se=o.se, pair_fe=o.pair_fe, standardize=o.standardize,
+                         kinds=kinds, alpha=o.alpha)
+        warned.terms_of(ir.table, "feature")
         msgs += ir.messages
         imp_tab = ir.table
         if len(ir.wald):
@@ -264,7 +268,9 @@ def _fit_study(study: Study, options: FitOptions | None,
         pmx = pd.concat([pm, sf], axis=1)
         if pre_id and post_id:
             say("theta regression")
-            tt, m = theta_regression(pmx, side_cols)
+            with warned.capture("theta", ["theta"]):
+                tt, m = theta_regression(pmx, side_cols)
+            warned.terms_of(tt, "term")
             msgs += m
             if len(tt):
                 tt.insert(0, "analysis", "theta")
@@ -272,7 +278,10 @@ def _fit_study(study: Study, options: FitOptions | None,
         if post_id and o.drivers:
             say("misalignment drivers")
             human_cols = _human_covariates(study, pmx, msgs)
-            lpm, logit, m = misalignment_drivers(pmx, side_cols + human_cols, alpha=o.alpha)
+            with warned.capture("misalignment_drivers", ["post"]):
+                lpm, logit, m = misalignment_drivers(pmx, side_cols + human_cols, alpha=o.alpha)
+            warned.terms_of(pd.concat([x for x in (lpm, logit) if len(x)], ignore_index=True)
+                            if len(lpm) or len(logit) else pd.DataFrame(), "term")
             msgs += m
             if len(lpm):
                 lpm.insert(0, "analysis", "misalignment_lpm")
@@ -286,7 +295,8 @@ def _fit_study(study: Study, options: FitOptions | None,
     coef_tab = pd.concat(coefs, ignore_index=True) if coefs else pd.DataFrame()
     say("agreement, regimes, paired tests and baselines with intervals")
     gproxy = gamma_is_proxy(defs, gcols)
-    stats = study_tables(study, pm, tie_tol=o.tie_tol, gamma_features=gcols, gamma_proxy=gproxy)
+    with warned.capture("agreement_and_baselines", []):
+        stats = study_tables(study, pm, tie_tol=o.tie_tol, gamma_features=gcols, gamma_proxy=gproxy)
     if gproxy and pm["gamma"].notna().any():
         msgs.append(PROXY_CAVEAT)
     msgs.append("agreement = agree / decided pairs, misalignment = 1 - agreement; ties and unscored pairs "
@@ -299,14 +309,81 @@ def _fit_study(study: Study, options: FitOptions | None,
     opts.update({"features_resolved": feats, "gamma_features_resolved": gcols, "gamma_proxy": gproxy,
                  "se_label": SE_LABELS[o.se], "near_identical_measure": SIMILARITY_MEASURE,
                  "units": ("z-scored continuous/count features" if o.standardize else "raw")})
+    msgs += warned.lines()
     say("writing")
     ms.write_fit(study, fit_id=fit_id, kind="fit", options=opts, pre_model_id=pre_id, post_model_id=post_id,
                  se_type=o.se, n=len(pm), messages=msgs, imprint=imp_tab, coefficients=coef_tab,
                  pair_metrics=pm)
     ms.write_fit_stats(study, fit_id, stats)
+    ms.write_fit_warnings(study, fit_id, warned.frame())
     return FitResult(fit_id=fit_id, pre_model_id=pre_id, post_model_id=post_id, n_pairs=len(pm),
                      features=feats, gamma_features=gcols, imprint=imp_tab, coefficients=coef_tab,
                      pair_metrics=pm, messages=msgs, seconds=time.perf_counter() - t0)
+
+
+class FitWarnings:
+    """Library warnings (numpy RuntimeWarnings, statsmodels convergence/separation ...) met during a fit
+    (issue 25): captured per analysis instead of printed as multi-line dumps; each becomes one line
+    saying what was degenerate (the analysis, the model or target, the terms whose estimate or
+    standard error came out non-finite) and a ``fit_warnings`` row."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+        self._last: list[dict] = []
+
+    @contextlib.contextmanager
+    def capture(self, analysis: str, targets: list[str]):
+        import warnings as _w
+
+        with _w.catch_warnings(record=True) as caught:
+            _w.simplefilter("always")
+            yield
+        agg: dict[tuple[str, str], int] = {}
+        for w in caught:
+            text = " ".join(str(w.message).split())[:200]
+            agg[(w.category.__name__, text)] = agg.get((w.category.__name__, text), 0) + 1
+        self._last = [{"analysis": analysis, "target": "/".join(map(str, targets)) or None, "term": None,
+                       "category": c, "message": m, "n": n} for (c, m), n in agg.items()]
+        self.rows += self._last
+
+    def terms_of(self, table: pd.DataFrame, term_col: str) -> None:
+        """Name the degenerate terms of the analysis just captured: rows of its result whose estimate
+        or standard error is not finite (per target where the table has one)."""
+        if not self._last or table is None or not len(table) or term_col not in table.columns:
+            return
+        est = pd.to_numeric(table.get("estimate"), errors="coerce") if "estimate" in table else None
+        se = pd.to_numeric(table.get("se"), errors="coerce") if "se" in table else None
+        bad = pd.Series(False, index=table.index)
+        for col in (est, se):
+            if col is not None:
+                bad |= ~np.isfinite(col.astype(float).fillna(np.nan).to_numpy())
+        if not bad.any():
+            return
+        sub = table[bad]
+        by = "target" if "target" in sub.columns else None
+        terms = {}
+        for _, r in sub.iterrows():
+            terms.setdefault(str(r[by]) if by else None, []).append(str(r[term_col]))
+        named = "; ".join((f"{t}: " if t else "") + ", ".join(dict.fromkeys(v)) for t, v in terms.items())
+        for row in self._last:
+            row["term"] = named
+
+    def lines(self) -> list[str]:
+        from analysis.textsafe import visible_line
+
+        out = []
+        for r in self.rows:
+            what = f"{r['analysis']} ({r['target']})" if r["target"] else r["analysis"]
+            terms = f"; degenerate terms: {r['term']}" if r["term"] else ""
+            if not r["term"] and r["analysis"] in ("agreement_and_baselines", "summary") and (
+                    "separation" in r["message"].lower() or "converge" in r["message"].lower()):
+                terms = "; degenerate: the length-only logit baseline (length alone separates chosen from rejected)"
+            times = f" x{r['n']}" if r["n"] > 1 else ""
+            out.append(visible_line(f"warning in {what}: {r['category']}{times}: {r['message']}{terms}"))
+        return out
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=["analysis", "target", "term", "category", "message", "n"])
 
 
 def _without_human_ties(study: Study, pf: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -387,13 +464,24 @@ def _stale(study: Study, fit: dict | None, n_fit_pairs: int, n_pairs: int) -> li
 
 def summary(study: Study) -> dict:
     """Everything `rmtui summary` prints, as a json.dumps-able dict. Missing parts are listed in
-    ``missing`` and give empty lists."""
+    ``missing`` and give empty lists. numpy/statsmodels warnings met while computing it (the
+    length-only baseline on a small or separated study, say) are captured, one line each, in
+    ``library_warnings`` (issue 25), never printed raw."""
+    warned = FitWarnings()
+    with warned.capture("summary", []):
+        out = _summary(study)
+    out["library_warnings"] = warned.lines()
+    return out
+
+
+def _summary(study: Study) -> dict:
     out: dict[str, Any] = {"study": str(study.path), "missing": [], "stale": []}
     out["n_pairs"] = store_pairs.n_pairs(study)
     from analysis.datasets.human import human_summary
-    from analysis.store.jobs import interrupted
+    from analysis.store.jobs import failed_runs, interrupted
 
     out["interrupted"] = interrupted(study)  # ingests / scoring runs a kill left unfinished
+    out["incomplete_runs"] = failed_runs(study)  # scoring runs that failed (their model's scores are incomplete)
     out["human"] = human_summary(study)
     n_human_ties = out["human"]["ties"]
     out["datasets"] = ms.datasets(study)

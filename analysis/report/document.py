@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 from analysis.errors import RmtuiError
 from analysis.metrics.significance import is_significant
-from analysis.textsafe import visible
+from analysis.textsafe import figure_label, md_escape, visible
 
 # the sections of the summary, in report order: (key in the summary, title, note)
 SECTIONS: list[tuple[str, str, str]] = [
@@ -60,6 +60,7 @@ class ReportResult:
     html: Path
     summary_json: Path
     figures: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # library warnings met, one visible line each
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,10 +290,10 @@ def figure_coefficients(rows: list[dict[str, Any]], title: str):
             ax.plot([est], [j], "o", color=color)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(range(len(feats)))
-        ax.set_yticklabels(feats if i == 0 else [""] * len(feats), fontsize=8)
+        ax.set_yticklabels([figure_label(f) for f in feats] if i == 0 else [""] * len(feats), fontsize=8)
         ax.set_ylim(-0.7, len(feats) - 0.3)
         ax.invert_yaxis()
-        ax.set_title(t or title, fontsize=10)
+        ax.set_title(figure_label(t) or title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title, fontsize=11)
     return fig
@@ -339,7 +340,7 @@ def figure_agreement(stats: list[dict[str, Any]], baselines: list[dict[str, Any]
             ax.plot(bx, by, "_", color="gray", markersize=14, mew=2, label="longer wins", gid="baseline")
     ax.axhline(0.5, color="black", lw=0.6, ls=":")
     ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels(groups, rotation=15, ha="right", fontsize=8)
+    ax.set_xticklabels([figure_label(g) for g in groups], rotation=15, ha="right", fontsize=8)
     ax.set_ylabel("agreement (agree / decided)")
     ax.set_ylim(0, 1)
     ax.set_title("Agreement with the human labels by subset (Wilson 95 %)", fontsize=11)
@@ -380,9 +381,9 @@ def fig_bars(obj: Any, path: Path, title: str, ylabel: str,
     for gi, g in enumerate(groups):
         vals = [next((v for gg, c, v in recs if gg == g and c == cat), 0.0) for cat in cats]
         xs = [ci + gi * width - 0.4 + width / 2 for ci in range(len(cats))]
-        ax.bar(xs, vals, width=width, label=g if len(groups) > 1 else None)
+        ax.bar(xs, vals, width=width, label=figure_label(g) if len(groups) > 1 else None)
     ax.set_xticks(range(len(cats)))
-    ax.set_xticklabels([c.replace("_", " ") for c in cats], rotation=20, ha="right", fontsize=8)
+    ax.set_xticklabels([figure_label(c.replace("_", " ")) for c in cats], rotation=20, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)
     if len(groups) > 1:
@@ -531,7 +532,8 @@ def paper_comparison(data: dict[str, Any]) -> tuple[list[str], list[list[str]]] 
 
 
 def _md_cell(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    """A table cell: one line, Markdown/HTML escaped (``parse_md_tables`` reads it back)."""
+    return md_escape(str(s).replace("\r\n", " ").replace("\n", " ").replace("\r", " "))
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -605,10 +607,38 @@ img{max-width:100%}.note{color:#555;font-size:0.9em}table.triage td{text-align:l
 
 def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = None,
                  title: str | None = None) -> ReportResult:
-    """Write ``report.md``, ``report.html``, ``figures/*.png`` and ``summary.json`` into ``out_dir``."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise RmtuiError(f"{out}: exists and is not a folder", "Report")
+    """Write ``report.md``, ``report.html``, ``figures/*.png`` and ``summary.json`` into ``out_dir``.
+
+    Atomic (issue 25): the report is built in a temporary folder (a hidden ``.NAME.PID.part`` beside a
+    new ``out_dir``, or inside an existing one) and moved into place only when whole, so a killed
+    report leaves the previous report or none, never half a folder; leftovers of killed reports are
+    removed first. Library warnings (a font missing a glyph, ...) are captured and returned as
+    visible one-line ``warnings``, never printed raw."""
+    import warnings as _warnings
+
+    from analysis.report.atomic import clean_leftovers, discard, publish_dir, staging_dir
+    from analysis.textsafe import visible_line
+
+    final = Path(out_dir)
+    if final.exists() and not final.is_dir():
+        raise RmtuiError(f"{final}: exists and is not a folder", "Report")
+    clean_leftovers(final)
+    stage = staging_dir(final)
+    try:
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always")
+            res = _write_report_files(study, stage, data=data, title=title)
+        publish_dir(stage, final)
+    except BaseException:
+        discard(stage)
+        raise
+    seen = list(dict.fromkeys(visible_line(f"{w.category.__name__}: {w.message}") for w in caught))
+    return ReportResult(final, final / res.markdown.name, final / res.html.name, final / res.summary_json.name,
+                        [final / f.relative_to(stage) for f in res.figures], seen)
+
+
+def _write_report_files(study, out: Path, *, data: dict[str, Any] | None = None,
+                        title: str | None = None) -> ReportResult:
     figdir = out / "figures"
     figdir.mkdir(parents=True, exist_ok=True)
     if data is None:
@@ -648,10 +678,10 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
 
     name = title or f"rmtui report: {getattr(study, 'path', 'study')}"
     head = {k: v for k, v in data.items() if _is_scalar(v)}
-    md: list[str] = [f"# {name}", ""]
+    md: list[str] = [f"# {md_escape(name)}", ""]
     hp: list[str] = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(name)}</title>"
                      f"<style>{_CSS}</style></head><body><h1>{html.escape(name)}</h1>"]
-    md += ["## Findings", ""] + findings(data) + [""]
+    md += ["## Findings", ""] + [md_escape(x, keep="*") for x in findings(data)] + [""]
     hp.append("<h2>Findings</h2><ul>" + "".join(
         f"<li>{html.escape(x[2:]).replace('**', '')}</li>" for x in findings(data)) + "</ul>")
     comp = paper_comparison(data)
@@ -673,28 +703,28 @@ def write_report(study, out_dir: str | Path, *, data: dict[str, Any] | None = No
     sections += [(k, k.replace("_", " ").capitalize(), "") for k, v in data.items()
                  if k not in known and not _is_scalar(v) and v not in ([], {})]
     for key, stitle, note in sections:
-        md += [f"## {stitle}", ""]
+        md += [f"## {md_escape(stitle)}", ""]
         hp.append(f"<h2>{html.escape(stitle)}</h2>")
         if note:
             md += [f"_{note}_", ""]
             hp.append(f"<p class='note'>{html.escape(note)}</p>")
         if key in figures:
             rel = figures[key].relative_to(out).as_posix()
-            md += [f"![{stitle}]({rel})", ""]
+            md += [f"![{md_escape(stitle)}]({rel})", ""]
             b64 = base64.b64encode(figures[key].read_bytes()).decode()
             hp.append(f"<img alt='{html.escape(stitle)}' src='data:image/png;base64,{b64}'>")
         if _string_list(data[key]):
-            md += [f"- {x}" for x in _string_list(data[key])] + [""]
+            md += [f"- {md_escape(x)}" for x in _string_list(data[key])] + [""]
             hp.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in _string_list(data[key])) + "</ul>")
         if isinstance(data[key], dict):
             for k, v in data[key].items():
                 if _string_list(v):
-                    md += [f"{stitle}, {k}:", ""] + [f"- {x}" for x in _string_list(v)] + [""]
+                    md += [f"{md_escape(stitle)}, {md_escape(k)}:", ""] + [f"- {md_escape(x)}" for x in _string_list(v)] + [""]
                     hp.append(f"<p>{html.escape(stitle)}, {html.escape(str(k))}:</p><ul>"
                               + "".join(f"<li>{html.escape(x)}</li>" for x in _string_list(v)) + "</ul>")
         for ttitle, h, rows in _flatten_section(key, data[key], stitle):
             if ttitle != stitle:
-                md += [f"### {ttitle}", ""]
+                md += [f"### {md_escape(ttitle)}", ""]
                 hp.append(f"<h3>{html.escape(ttitle)}</h3>")
             md += [md_table(h, rows), ""]
             hp.append(html_table(h, rows))

@@ -27,6 +27,7 @@ from analysis.store import Study
 from analysis.store import export as store_export
 from analysis.store.entries import sorted_ids
 from analysis.store.filters import EntryFilter
+from analysis.textsafe import md_escape as _e
 from analysis.textsafe import visible
 
 FORMATS = ("jsonl", "csv", "md", "parquet")
@@ -156,32 +157,38 @@ def _fence(text: str) -> str:
 
 def _markdown(recs: list[dict], meta: dict) -> str:
     lines = ["# rmtui export", ""]
-    lines.append(f"Study: `{meta['study']}` · {len(recs)} pairs")
+    # every data-derived string outside a fence is Markdown/HTML escaped (_e = textsafe.md_escape)
+    lines.append(f"Study: {_e(meta['study'])} · {len(recs)} pairs")
     lines.append("")
-    lines.append("Models: " + ", ".join(f"{m['name']} ({m['role']}, `{m['path_or_hub_id']}`)" for m in meta["models"]))
+    lines.append("Models: " + ", ".join(f"{_e(m['name'])} ({_e(m['role'])}, {_e(m['path_or_hub_id'])})"
+                                        for m in meta["models"]))
     lines.append("")
-    lines.append("Featurizers: " + (", ".join(f"{f['featurizer']} v{f['version']}" for f in meta["featurizers"]) or "none"))
+    lines.append("Featurizers: " + (", ".join(f"{_e(f['featurizer'])} v{_e(f['version'])}" for f in meta["featurizers"])
+                                    or "none"))
     if meta.get("fit"):
         fit = meta["fit"]
-        lines += ["", f"Fit: `{fit['fit_id']}` · SE: {fit['se_type']} · n = {fit['n']}"]
+        lines += ["", f"Fit: `{fit['fit_id']}` · SE: {_e(fit['se_type'])} · n = {fit['n']}"]
     for r in recs:
-        lines += ["", f"## {r['pair_id']}", ""]
-        lines.append(f"- subset: {r['subset']} · split: {r['split']} · held out: {r['heldout']}")
-        lines.append(f"- regime: {r['regime']} · gamma: {r['gamma']} · margin pre: {r['margin_pre']} · "
+        lines += ["", f"## {_e(r['pair_id'])}", ""]
+        lines.append(f"- subset: {_e(r['subset'])} · split: {_e(r['split'])} · held out: {r['heldout']}")
+        lines.append(f"- regime: {_e(r['regime'])} · gamma: {_e(r['gamma'])} · margin pre: {r['margin_pre']} · "
                      f"margin post: {r['margin_post']}")
         if r["tags"]:
-            lines.append(f"- tags: {', '.join(r['tags'])}")
+            lines.append(f"- tags: {', '.join(_e(t) for t in r['tags'])}")
         if r["note"]:
-            lines.append(f"- note: {r['note']}")
+            lines.append(f"- note: {_e(r['note'])}")
         lines += ["", "### Conversation", "", _fence(r["context"])]
         for side in ("chosen", "rejected"):
-            rw = ", ".join(f"{m} {v:.4f}" if isinstance(v, (int, float)) else f"{m} -" for m, v in r["rewards"][side].items())
-            ft = ", ".join(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}=-" for k, v in r["features"][side].items())
+            rw = ", ".join(f"{_e(m)} {v:.4f}" if isinstance(v, (int, float)) else f"{_e(m)} -"
+                           for m, v in r["rewards"][side].items())
+            ft = ", ".join(f"{_e(k)}={v:g}" if isinstance(v, (int, float)) else f"{_e(k)}=-"
+                           for k, v in r["features"][side].items())
             lines += ["", f"### {side.capitalize()}", "", _fence(r[side]), "", f"rewards: {rw or '-'}", "",
                       f"features: {ft or '-'}"]
         for w in r["rewrites"]:
-            rw = ", ".join(f"{m} {v:.4f}" for m, v in w["rewards"].items() if isinstance(v, (int, float)))
-            lines += ["", f"### Rewrite {w['rewrite_id']} ({w['side']}, {w['rewriter']})", "", _fence(w["new_response"] or ""),
+            rw = ", ".join(f"{_e(m)} {v:.4f}" for m, v in w["rewards"].items() if isinstance(v, (int, float)))
+            lines += ["", f"### Rewrite {_e(w['rewrite_id'])} ({_e(w['side'])}, {_e(w['rewriter'])})", "",
+                      _fence(w["new_response"] or ""),
                       "", f"similarity: {w['similarity']} · rewards: {rw or '-'}"]
     return "\n".join(lines) + "\n"
 
@@ -206,7 +213,12 @@ def export_pairs(study: Study, pairs: Sequence[str] | EntryFilter, fmt: str | No
     meta = store_export.study_metadata(study)
     meta["exported_pairs"] = len(recs)
     meta_json = json.dumps(meta, ensure_ascii=False, default=str, indent=1)
-    tmp = path.with_name(path.name + ".part")
+    from analysis.report.atomic import clean_leftovers, temp_name, write_text
+
+    clean_leftovers(path, legacy=True)  # what a killed export left (issue 25)
+    if meta_path is not None:
+        clean_leftovers(meta_path)
+    tmp = temp_name(path)  # .NAME.PID.part in the same folder, renamed into place when whole
     try:
         if fmt == "jsonl":
             with open(tmp, "w", encoding="utf-8") as fh:
@@ -229,7 +241,7 @@ def export_pairs(study: Study, pairs: Sequence[str] | EntryFilter, fmt: str | No
             pq.write_table(table, tmp)
         tmp.replace(path)
         if meta_path is not None:
-            meta_path.write_text(meta_json, encoding="utf-8")
+            write_text(meta_path, meta_json)
     except OSError as e:  # a read-only folder, a full disk: one line naming the file
         raise RmtuiError(f"{e.filename or path}: cannot write the export: {e.strerror or e}", "Export") from e
     finally:

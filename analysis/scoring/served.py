@@ -22,6 +22,14 @@ The model id records the engine (``vllm-server:MODEL``, the server's model root,
 folder's fingerprint or revision, format, max length): vLLM's kernels are not transformers', so its
 rewards are a model run of their own, never mixed with in-process rewards.
 
+Transient faults (issue 25): an answer 5xx or 429, or a dropped connection (connect error, reset,
+timeout, a server that closed mid-answer) is retried with exponential back-off and full jitter
+(``retry_base`` doubling up to ``retry_cap`` seconds, or the server's ``Retry-After`` when it sends one),
+at most ``max_tries`` attempts per request and ``retry_seconds`` in all per request; then the run fails
+with the last error, its committed chunks kept (``score_runs.status = 'failed'``), and a rerun resumes.
+The first request (``GET /v1/models``) does not retry a refused connection: nothing listening is
+reported at once. ``n_retries`` counts the retries of this backend.
+
 Request/response schema followed (vLLM's ``vllm/entrypoints/pooling/classify/protocol.py``):
 request ``{"model", "input": str | list[str] | list[int] | list[list[int]], "use_activation",
 "truncate_prompt_tokens"}``; response ``{"id", "object": "list", "created", "model", "data":
@@ -34,7 +42,10 @@ that follows this schema (tests/fake_vllm.py).
 from __future__ import annotations
 
 import dataclasses
+import email.utils
 import os
+import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -73,8 +84,18 @@ class ServedBackend(DescribedByModel):
 
     def __init__(self, spec: str, settings: ScoreSettings | None = None, *, name: str | None = None,
                  tokenizer: str | None = None, timeout: float = 300.0, batch_texts: int = 64,
-                 parallel_requests: int = 4) -> None:
+                 parallel_requests: int = 4, max_tries: int = 6, retry_seconds: float = 300.0,
+                 retry_base: float = 0.5, retry_cap: float = 30.0) -> None:
         import httpx
+
+        if int(max_tries) < 1:
+            raise ModelError(f"max_tries {max_tries}: must be at least 1", "Bad option")
+        if not float(retry_seconds) >= 0 or not float(retry_base) >= 0 or not float(retry_cap) >= 0:
+            raise ModelError("retry_seconds, retry_base and retry_cap: must be 0 or more seconds", "Bad option")
+        self.max_tries, self.retry_seconds = int(max_tries), float(retry_seconds)
+        self.retry_base, self.retry_cap = float(retry_base), float(retry_cap)
+        self.n_retries = 0
+        self._sleep = time.sleep
 
         self.url, model = parse_served_spec(spec)
         self.root_url = self.url[: -len("/v1")]
@@ -109,22 +130,43 @@ class ServedBackend(DescribedByModel):
         self.n_requests = 0
 
     # -- HTTP ------------------------------------------------------------------------------------
-    def _request(self, method: str, url: str, **kw) -> Any:
+    def _request(self, method: str, url: str, *, retry_connect: bool = True, **kw) -> Any:
+        """One HTTP call, retried on 5xx, 429 and dropped connections (see the module docstring)."""
         import httpx
 
-        try:
-            r = self._http.request(method, url, **kw)
-        except httpx.HTTPError as e:
-            raise ModelError(f"served RM at {self.url}: {type(e).__name__}: {e}", "Served RM unreachable") from None
-        if r.status_code != 200:
-            raise ModelError(f"served RM at {url}: HTTP {r.status_code}: {_error_text(r)}", "Served RM refused")
-        try:
-            return r.json()
-        except ValueError:
-            raise ModelError(f"served RM at {url}: the answer is not JSON: {r.text[:200]!r}", "Served RM") from None
+        t0 = time.monotonic()
+        for attempt in range(1, self.max_tries + 1):
+            wait: float | None = None
+            try:
+                r = self._http.request(method, url, **kw)
+            except httpx.HTTPError as e:
+                connect = isinstance(e, httpx.ConnectError)
+                fault = ModelError(f"served RM at {self.url}: {type(e).__name__}: {e}"
+                                   + (f" (after {attempt} attempts)" if attempt > 1 else ""), "Served RM unreachable")
+                if not isinstance(e, httpx.TransportError) or (connect and not retry_connect):
+                    raise fault from None
+            else:
+                if r.status_code == 200:
+                    try:
+                        return r.json()
+                    except ValueError:
+                        raise ModelError(f"served RM at {url}: the answer is not JSON: {r.text[:200]!r}",
+                                         "Served RM") from None
+                fault = ModelError(f"served RM at {url}: HTTP {r.status_code}: {_error_text(r)}"
+                                   + (f" (after {attempt} attempts)" if attempt > 1 else ""), "Served RM refused")
+                if not (r.status_code == 429 or r.status_code >= 500):
+                    raise fault
+                wait = _retry_after(r.headers.get("Retry-After"))
+            if wait is None:
+                wait = random.uniform(0, min(self.retry_cap, self.retry_base * 2 ** (attempt - 1)))
+            if attempt >= self.max_tries or time.monotonic() - t0 + wait > self.retry_seconds:
+                raise fault
+            self.n_retries += 1
+            self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _model_info(self, model: str | None) -> dict:
-        body = self._request("GET", f"{self.url}/models")
+        body = self._request("GET", f"{self.url}/models", retry_connect=False)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or not all(isinstance(d, dict) and "id" in d for d in data):
             raise ModelError(f"served RM at {self.url}/models: expected {{'data': [{{'id': ...}}]}}", "Served RM")
@@ -152,6 +194,7 @@ class ServedBackend(DescribedByModel):
             raise ModelError(f"served RM at {self.root_url}/classify: expected {len(ids)} results in 'data', got "
                              f"{len(data) if isinstance(data, list) else 'none'}", "Served RM")
         out = np.full(len(ids), np.nan)
+        seen = np.zeros(len(ids), dtype=bool)
         for k, d in enumerate(data):
             try:
                 i = int(d.get("index", k))
@@ -163,7 +206,8 @@ class ServedBackend(DescribedByModel):
                 raise ModelError(f"served RM at {self.root_url}/classify: result {k}: index {i}, {len(logits)} "
                                  "logits (a reward model has 1, or 2: reward = logit[1] - logit[0])", "Served RM")
             out[i] = logits[0] if len(logits) == 1 else logits[1] - logits[0]
-        if np.isnan(out).any():
+            seen[i] = True
+        if not seen.all():  # a NaN reward is the model's answer: the study loop names it
             raise ModelError(f"served RM at {self.root_url}/classify: results missing for some inputs", "Served RM")
         return out
 
@@ -190,16 +234,39 @@ class ServedBackend(DescribedByModel):
         return pd.DataFrame({"text_id": chunk["text_id"].to_numpy(), "reward": rewards,
                              "truncated": enc.truncated, "n_tokens": lengths.astype(np.int64)})
 
+    def _iter_chunk(self, chunk: pd.DataFrame) -> Iterator[pd.DataFrame]:
+        """One result frame per request as it completes (committed one by one: a server that dies
+        loses at most the requests in flight)."""
+        from concurrent.futures import as_completed
+
+        enc = self.rm.encode(chunk)
+        lengths = enc.lengths
+        order = np.argsort(-lengths, kind="stable")  # similar lengths in one request
+        groups = [order[s:s + self.batch_texts] for s in range(0, len(order), self.batch_texts)]
+        ids = chunk["text_id"].to_numpy()
+        ex = ThreadPoolExecutor(min(self.parallel_requests, len(groups)) or 1, thread_name_prefix="rmtui-vllm")
+        try:
+            futs = {ex.submit(self._classify, [list(map(int, enc.ids[i])) for i in g]): g for g in groups}
+            for f in as_completed(futs):
+                g = futs[f]
+                r = f.result()
+                yield pd.DataFrame({"text_id": ids[g], "reward": r, "truncated": np.asarray(enc.truncated)[g],
+                                    "n_tokens": lengths[g].astype(np.int64)})
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+
     def iter_results(self, texts: pd.DataFrame, progress: Progress | None = None) -> Iterator[pd.DataFrame]:
         texts = _dedupe(texts)
         n, cs = len(texts), self.rm.settings.chunk_size
         if progress:
             progress(0, n)
-        for s in range(0, n, cs):
-            out = self._score_chunk(texts.iloc[s:s + cs])
-            if progress:
-                progress(min(s + cs, n), n)
-            yield out
+        done = 0
+        for s in range(0, n, cs):  # tokenized a chunk at a time; results yielded per request
+            for out in self._iter_chunk(texts.iloc[s:s + cs]):
+                done += len(out)
+                if progress:
+                    progress(done, n)
+                yield out
 
     def score_frame(self, texts: pd.DataFrame, progress: Progress | None = None) -> pd.DataFrame:
         parts = list(self.iter_results(texts, progress))
@@ -218,10 +285,28 @@ class ServedBackend(DescribedByModel):
         return float(np.max(np.abs(together - alone)))
 
     def stats(self) -> dict[str, int]:
-        return {"token_budget": 0, "n_oom": 0}
+        return {"token_budget": 0, "n_oom": 0, "n_retries": self.n_retries}
 
     def close(self) -> None:
         self._http.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """``Retry-After``: seconds, or an HTTP date; None when absent or unreadable (then back-off)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_text(r) -> str:

@@ -79,11 +79,13 @@ def _score_with(study, store, backend, role, *, name, limit, progress, check_inv
         pending = pending.head(max(int(limit), 0))
     run_settings = {**record["settings"], "limit": limit,
                     "invariance_max_abs_diff": res.invariance_max_abs_diff}
-    store.start_run(study, res.run_id, backend.model_id, backend.device, run_settings)
+    store.start_run(study, res.run_id, backend.model_id, backend.device, run_settings, name=backend.name)
     remaining = set(pending["text_id"])  # a frame's rows outside the pending set add nothing
     t0 = time.perf_counter()
+    status, reason = "failed", "stopped by an unexpected error"
     try:
         for part in backend.iter_results(pending, progress):
+            _check_finite(part, backend, pending)
             part = check_result_frame(part, backend.engine)
             part = part[part["text_id"].isin(remaining)]
             if not len(part):
@@ -94,6 +96,21 @@ def _score_with(study, store, backend, role, *, name, limit, progress, check_inv
             res.n_truncated += int(part["truncated"].astype(bool).sum())
             if on_commit:
                 on_commit(res.n_scored, len(pending))
+        if remaining:  # the engine returned fewer results than texts: not done
+            first = sorted(remaining)[0]
+            reason = (f"the {backend.engine} engine returned no reward for {len(remaining):,} of {len(pending):,} "
+                      f"texts (first: text {first}); rerun rmtui score to score them")
+            raise ModelError(f"model {backend.name}: {reason}", "Scoring incomplete")
+        status, reason = "done", None
+    except (KeyboardInterrupt, SystemExit):
+        status, reason = "interrupted", "interrupted by the user (Ctrl-C or a signal)"
+        raise
+    except RmtuiError as e:
+        reason = e.message
+        raise
+    except Exception as e:  # noqa: BLE001 - recorded, then raised for the caller's last guard
+        reason = f"{type(e).__name__}: {e}"
+        raise
     finally:
         res.seconds = time.perf_counter() - t0
         res.texts_per_s = res.n_scored / res.seconds if res.seconds > 0 else 0.0
@@ -101,8 +118,32 @@ def _score_with(study, store, backend, role, *, name, limit, progress, check_inv
         res.token_budget = int(stats.get("token_budget") or 0)
         res.n_oom = int(stats.get("n_oom") or 0)
         store.finish_run(study, res.run_id, res.n_scored, res.n_skipped, res.n_truncated, res.texts_per_s,
-                         {**run_settings, "final_token_budget": res.token_budget, "n_oom": res.n_oom})
+                         {**run_settings, "final_token_budget": res.token_budget, "n_oom": res.n_oom,
+                          **({"n_retries": int(stats["n_retries"])} if "n_retries" in stats else {})},
+                         status=status, reason=reason)
     return res
+
+
+def _check_finite(part: pd.DataFrame, backend, pending: pd.DataFrame) -> None:
+    """A NaN or infinite reward fails the run: the message names the model, how many texts of this
+    frame got one and the first of them (its id and the start of its response, made visible)."""
+    if "reward" not in part.columns or not len(part):
+        return
+    rewards = pd.to_numeric(part["reward"], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(rewards)
+    if not bad.any():
+        return
+    from analysis.textsafe import visible_line
+
+    first = str(part["text_id"].to_numpy()[bad][0])
+    row = pending[pending["text_id"] == first]
+    excerpt = ""
+    if len(row):
+        resp = " ".join(str(row["response"].iloc[0] or "").split())
+        excerpt = f": {visible_line(resp[:60])!r}" + ("..." if len(resp) > 60 else "")
+    raise ModelError(f"model {backend.name} ({backend.engine}): {int(bad.sum()):,} of {len(part):,} texts got a "
+                     f"non-finite reward (NaN or infinite), first text {first}{excerpt}; nothing of this chunk "
+                     "was stored. Check the model (dtype, max length) and rerun rmtui score", "Non-finite reward")
 
 
 def study_models(study) -> pd.DataFrame:

@@ -197,6 +197,9 @@ class Study:
     def __init__(self, path: str | Path, *, read_only: bool = False, create: bool = True,
                  shared: bool = False, lock_timeout: float | None = None,
                  linger: float | None = 0.0) -> None:
+        from analysis.textsafe import check_utf8_name
+
+        check_utf8_name(path, "study file")
         self.path = Path(path)
         self.read_only = read_only
         self.shared = shared
@@ -228,12 +231,18 @@ class Study:
         self._holds = 0
         self._sticky = False
         self._closed = False
-        with self.hold():
-            self._migrate()
-            if not read_only:  # rows a killed job left 'running' (ingests, score_runs): interrupted
-                from analysis.store.jobs import mark_interrupted
+        try:
+            with self.hold():
+                self._migrate()
+                if not read_only:  # rows a killed job left 'running' (ingests, score_runs): interrupted
+                    from analysis.store.jobs import mark_interrupted
 
-                mark_interrupted(self)
+                    mark_interrupted(self)
+        except duckdb.Error as e:  # a file cut short fails at its first read, not at connect
+            self.close()
+            if _is_truncated(e):
+                raise _translate_open_error(self.path, e) from None
+            raise
 
     # -- connection --------------------------------------------------------------------------------
     def _connect(self, timeout: float | None = None) -> duckdb.DuckDBPyConnection:
@@ -553,6 +562,20 @@ def bulk_insert(study: Study, frames: dict) -> None:
 _PID_RE = re.compile(r"PID (\d+)")
 
 
+def _is_truncated(e: Exception) -> bool:
+    m = str(e).lower()
+    return "could not read enough bytes" in m or "not enough bytes" in m
+
+
+def translate_duckdb_error(e: Exception) -> Exception | None:
+    """A DuckDB error that escaped (the CLI's last guard) as a StudyError one-liner, where it is one
+    rmtui can explain (a study file cut short); else None."""
+    if _is_truncated(e):
+        m = re.search(r'file "([^"]+)"', str(e))
+        return _translate_open_error(Path(m.group(1)) if m else Path("the study"), e)
+    return None
+
+
 def _translate_open_error(path: Path, e: Exception, waited: float = 0.0) -> Exception:
     msg = str(e)
     if _is_lock_error(e):
@@ -564,6 +587,14 @@ def _translate_open_error(path: Path, e: Exception, waited: float = 0.0) -> Exce
             "jobs and app hold it only for moments; a process that keeps it open (an older rmtui, a "
             "duckdb shell) must finish or be stopped first."
         )
+    if _is_truncated(e):
+        try:
+            size = f" ({path.stat().st_size:,} bytes)"
+        except OSError:
+            size = ""
+        return StudyError(f"{path}: the study file is cut short{size}: it ends before the data it says it holds "
+                          "(a full disk, or a copy or download that was interrupted). Restore it from a backup or "
+                          "copy it again; or rebuild it (rmtui ingest / rmtui run)", "Study file is truncated")
     return StudyError(f"{path}: cannot open: {msg}")
 
 

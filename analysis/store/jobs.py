@@ -98,3 +98,44 @@ def interrupted(study: Study) -> list[str]:
         out.append(f"scoring run {r[0]} of {r[1]} started {r[2]:%Y-%m-%d %H:%M:%S} was interrupted; its "
                    "committed chunks are kept, rerun rmtui score to finish it")
     return out
+
+
+def failed_runs(study: Study) -> list[str]:
+    """One line per scoring run that ended ``failed`` and whose model has had no ``done`` run since:
+    the model's scores are incomplete (the summary, report and app say so instead of using them silently)."""
+    cols = {r[0] for r in study.con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'score_runs'").fetchall()}
+    if "reason" not in cols:
+        return []
+    out = []
+    for r in study.con.execute(
+            "SELECT r.run_id, coalesce(m.name, r.model_id), r.started_at, r.n_scored, r.reason, "
+            "(SELECT count(DISTINCT text_id) FROM texts) - "
+            "(SELECT count(*) FROM scores s WHERE s.model_id = r.model_id) AS n_missing "
+            "FROM score_runs r LEFT JOIN models m USING (model_id) WHERE r.status = 'failed' AND NOT EXISTS ("
+            "SELECT 1 FROM score_runs d WHERE d.model_id = r.model_id AND d.status = 'done' "
+            "AND d.started_at >= r.started_at) ORDER BY r.started_at").fetchall():
+        missing = f"{max(int(r[5] or 0), 0):,} texts have no score from it" if r[5] else "every text is scored"
+        out.append(f"scoring run {r[0]} of {r[1]} started {r[2]:%Y-%m-%d %H:%M:%S} failed after {int(r[3] or 0):,} "
+                   f"texts ({r[4] or 'no reason recorded'}); {missing}: rerun rmtui score to finish it")
+    return out
+
+
+def live_score_run(cur, model_id: str) -> tuple[str, dict, object] | None:
+    """A scoring run of ``model_id`` that another process is running now (its job key names a live
+    process): (run_id, {"pid", "host"}, started_at), else None. Inside the caller's transaction."""
+    keys = dict(cur.execute("SELECT key, value FROM study WHERE key LIKE 'job.score.%'").fetchall())
+    for run_id, started in cur.execute(
+            "SELECT run_id, started_at FROM score_runs WHERE model_id = ? AND finished_at IS NULL "
+            "AND coalesce(status, 'running') = 'running' ORDER BY started_at", [model_id]).fetchall():
+        info = keys.get(_key("score", run_id))
+        if not info or not _alive(info):
+            continue
+        try:
+            d = json.loads(info)
+        except ValueError:
+            continue
+        if int(d.get("pid", -1)) == os.getpid() and d.get("host") == socket.gethostname():
+            continue  # this process (a run left open by an error in this process is not another's)
+        return str(run_id), d, started
+    return None

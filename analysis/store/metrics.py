@@ -366,3 +366,19 @@ def read_robustness(study: Study) -> dict[str, pd.DataFrame]:
         if len(df):
             out[n] = df
     return out
+
+
+FIT_WARNING_COLUMNS = ["fit_id", "analysis", "target", "term", "category", "message", "n"]
+
+
+def write_fit_warnings(study: Study, fit_id: str, rows: pd.DataFrame) -> None:
+    """The numpy/statsmodels warnings a fit met (``fit_warnings``), one row per analysis, model and term."""
+    if rows is None or not len(rows):
+        return
+    with study.transaction() as cur:
+        insert_frame(cur, "fit_warnings", conform(rows, FIT_WARNING_COLUMNS, fit_id=fit_id), FIT_WARNING_COLUMNS)
+
+
+def fit_warnings(study: Study, fit_id: str) -> pd.DataFrame:
+    return study.df(f"SELECT {', '.join(FIT_WARNING_COLUMNS)} FROM fit_warnings WHERE fit_id = ? "
+                    "ORDER BY analysis, target, term", [fit_id])

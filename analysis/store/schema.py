@@ -190,5 +190,14 @@ V4_RUN_STATUS = [
     """ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS status VARCHAR""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS]
+# reliability (issue 25): why a scoring run is not 'done' ('failed': the reason; 'interrupted'); the
+# degenerate terms a fit met (numpy/statsmodels warnings), one line each
+V5_RUN_REASON_FIT_WARNINGS = [
+    """ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS reason VARCHAR""",
+    """CREATE TABLE IF NOT EXISTS fit_warnings (
+        fit_id VARCHAR, analysis VARCHAR, target VARCHAR, term VARCHAR, category VARCHAR, message VARCHAR,
+        n INTEGER)""",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS, V5_RUN_REASON_FIT_WARNINGS]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from analysis.errors import RmtuiError
 from analysis.store import jobs
 from analysis.store.core import Study, now
 
@@ -133,8 +134,28 @@ def get_scores(study: Study, model_id: str | None = None, text_ids: Sequence[str
         cur.close()
 
 
-def start_run(study: Study, run_id: str, model_id: str, device: str, settings: dict) -> None:
+class RunHeldError(RmtuiError):
+    """Another process is scoring the same model in this study (issue 25): this one stops before any
+    work instead of redoing it and discarding the result."""
+
+    title = "Model is being scored"
+
+
+def start_run(study: Study, run_id: str, model_id: str, device: str, settings: dict, *,
+              name: str | None = None) -> None:
+    """Open a run; refused (:class:`RunHeldError`, nothing written) while another live process runs
+    one of the same model in this study. The check and the insert are one transaction, and DuckDB
+    lets one process write at a time, so two starting together cannot both pass."""
     with study.transaction() as cur:
+        held = jobs.live_score_run(cur, model_id)
+        if held is not None:
+            rid, who, started = held
+            when = f" since {started:%Y-%m-%d %H:%M:%S} UTC" if started is not None else ""
+            raise RunHeldError(
+                f"{study.path}: process {who.get('pid')} on {who.get('host')} is scoring {name or model_id} "
+                f"(run {rid}{when}); its results go into this study as it commits them. Wait for it to "
+                "finish (rmtui summary lists unfinished runs), then rerun this command to score what is left, "
+                "or stop that process")
         cur.execute(
             "INSERT INTO score_runs (run_id, model_id, started_at, n_scored, n_skipped, n_truncated, device, settings) "
             "VALUES (?, ?, ?, 0, 0, 0, ?, ?)",
@@ -143,14 +164,21 @@ def start_run(study: Study, run_id: str, model_id: str, device: str, settings: d
         jobs.register(cur, "score", run_id)
 
 
+RUN_STATUSES = ("done", "failed", "interrupted")
+
+
 def finish_run(study: Study, run_id: str, n_scored: int, n_skipped: int, n_truncated: int,
-               texts_per_s: float, settings: dict) -> None:
+               texts_per_s: float, settings: dict, *, status: str = "done", reason: str | None = None) -> None:
+    """Close a run: ``done`` only when every pending text got a finite score; ``failed`` (``reason``
+    says why) or ``interrupted`` otherwise (its committed chunks are kept; a rerun resumes)."""
+    if status not in RUN_STATUSES:
+        raise ValueError(f"run status {status!r}")
     with study.transaction() as cur:
         cur.execute(
             "UPDATE score_runs SET finished_at = ?, n_scored = ?, n_skipped = ?, n_truncated = ?, "
-            "texts_per_s = ?, settings = ?, status = 'done' WHERE run_id = ?",
+            "texts_per_s = ?, settings = ?, status = ?, reason = ? WHERE run_id = ?",
             [now(), n_scored, n_skipped, n_truncated, texts_per_s,
-             json.dumps(settings, sort_keys=True, default=str), run_id],
+             json.dumps(settings, sort_keys=True, default=str), status, reason, run_id],
         )
         jobs.unregister(cur, "score", run_id)
 

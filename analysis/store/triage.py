@@ -37,7 +37,13 @@ def _next_seq(cur) -> int:
 def _check_tag(tag: str) -> str:
     tag = (tag or "").strip()
     if not tag or len(tag) > 40 or any(c.isspace() for c in tag):
-        raise RmtuiError(f"tag {tag!r}: use 1-40 characters without spaces (e.g. label-noise)", "Tag")
+        from analysis.textsafe import visible_line
+
+        shown = visible_line(tag if len(tag) <= 50 else tag[:47] + "...")
+        why = ("is empty" if not tag else f"has {len(tag)} characters, more than 40" if len(tag) > 40
+               else "has a space in it")
+        raise RmtuiError(f"tag {shown!r} {why}: a tag is 1-40 characters without spaces (e.g. label-noise); "
+                         "shorten it and tag again (a note, key n, takes any text)", "Tag not valid")
     return tag
 
 

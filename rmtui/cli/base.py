@@ -88,8 +88,11 @@ def fail(title: str, message: str, code: int = 1) -> "typer.Exit":
 
 
 def print_error(title: str, message: str) -> None:
-    """One line on stderr: the title in bold red, the message as it is (it quotes data and paths)."""
-    err_console.print(styled((title, "bold red"), ": ", message), soft_wrap=True)
+    """One line on stderr: the title in bold red, the message as it is (it quotes data and paths), a
+    newline in it (a file name's, say) shown as ``␊`` so the message stays one line."""
+    from analysis.textsafe import visible_line
+
+    err_console.print(styled((title, "bold red"), ": ", visible_line(message)), soft_wrap=True)
 
 
 def main() -> None:
@@ -107,6 +110,12 @@ def main() -> None:
     except Exception as e:
         first = str(e).splitlines()[0] if str(e) else ""
         if type(e).__module__.startswith(("duckdb", "_duckdb")):
+            from analysis.store.core import translate_duckdb_error
+
+            known = translate_duckdb_error(e)  # a study file cut short, ...
+            if known is not None:
+                print_error(known.title, known.message)
+                sys.exit(1)
             print_error("Study", first or type(e).__name__)  # the last guard
             sys.exit(1)
         if os.environ.get("RMTUI_DEBUG", "").strip() not in ("", "0"):

@@ -266,6 +266,10 @@ def _print_summary(s: dict) -> None:
         console.print(styled(("stale", "yellow"), ": ", m), soft_wrap=True)
     for m in s.get("interrupted") or []:
         console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("incomplete_runs") or []:
+        console.print(styled(("incomplete", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("library_warnings") or []:
+        console.print(styled(("note", "yellow"), ": ", m), soft_wrap=True)
 
 
 def _robustness_table(rr: list[dict]) -> Table:

@@ -27,4 +27,6 @@ def report(
             from analysis.errors import RmtuiError
 
             raise RmtuiError(f"{e.filename or out}: cannot write the report: {e.strerror or e}", "Report") from e
+    for w in res.warnings:  # library warnings, captured and made visible (never a raw data character)
+        console.print(f"warning: {w}", soft_wrap=True)
     console.print(f"wrote {res.markdown}, {res.html} and {len(res.figures)} figures in {time.perf_counter() - t0:.1f} s")

@@ -57,6 +57,11 @@ def score(
                                          "the CPUs left after one kept for Ray, at most 8)."),
     tokenizer: Optional[str] = typer.Option(None, "--tokenizer", help="Served RM: folder or hub id of its tokenizer "
                                             "(default: the served model's name)."),
+    max_tries: Optional[int] = typer.Option(None, "--max-tries", min=1, help="Served RM: attempts per request on "
+                                            "HTTP 5xx/429 or a dropped connection (default 6; back-off with jitter, "
+                                            "Retry-After honoured)."),
+    retry_seconds: Optional[float] = typer.Option(None, "--retry-seconds", min=0, help="Served RM: seconds of "
+                                                  "retrying per request at most (default 300)."),
 ) -> None:
     """Score every text of the study's pairs with a reward model; cached texts are skipped."""
     quiet_libraries()
@@ -75,7 +80,8 @@ def score(
     from analysis.choices import resolve
 
     role = resolve("--role", role, ("pre", "post", "other"))  # a unique prefix (po, o) is enough
-    options = _engine_options(engine, model, ray_address=ray_address, gpus=gpus, actors=actors, tokenizer=tokenizer)
+    options = _engine_options(engine, model, ray_address=ray_address, gpus=gpus, actors=actors, tokenizer=tokenizer,
+                              max_tries=max_tries, retry_seconds=retry_seconds)
     # first: a locked or unreadable study fails before the model loads; shared: the file is held only
     # while a chunk is written, so the app and rmtui summary can open it while this scores
     with open_study(study, create=False, shared=True, linger=None) as st:
@@ -96,14 +102,16 @@ def _engine_options(engine: Optional[str], model: str, **given) -> dict:
 
     engine = engine or ("vllm-server" if is_served_spec(model) else "local")
     takes = {"ray": {"ray_address": "address", "gpus": "gpus", "actors": "actors"},
-             "vllm-server": {"tokenizer": "tokenizer"}}.get(engine, {})
+             "vllm-server": {"tokenizer": "tokenizer", "max_tries": "max_tries",
+                             "retry_seconds": "retry_seconds"}}.get(engine, {})
     out = {}
     for key, value in given.items():
         if value is None:
             continue
         if key not in takes:
             raise RmtuiError(f"--{key.replace('_', '-')} is an option of "
-                             f"{'the Ray engine' if key != 'tokenizer' else 'a served RM'}, not of --engine {engine}",
+                             f"{'a served RM' if key in ('tokenizer', 'max_tries', 'retry_seconds') else 'the Ray engine'}"
+                             f", not of --engine {engine}",
                              "Bad option")
         out[takes[key]] = value
     return out

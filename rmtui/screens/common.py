@@ -11,6 +11,7 @@ from textual.message import Message
 from analysis.errors import RmtuiError
 from analysis.store.filters import EntryFilter
 from analysis.store.triage import DEFAULT_TAGS
+from analysis.textsafe import visible_line
 
 from .dialogs import ChoiceDialog, InputDialog
 
@@ -94,8 +95,9 @@ class TriageMixin:
         try:
             return fn(*args)
         except Exception as e:
-            self.rapp.notify_status(f"failed: {error_parts(e)[0]}")
-            self.rapp.show_error(*error_parts(e))
+            title, message = error_parts(e)
+            self.rapp.notify_status(f"failed: {title}: {visible_line(message)}")  # what is wrong, not a title alone
+            self.rapp.show_error(title, message)
             return _FAILED
 
     def action_tag(self, n: int) -> None:
@@ -234,7 +236,8 @@ class TriageMixin:
         self.after_triage(message.summary)
 
     def on_work_failed(self, message: WorkFailed) -> None:
-        self.rapp.notify_status(f"failed: {message.title}")  # not the stale "exporting…" / "select every…"
+        # not the stale "exporting…" / "select every…"; what is wrong, not a title alone
+        self.rapp.notify_status(f"failed: {message.title}: {visible_line(message.message)}")
         self.rapp.show_error(message.title, message.message)
 
     def action_undo(self) -> None:

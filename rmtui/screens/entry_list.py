@@ -191,6 +191,10 @@ class ListScreen(TriageMixin, Screen):
                        "then ") + f"rmtui fit --study {study}")
         self.entries.load(filt, now=True)  # the first rows, before the screen shows
         self.entries.focus()
+        runs = svc.incomplete_runs()  # a failed or interrupted scoring run: its model's rewards are incomplete
+        if runs:
+            more = f" (and {len(runs) - 1} more: rmtui summary lists them)" if len(runs) > 1 else ""
+            hint = f"incomplete: {runs[0]}{more}" + (f" · {hint}" if hint else "")
         if hint:
             self.set_status(hint)
 

@@ -52,10 +52,10 @@ def make_app(path, **kw):
 
 async def settle(pilot, n=3):
     """Let the app finish what the keys started: its workers (list reloads, counts, triage) and the
-    messages they post."""
-    for _ in range(n):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+    messages they post, until it is idle (tests/helpers/app.py: wait_idle)."""
+    from tests.helpers.app import wait_idle
+
+    await wait_idle(pilot, n)
 
 
 # -- synthetic study ----------------------------------------------------------------------------------

@@ -3,6 +3,8 @@ fit, and opened in the app: tie counts, votes, and agreement that leaves the tie
 
 from __future__ import annotations
 
+from tests.helpers.app import wait_idle
+
 import json
 
 from typer.testing import CliRunner
@@ -51,11 +53,10 @@ async def test_ab_with_ties_from_file_to_app(tmp_path, tiny_rm_dir, tiny_rm_dir_
 
     app = RmtuiApp(study, keymap=tmp_path / "no-keymap.toml")
     async with app.run_test(size=(120, 30)) as pilot:
-        for _ in range(3):
-            await pilot.pause()
+        await wait_idle(pilot)  # workers done (tests/helpers/app.py)
         el = app.screen.query_one(EntryList)
         await pilot.press("x")  # all pairs
-        await pilot.pause()
+        await wait_idle(pilot)
         assert el.total == 8
         assert "votes" in [c.key for c, _ in el.visible_columns()]
         shown = {el.value(i, "votes") for i in range(el.total)}
@@ -63,21 +64,19 @@ async def test_ab_with_ties_from_file_to_app(tmp_path, tiny_rm_dir, tiny_rm_dir_
         header = el.header_text().plain
         assert "votes" in header
         app.screen.apply_filter(EntryFilter(regime=None, human="tie"))
-        await pilot.pause()
+        await wait_idle(pilot)
         assert el.total == 2
         await pilot.press("enter")  # a tie in the entry view: neither side is called preferred
-        for _ in range(3):
-            await pilot.pause()
+        await wait_idle(pilot)  # workers done (tests/helpers/app.py)
         assert "A (humans: tie)" in str(app.screen.query_one("#chosen-title").render())
         head = str(app.screen.query_one("#entry-head").render())
         assert "HUMAN TIE" in head and "votes A" in head
         await pilot.press("escape")
-        await pilot.pause()
+        await wait_idle(pilot)
         app.screen.apply_filter(EntryFilter(regime=None, human="split"))
-        await pilot.pause()
+        await wait_idle(pilot)
         assert el.total == 4
         await pilot.press("m")  # the regime screen
-        for _ in range(3):
-            await pilot.pause()
+        await wait_idle(pilot)  # workers done (tests/helpers/app.py)
         line = str(app.screen.query_one("#agreement").render())
         assert "human ties 2 (left out)" in line and "6 pairs with metrics" in line

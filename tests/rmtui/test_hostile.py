@@ -3,6 +3,8 @@ raw and are never parsed as markup or emoji, in the CLI, the exports and the app
 
 from __future__ import annotations
 
+from tests.helpers.app import wait_idle
+
 import json
 from pathlib import Path
 
@@ -103,7 +105,7 @@ def test_export_markdown_shows_escapes_jsonl_keeps_bytes(tmp_path):
     assert r.code == 0, r.all
     text = md.read_text(encoding="utf-8")
     assert_clean(text)
-    assert "␛[2J" in text and "sub␛[31m" in text and "\\u202eevil" in text
+    assert "␛[2J" in text and "sub␛\\[31m" in text and "\\u202eevil" in text
     jl = tmp_path / "out.jsonl"
     assert run_cli("export", "--study", study, "-o", jl).code == 0
     recs = [json.loads(x) for x in jl.read_text(encoding="utf-8").splitlines()]
@@ -151,32 +153,27 @@ async def test_app_shows_escapes_in_list_entry_and_dialogs(tmp_path):
             browse.toggle_tag(st, pid, "bad\x1b[31mtag")
     app = RmtuiApp(str(p), keymap=tmp_path / "no-keymap.toml")
     async with app.run_test(size=(140, 40)) as pilot:
-        for _ in range(5):
-            await pilot.pause()
+        await wait_idle(pilot)  # workers done (tests/helpers/app.py)
         out = _screen_output(app)
         assert "\x1b[2J" not in out and "\x1b]0;" not in out and "\x07" not in out, out[:3000]
         assert "␛[2J" in out or "sub␛[" in out
         assert "bad␛[31mt" in out
         await pilot.press("enter")
-        for _ in range(5):
-            await pilot.pause()
+        await wait_idle(pilot)  # workers done (tests/helpers/app.py)
         assert type(app.screen).__name__ == "EntryScreen"
         out = _screen_output(app)
         assert "\x1b[2J" not in out and "\x1b]0;" not in out and "\x07" not in out and "\u202e" not in out
         assert "␛]0;PWNED␇" in out and "tr[/]ain␛]0;T␇" in out and "bad␛[31mtag" in out
         # the regimes screen (its by-subset table) and the filter dialog listing the subsets
         await pilot.press("escape", "m")
-        for _ in range(5):
-            await pilot.pause()
+        await wait_idle(pilot)  # workers done (tests/helpers/app.py)
         assert type(app.screen).__name__ == "RegimeScreen"
         out = _screen_output(app)
         assert "\x1b[2J" not in out and "sub␛[2J" in out, out[:3000]
         await pilot.press("escape", "f")
-        for _ in range(5):
-            await pilot.pause()
+        await wait_idle(pilot)  # workers done (tests/helpers/app.py)
         fields = [v for v, _ in app.screen.choices]
         await pilot.press("home", *(["down"] * fields.index("subset")), "enter")
-        for _ in range(5):
-            await pilot.pause()
+        await wait_idle(pilot)  # workers done (tests/helpers/app.py)
         out = _screen_output(app)
         assert "\x1b[2J" not in out and "sub␛[2J" in out, out[:3000]

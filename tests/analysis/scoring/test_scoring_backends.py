@@ -105,6 +105,9 @@ def test_bad_result_frames_are_refused(rm, tmp_path, make, msg):
     with pytest.raises(ModelError, match=msg):
         score_study(st, _Broken(rm, make), "pre")
     assert st.scalar("SELECT count(*) FROM scores") == 0
+    # the run is never `done` (issue 25): failed, with the reason
+    run = st.df("SELECT status, reason FROM score_runs").iloc[0]
+    assert run["status"] == "failed" and msg in run["reason"], run
     st.close()
 
 

@@ -127,3 +127,123 @@ def test_cli_served_model(server, tiny_rm_dir, tmp_path):
     r = CliRunner().invoke(app, ["score", "--study", str(path), "--model", str(tiny_rm_dir), "--role", "pre",
                                  "--gpus", "2"])
     assert r.exit_code != 0 and "--gpus is an option of the Ray engine, not of --engine local" in str(r.exception)
+
+
+# -- faults on a schedule (issue 25): retries, failed runs never `done`, resume -------------------------
+
+FAST_RETRY = {"retry_base": 0.01, "retry_cap": 0.05}
+
+
+def _runs(st):
+    return st.df("SELECT status, reason, n_scored, settings FROM score_runs ORDER BY started_at")
+
+
+def test_served_run_with_30_percent_failed_calls_completes(tiny_rm_dir, tmp_path):
+    """A loopback server answering 30 % of /classify calls with 500 or 429 (Retry-After: 0): the run
+    retries with back-off, scores every text and is `done`; the retries are recorded with the run."""
+    st = _study(tmp_path / "s.duckdb", 30)
+    n = store_scores.n_texts(st)
+    with FakeVLLM(tiny_rm_dir) as srv:
+        srv.fail_rate = 0.3
+        res = score_study(st, _spec(srv), "pre", settings=ScoreSettings(**{**RAW, "chunk_size": 6}),
+                          engine_options={"tokenizer": str(tiny_rm_dir), "batch_texts": 1, "parallel_requests": 2,
+                                          **FAST_RETRY})
+        assert srv.n_faults >= 8 and srv.n_answered == n, (srv.n_faults, srv.n_answered)  # really failed calls
+    assert res.n_scored == n
+    assert st.scalar("SELECT count(*) FROM scores WHERE reward IS NOT NULL AND isfinite(reward)") == n
+    runs = _runs(st)
+    assert runs["status"].tolist() == ["done"] and runs["reason"].isna().all()
+    assert json.loads(runs["settings"][0])["n_retries"] == srv.n_faults
+    st.close()
+
+
+def test_served_server_dies_run_not_done_and_a_rerun_finishes(tiny_rm_dir, tmp_path):
+    """The server dies mid-run: the run is `failed` with the reason (never `done`), the chunks committed
+    before are kept, summary lists the run as incomplete; once the server is back, a rerun finishes."""
+    from analysis.fit.study_fit import summary
+
+    st = _study(tmp_path / "s.duckdb", 12)
+    n = store_scores.n_texts(st)
+    opts = {"tokenizer": str(tiny_rm_dir), "batch_texts": 2, "parallel_requests": 1, "max_tries": 3,
+            "retry_seconds": 2.0, **FAST_RETRY}
+    settings = ScoreSettings(**{**RAW, "chunk_size": 4})
+    with FakeVLLM(tiny_rm_dir) as srv:
+        srv.die_after = 4  # two chunks of 4 texts answered, then gone
+        with pytest.raises(ModelError, match=r"served RM at .*(Connect|Read|RemoteProtocol|attempts)"):
+            score_study(st, _spec(srv), "pre", settings=settings, engine_options=opts)
+        runs = _runs(st)
+        assert runs["status"].tolist() == ["failed"], runs
+        assert "served RM" in runs["reason"][0] and runs["n_scored"][0] == 8
+        assert st.scalar("SELECT count(*) FROM scores") == 8
+        incomplete = summary(st)["incomplete_runs"]
+        assert len(incomplete) == 1 and f"{n - 8:,} texts have no score" in incomplete[0], incomplete
+        srv.restart()
+        res = score_study(st, _spec(srv), "pre", settings=settings, engine_options=opts)
+    assert res.n_skipped == 8 and res.n_scored == n - 8
+    assert _runs(st)["status"].tolist() == ["failed", "done"]
+    assert st.scalar("SELECT count(*) FROM scores") == n
+    assert summary(st)["incomplete_runs"] == []
+    st.close()
+
+
+def test_served_nan_rewards_and_missing_results_fail_the_run(tiny_rm_dir, tmp_path):
+    """NaN rewards: the run is `failed`, the message names the model, the count and a first text;
+    fewer results than inputs: `failed` too; neither stores anything of the bad chunk."""
+    st = _study(tmp_path / "s.duckdb", 4)
+    opts = {"tokenizer": str(tiny_rm_dir), "batch_texts": 4, "parallel_requests": 1, **FAST_RETRY}
+    with FakeVLLM(tiny_rm_dir) as srv:
+        srv.nan_next = 1
+        with pytest.raises(ModelError, match=r"model tiny-rm \(vllm-server\): 4 of 4 texts got a non-finite reward "
+                                             r"\(NaN or infinite\), first text [0-9a-f]+: '"):
+            score_study(st, _spec(srv), "pre", settings=ScoreSettings(**RAW), engine_options=opts)
+        srv.short_next = 1
+        with pytest.raises(ModelError, match="expected 4 results in 'data', got 3"):
+            score_study(st, _spec(srv), "pre", settings=ScoreSettings(**RAW), engine_options=opts)
+    runs = _runs(st)
+    assert runs["status"].tolist() == ["failed", "failed"], runs
+    assert "non-finite reward" in runs["reason"][0] and "got 3" in runs["reason"][1]
+    assert st.scalar("SELECT count(*) FROM scores") == 0
+    st.close()
+
+
+def test_served_dropped_connections_and_retry_after(tiny_rm_dir, tmp_path):
+    """Dropped connections are retried; Retry-After (seconds or an HTTP date) is what the back-off waits."""
+    from analysis.scoring.served import _retry_after
+
+    assert _retry_after("3") == 3.0 and _retry_after(None) is None and _retry_after("soon") is None
+    assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: at once
+    st = _study(tmp_path / "s.duckdb", 4)
+    with FakeVLLM(tiny_rm_dir) as srv:
+        srv.drop_next = 2
+        res = score_study(st, _spec(srv), "pre", settings=ScoreSettings(**RAW),
+                          engine_options={"tokenizer": str(tiny_rm_dir), **FAST_RETRY})
+    assert res.n_scored == store_scores.n_texts(st) and _runs(st)["status"].tolist() == ["done"]
+    st.close()
+
+
+async def test_app_says_which_scoring_run_is_incomplete(tiny_rm_dir, tmp_path):
+    """A run that failed (the server died) is named in the report and in the app's status line when the
+    study opens."""
+    from rmtui.app import RmtuiApp
+    from rmtui.widgets.line import Line
+    from tests.helpers.app import wait_idle
+
+    path = tmp_path / "s.duckdb"
+    st = _study(path, 6)
+    with FakeVLLM(tiny_rm_dir) as srv:
+        srv.die_after = 1
+        with pytest.raises(ModelError):
+            score_study(st, _spec(srv), "pre", settings=ScoreSettings(**{**RAW, "chunk_size": 4}),
+                        engine_options={"tokenizer": str(tiny_rm_dir), "batch_texts": 4, "parallel_requests": 1,
+                                        "max_tries": 2, "retry_seconds": 1.0, **FAST_RETRY})
+    run_id = st.scalar("SELECT run_id FROM score_runs")
+    from analysis.report.document import write_report
+
+    md = write_report(st, tmp_path / "rep").markdown.read_text(encoding="utf-8")  # the report says so too
+    assert "## Incomplete runs" in md and f"scoring run {run_id} of tiny-rm" in md and "failed after 4 texts" in md
+    st.close()
+    app = RmtuiApp(str(path), keymap=tmp_path / "no-keymap.toml")
+    async with app.run_test(size=(400, 30)) as pilot:
+        await wait_idle(pilot)
+        status = app.screen.query_one("#status", Line).text
+    assert f"incomplete: scoring run {run_id} of tiny-rm" in status and "failed after 4 texts" in status, status
