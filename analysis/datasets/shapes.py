@@ -463,7 +463,8 @@ def check_repeated_keys(pairs_kv: Iterable[tuple[int, str, str]]) -> None:
     prev: tuple[int, str] | None = None
     for gi, k, v in pairs_kv:
         key = (gi, k)
-        if key in seen and key != prev:
+        listy = k in _LIST_KEYS or k.startswith("label:")
+        if key in seen and not (key == prev and listy):
             raise InputError(f"--map: {k!r} is given twice ({k}={seen[key]} and {k}={v}); give each key once",
                              "Bad option")
         seen.setdefault(key, v)
