@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from analysis.store import open_study
-from analysis.store.pairs import merge_counts
 from tests.helpers.cli import run_cli
 
 ROOT = Path(__file__).parents[3]
@@ -98,6 +97,8 @@ def test_expert_judgments_that_repeat_items_become_one_pair_with_votes(tmp_path)
     assert by[11].human_tie and by[11].votes_tie == 2
     # item 6: A in one order, A in the other: one vote each way, no majority: a tie
     assert by[14].human_tie and (by[14].votes_a, by[14].votes_b) == (1, 1) and by[14].records_disagree
+    from analysis.store.pairs import merge_counts
+
     with open_study(study, read_only=True) as st:
         assert merge_counts(st) == {"merged_records": 8, "repeated_items": 5, "conflicting_items": 3}
         assert st.df("SELECT count(*) AS n FROM texts")["n"][0] == 14
@@ -195,9 +196,11 @@ def test_three_annotator_json_through_the_inspected_command(tmp_path):
 
 # -- item 5: collisions -------------------------------------------------------------------------------
 def test_a_duplicate_csv_header_is_refused_naming_the_column(tmp_path):
-    res = run_cli("ingest", PUB / "collision-header.csv", "--map", "prompt=prompt,a=answer,b=answer_2,label=winner",
-                  "--study", tmp_path / "s.duckdb")
-    assert res.code == 1 and "'answer' twice (columns 2 and 3)" in res.all
+    # a merged export with two "chosen" columns: DictReader silently took the second one
+    res = run_cli("ingest", PUB / "collision-header.csv", "--study", tmp_path / "s.duckdb")
+    assert res.code == 1 and "collision-header.csv:1: the header names the column 'chosen' twice (columns 2 and 4)" \
+        in res.all
+    assert run_cli("ingest", "--inspect", PUB / "collision-header.csv").code == 1
     assert not (tmp_path / "s.duckdb").exists()
 
 
