@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +24,10 @@ class IngestResult:
     n_split_votes: int = 0   # pairs with a winner whose annotators did not all vote for it (ties not counted)
     n_attr_values: int = 0   # per-response attribute values stored as features
     featurizer: str | None = None
+    n_merged: int = 0           # records judging an item already read (same prompt, same two responses): votes
+    n_repeated_items: int = 0   # pairs that hold several records' votes
+    n_conflicting: int = 0      # of those, items whose records disagreed
+    n_replaced: int = 0         # pairs of an earlier ingest of the source removed first (replace=True)
 
     @property
     def skipped(self) -> list[Issue]:
@@ -34,11 +39,14 @@ class IngestResult:
 
 
 def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: bool = False,
-           progress: Callable[[int], None] | None = None) -> IngestResult:
+           progress: Callable[[int], None] | None = None, replace: bool = False) -> IngestResult:
     """Read one source into the study. Pairs are committed every ``CHUNK`` rows.
 
     With ``strict`` the first skipped row raises :class:`InputError` naming file and line; what was
-    committed before it stays.
+    committed before it stays. A source already in the study under another column map or label
+    meaning is refused (its pairs would be added again the other way round); ``replace`` removes the
+    source's earlier pairs first. Repeated judgments of one item become one pair with their votes
+    (:mod:`analysis.datasets.repeats`). An ingest that fails before storing anything leaves no trace.
     """
     from analysis.textsafe import check_utf8_name
 
@@ -47,6 +55,12 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
     res = IngestResult(source=spec)
     options = {k: v for k, v in vars(opts).items() if v not in (None, {}, [])}
     options["strict"] = strict
+    prior = store_pairs.source_ingests(study, spec, opts.hf_split, opts.hf_data_dir)
+    if len(prior):
+        if replace:
+            res.n_replaced = store_pairs.delete_ingest_pairs(study, list(prior["ingest_id"]))
+        else:
+            _refuse_other_mapping(spec, prior, options)
     ingest_id = store_pairs.start_ingest(study, spec, options)
     buf: list[Pair] = []
     pending_issues: list[Issue] = []
@@ -54,6 +68,7 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
 
     shape = opts.shape
     attr_seen: dict[str, set] = {}
+    pair_source: list[str] = []
 
     def flush() -> None:
         res.n_added += store_pairs.add_pairs(study, buf, ingest_id)
@@ -76,6 +91,8 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
                                      "Bad input (--strict)")
                 continue
             res.n_read += 1
+            if not pair_source:
+                pair_source.append(item.source)
             if item.extra.get("human_tie"):
                 res.n_ties += 1
             elif (item.extra.get("annotator_agreement") or 1.0) < 1.0:  # a winner, but not every vote for it
@@ -84,12 +101,65 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
             if len(buf) >= CHUNK:
                 flush()
         flush()
+        if pair_source and shape is not None:
+            _merge_repeats(study, pair_source[0], ingest_id, res)
         status = "done"
     finally:
         if shape is not None and shape.attrs and res.featurizer:  # also after --strict stopped: values written
             _register_attributes(study, res.featurizer, shape, attr_seen)  # so far get their definitions
-        store_pairs.finish_ingest(study, ingest_id, res.n_read, res.n_added, len(res.issues), status)
+        if status != "done" and not res.n_added and not res.issues and not res.n_replaced:
+            store_pairs.drop_ingest(study, ingest_id)  # failed before storing anything: the study as it was
+        else:
+            store_pairs.finish_ingest(study, ingest_id, res.n_read, res.n_added, len(res.issues), status)
+            if res.n_merged or res.n_replaced or res.n_repeated_items:
+                store_pairs.record_ingest_merges(study, ingest_id, n_merged=res.n_merged,
+                                                 n_repeated_items=res.n_repeated_items,
+                                                 n_conflicting=res.n_conflicting, n_replaced=res.n_replaced)
     return res
+
+
+# what decides how a source's records become pairs (a change makes pairs the other way round)
+_MAPPING_KEYS = ("fmt", "mapping", "shape")
+
+
+def _mapping_of(options: dict) -> dict:
+    o = json.loads(json.dumps(options, sort_keys=True, default=str))
+    return {k: o.get(k) for k in _MAPPING_KEYS}
+
+
+def _refuse_other_mapping(spec: str, prior, options: dict) -> None:
+    now = _mapping_of(options)
+    for row in prior.itertuples(index=False):
+        before = _mapping_of(json.loads(row.options or "{}"))
+        if before != now:
+            from analysis.textsafe import visible_line
+
+            def show(m: dict) -> str:
+                return visible_line(m.get("shape") or m.get("mapping") or "the default columns")[:300]
+
+            raise InputError(
+                f"{visible_line(spec)}: already in this study ({row.pairs:,} pairs, ingest {row.ingest_id}) read "
+                f"with another column map or label meaning ({show(before)}; now {show(now)}); reading it again "
+                "would add its pairs a second time, some the other way round. Add --replace to replace that "
+                "source's pairs with this reading, or use another --study", "Source already ingested")
+
+
+def _merge_repeats(study: Study, source: str, ingest_id: int, res: IngestResult) -> None:
+    """Fold repeated judgments of one item into one pair with its votes; recount ties and split votes."""
+    from analysis.datasets.repeats import plan_merges
+
+    members = store_pairs.repeat_members(study, source)
+    if not len(members):
+        return
+    plan = plan_merges(members, ingest_id)
+    if not plan.deletes:
+        return
+    store_pairs.merge_pairs(study, plan.updates, plan.deletes)
+    new_deleted = int(members[members["pair_id"].isin(plan.deletes)]["ingest_id"].eq(ingest_id).sum())
+    res.n_added -= new_deleted
+    res.n_merged, res.n_repeated_items, res.n_conflicting = plan.n_merged, plan.n_repeated_items, plan.n_conflicting
+    counts = store_pairs.ingest_label_counts(study, ingest_id)
+    res.n_ties, res.n_split_votes = counts["ties"], counts["split_votes"]
 
 
 def _items(spec: str, opts: ReadOptions):

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ _A_B = [("response_a", "response_b"), ("response_0", "response_1"), ("response1"
         ("a", "b"), ("A", "B")]
 _PROMPTS = ["prompt", "instruction", "question", "history", "query", "context", "input"]
 _LABELS = ["label", "labels", "winner", "preference", "choice", "better", "better_response_id", "human_label",
-           "preferred", "annotation"]
+           "preferred", "annotation", "annotations", "votes"]
 _SCORES = [("score_a", "score_b"), ("score_A", "score_B"), ("rating_a", "rating_b"), ("score_0", "score_1")]
 
 
@@ -177,7 +178,121 @@ def _label_like(columns: list[str], rows: list[dict], ab: tuple[str, str]) -> li
     return out
 
 
+SCAN_RECORDS = 100_000  # --inspect reads at least this many records (all, when the file has fewer)
+# a column whose few values group the pairs (proposed as subset=)
+_SUBSET_NAMES = ("subset", "scenario", "category", "categories", "task", "task_type", "domain", "topic", "source",
+                 "language", "lang", "dataset", "split_name", "type")
+
+
+def iter_records(path: str | Path, limit: int | None = None):
+    """The records of a file one by one (JSON lines, a JSON array, CSV/TSV, Parquet), streaming where the
+    format allows (a JSON array is one document); at most ``limit``."""
+    spec = str(path)
+    p = Path(spec)
+    fmt = detect_format(spec)
+    n = 0
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(p)
+            for batch in pf.iter_batches(batch_size=4096):
+                for r in batch.to_pylist():
+                    yield r
+                    n += 1
+                    if limit is not None and n >= limit:
+                        return
+        except Exception as e:
+            raise InputError(f"{spec}: cannot read Parquet: {e}", "Bad input") from e
+        return
+    if fmt == "csv":
+        with _open_bytes(p) as fh:
+            text = io.TextIOWrapper(fh, encoding="utf-8-sig", errors="replace", newline="")
+            reader = csv.reader(text, delimiter="\t" if ".tsv" in p.name else ",")
+            header = next(reader, None)
+            from analysis.datasets.readers import check_header
+
+            check_header(header, spec)
+            for row in reader:
+                yield dict(zip(header or [], row))
+                n += 1
+                if limit is not None and n >= limit:
+                    return
+        return
+    with _open_bytes(p) as fh:
+        head = fh.read(1 << 16).lstrip()
+    if head[:1] == b"[":
+        with _open_bytes(p) as fh:
+            try:
+                data = json.loads(fh.read().decode("utf-8", "replace"))
+            except ValueError as e:
+                raise InputError(f"{spec}: a JSON array that does not parse: {e}", "Bad input") from e
+        for r in (data if isinstance(data, list) else [])[:limit]:
+            if isinstance(r, dict):
+                yield r
+        return
+    with _open_bytes(p) as fh:
+        for raw in fh:
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw.decode("utf-8", "replace"))
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(obj, dict):
+                yield obj
+                n += 1
+                if limit is not None and n >= limit:
+                    return
+
+
+@dataclass
+class Scan:
+    records: int = 0
+    complete: bool = True                                   # every record of the file was read
+    values: dict[str, dict[str, int]] = field(default_factory=dict)  # label column -> value -> count
+    distinct: dict[str, dict[str, int]] = field(default_factory=dict)  # subset candidates -> value -> count
+
+
+def scan(path: str | Path, label_cols: list[str], limit: int = SCAN_RECORDS) -> Scan:
+    """Label values with counts over the first ``limit`` records (all, when fewer), and the values of the
+    columns that could be a subset."""
+    from analysis.datasets.shapes import Shape
+
+    shape = Shape(labels={None: list(label_cols)})
+    out = Scan()
+    for r in iter_records(path, limit + 1):
+        if out.records >= limit:
+            out.complete = False
+            break
+        out.records += 1
+        shape.observe(r)
+        for c, v in r.items():
+            if c.lower() in _SUBSET_NAMES and isinstance(v, (str, int)) and not isinstance(v, bool):
+                d = out.distinct.setdefault(c, {})
+                if len(d) <= 200:
+                    d[str(v)] = d.get(str(v), 0) + 1
+    out.values = shape._seen
+    return out
+
+
+def _subset_column(sc: Scan, taken: set[str]) -> str | None:
+    for name in _SUBSET_NAMES:
+        for c, d in sc.distinct.items():
+            if c.lower() == name and c not in taken and 2 <= len(d) <= 100 and len(d) < max(sc.records, 1):
+                return c
+    return None
+
+
 def inspect_source(spec: str, *, limit: int = 3, study: str = "study.duckdb") -> str:
+    """The columns and a few values of a file, its label values with counts over a scan of the file, and
+    an ingest command, shell-quoted so that it runs as printed (it stops, naming the counts, where the
+    file cannot tell which label value means which)."""
+    import shlex
+
+    from analysis.datasets.presets import get_preset
+    from analysis.datasets.shapes import DEFAULT_LABELS, _NUMERIC_RE, norm_label, parse_map, value_counts
+
     rows = peek(spec, limit)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     lines = [f"{clean(spec, 200)}: {len(columns)} columns in the first {len(rows)} records"]
@@ -185,15 +300,52 @@ def inspect_source(spec: str, *, limit: int = 3, study: str = "study.duckdb") ->
         v = next((r[c] for r in rows if c in r), None)
         lines.append(f"  {clean(c, 40):28} {type(v).__name__:8} {clean(v)}")
     preset, mapping = suggest(columns, rows)
-    q = spec if re.fullmatch(r"[\w./:+-]+", spec) else "'" + spec.replace("'", "'\\''") + "'"
+    label_cols: list[str] = []
+    taken: set[str] = set()
+    spec_label = None
+    ab = ("A", "B")
+    if preset or mapping:
+        p = get_preset(preset) if preset else None
+        _, shape = parse_map(p.map_items() if p else [mapping], label=p.label if p else None)
+        if shape is not None:
+            label_cols = [c for cols in shape.labels.values() for c in cols]
+            taken = set(label_cols) | set(shape.prompt) | {c for c in (shape.a, shape.b, shape.chosen,
+                                                                       shape.rejected, shape.completions) if c}
+            spec_label = shape.label_spec
+            ab = (shape.a or "A", shape.b or "B")
+    sc = scan(spec, label_cols)
+    what = f"all {sc.records:,} records" if sc.complete else f"the first {sc.records:,} records"
+    sub = _subset_column(sc, taken)
+    args = ["rmtui", "ingest", spec]
     if preset:
-        lines.append(f"suggested: rmtui ingest {q} --preset {preset} --study {study}")
+        args += ["--preset", preset] + (["--map", f"subset={sub}"] if sub else [])
     elif mapping:
-        lines.append(f"suggested: rmtui ingest {q} --map {mapping} --study {study}")
-        if "label=" in mapping:
-            vals = sorted({clean(r.get(mapping.split('label=')[1].split(',')[0]), 20) for r in rows})
-            lines.append(f"  label values seen: {', '.join(vals)}; if they are not 1/2, A/B, model_a/model_b, tie: "
-                         "add --label a=...,b=...,tie=...")
+        args += ["--map", mapping + (f",subset={sub}" if sub else "")]
+    question = None
+    for col in label_cols:
+        counts = sc.values.get(col, {})
+        lines.append(f"label column {clean(col, 40)!s}, values in {what}: {value_counts(counts) or 'none'}")
+        known = spec_label.lookup() if spec_label is not None else {}
+        numeric = {v for v in counts if _NUMERIC_RE.match(v)}
+        unknown = [v for v in counts if v not in known]
+        if (spec_label is None or not spec_label.explicit) and numeric and not numeric <= {"1", "2"}:
+            question = (f"  which value means A won ({clean(ab[0], 40)}), which B won ({clean(ab[1], 40)}) and which a "
+                        "tie, the file does not say: the command stops there and asks, with these counts; add "
+                        "--label a=...,b=...,tie=... as the dataset's card defines them")
+        elif unknown:
+            question = (f"  values {', '.join(clean(v, 20) for v in unknown[:5])} are not among the known spellings "
+                        f"({', '.join(f'{k}={chr(124).join(v)}' for k, v in DEFAULT_LABELS.items())}): add --label "
+                        "a=...,b=...,tie=... from the dataset's card")
+    if sub:
+        d = sc.distinct[sub]
+        lines.append(f"subset column {clean(sub, 40)}: {len(d)} values ({', '.join(clean(k, 20) for k in list(d)[:6])}"
+                     f"{', ...' if len(d) > 6 else ''}), proposed as subset={clean(sub, 40)}")
+    if preset or mapping:
+        args += ["--study", study]
+        lines.append("suggested command (runs as printed):")
+        lines.append(shlex.join(args))
+        if question:
+            lines.append(question)
     else:
         lines.append("no suggestion: map the columns with --map (docs/datasets.md), or use --sql")
     return "\n".join(lines)

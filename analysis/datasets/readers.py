@@ -226,7 +226,20 @@ def detect_format(spec: str) -> str:
 # row -> pair
 
 
+_CHAT_ROLES = ("user", "human", "assistant", "gpt", "system")
+
+
+def _is_chat(parsed: Any) -> bool:
+    """A list of chat messages: every item a dict with text ``content`` and a known role."""
+    return isinstance(parsed, list) and bool(parsed) and all(
+        isinstance(m, dict) and isinstance(m.get("content"), str)
+        and str(m.get("role", m.get("from", ""))).lower() in _CHAT_ROLES for m in parsed)
+
+
 def _as_side(value: Any, where: str, name: str) -> str:
+    """One side's text. A list (JSON/Parquet) is chat messages; a string stays the text it is, unless
+    it is wholly a JSON list of chat messages (a CSV cannot hold lists); a number or a boolean becomes
+    its text (``3``, ``true``); anything else is a bad row naming the file's own column."""
     if value is None or (isinstance(value, float) and value != value):
         raise _RowError("missing_field", f"{where}field {name!r} is missing or null")
     if isinstance(value, list):
@@ -236,33 +249,39 @@ def _as_side(value: Any, where: str, name: str) -> str:
         if stripped.startswith("[") and stripped.endswith("]"):
             try:
                 parsed = json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return value
-            if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
+            if _is_chat(parsed):
                 return messages_to_transcript(parsed, where)
         return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
     if hasattr(value, "tolist"):  # numpy arrays from parquet
         return _as_side(value.tolist(), where, name)
-    raise _RowError("bad_value", f"{where}field {name!r} has type {type(value).__name__}, expected text or chat messages")
+    raise _RowError("bad_value", f"{where}field {name!r} holds a {type(value).__name__}, expected text or chat messages")
 
 
 def row_to_pair(row: dict[str, Any], *, source: str, line: int, subset: str, split: str, dataset: str,
-                mapping: dict[str, str]) -> Pair:
+                mapping: dict[str, str], names: dict[str, str] | None = None) -> Pair:
+    """``names``: the file's own column of each side, for messages (the shapes pass a synthetic row)."""
     col = {k: mapping.get(k, k) for k in ("prompt", "chosen", "rejected", "subset", "split")}
+    names = {**col, **(names or {})}
     for k in ("chosen", "rejected"):
         if col[k] not in row:
-            raise _RowError("missing_field", f"field {col[k]!r} is missing")
-    chosen = _as_side(row[col["chosen"]], "", col["chosen"])
-    rejected = _as_side(row[col["rejected"]], "", col["rejected"])
+            raise _RowError("missing_field", f"field {names[k]!r} is missing")
+    chosen = _as_side(row[col["chosen"]], "", names["chosen"])
+    rejected = _as_side(row[col["rejected"]], "", names["rejected"])
     prompt_val = row.get(col["prompt"]) if col["prompt"] in row else None
     if col["subset"] in row and mapping.get("subset"):
         subset = str(row[col["subset"]])
     if col["split"] in row and mapping.get("split"):
         split = str(row[col["split"]])
     if prompt_val is not None and not (isinstance(prompt_val, float) and prompt_val != prompt_val):
-        prompt = _as_side(prompt_val, "", col["prompt"])
+        prompt = _as_side(prompt_val, "", names["prompt"])
         if not prompt.strip():
-            raise _RowError("empty_text", f"field {col['prompt']!r} is empty")
+            raise _RowError("empty_text", f"field {names['prompt']!r} is empty")
         if ASSISTANT not in prompt and HUMAN not in prompt:
             context = f"\n\n{HUMAN} {prompt.strip()}"
         else:
@@ -500,6 +519,10 @@ def _read_csv(path: Path, opts: ReadOptions, subset: str, split: str, dataset: s
         return
     delim = "\t" if ".tsv" in path.name else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delim)
+    try:
+        check_header(reader.fieldnames, src)
+    except csv.Error:  # reported as the first row's problem below
+        pass
     n = 0
     while True:
         try:
@@ -519,6 +542,19 @@ def _read_csv(path: Path, opts: ReadOptions, subset: str, split: str, dataset: s
         yield from _row(row, src, lineno, opts, subset, split, dataset, json.dumps(row, ensure_ascii=False))
     if problem is not None:  # a cut-off .csv.gz: the rows before the cut were read
         yield problem
+
+
+def check_header(names: list[str] | None, src: str) -> None:
+    """A CSV header naming one column twice is refused naming it (DictReader would silently keep the
+    later column's values)."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names or [], start=1):
+        if name in seen:
+            from analysis.textsafe import visible_line
+
+            raise InputError(f"{src}:1: the header names the column {visible_line(name)!r} twice (columns "
+                             f"{seen[name]} and {i}); rename one so it is clear which is meant", "Bad input")
+        seen[name] = i
 
 
 def _read_frame_rows(rows: Iterable[dict], src: str, opts: ReadOptions, subset: str, split: str,

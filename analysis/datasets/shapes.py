@@ -167,8 +167,8 @@ class Shape:
     label_spec: LabelSpec = field(default_factory=LabelSpec)
     pairs_rule: str = "best-worst"
     preset: str | None = None
-    # label values seen while scanning (column -> values), filled by scan()
-    _seen: dict[str, set] = field(default_factory=dict, repr=False)
+    # label values seen while scanning (column -> value -> records), filled by observe()
+    _seen: dict[str, dict[str, int]] = field(default_factory=dict, repr=False)
     _lookup: dict[str, str] | None = field(default=None, repr=False)
 
     # -- what kind ----------------------------------------------------------------------------
@@ -231,21 +231,26 @@ class Shape:
                 vals = v.tolist() if hasattr(v, "tolist") else v
                 for x in (vals if isinstance(vals, list) else [vals]):
                     if not _missing(x):
-                        s = self._seen.setdefault(c, set())
-                        if len(s) < 50:
-                            s.add(norm_label(x))
+                        counts = self._seen.setdefault(c, {})
+                        n = norm_label(x) if not isinstance(x, (dict, list)) else "(a list or object)"
+                        if n in counts or len(counts) < 50:
+                            counts[n] = counts.get(n, 0) + 1
+                        else:
+                            counts["(other values)"] = counts.get("(other values)", 0) + 1
 
     def resolve(self, source: str) -> None:
-        """After a scan: refuse numeric labels whose meaning the default cannot know."""
-        for col, vals in self._seen.items():
+        """After a scan: refuse numeric labels whose meaning the default cannot know. The message lists
+        every value seen over the whole column with its count, and the mappings the presets use; it
+        never proposes a mapping of its own (a guess that inverts every label would run)."""
+        for col, counts in self._seen.items():
+            vals = set(counts)
             numeric = {v for v in vals if _NUMERIC_RE.match(v)}
             if numeric and not numeric <= {"1", "2"}:
-                shown = ", ".join(sorted(vals, key=lambda s: (not _NUMERIC_RE.match(s), s))[:10])
-                hint = "a=1,b=2,tie=0" if numeric <= {"0", "1", "2"} and "2" in numeric else (
-                    "a=-1,b=1" if "-1" in numeric else "a=0,b=1")
                 raise InputError(
-                    f"{source}: label column {col!r} holds the values {shown}: which one means A won is not "
-                    f"something rmtui guesses for numbers other than 1/2. Say it with --label, e.g. --label {hint}",
+                    f"{source}: label column {col!r} holds {value_counts(counts)}: which value means A won, "
+                    f"which B won (and which a tie) the file does not say, and rmtui does not guess it for numbers "
+                    f"other than 1/2. Say it with --label a=VALUE,b=VALUE[,tie=VALUE] as the dataset's card "
+                    f"defines them. For reference: {preset_labels()}",
                     "Ambiguous label")
 
     def classify(self, value: Any, col: str) -> str:
@@ -274,6 +279,30 @@ class Shape:
         if va + vb + vt == 0:
             raise RowError("missing_field", f"no label value in {', '.join(repr(c) for c in cols)}")
         return va, vb, vt
+
+
+def value_counts(counts: dict[str, int], limit: int = 12) -> str:
+    """``0 (432 records), 1 (512), 2 (380)``: numbers first, then by value; at most ``limit`` shown."""
+    from analysis.textsafe import visible_line
+
+    order = sorted(counts, key=lambda s: (not _NUMERIC_RE.match(s), float(s) if _NUMERIC_RE.match(s) else 0, s))
+    parts = [f"{visible_line(v)[:30]} ({counts[v]:,}{_records(counts[v]) if i == 0 else ''})" for i, v in enumerate(order[:limit])]
+    if len(order) > limit:
+        parts.append(f"and {len(order) - limit} more values")
+    return ", ".join(parts)
+
+
+def _records(n: int) -> str:
+    return " record" if n == 1 else " records"
+
+
+def preset_labels() -> str:
+    """Which label mapping each preset uses, and the default (no --label), as one line."""
+    from analysis.datasets.presets import all_presets
+
+    parts = [f"--preset {p.name} reads --label {p.label}" for p in all_presets().values() if p.label]
+    default = ",".join(f"{c}={'|'.join(v)}" for c, v in DEFAULT_LABELS.items())
+    return "; ".join(parts + [f"without --label: {default}"])
 
 
 def majority(va: int, vb: int, vt: int) -> str:
@@ -368,6 +397,7 @@ def parse_map(items: Iterable[str] | str | None, *, label: str | Iterable[str] |
         group_of[key] = gi
         return new
 
+    check_repeated_keys(pairs_kv)
     for gi, k, v in pairs_kv:
         if k == "prompt":
             if fresh("prompt", gi):
@@ -417,12 +447,64 @@ def parse_map(items: Iterable[str] | str | None, *, label: str | Iterable[str] |
         shape.pairs_rule = pairs
     if shape.prompt:
         mapping["prompt"] = shape.prompt[0]
+    check_column_roles(shape, mapping)
     if len(shape.prompt) > 1 or shape.kind != "plain" or shape.attrs or shape.labels or label or pairs:
         if shape.kind == "plain" and (label or shape.labels):
             raise InputError("--label / label=...: map the two answers with a=COLUMN,b=COLUMN", "Bad option")
         shape.validate()
         return mapping, shape
     return mapping, None
+
+
+def check_repeated_keys(pairs_kv: Iterable[tuple[int, str, str]]) -> None:
+    """A key given twice in one ``--map`` group (``a=x,a=y``) is refused naming it: which one the user
+    meant is not for rmtui to pick. ``label=c1,c2`` (one key, several columns) is one key."""
+    seen: dict[tuple[int, str], str] = {}
+    prev: tuple[int, str] | None = None
+    for gi, k, v in pairs_kv:
+        key = (gi, k)
+        listy = k in _LIST_KEYS or k.startswith("label:")
+        if key in seen and not (key == prev and listy):
+            raise InputError(f"--map: {k!r} is given twice ({k}={seen[key]} and {k}={v}); give each key once",
+                             "Bad option")
+        seen.setdefault(key, v)
+        prev = key
+
+
+def check_user_map(items: Iterable[str] | str | None) -> None:
+    """The user's own ``--map`` items (all flags together, not a preset's): a key given twice is refused."""
+    if isinstance(items, str):
+        items = [items]
+    kv: list[tuple[int, str, str]] = []
+    for item in items or []:
+        for part in str(item).split(","):
+            part = part.strip()
+            if "=" in part:
+                k, v = (x.strip() for x in part.split("=", 1))
+                kv.append((0, k, v))
+            elif part and kv:
+                kv.append(kv[-1][:2] + (part,))  # label=c1,c2: a continuation of the key before it
+    check_repeated_keys(kv)
+
+
+def check_column_roles(shape: "Shape", mapping: dict[str, str]) -> None:
+    """One column mapped to two roles (``a=text,b=text``, ``chosen=x,prompt=x``, a label column that
+    is also a side) is refused naming the column."""
+    roles: list[tuple[str, str]] = [("prompt", c) for c in shape.prompt]
+    for k in ("chosen", "rejected", "a", "b", "completions", "score_a", "score_b", "subset", "split"):
+        col = getattr(shape, k) or (mapping.get(k) if k in ("chosen", "rejected") else None)
+        if col:
+            roles.append((k, col))
+    for dim, cols in shape.labels.items():
+        roles += [("label" if dim is None else f"label:{dim}", c) for c in cols]
+    owner: dict[str, str] = {}
+    for role, col in roles:
+        if col in owner and owner[col] != role:
+            raise InputError(f"--map: column {col!r} is mapped to both {owner[col]} and {role}; each column "
+                             "plays one role", "Bad option")
+        if col in owner and role == owner[col] and role.startswith("label"):
+            raise InputError(f"--map: column {col!r} is named twice in {role}", "Bad option")
+        owner.setdefault(col, role)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -439,6 +521,8 @@ class PairSpec:
     extra: dict
     chosen_attrs: dict
     rejected_attrs: dict
+    chosen_col: str | None = None    # the file's own column of each side (for messages)
+    rejected_col: str | None = None
 
 
 def prompt_value(shape: Shape, row: dict) -> str | None:
@@ -487,7 +571,7 @@ def row_pairs(shape: Shape, row: dict) -> list[PairSpec]:
                 raise RowError("missing_field", f"field {c!r} is missing")
         ca, ra = _attrs_ab(shape, row)
         return [PairSpec(row[shape.chosen or "chosen"], row[shape.rejected or "rejected"], None,
-                         {"preference": "chosen"}, ca, ra)]
+                         {"preference": "chosen"}, ca, ra, shape.chosen or "chosen", shape.rejected or "rejected")]
     for c in (shape.a, shape.b):
         if c not in row:
             raise RowError("missing_field", f"field {c!r} is missing")
@@ -526,9 +610,9 @@ def row_pairs(shape: Shape, row: dict) -> list[PairSpec]:
         extra["human_tie"] = pref == "tie"
         extra["a_is_chosen"] = pref != "b"
         if pref == "b":
-            out.append(PairSpec(row[shape.b], row[shape.a], dim, extra, b_attrs, a_attrs))
+            out.append(PairSpec(row[shape.b], row[shape.a], dim, extra, b_attrs, a_attrs, shape.b, shape.a))
         else:
-            out.append(PairSpec(row[shape.a], row[shape.b], dim, extra, a_attrs, b_attrs))
+            out.append(PairSpec(row[shape.a], row[shape.b], dim, extra, a_attrs, b_attrs, shape.a, shape.b))
     return out
 
 
@@ -634,7 +718,11 @@ def build_pairs(shape: Shape, row: dict, *, source: str, line: int, subset: str,
         if prompt is not None:
             synthetic["prompt"] = prompt
         sub = f"{subset}:{spec.subset_suffix}" if spec.subset_suffix and len(shape.labels) > 1 else subset
-        p = row_to_pair(synthetic, source=source, line=line, subset=sub, split=split, dataset=dataset, mapping={})
+        names = {"chosen": spec.chosen_col or f"{shape.completions or 'chosen'}[best]",
+                 "rejected": spec.rejected_col or f"{shape.completions or 'rejected'}[other]",
+                 "prompt": "+".join(shape.prompt) or "prompt"}
+        p = row_to_pair(synthetic, source=source, line=line, subset=sub, split=split, dataset=dataset, mapping={},
+                        names=names)
         p.extra = dict(spec.extra)
         p.chosen_attrs = dict(spec.chosen_attrs)
         p.rejected_attrs = dict(spec.rejected_attrs)

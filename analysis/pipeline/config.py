@@ -473,6 +473,13 @@ source = "sample_data/hh-rlhf/*.jsonl.gz"
 # subset = "harmless-base" # default: from the file name
 # split = "test"
 # map = { prompt = "question", chosen = "answer_a", rejected = "answer_b" }
+# An A/B set with a label column (`rmtui ingest --inspect FILE` proposes the map):
+# map = { prompt = "prompt", a = "response 1", b = "response 2", label = "label", subset = "category" }
+# label = "a=0,b=1,tie=2"  # what each label value means, from the dataset's card (A = the first answer,
+#                          # B = the second; several values with |). Numbers other than 1/2 are never
+#                          # guessed: without it such a set is refused, listing the values seen
+# preset = "chatbot-arena" # a known dataset's map and label (rmtui ingest --preset list)
+# pairs = "best-worst"     # rated/ranked lists: best-worst | all | adjacent
 
 # [[data]]                 # the paper's training data, from the Hugging Face hub
 # source = "hf:Anthropic/hh-rlhf"

@@ -98,6 +98,10 @@ def export_records(study: Study, ids: Sequence[str]) -> list[dict]:
             continue
         recs[pid] = {
             "pair_id": pid, "dataset": p["dataset"], "subset": p["subset"], "split": p["split"],
+            # where the pair comes from: its file (or hf:NAME), the record's position in it, and whether
+            # chosen is the source's first answer (A); a merged item lists every record's row
+            "source": p["source"], "source_row": p["source_row"], "a_is_chosen": p["a_is_chosen"],
+            "source_rows": p["merged_rows"] or (str(p["source_row"]) if p["source_row"] is not None else None),
             "heldout": p["heldout"], "context": p["context"], "chosen": p["chosen_response"],
             "rejected": p["rejected_response"],
             "rewards": {"chosen": {}, "rejected": {}},
@@ -171,6 +175,7 @@ def _markdown(recs: list[dict], meta: dict) -> str:
     for r in recs:
         lines += ["", f"## {_e(r['pair_id'])}", ""]
         lines.append(f"- subset: {_e(r['subset'])} · split: {_e(r['split'])} · held out: {r['heldout']}")
+        lines.append(f"- source: {_e(r['source'])} · row: {_e(r['source_rows'])} · a_is_chosen: {r['a_is_chosen']}")
         lines.append(f"- regime: {_e(r['regime'])} · gamma: {_e(r['gamma'])} · margin pre: {r['margin_pre']} · "
                      f"margin post: {r['margin_post']}")
         if r["tags"]:

@@ -24,7 +24,8 @@ def export_frames(study: Study, ids: Sequence[str]) -> dict[str, pd.DataFrame]:
                 "m.reward_rejected_pre, m.reward_chosen_post, m.reward_rejected_post, m.margin_pre, "
                 "m.margin_post, m.regime, m.gamma, m.theta, m.confusing, m.fit_id, "
                 "p.preference, p.human_tie, p.label_raw, p.votes_a, p.votes_b, p.votes_tie, p.annotator_agreement, "
-                "p.human_margin, p.dimension, p.source_item "
+                "p.human_margin, p.dimension, p.source_item, p.source, p.source_row, p.a_is_chosen, p.n_records, "
+                "p.merged_rows "
                 "FROM _exp_ids i JOIN pairs p USING (pair_id) LEFT JOIN pair_metrics m USING (pair_id)").df(),
             "rewards": cur.execute(
                 "SELECT p.pair_id, t.side, mo.name AS model, mo.role, s.reward FROM _exp_ids i "

@@ -31,7 +31,8 @@ def start_ingest(study: Study, source: str, options: dict) -> int:
     with study.transaction() as cur:
         ingest_id = cur.execute("SELECT nextval('ingest_seq')").fetchone()[0]
         cur.execute(
-            "INSERT INTO ingests VALUES (?, ?, ?, ?, ?, NULL, 0, 0, 0, 'running')",
+            "INSERT INTO ingests (ingest_id, source, options, rmtui_version, started_at, finished_at, n_read, "
+            "n_added, n_issues, status) VALUES (?, ?, ?, ?, ?, NULL, 0, 0, 0, 'running')",
             [ingest_id, source, json.dumps(options, sort_keys=True, default=str), __version__, now()],
         )
         jobs.register(cur, "ingest", ingest_id)
@@ -192,3 +193,124 @@ def human_vs_rm(study: Study) -> pd.DataFrame:
         f"SELECT p.pair_id, p.subset, p.dimension, {CONSENSUS_SQL} AS consensus, p.votes_a, p.votes_b, "
         "p.votes_tie, p.annotator_agreement, p.human_margin, m.agree_pre, m.agree_post, m.regime "
         "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id ORDER BY p.pair_id")
+
+
+# -- re-ingest, repeated judgments (issue 24) ---------------------------------------------------------
+
+
+def source_ingests(study: Study, source: str, hf_split: str | None = None,
+                   hf_data_dir: str | None = None) -> pd.DataFrame:
+    """Earlier ingests of ``source`` whose pairs are still in the study: ingest_id, options (JSON), pairs.
+    An ``hf:`` name counts as one source per split and data_dir."""
+    df = study.df(
+        "SELECT i.ingest_id, i.options, count(p.pair_id) AS pairs FROM ingests i "
+        "JOIN pairs p ON p.ingest_id = i.ingest_id WHERE i.source = ? GROUP BY ALL ORDER BY i.ingest_id",
+        [source])
+    if source.startswith("hf:") and len(df):
+        def same(opts: str) -> bool:
+            o = json.loads(opts or "{}")
+            return o.get("hf_split", "train") == (hf_split or "train") and o.get("hf_data_dir") == hf_data_dir
+        df = df[[same(o) for o in df["options"]]].reset_index(drop=True)
+    return df
+
+
+def delete_ingest_pairs(study: Study, ingest_ids: Sequence[int]) -> int:
+    """Remove the pairs (and their texts and per-pair metrics) of the given ingests; how many pairs."""
+    ids = [int(i) for i in ingest_ids]
+    if not ids:
+        return 0
+    with study.transaction() as cur:
+        cur.register("_ing", pd.DataFrame({"ingest_id": ids}))
+        sel = "SELECT pair_id FROM pairs WHERE ingest_id IN (SELECT ingest_id FROM _ing)"
+        n = cur.execute(f"SELECT count(*) FROM ({sel})").fetchone()[0]
+        cur.execute(f"DELETE FROM texts WHERE pair_id IN ({sel})")
+        cur.execute(f"DELETE FROM pair_metrics WHERE pair_id IN ({sel})")
+        cur.execute("DELETE FROM pairs WHERE ingest_id IN (SELECT ingest_id FROM _ing)")
+        cur.unregister("_ing")
+    return int(n)
+
+
+def drop_ingest(study: Study, ingest_id: int) -> None:
+    """Forget an ingest that failed before it stored anything (the study stays as it was)."""
+    with study.transaction() as cur:
+        cur.execute("DELETE FROM ingest_issues WHERE ingest_id = ?", [ingest_id])
+        cur.execute("DELETE FROM ingests WHERE ingest_id = ?", [ingest_id])
+        jobs.unregister(cur, "ingest", ingest_id)
+
+
+def repeat_members(study: Study, source: str) -> pd.DataFrame:
+    """Pairs of ``source`` with a human label that share subset, split, dimension and their two texts
+    (either order) with another pair of it: one row per pair, ``grp`` numbering the item."""
+    return study.df(
+        "WITH k AS (SELECT pair_id, ingest_id, source_row, a_is_chosen, chosen_text_id, rejected_text_id, "
+        "votes_a, votes_b, votes_tie, preference, merged_rows, n_records, records_disagree, "
+        "count(*) OVER w AS k, dense_rank() OVER (ORDER BY subset, split, coalesce(dimension, ''), "
+        "least(chosen_text_id, rejected_text_id), greatest(chosen_text_id, rejected_text_id)) AS grp "
+        "FROM pairs WHERE source = ? AND preference IN ('a', 'b', 'tie') "
+        "WINDOW w AS (PARTITION BY subset, split, coalesce(dimension, ''), least(chosen_text_id, rejected_text_id), "
+        "greatest(chosen_text_id, rejected_text_id))) "
+        "SELECT * EXCLUDE (k) FROM k WHERE k > 1 ORDER BY grp, source_row, pair_id", [source])
+
+
+def merge_pairs(study: Study, updates: pd.DataFrame, deletes: Sequence[str]) -> None:
+    """Write merged items: ``updates`` (pair_id, swap, votes_a, votes_b, votes_tie, preference, human_tie,
+    a_is_chosen, annotator_agreement, label_raw, n_records, merged_rows, records_disagree) and the folded
+    pairs to delete."""
+    with study.transaction() as cur:
+        cur.register("_del", pd.DataFrame({"pair_id": list(deletes)}, dtype=object))
+        cur.execute("DELETE FROM texts WHERE pair_id IN (SELECT pair_id FROM _del)")
+        cur.execute("DELETE FROM pair_metrics WHERE pair_id IN (SELECT pair_id FROM _del)")
+        cur.execute("DELETE FROM pairs WHERE pair_id IN (SELECT pair_id FROM _del)")
+        cur.unregister("_del")
+        if not len(updates):
+            return
+        upd = updates.copy()
+        for c in ("votes_a", "votes_b", "votes_tie", "n_records"):
+            upd[c] = pd.array(upd[c], dtype="Int64")
+        cur.register("_upd", upd)
+        # the majority turned the pair round: chosen and rejected trade places (texts re-inserted: a
+        # primary key cannot be swapped in place)
+        cur.execute(
+            "UPDATE pairs SET context = rejected_context, rejected_context = context, "
+            "chosen_response = rejected_response, rejected_response = chosen_response, "
+            "chosen_text = rejected_text, rejected_text = chosen_text, "
+            "chosen_text_id = rejected_text_id, rejected_text_id = chosen_text_id "
+            "WHERE pair_id IN (SELECT pair_id FROM _upd WHERE swap)")
+        cur.execute("CREATE TEMP TABLE _swapped AS SELECT t.* REPLACE (CASE t.side WHEN 'chosen' THEN 'rejected' "
+                    "ELSE 'chosen' END AS side) FROM texts t WHERE t.pair_id IN (SELECT pair_id FROM _upd WHERE swap)")
+        cur.execute("DELETE FROM texts WHERE pair_id IN (SELECT pair_id FROM _upd WHERE swap)")
+        cur.execute("INSERT INTO texts SELECT * FROM _swapped")
+        cur.execute("DROP TABLE _swapped")
+        cur.execute(
+            "UPDATE pairs SET votes_a = u.votes_a, votes_b = u.votes_b, votes_tie = u.votes_tie, "
+            "preference = u.preference, human_tie = u.human_tie, a_is_chosen = u.a_is_chosen, "
+            "annotator_agreement = u.annotator_agreement, label_raw = u.label_raw, n_records = u.n_records, "
+            "merged_rows = u.merged_rows, records_disagree = u.records_disagree FROM _upd u WHERE pairs.pair_id = u.pair_id")
+        cur.execute("DELETE FROM pair_metrics WHERE pair_id IN (SELECT pair_id FROM _upd)")  # a fit must see the votes
+        cur.unregister("_upd")
+
+
+def record_ingest_merges(study: Study, ingest_id: int, *, n_merged: int, n_repeated_items: int,
+                         n_conflicting: int, n_replaced: int = 0) -> None:
+    with study.transaction() as cur:
+        cur.execute("UPDATE ingests SET n_merged = ?, n_repeated_items = ?, n_conflicting = ?, n_replaced = ? "
+                    "WHERE ingest_id = ?", [n_merged, n_repeated_items, n_conflicting, n_replaced, ingest_id])
+
+
+def merge_counts(study: Study) -> dict:
+    """Repeated judgments over the study's pairs: records merged into another pair, pairs judged by
+    several records, and those whose records disagreed (for ``rmtui summary``)."""
+    row = study.df(
+        "SELECT coalesce(sum(n_records - 1), 0) AS m, count(*) AS r, count(*) FILTER (WHERE records_disagree) AS c "
+        "FROM pairs WHERE n_records > 1").iloc[0]
+    return {"merged_records": int(row["m"]), "repeated_items": int(row["r"]), "conflicting_items": int(row["c"])}
+
+
+def ingest_label_counts(study: Study, ingest_id: int) -> dict:
+    """Human ties and split votes among the pairs an ingest stored (after repeated items were merged)."""
+    row = study.df(
+        "SELECT count(*) FILTER (WHERE human_tie) AS ties, count(*) FILTER (WHERE votes_a IS NOT NULL AND "
+        "votes_a + votes_b + votes_tie > 1 AND annotator_agreement < 1 AND NOT human_tie) AS split_votes "
+        "FROM pairs WHERE ingest_id = ? OR pair_id IN (SELECT pair_id FROM pairs WHERE n_records > 1 AND "
+        "source = (SELECT any_value(source) FROM pairs WHERE ingest_id = ?))", [ingest_id, ingest_id]).iloc[0]
+    return {"ties": int(row["ties"]), "split_votes": int(row["split_votes"])}

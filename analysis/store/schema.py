@@ -199,5 +199,19 @@ V5_RUN_REASON_FIT_WARNINGS = [
         n INTEGER)""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS, V5_RUN_REASON_FIT_WARNINGS]
+# repeated judgments of one item (the same prompt and the same two responses, in either order) become
+# one pair with their votes: the pair counts its records, the ingest how many it merged and how many
+# of those items the records disagreed on (analysis/datasets/repeats.py).
+V6_INGEST_MERGES = [
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS n_records INTEGER",      # records judging this pair (NULL: 1)
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS merged_rows VARCHAR",    # their source rows, '3,17,42' (NULL: source_row)
+    "ALTER TABLE pairs ADD COLUMN IF NOT EXISTS records_disagree BOOLEAN",  # the records' own labels differ
+    "ALTER TABLE ingests ADD COLUMN IF NOT EXISTS n_merged INTEGER",     # records folded into an earlier pair
+    "ALTER TABLE ingests ADD COLUMN IF NOT EXISTS n_repeated_items INTEGER",  # pairs judged by several records
+    "ALTER TABLE ingests ADD COLUMN IF NOT EXISTS n_conflicting INTEGER",    # of those, records disagreeing
+    "ALTER TABLE ingests ADD COLUMN IF NOT EXISTS n_replaced INTEGER",   # pairs of the source replaced (--replace)
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS, V5_RUN_REASON_FIT_WARNINGS,
+                               V6_INGEST_MERGES]
 SCHEMA_VERSION = len(MIGRATIONS)

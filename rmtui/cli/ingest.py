@@ -38,8 +38,11 @@ def ingest(
     data_dir: Optional[str] = typer.Option(None, help="data_dir of an hf: dataset (e.g. harmless-base)."),
     limit: Optional[int] = typer.Option(None, min=1, help="Read at most N rows per source."),
     strict: bool = typer.Option(False, help="Stop at the first bad row (non-zero exit naming file and line)."),
+    replace: bool = typer.Option(False, "--replace", help="A source already in the study: replace its pairs "
+                                 "with this reading (without it, reading it with another --map/--label is refused)."),
 ) -> None:
-    """Read preference pairs into the study. Re-ingesting the same data adds nothing."""
+    """Read preference pairs into the study. Re-ingesting the same data adds nothing; repeated judgments
+    of one item (the same prompt and two responses, either order) become one pair with their votes."""
     import time
 
     from rich.progress import BarColumn, Progress, TimeElapsedColumn
@@ -71,6 +74,10 @@ def ingest(
     if not sources:
         raise InputError("name a file or hf:NAME to ingest (or --sql QUERY, or --inspect FILE)", "Bad option")
 
+    from analysis.datasets.shapes import check_user_map
+
+    check_user_map(map_)
+
     def options_for(src: str) -> ReadOptions:
         p = get_preset(preset) if preset else preset_for_hf(src)
         items = (p.map_items() if p else []) + list(map_ or [])
@@ -83,16 +90,26 @@ def ingest(
 
     t0 = time.perf_counter()
     results = []
-    with open_study(study) as st:
-        with Progress(SafeTextColumn("{task.description}"), BarColumn(), SafeTextColumn("{task.completed} pairs"),
-                      TimeElapsedColumn(), console=console, transient=True) as prog:
-            for src in sources:
-                task = prog.add_task("ingest " + ("SQL query" if src.startswith("sql:") else src), total=None)
-                opts = options_for(src)
-                res = do_ingest(st, src, opts, strict=strict, progress=lambda n, t=task: prog.advance(t, n))
-                results.append(res)
-        counts = pair_counts(st)
-        total = int(counts["pairs"].sum()) if len(counts) else 0
+    all_opts = [options_for(src) for src in sources]  # a bad --map is refused before a study file exists
+    new_study = not _study_exists(study)
+    try:
+        with open_study(study) as st:
+            with Progress(SafeTextColumn("{task.description}"), BarColumn(),
+                          SafeTextColumn("{task.completed} pairs"), TimeElapsedColumn(), console=console,
+                          transient=True) as prog:
+                for src, opts in zip(sources, all_opts):
+                    task = prog.add_task("ingest " + ("SQL query" if src.startswith("sql:") else src), total=None)
+                    res = do_ingest(st, src, opts, strict=strict, replace=replace,
+                                    progress=lambda n, t=task: prog.advance(t, n))
+                    results.append(res)
+            counts = pair_counts(st)
+            total = int(counts["pairs"].sum()) if len(counts) else 0
+    except BaseException:
+        if new_study:  # a failed ingest leaves no new, empty study behind
+            _remove_study(study)
+        raise
+    if new_study and not total:
+        _remove_study(study)
     dt = time.perf_counter() - t0
 
     table = Table(title=f"Study {study}: {total:,} pairs", title_justify="left")
@@ -113,10 +130,19 @@ def ingest(
             human = (f"; {res.n_ties:,} human ties (stored, left out of agreement and regimes), "
                      f"{res.n_split_votes:,} split votes")
         attrs = f"; {res.n_attr_values:,} attribute values as features of {res.featurizer!r}" if res.n_attr_values else ""
+        if res.n_replaced:
+            console.print(f"{name}: replaced the {res.n_replaced:,} pairs an earlier ingest read from it (--replace)",
+                          soft_wrap=True, markup=False)
         console.print(
             f"{name}: read {res.n_read:,} pairs, added {res.n_added:,}, "
             f"skipped {len(res.skipped):,} bad rows, flagged {len(res.flagged):,} (identical pairs, empty responses)"
-            + human + attrs, soft_wrap=True)
+            + human + attrs, soft_wrap=True, markup=False)
+        if res.n_merged:
+            console.print(
+                f"{name}: merged {res.n_merged:,} records that judge an item already read (same prompt, same two "
+                f"responses, either order): {res.n_repeated_items:,} pairs hold several records' votes (majority "
+                f"label; no majority is a tie), {res.n_conflicting:,} of them with records that disagreed",
+                soft_wrap=True, markup=False)
         stopped = [i for i in res.skipped if i.kind in READ_STOPPED]
         for issue in res.skipped[:10] + [i for i in stopped if i not in res.skipped[:10]]:
             console.print(styled("  ", ("skipped", "yellow"), " ", issue.describe()))
@@ -148,3 +174,21 @@ def _sql_map(sql: str, *, check: bool = True) -> str:
     items = [f"{k}={k}" for k in keys if k in cols and k not in ("text", "rating", "rank")]
     items += [f"{c}={c}" for c in cols if c.startswith("attr.")]
     return ",".join(items)
+
+
+def _study_exists(study: str) -> bool:
+    from pathlib import Path
+
+    return Path(study).expanduser().exists()
+
+
+def _remove_study(study: str) -> None:
+    """Remove a study file this command created (and DuckDB's write-ahead log beside it)."""
+    from pathlib import Path
+
+    p = Path(study).expanduser()
+    for f in (p, p.with_name(p.name + ".wal")):
+        try:
+            f.unlink()
+        except FileNotFoundError:
+            pass

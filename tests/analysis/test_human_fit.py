@@ -103,7 +103,8 @@ def test_ingest_cli_counts_ties_and_split_votes(tmp_path):
                                    "--map", "prompt=q,a=x,b=y,label=pref"])
     assert out.exit_code == 1  # the CLI's main() prints the error's title and message on one line
     assert getattr(out.exception, "title", "") == "Ambiguous label"
-    assert "label column 'pref' holds the values -1, 1" in str(out.exception) and "--label a=-1,b=1" in str(out.exception)
+    assert "label column 'pref' holds -1 (1 record), 1 (1)" in str(out.exception)
+    assert "e.g." not in str(out.exception)  # no guessed mapping offered as advice (issue 24 item 2)
     with open_study(tmp_path / "s2.duckdb") as st:
         assert st.scalar("SELECT count(*) FROM pairs") == 0  # the row labelled 1 was not read as "A won"
 

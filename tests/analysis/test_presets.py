@@ -219,10 +219,13 @@ def test_inspect_suggests_a_working_command(tmp_path):
     res = run("ingest", "--inspect", f)
     assert res.exit_code == 0, (res.output, res.exception)
     assert "\x1b" not in res.output  # control characters from the file are not printed raw
-    line = next(x for x in res.output.splitlines() if x.startswith("suggested:"))
+    out = res.output.splitlines()
+    line = out[out.index("suggested command (runs as printed):") + 1]
     assert "--map prompt=instruction+input,a=response1,b=response2,label=annotator1,annotator2,annotator3" in line
-    # the suggestion works as given
-    args = line.split("rmtui ", 1)[1].split()
+    # the suggestion works as given (shell-quoted: shlex reads it back)
+    import shlex
+
+    args = shlex.split(line)[1:]
     args[args.index("--study") + 1] = str(tmp_path / "s.duckdb")
     ok = run(*args)
     assert ok.exit_code == 0, (ok.output, ok.exception)
