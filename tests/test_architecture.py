@@ -97,7 +97,7 @@ def test_top_of_analysis_holds_packages_and_at_most_five_small_modules():
     pkgs = sorted(p.name for p in (ROOT / "analysis").iterdir() if (p / "__init__.py").exists())
     assert pkgs == sorted(STAGES + ["resources"]), pkgs
     for m in mods:
-        assert len((ROOT / "analysis" / f"{m}.py").read_text().splitlines()) <= 120, m
+        assert len((ROOT / "analysis" / f"{m}.py").read_text().splitlines()) <= 200, m
 
 
 def test_every_package_says_what_it_owns_and_may_import():
