@@ -17,7 +17,8 @@ from analysis.metrics.regimes import DECIDED
 SLICES = ("subset", "split", "heldout", "gamma")
 AGREEMENT_STATS_COLUMNS = [
     "model_id", "role", "slice", "value", "n", "decided", "agree", "disagree", "tie", "unscored", "agreement",
-    "agreement_low", "agreement_high", "misalignment", "misalignment_low", "misalignment_high", "interval"]
+    "agreement_low", "agreement_high", "misalignment", "misalignment_low", "misalignment_high", "interval",
+    "human_tie"]
 REGIME_STATS_COLUMNS = ["slice", "value", "regime", "n", "decided", "share", "share_low", "share_high", "interval"]
 PAIRED_COLUMNS = ["slice", "value", "n_both_decided", "reversed", "got_aligned", "agreement_pre", "agreement_post",
                   "difference", "diff_low", "diff_high", "p", "test", "interval"]
@@ -51,17 +52,26 @@ def agreement_stats(long: pd.DataFrame, *, tie_tol: float = 0.0, slices=SLICES) 
     """Per model and slice: counts, agreement and misalignment with Wilson intervals.
 
     ``long``: one row per (model, pair): model_id, role, reward_chosen, reward_rejected, identical and
-    the slice columns (subset, split, heldout, gamma).
+    the slice columns (subset, split, heldout, gamma); optionally ``human_tie``.
+
+    The one convention of the study: a pair the humans called a tie (``human_tie``) has no winner to
+    agree with, so it is in none of n, decided, agree, disagree, tie (the RM's ties) or unscored; it is
+    counted beside them in ``human_tie``. agreement = agree / decided, decided = agree + disagree.
     """
     rows = []
     for (mid, role), g in long.groupby(["model_id", "role"], dropna=False, sort=False):
+        g = g.reset_index(drop=True)
+        ht = (g["human_tie"].astype("boolean").fillna(False).to_numpy(bool) if "human_tie" in g.columns
+              else np.zeros(len(g), bool))
         a, t = compare(g["reward_chosen"], g["reward_rejected"], tol=tie_tol,
                        identical=g["identical"].to_numpy() if "identical" in g.columns else None)
-        gg = g.reset_index(drop=True).assign(_a=a.to_numpy(), _t=t.to_numpy())
+        gg = g.assign(_a=a.to_numpy(), _t=t.to_numpy(), _ht=ht)
         for sl, v, sub in _slices(gg, slices):
-            c = _counts(sub["_a"], sub["_t"])
+            keep = ~sub["_ht"].to_numpy(bool)
+            c = _counts(sub["_a"][keep], sub["_t"][keep])
             rows.append({"model_id": mid, "role": None if pd.isna(role) else role, "slice": sl, "value": v,
-                         **{k: c[k] for k in AGREEMENT_STATS_COLUMNS if k in c}, "interval": WILSON})
+                         **{k: c[k] for k in AGREEMENT_STATS_COLUMNS if k in c}, "interval": WILSON,
+                         "human_tie": int((~keep).sum())})
     return pd.DataFrame(rows, columns=AGREEMENT_STATS_COLUMNS)
 
 

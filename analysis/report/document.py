@@ -25,8 +25,8 @@ from analysis.textsafe import visible
 # the sections of the summary, in report order: (key in the summary, title, note)
 SECTIONS: list[tuple[str, str, str]] = [
     ("agreement_stats", "Agreement and misalignment per RM and slice",
-     "agreement = agree / decided pairs, misalignment = 1 - agreement; ties and unscored pairs counted beside; "
-     "Wilson 95 % intervals."),
+     "agreement = agree / decided pairs, misalignment = 1 - agreement; RM ties, unscored pairs and human ties "
+     "(human tie) counted beside, never in decided; Wilson 95 % intervals."),
     ("paired_tests", "Pre-D vs post-D on the same pairs", "McNemar's exact test on reversed vs got aligned (pairs "
      "decided by both RMs); difference post - pre with a paired Wald 95 % interval."),
     ("baselines", "What length alone gets", "longer-wins, shorter-wins and a length-only logistic model "
@@ -123,6 +123,7 @@ HUMAN_NAMES = {
     "share_low": "share 95% low", "share_high": "share 95% high", "gamma_features": "gamma features",
     "n_pairs": "pairs", "same_target_labels": "same target labels", "near_identical": "near-identical",
     "labeler_sides_with_rm": "labeler sides with RM", "theta_centered": "theta (centred)",
+    "human_tie": "human ties (left out)",
 }
 
 
@@ -444,6 +445,10 @@ def findings(data: dict[str, Any]) -> list[str]:
                 parts.append(f"{role}-D {_f3(r['agreement'])} {_ci(r['agreement_low'], r['agreement_high'])} "
                              f"({r['decided']:,} decided, {r['tie']:,} ties)")
         line = "**Agreement** with the human labels (agree / decided, Wilson 95 %): " + "; ".join(parts) + "."
+        n_ht = max(int(_num((ag.get(role) or {}).get("human_tie")) or 0) for role in ("pre", "post"))
+        if n_ht:
+            line += (f" {n_ht:,} human ties (the annotators preferred neither side) are left out of every "
+                     "agreement and counted apart.")
         if pt and pt.get("p") is not None:
             line += (f" Paired on the {pt['n_both_decided']:,} pairs both decide: post - pre "
                      f"{_num(pt['difference']):+.3f} {_ci(pt['diff_low'], pt['diff_high'], lambda v: f'{_num(v):+.3f}')}, "

@@ -190,5 +190,14 @@ V4_RUN_STATUS = [
     """ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS status VARCHAR""",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS]
+# issue 24: human ties counted beside agreement (never in its denominator); how many texts each score
+# run cut at the model's maximum length (n_truncated was there; the length and the share are new).
+V5_QUOTABLE = [
+    "ALTER TABLE agreement_stats ADD COLUMN IF NOT EXISTS human_tie INTEGER",  # pairs the humans tied: left out
+    "ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS max_length INTEGER",
+    "ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS truncated_share DOUBLE",  # n_truncated / n_scored
+    "ALTER TABLE paired_tests ADD COLUMN IF NOT EXISTS p_bh DOUBLE",  # BH across the subsets' tests
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS, V5_QUOTABLE]
 SCHEMA_VERSION = len(MIGRATIONS)

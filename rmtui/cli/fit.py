@@ -109,13 +109,16 @@ def _print_summary(s: dict) -> None:
         rows = []
         for r in (x for x in s["agreement"] if x["group"] == "all"):
             rows.append([f"{r['name'] or r['model_id']} ({r['role'] or '-'})", _num(r["n"]), _num(r["agree"]),
-                         _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]),
+                         _num(r["disagree"]), _num(r["decided"]), _num(r["tie"]), _num(r["unscored"]),
+                         _num(r.get("human_tie") or 0),
                          f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
                          _num(r.get("misalignment"))])
         console.print(_table(
             f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / decided "
-            "with a Wilson 95% interval, misalignment = 1 - agreement; ties and unscored pairs counted beside)",
-            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement [95% CI]", "misal."], rows))
+            "with a Wilson 95% interval, misalignment = 1 - agreement; RM ties, unscored pairs and human ties "
+            "counted beside, never in decided)",
+            ["model (role)", "pairs", "agree", "disagree", "decided", "tie", "unscored", "human tie",
+             "agreement [95% CI]", "misal."], rows))
         rows = []
         for r in (x for x in s["agreement"] if x["group"] != "all"):
             rows.append([r["name"] or r["model_id"], f"{r['group']}={r['value']}", _num(r["n"]), _num(r["tie"]),
