@@ -144,3 +144,80 @@ async def test_every_consumer_prints_the_same_share_and_denominator(tmp_path):
     for role, (agree, dec, tie) in WANT.items():
         assert f"{role}-D {shares[role]} of {dec} decided" in line, line
     assert "human ties 10 (left out)" in line
+
+
+# -- robustness: one tie rule for every variant (item 13), small cells tested by pair (item 12) ----------
+
+def _rob_changes(margin_before, margin_after, pair=None, side=None):
+    from analysis.metrics import robustness as M  # noqa: F401
+
+    n = len(margin_before)
+    mb, ma = np.asarray(margin_before, float), np.asarray(margin_after, float)
+    return pd.DataFrame({
+        "rewrite_id": [f"r{i}" for i in range(n)], "pair_id": pair or [f"p{i}" for i in range(n)],
+        "side": side or ["chosen"] * n, "margin_before": mb, "margin_after": ma,
+        "became_misaligned": ((mb > 0) & (ma <= 0)).astype(int),  # what reward_changes wrote with no tolerance
+        "became_aligned": ((mb <= 0) & (ma > 0)).astype(int)})
+
+
+def test_all_rewrites_uses_the_fits_tie_tolerance():
+    """|margin| <= tol is a tie in every variant: with tol 0.02, a margin of 0.01 is not aligned, so a rewrite
+    from +0.01 to -0.5 is no event and one from +0.5 to +0.01 is (a tie counts as not aligned)."""
+    from analysis.metrics import robustness as M
+
+    before = [0.01, 0.5, 0.5, 0.5, -0.5, 0.01, 0.3]
+    after = [-0.5, 0.01, -0.5, 0.6, 0.015, 0.5, 0.2]
+    ch = _rob_changes(before, after)
+    _rows, y, _ = M.at_risk_rows(ch, "became_misaligned", tie_tol=0.02, variant="all_rewrites")
+    # by hand, aligned = margin > 0.02: rewrites 1 (0.5 -> 0.01) and 2 (0.5 -> -0.5) become not aligned
+    assert y.tolist() == [0, 1, 1, 0, 0, 0, 0]
+    _rows, y, _ = M.at_risk_rows(ch, "became_aligned", tie_tol=0.02, variant="all_rewrites")
+    # 5 (0.01 -> 0.5) becomes aligned; 4 (-0.5 -> 0.015) only reaches a tie
+    assert y.tolist() == [0, 0, 0, 0, 0, 1, 0]
+    # the per-rewrite columns follow the same rule
+    rw = pd.DataFrame({"rewrite_id": ["a", "b"], "side": ["chosen", "chosen"], "original_text_id": ["c1", "c2"],
+                       "new_text_id": ["n1", "n2"], "other_text_id": ["o1", "o2"]})
+    sc = pd.DataFrame({"model_id": "m", "role": "post", "text_id": ["c1", "n1", "o1", "c2", "n2", "o2"],
+                       "reward": [0.5, 0.01, 0.0, 0.01, -0.5, 0.0]})
+    rc = M.reward_changes(rw, sc, tol=0.02).set_index("rewrite_id")
+    assert rc.loc["a", "became_misaligned"] == 1 and bool(rc.loc["a", "tie_after"])
+    assert rc.loc["b", "became_misaligned"] == 0 and rc.loc["b", "agree_before"] == 0
+
+
+def test_small_cells_respect_the_pairing():
+    """50 pairs, both sides rewritten (100 rewrites), outcome and flip shared by a pair's two rewrites: the
+    flip is on 4 pairs (8 rewrites), 3 of them with events (6 events), 2 more event pairs without the flip.
+    Fisher on the 100 rewrites (6/8 vs 4/92) treats them as independent; the pair-level answer is the
+    hypergeometric tail over pairs: P(X >= 3), X ~ H(50 pairs, 5 event pairs, 4 flip pairs) = 455 / 230,300,
+    two-sided 2 x that = 0.00395."""
+    from math import comb
+
+    from scipy.stats import fisher_exact
+
+    from analysis.metrics import robustness as M
+
+    pairs = [f"p{i:02d}" for i in range(50) for _ in range(2)]
+    sides = ["chosen", "rejected"] * 50
+    flip_pair = np.zeros(50, int)
+    flip_pair[:4] = 1
+    event_pair = np.zeros(50, int)
+    event_pair[[0, 1, 2, 10, 11]] = 1
+    flip = np.repeat(flip_pair, 2)
+    after = np.where(np.repeat(event_pair, 2) == 1, -1.0, 1.0)
+    ch = _rob_changes(np.ones(100), after, pair=pairs, side=sides)
+    ind = pd.DataFrame({"chosen_x_down": flip}, index=ch["rewrite_id"])
+    t, _ = M.robustness_score(ch, ind, variants=("at_risk",), outcomes=("became_misaligned",))
+    row = t.set_index("term").loc["chosen_x_down"]
+    hand = 2 * (comb(5, 3) * comb(45, 1) + comb(5, 4)) / comb(50, 4)
+    assert hand == pytest.approx(0.003951, abs=1e-6)
+    assert row["p"] == pytest.approx(hand, abs=0.0015)  # Monte Carlo: 9,999 draws
+    assert row["p_method"].startswith("permutation by pair")
+    fisher = fisher_exact([[6, 2], [4, 88]]).pvalue
+    assert fisher < 1e-5 and row["p_exact"] == pytest.approx(fisher)  # what the table used to print as p
+    assert "permutation test by pair" in row["status"]
+    # one rewrite per pair: rows are independent and Fisher's exact test is the right one
+    one = _rob_changes(np.ones(100), after)
+    t1, _ = M.robustness_score(one, pd.DataFrame({"chosen_x_down": flip}, index=one["rewrite_id"]),
+                               variants=("at_risk",), outcomes=("became_misaligned",))
+    r1 = t1.set_index("term").loc["chosen_x_down"]
+    assert r1["p_method"].startswith("Fisher") and r1["p"] == pytest.approx(fisher)
