@@ -221,3 +221,44 @@ def test_small_cells_respect_the_pairing():
                                variants=("at_risk",), outcomes=("became_misaligned",))
     r1 = t1.set_index("term").loc["chosen_x_down"]
     assert r1["p_method"].startswith("Fisher") and r1["p"] == pytest.approx(fisher)
+
+
+# -- the misalignment logit under quasi-separation (item 11) ---------------------------------------------
+
+def test_firth_matches_the_half_added_2x2_table():
+    """One binary regressor + intercept: Firth's slope = log odds ratio with 1/2 added to each cell, also
+    when a cell is empty (x = 1: 10 of 10 events; x = 0: 15 of 40), where the MLE is infinite."""
+    from analysis.metrics.firth import firth_logit, separated_terms
+
+    for ev1 in (10, 7):
+        x = np.r_[np.ones(10), np.zeros(40)]
+        y = np.r_[np.ones(ev1), np.zeros(10 - ev1), np.ones(15), np.zeros(25)]
+        f = firth_logit(np.column_stack([np.ones(50), x]), y)
+        hand = np.log((ev1 + 0.5) * 25.5 / ((10 - ev1 + 0.5) * 15.5))
+        assert f.converged and f.beta[1] == pytest.approx(hand, abs=1e-6)
+        assert separated_terms(x[:, None], y, ["x"]) == (["x"] if ev1 == 10 else [])
+
+
+def test_separated_logit_term_gets_firth_not_an_artefact_p():
+    """A feature on the chosen side of 12 pairs, all 12 misaligned (the post-D RM prefers rejected there):
+    the MLE does not exist. The table must carry Firth's finite estimate, a p from the penalised LR test,
+    and say so; an unseparated term keeps a sensible estimate."""
+    from analysis.metrics.drivers import misalignment_drivers
+    from analysis.metrics.firth import FIRTH_SE_TYPE, firth_logit
+
+    rng = np.random.default_rng(0)
+    n = 300
+    sep = np.zeros(n)
+    sep[:12] = 1
+    noise = rng.integers(0, 2, n).astype(float)
+    mis = (rng.random(n) < 0.3).astype(int)
+    mis[:12] = 1
+    frame = pd.DataFrame({"agree_post": pd.array(1 - mis, dtype="Int64"), "chosen:sep": sep, "chosen:noise": noise})
+    _lpm, logit, msgs = misalignment_drivers(frame, ["chosen:sep", "chosen:noise"])
+    row = logit.set_index("term").loc["chosen:sep"]
+    X = np.column_stack([np.ones(n), sep, noise])
+    f = firth_logit(X, mis.astype(float))
+    assert row["estimate"] == pytest.approx(f.beta[1], rel=1e-6) and 1 < row["estimate"] < 8
+    assert row["se_type"] == FIRTH_SE_TYPE and 1e-8 < row["p"] < 0.05
+    assert any("does not exist" in m and "chosen:sep" in m and "Firth" in m for m in msgs)
+    assert logit["p"].notna().all() and np.isfinite(logit["estimate"]).all()
