@@ -29,6 +29,7 @@ from analysis.store import metrics as ms
 from analysis.store import pairs as store_pairs
 
 DEFAULT_GAMMA_NAMES = ("harmless", "helpful")
+WALD_LABEL = "joint Wald F test (every coefficient = 0; estimate = F) of "
 
 
 @dataclass
@@ -283,8 +284,9 @@ def _fit_study(study: Study, options: FitOptions | None,
         msgs += ir.messages
         imp_tab = ir.table
         if len(ir.wald):
-            coefs.append(ir.wald.drop(columns=["df_num", "df_den"]).assign(analysis="imprint_joint_wald")[
-                ["analysis", "target", "term", "estimate", "p", "n", "se_type"]])
+            wald = ir.wald.drop(columns=["df_num", "df_den"]).assign(analysis="imprint_joint_wald")
+            wald["term"] = WALD_LABEL + wald["term"]  # estimate holds F, not a coefficient: say so in the row
+            coefs.append(wald[["analysis", "target", "term", "estimate", "p", "n", "se_type"]])
         used = ir.features or feats
         sf = side_features(pm, wide, used)
         side_cols = list(sf.columns)
@@ -530,6 +532,7 @@ def summary(study: Study) -> dict:
     for name in ms.STATS_TABLES:
         df = stats.get(name)
         out[name] = records(df.drop(columns=["fit_id"], errors="ignore")) if df is not None else []
+    out["length_beats_rm"] = T.length_beats_rm(out["agreement_stats"], out["baselines"])
     if fit and not out["agreement_stats"]:
         out["missing"].append("agreement_stats: the latest fit predates the stored intervals; rerun rmtui fit")
 

@@ -28,7 +28,8 @@ SECTIONS: list[tuple[str, str, str]] = [
      "agreement = agree / decided pairs, misalignment = 1 - agreement; RM ties, unscored pairs and human ties "
      "(human tie) counted beside, never in decided; Wilson 95 % intervals."),
     ("paired_tests", "Pre-D vs post-D on the same pairs", "McNemar's exact test on reversed vs got aligned (pairs "
-     "decided by both RMs); difference post - pre with a paired Wald 95 % interval."),
+     "decided by both RMs); difference post - pre with a paired Wald 95 % interval; p (BH): Benjamini-Hochberg "
+     "adjusted across the tests of one slice (all subsets together, all splits together)."),
     ("baselines", "What length alone gets", "longer-wins, shorter-wins and a length-only logistic model "
      "(5-fold cross-validated by pair), agreement over the pairs each rule decides."),
     ("agreement", "Agreement with the human labels (every RM)",
@@ -143,6 +144,11 @@ def _table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 
 
 HIDDEN_COLUMNS = {"fit_id", "model_id"}
+SUBTABLE_TITLES = {  # a nested table's key as a title (the coefficients' analyses)
+    "imprint_joint_wald": "imprint, joint Wald F tests (estimate = F statistic, not a coefficient)",
+    "misalignment_lpm": "misalignment drivers, linear probability model",
+    "misalignment_logit": "misalignment drivers, logit",
+}
 
 
 def _flatten_section(key: str, obj: Any, title: str) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -161,7 +167,7 @@ def _flatten_section(key: str, obj: Any, title: str) -> list[tuple[str, list[str
             out.append((title, h, rows))
         for k, v in obj.items():
             if not _is_scalar(v):
-                out.extend(_flatten_section(f"{key}.{k}", v, f"{title}: {k}"))
+                out.extend(_flatten_section(f"{key}.{k}", v, f"{title}: {SUBTABLE_TITLES.get(k, k)}"))
     return out
 
 
@@ -463,6 +469,29 @@ def findings(data: dict[str, Any]) -> list[str]:
         out.append(f"- **Length alone**: longer-wins agrees on {_f3(base['agreement'])} "
                    f"{_ci(base['agreement_low'], base['agreement_high'])} of the pairs it decides"
                    + (f"; a cross-validated length-only logit on {_f3(logit['agreement'])}" if logit else "") + ".")
+    names = {"longer_wins": "longer-wins", "shorter_wins": "shorter-wins", "length_logit": "the length-only logit"}
+    beats: dict[str, dict] = {}
+    for b in data.get("length_beats_rm") or []:  # the best rule per RM
+        if b["role"] not in beats or b["baseline_agreement"] > beats[b["role"]]["baseline_agreement"]:
+            beats[b["role"]] = b
+    for role in ("pre", "post"):
+        b = beats.get(role)
+        if b:
+            out.append(f"- **Length alone beats the {role}-D RM**: {names.get(b['baseline'], b['baseline'])} agrees "
+                       f"with the humans on {_f3(b['baseline_agreement'])} {_ci(b['baseline_low'], b['baseline_high'])} "
+                       f"of the {b['baseline_decided']:,} pairs it decides, the {role}-D RM on "
+                       f"{_f3(b['rm_agreement'])} {_ci(b['rm_low'], b['rm_high'])} of {b['rm_decided']:,}"
+                       + ("; the intervals do not overlap" if b.get("apart") else "")
+                       + ". Read every other number here against it: the RM may track length more than the labels.")
+    sub = [r for r in data.get("paired_tests") or [] if r.get("slice") == "subset" and _num(r.get("p")) is not None]
+    if len(sub) > 1:
+        sig = [r for r in sub if (_num(r.get("p_bh")) or 1.0) < 0.05]
+        raw = [r for r in sub if (_num(r.get("p")) or 1.0) < 0.05]
+        out.append(f"- **Pre-D vs post-D per subset** ({len(sub)} McNemar tests, Benjamini-Hochberg corrected): "
+                   f"{len(sig)} of {len(sub)} subsets differ at p (BH) < 0.05 ({len(raw)} before correction)"
+                   + (": " + "; ".join(f"{visible(str(r['value']))} {_num(r['difference']):+.3f} (p BH {_pfmt(r['p_bh'])})"
+                                       for r in sorted(sig, key=lambda r: _num(r['p_bh']) or 1.0)[:5]) if sig else "")
+                   + ".")
     rs = {r.get("regime"): r for r in data.get("regime_stats") or [] if r.get("slice") == "all"}
     if rs.get("resists_alignment"):
         r = rs["resists_alignment"]

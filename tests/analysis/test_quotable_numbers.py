@@ -262,3 +262,137 @@ def test_separated_logit_term_gets_firth_not_an_artefact_p():
     assert row["se_type"] == FIRTH_SE_TYPE and 1e-8 < row["p"] < 0.05
     assert any("does not exist" in m and "chosen:sep" in m and "Firth" in m for m in msgs)
     assert logit["p"].notna().all() and np.isfinite(logit["estimate"]).all()
+
+
+# -- Findings a referee raises first (item 10) ------------------------------------------------------------
+
+def _insert_scores(st, rewards: dict[str, dict[str, float]]) -> None:
+    """rewards: {model_id (= its role): {response text: reward}}."""
+    texts = st.df("SELECT response, text_id FROM texts")
+    tid = dict(zip(texts["response"], texts["text_id"]))
+    with st.transaction() as cur:
+        for mid, by_text in rewards.items():
+            cur.execute("INSERT INTO models (model_id, name, role, created_at) VALUES (?, ?, ?, now())",
+                        [mid, mid, mid.split("-")[-1]])
+            cur.register("_s", pd.DataFrame([(mid, tid[t], r) for t, r in by_text.items()],
+                                            columns=["model_id", "text_id", "reward"]))
+            cur.execute("INSERT INTO scores (model_id, text_id, reward) SELECT * FROM _s")
+            cur.unregister("_s")
+
+
+def build_length_study(tmp_path):
+    """60 pairs in three subsets; the humans always chose the longer response; the post-D RM agrees on 24
+    of 60 (0.400), the pre-D RM on 30 (0.500). In subset s0 the post-D RM reverses 16 of 20 pairs the pre-D
+    RM got right, in s1 and s2 pre and post differ little."""
+    f = tmp_path / "len.jsonl"
+    recs, pre, post = [], {}, {}
+    for i in range(60):
+        sub = f"s{i // 20}"
+        a, b = f"A long and careful answer number {i}, with reasons.", f"B short {i}."
+        recs.append({"prompt": f"q{i}", "response 1": a, "response 2": b, "label": 0, "category": sub})
+        j = i % 20
+        if sub == "s0":
+            pre_ok, post_ok = j < 18, j < 2
+        elif sub == "s1":
+            pre_ok, post_ok = j < 6, j < 11
+        else:
+            pre_ok, post_ok = j < 6, j < 11
+        pre[a], pre[b] = (1.0, 0.0) if pre_ok else (0.0, 1.0)
+        post[a], post[b] = (1.0, 0.0) if post_ok else (0.0, 1.0)
+    f.write_text("\n".join(json.dumps(r) for r in recs) + "\n")
+    path = tmp_path / "len.duckdb"
+    mapping, shape = parse_map(["prompt=prompt,a=response 1,b=response 2,label=label,subset=category"],
+                               label="a=0,b=1,tie=2")
+    with open_study(path) as st:
+        ingest(st, str(f), ReadOptions(mapping=mapping, shape=shape))
+        _insert_scores(st, {"rm-pre": pre, "rm-post": post})
+    return path
+
+
+def test_findings_say_when_length_alone_beats_the_rm(tmp_path):
+    from analysis.fit.study_fit import fit_study, summary
+    from analysis.report.document import findings
+
+    path = build_length_study(tmp_path)
+    with open_study(path) as st:
+        fit_study(st)
+        s = summary(st)
+    post = {x["role"]: x for x in s["agreement_stats"] if x["slice"] == "all"}["post"]
+    assert post["agreement"] == pytest.approx(24 / 60)
+    beats = {(b["role"], b["baseline"]): b for b in s["length_beats_rm"]}
+    assert beats[("post", "longer_wins")]["baseline_agreement"] == pytest.approx(1.0)
+    assert beats[("post", "longer_wins")]["apart"] is True
+    assert ("pre", "longer_wins") in beats and ("post", "shorter_wins") not in beats
+    lines = findings(s)
+    line = next(ln for ln in lines if "Length alone beats the post-D RM" in ln)
+    assert "longer-wins agrees with the humans on 1.000" in line and "post-D RM on 0.400" in line
+    text = run_cli("summary", "--study", path)
+    assert "length beats the RM: longer_wins agrees on 1.000 of 60 decided pairs, the post-D RM on 0.400" in text.out
+
+
+def test_subset_tests_get_benjamini_hochberg_shown_as_such(tmp_path):
+    from scipy.stats import binomtest
+
+    from analysis.fit.study_fit import fit_study, summary
+    from analysis.report.document import findings
+
+    path = build_length_study(tmp_path)
+    with open_study(path) as st:
+        fit_study(st)
+        s = summary(st)
+    sub = {r["value"]: r for r in s["paired_tests"] if r["slice"] == "subset"}
+    # by hand: s0 16 reversed, 0 got aligned; s1 and s2: 0 reversed, 5 got aligned
+    raw = {"s0": binomtest(16, 16).pvalue, "s1": binomtest(0, 5).pvalue, "s2": binomtest(0, 5).pvalue}
+    order = sorted(raw, key=raw.get)  # BH: p_(k) * m / k, then the running minimum from the largest
+    m, bh, run = len(raw), {}, 1.0
+    for k in range(m, 0, -1):
+        run = min(run, raw[order[k - 1]] * m / k)
+        bh[order[k - 1]] = run
+    for v in raw:
+        assert sub[v]["p"] == pytest.approx(raw[v]) and sub[v]["p_bh"] == pytest.approx(bh[v])
+    allrow = next(r for r in s["paired_tests"] if r["slice"] == "all")
+    assert allrow["p_bh"] == pytest.approx(allrow["p"])
+    line = next(ln for ln in findings(s) if "per subset" in ln)
+    assert "3 McNemar tests, Benjamini-Hochberg corrected" in line and "1 of 3 subsets" in line
+    text = run_cli("summary", "--study", path).out
+    assert "p BH" in text and "Benjamini-Hochberg" in text
+
+
+def test_vote_lines_only_with_several_votes(tmp_path):
+    path = build_planted_ties(tmp_path)  # one 0/1/2 label per pair: 10 human ties, no votes to speak of
+    assert run_cli("fit", "--study", path).code == 0
+    text = run_cli("summary", "--study", path).out
+    assert "human ties: 10 pairs" in text and "several votes" not in text and "unanimous" not in text
+    js = json.loads(run_cli("summary", "--study", path, "--json").out)
+    assert js["human"]["with_votes"] == 0
+
+
+def test_joint_wald_rows_are_labelled(tmp_path):
+    from analysis.fit.study_fit import WALD_LABEL, fit_study, summary
+    from analysis.report.document import summary_tables
+
+    path = build_planted_ties(tmp_path)
+    with open_study(path) as st:
+        texts = st.df("SELECT DISTINCT text_id, response FROM texts")
+        rng = np.random.default_rng(1)
+        chars = texts["response"].str.len().to_numpy(float)
+        vals = []
+        for t, c in zip(texts["text_id"], chars):
+            vals += [(t, "heuristic", "len_chars", c), (t, "heuristic", "len_words", c / 5 + rng.normal(0, 0.3)),
+                     (t, "heuristic", "polite", float(rng.integers(0, 2)))]
+        with st.transaction() as cur:
+            for name in ("len_chars", "len_words", "polite"):
+                cur.execute("INSERT INTO feature_defs (featurizer, name, kind, role) VALUES ('heuristic', ?, ?, "
+                            "'spoiler')", [name, "binary" if name == "polite" else "count"])
+            cur.register("_f", pd.DataFrame(vals, columns=["text_id", "featurizer", "name", "value"]))
+            cur.execute("INSERT INTO features SELECT * FROM _f")
+            cur.unregister("_f")
+        fit_study(st)
+        s = summary(st)
+    wald = s["coefficients"]["imprint_joint_wald"]
+    assert wald and all(r["term"].startswith(WALD_LABEL) for r in wald)
+    assert "len_chars + heuristic.len_words" in wald[0]["term"] or "len_chars + len_words" in wald[0]["term"]
+    titles = [t for t, _h, _r in summary_tables(s)]
+    assert any("joint Wald F tests (estimate = F statistic, not a coefficient)" in t for t in titles)
+    text = run_cli("summary", "--study", path).out
+    assert "Imprint: joint Wald F tests that every coefficient of a group is 0" in text
