@@ -423,6 +423,11 @@ def summary(study: Study) -> dict:
     from analysis.store.jobs import interrupted
 
     out["interrupted"] = interrupted(study)  # ingests / scoring runs a kill left unfinished
+    from analysis.metrics.truncation import truncation_warnings
+    from analysis.store.scores import truncation
+
+    out["truncation"] = records(truncation(study))  # texts each RM cut at its maximum length
+    out["truncation_warnings"] = truncation_warnings(out["truncation"])
     out["human"] = human_summary(study)
     n_human_ties = out["human"]["ties"]
     out["datasets"] = ms.datasets(study)

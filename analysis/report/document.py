@@ -32,6 +32,9 @@ SECTIONS: list[tuple[str, str, str]] = [
      "adjusted across the tests of one slice (all subsets together, all splits together)."),
     ("baselines", "What length alone gets", "longer-wins, shorter-wins and a length-only logistic model "
      "(5-fold cross-validated by pair), agreement over the pairs each rule decides."),
+    ("truncation", "Texts cut at each RM's maximum length",
+     "n truncated of n scored (every run of the model); the context is cut from the left, the response kept; "
+     "over 5 % is flagged in the findings."),
     ("agreement", "Agreement with the human labels (every RM)",
      "agree / decided pairs (ties and unscored counted apart)."),
     ("regimes", "Regimes (paper's Table 1)",
@@ -440,6 +443,8 @@ def is_hh_rlhf(data: dict[str, Any]) -> bool:
 def findings(data: dict[str, Any]) -> list[str]:
     """The report's first page: one bullet per finding, numbers with intervals (Markdown lines)."""
     out: list[str] = []
+    for w in data.get("truncation_warnings") or []:  # it qualifies every number below: first
+        out.append(f"- **Truncation**: {visible(w)}.")
     ag = {r.get("role"): r for r in data.get("agreement_stats") or [] if r.get("slice") == "all"
           and r.get("role") in ("pre", "post")}
     pt = next((r for r in data.get("paired_tests") or [] if r.get("slice") == "all"), None)

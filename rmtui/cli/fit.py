@@ -126,6 +126,13 @@ def _print_summary(s: dict) -> None:
                          _num(r.get("misalignment"))])
         console.print(_table("Agreement per RM by subset, split and held-out (pairs.heldout)",
                              ["model", "group", "pairs", "tie", "agreement [95% CI]", "misal."], rows, left=2))
+    for r in s.get("truncation") or []:
+        if r.get("n_truncated"):
+            from analysis.metrics.truncation import truncation_line
+
+            console.print(f"truncation: {truncation_line(r)}", soft_wrap=True)
+    for w in s.get("truncation_warnings") or []:
+        console.print(styled(("warning", "yellow"), f": {w}"), soft_wrap=True)
     if s.get("paired_tests"):
         rows = [[f"{r['slice']}={r['value']}", _num(r["n_both_decided"]), _num(r["reversed"]), _num(r["got_aligned"]),
                  _num(r["agreement_pre"]), _num(r["agreement_post"]),

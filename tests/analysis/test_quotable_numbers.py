@@ -396,3 +396,48 @@ def test_joint_wald_rows_are_labelled(tmp_path):
     assert any("joint Wald F tests (estimate = F statistic, not a coefficient)" in t for t in titles)
     text = run_cli("summary", "--study", path).out
     assert "Imprint: joint Wald F tests that every coefficient of a group is 0" in text
+
+
+# -- truncation per score run (item 7) --------------------------------------------------------------------
+
+async def test_truncation_is_stored_per_run_and_shown_everywhere(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
+    """Real tiny RMs: the pre-D RM scored at 16 tokens cuts most texts, the post-D RM at 256 none. Each run
+    records its length and share; the summary, the report and the app's status line say it, with a warning
+    over 5 % for the pre-D RM only."""
+    from rmtui.app import RmtuiApp
+
+    path = build_planted_ties(tmp_path)
+    with open_study(path) as st:  # rescore for real: drop the planted models
+        with st.transaction() as cur:
+            cur.execute("DELETE FROM scores")
+            cur.execute("DELETE FROM models")
+    assert run_cli("score", "--study", path, "--model", tiny_rm_dir, "--role", "pre", "--max-length", "16").code == 0
+    assert run_cli("score", "--study", path, "--model", tiny_rm_dir_b, "--role", "post", "--max-length", "256").code == 0
+    with open_study(path, read_only=True) as st:
+        runs = st.df("SELECT r.max_length, r.n_scored, r.n_truncated, r.truncated_share, m.role FROM score_runs r "
+                      "JOIN models m USING (model_id) ORDER BY r.started_at")
+        per_text = st.df("SELECT m.role, count(*) FILTER (WHERE s.truncated) AS cut, count(*) AS n FROM scores s "
+                         "JOIN models m USING (model_id) GROUP BY m.role").set_index("role")
+    pre, post = runs.iloc[0], runs.iloc[1]
+    assert (pre["role"], pre["max_length"], post["max_length"]) == ("pre", 16, 256)
+    assert pre["n_scored"] == per_text.loc["pre", "n"] == 80 and pre["n_truncated"] == per_text.loc["pre", "cut"]
+    assert pre["truncated_share"] == pytest.approx(pre["n_truncated"] / 80) and pre["truncated_share"] > 0.05
+    assert post["n_truncated"] == 0 and post["truncated_share"] == 0
+    cut = int(pre["n_truncated"])
+    assert run_cli("fit", "--study", path).code == 0
+    js = json.loads(run_cli("summary", "--study", path, "--json").out)
+    tr = {r["role"]: r for r in js["truncation"]}
+    assert (tr["pre"]["n_truncated"], tr["pre"]["n_scored"], tr["pre"]["max_length"]) == (cut, 80, 16)
+    assert tr["post"]["n_truncated"] == 0 and len(js["truncation_warnings"]) == 1
+    phrase = f"{cut} of 80 texts ({100 * cut / 80:.1f} %) truncated at 16 tokens"
+    text = run_cli("summary", "--study", path).out
+    assert phrase in text and "warning" in text and "over 5 %" in text
+    assert run_cli("report", "--study", path, "-o", tmp_path / "rep").code == 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert f"- **Truncation**: tiny-rm-0 (pre): {phrase}" in md
+    app = RmtuiApp(path, keymap=tmp_path / "no-keymap.toml")
+    async with app.run_test(size=(200, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        status = str(app.screen.query_one("#status").render())
+    assert f"tiny-rm-0 truncated {cut} of 80 texts ({100 * cut / 80:.1f} %) at 16 tokens, over 5 %" in status
