@@ -290,6 +290,19 @@ class StudyService:
         return store_metrics.agreement(self.study)
 
     @_held
+    def truncation(self) -> list[dict]:
+        """Per RM: texts scored and texts cut at its maximum length (analysis.store.scores.truncation)."""
+        from analysis.store.scores import truncation
+
+        return truncation(self.study).to_dict("records")
+
+    def truncation_warnings_short(self) -> list[str]:
+        """The status line's truncation warning: one short phrase per RM over 5 %."""
+        from analysis.metrics.truncation import truncation_status
+
+        return truncation_status(self.truncation())
+
+    @_held
     def misalignment(self, by: str | None = None) -> dict:
         return store_metrics.misalignment_table(self.study, by)
 

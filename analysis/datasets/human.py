@@ -35,7 +35,9 @@ def consensus_table(df: pd.DataFrame) -> list[dict]:
 def human_summary(study: Study) -> dict:
     df = human_vs_rm(study)
     out = {"ties": int((df["consensus"] == "tie").sum()),
-           "with_votes": int(df["votes_a"].notna().sum()),
+           # several votes: two or more judgments of the pair (a single 0/1/2 label is one vote, not several)
+           "with_votes": int((df[["votes_a", "votes_b", "votes_tie"]].fillna(0).sum(axis=1) >= 2).sum())
+           if {"votes_b", "votes_tie"} <= set(df.columns) else int(df["votes_a"].notna().sum()),
            "split": int((df["consensus"] == "split").sum()),
            "unanimous": int((df["consensus"] == "unanimous").sum()),
            "by_consensus": consensus_table(df) if len(df) else [],

@@ -30,6 +30,7 @@ from analysis.store import metrics as ms
 from analysis.store import pairs as store_pairs
 
 DEFAULT_GAMMA_NAMES = ("harmless", "helpful")
+WALD_LABEL = "joint Wald F test (every coefficient = 0; estimate = F) of "
 
 
 @dataclass
@@ -162,6 +163,33 @@ def gamma_is_proxy(defs: pd.DataFrame, gcols: list[str]) -> bool:
     return bool((d["featurizer"] == "proxy").any() or d["proxy"].fillna(False).astype(bool).any())
 
 
+SUMMARY_GROUPS = {"all": "all", "subset": "subset", "split": "split", "heldout": "heldout"}
+
+
+def agreement_rows(study: Study, tie_tol: float = 0.0) -> list[dict]:
+    """``summary['agreement']``: per RM (name, role) and group (all, subset, split, heldout), the rows of
+    :func:`analysis.metrics.tables.agreement_stats` on every pair (human ties counted beside, in
+    ``human_tie``, never in the denominator): the numbers the fit stores in ``agreement_stats``."""
+    long = ms.model_pair_rewards(study)
+    if not len(long):
+        return []
+    names = dict(zip(long["model_id"], long["name"]))
+    tab = T.agreement_stats(long, tie_tol=tie_tol, slices=("subset", "split", "heldout"))
+    out = []
+    for r in records(tab):
+        mid = r.pop("model_id")
+        group = SUMMARY_GROUPS[r.pop("slice")]
+        value = r.pop("value")
+        r.pop("interval", None)
+        role = r.pop("role")
+        scored = r["decided"] + r["tie"]
+        r.update({"scored": scored, "agreement_decided": r["agreement"],  # older keys of this dict, kept
+                  "agreement_ties_as_disagree": r["agree"] / scored if scored else None,
+                  "tie_share": r["tie"] / scored if scored else None})
+        out.append({"model_id": mid, "name": names.get(mid), "role": role, "group": group, "value": value, **r})
+    return out
+
+
 def study_tables(study: Study, pm: pd.DataFrame, *, tie_tol: float = 0.0, gamma_features: list[str] | None = None,
                  gamma_proxy: bool = False) -> dict[str, pd.DataFrame]:
     """agreement_stats (every RM), regime_stats, paired_tests and baselines for the pairs of ``pm``."""
@@ -260,8 +288,9 @@ def _fit_study(study: Study, options: FitOptions | None,
         msgs += ir.messages
         imp_tab = ir.table
         if len(ir.wald):
-            coefs.append(ir.wald.drop(columns=["df_num", "df_den"]).assign(analysis="imprint_joint_wald")[
-                ["analysis", "target", "term", "estimate", "p", "n", "se_type"]])
+            wald = ir.wald.drop(columns=["df_num", "df_den"]).assign(analysis="imprint_joint_wald")
+            wald["term"] = WALD_LABEL + wald["term"]  # estimate holds F, not a coefficient: say so in the row
+            coefs.append(wald[["analysis", "target", "term", "estimate", "p", "n", "se_type"]])
         used = ir.features or feats
         sf = side_features(pm, wide, used)
         side_cols = list(sf.columns)
@@ -482,6 +511,11 @@ def _summary(study: Study) -> dict:
 
     out["interrupted"] = interrupted(study)  # ingests / scoring runs a kill left unfinished
     out["incomplete_runs"] = failed_runs(study)  # scoring runs that failed (their model's scores are incomplete)
+    from analysis.metrics.truncation import truncation_warnings
+    from analysis.store.scores import truncation
+
+    out["truncation"] = records(truncation(study))  # texts each RM cut at its maximum length
+    out["truncation_warnings"] = truncation_warnings(out["truncation"])
     out["human"] = human_summary(study)
     n_human_ties = out["human"]["ties"]
     out["datasets"] = ms.datasets(study)
@@ -493,25 +527,11 @@ def _summary(study: Study) -> dict:
     tol = float(opts.get("tie_tol", 0.0) or 0.0)
     out["tie_tol"] = tol
 
-    # agreement per RM (every model of the study), overall and per subset / split / held-out
+    # agreement per RM (every model of the study), overall and per subset / split / held-out: the same
+    # function (analysis.metrics.tables.agreement_stats) the fit stores, so every consumer reads one number
     agr_rows = []
     if len(models) and out["n_pairs"]:
-        mpr = ms.model_pair_rewards(study)
-        if n_human_ties:  # a human tie has no winner to agree with
-            mpr, _ = _without_human_ties(study, mpr)
-        mpr["heldout_label"] = [_heldout_label(v) for v in mpr["heldout"]]
-        for (mid, name, role), g in mpr.groupby(["model_id", "name", "role"], dropna=False, sort=False):
-            a, t = compare(g["reward_chosen"], g["reward_rejected"], tol=tol, identical=g["identical"].to_numpy())
-            gg = pd.DataFrame({"agree_m": a.to_numpy(), "tie_m": t.to_numpy(), "subset": g["subset"].to_numpy(),
-                               "split": g["split"].to_numpy(), "heldout": g["heldout_label"].to_numpy()})
-            for by in (None, "subset", "split", "heldout"):
-                tab = agreement(gg, roles=("m",), by=by)
-                for r in records(tab):
-                    r.pop("role")
-                    group = "all" if by is None else by
-                    value = "all" if by is None else r.pop(by)
-                    agr_rows.append({"model_id": mid, "name": name, "role": role, "group": group,
-                                     "value": value, **r})
+        agr_rows = agreement_rows(study, tol)
     else:
         out["missing"].append("agreement: no models scored yet (rmtui score)")
     out["agreement"] = agr_rows
@@ -605,6 +625,7 @@ def _summary(study: Study) -> dict:
     for name in ms.STATS_TABLES:
         df = stats.get(name)
         out[name] = records(df.drop(columns=["fit_id"], errors="ignore")) if df is not None else []
+    out["length_beats_rm"] = T.length_beats_rm(out["agreement_stats"], out["baselines"])
     if fit and not out["agreement_stats"]:
         out["missing"].append("agreement_stats: the latest fit predates the stored intervals; rerun rmtui fit")
 

@@ -63,20 +63,27 @@ def misalignment_drivers(frame: pd.DataFrame, xcols: list[str], *, agree_col: st
     import statsmodels.api as sm
     from scipy import stats
 
+    from analysis.metrics.firth import separated_terms
+
+    sep = separated_terms(Xf[:, keep], y, kept)
+    why = ""
+    res = None
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             res = sm.Logit(y, X).fit(disp=0, maxiter=200, cov_type="HC1")
-        for w in caught:
-            txt = str(w.message)
-            if "separation" in txt.lower():
-                msgs.append("drivers logit: perfect or quasi-perfect separation: some estimates are "
-                            "unbounded (" + txt.splitlines()[0] + ")")
-        if not res.mle_retvals.get("converged", True):
-            msgs.append("drivers logit: did not converge in 200 iterations; estimates are unreliable")
+        if any("separation" in str(w.message).lower() for w in caught):
+            why = "the fitted probabilities reach 0 or 1 (quasi-separation)"
+        elif not res.mle_retvals.get("converged", True):
+            why = "the maximum likelihood fit did not converge in 200 iterations"
+        elif not np.all(np.isfinite(np.asarray(res.bse, float))):
+            why = "non-finite standard errors"
     except Exception as e:  # PerfectSeparationError, LinAlgError, ...
-        msgs.append(f"drivers logit: not fitted ({type(e).__name__}: {e})")
-        return lpm, empty, msgs
+        why = f"the maximum likelihood fit failed ({type(e).__name__})"
+    if sep and not why:
+        why = "quasi-separation by " + ", ".join(sep)
+    if why:  # the MLE does not exist (or was not found): its estimates and p-values are artefacts
+        return lpm, *_firth_table(X, y, names, sep, why, alpha, msgs)
     est = np.asarray(res.params, dtype=float)
     se = np.asarray(res.bse, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -90,3 +97,37 @@ def misalignment_drivers(frame: pd.DataFrame, xcols: list[str], *, agree_col: st
     msgs.append(f"drivers logit: n = {len(dd):,}, robust (HC1 sandwich) SEs like the LPM's, z tests; r2 column "
                 "holds McFadden's pseudo R^2")
     return lpm, tab[COEF_COLUMNS], msgs
+
+
+def _firth_table(X: np.ndarray, y: np.ndarray, names: list[str], sep: list[str], why: str, alpha: float,
+                 msgs: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The logit by Firth's penalised likelihood (analysis/metrics/firth.py) when the MLE has no maximum:
+    estimates, Wald intervals from the penalised fit, p from the penalised likelihood ratio test; no
+    p-value at all for a term whose constrained fit did not converge, nothing when the fit did not."""
+    from scipy import stats
+
+    from analysis.metrics.firth import FIRTH_SE_TYPE, firth_logit, firth_lrt_p
+
+    sep_txt = (" (every pair at one end of " + ", ".join(sep) + " has the same outcome)") if sep else ""
+    f = firth_logit(X, y)
+    if not f.converged:
+        msgs.append(f"drivers logit: not reported: {why}{sep_txt}, and Firth's penalised fit did not converge "
+                    "either; no estimates or p-values")
+        return pd.DataFrame(columns=COEF_COLUMNS), msgs
+    se = np.sqrt(np.clip(np.diag(f.cov), 0, None))
+    q = stats.norm.ppf(1 - alpha / 2)
+    ps, bad = [], []
+    for j, name in enumerate(names):
+        p, ok = firth_lrt_p(X, y, f, j)
+        ps.append(p if ok else np.nan)
+        if not ok:
+            bad.append(name)
+    tab = pd.DataFrame({"target": "misaligned", "term": names, "estimate": f.beta, "se": se,
+                        "ci_low": f.beta - q * se, "ci_high": f.beta + q * se, "p": ps,
+                        "n": len(y), "se_type": FIRTH_SE_TYPE, "r2": np.nan})
+    add_adjusted_p(tab, (tab["term"] != "const") & tab["p"].notna())
+    msgs.append(f"drivers logit: the maximum likelihood estimate does not exist ({why}){sep_txt}: fitted by "
+                "Firth's penalised likelihood instead (finite estimates; p from the penalised likelihood ratio "
+                "test, intervals Wald from the penalised fit)"
+                + (f"; no p-value for {', '.join(bad)} (the constrained fit did not converge)" if bad else ""))
+    return tab[COEF_COLUMNS], msgs

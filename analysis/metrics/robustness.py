@@ -28,13 +28,15 @@ SIGN_CONVENTION = "flip = before - after (positive: the rewrite lowered the feat
 DISCRETE_KINDS = ("binary", "ordinal")
 
 
-def reward_changes(rw: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+def reward_changes(rw: pd.DataFrame, scores: pd.DataFrame, *, tol: float = 0.0) -> pd.DataFrame:
     """Per rewrite and RM: the rewritten side's old and new reward and the pair's margin before/after.
 
     ``rw``: rewrite_id, side, original_text_id, new_text_id, other_text_id (+ any columns, kept).
     ``scores``: model_id, role, text_id, reward. Rewrites missing a score are dropped.
     Returns rw's columns + model_id, role, old, new, change, margin_before, margin_after,
     agree_before, agree_after, became_misaligned, became_aligned, tie_after.
+    ``tol``: the fit's tie tolerance: aligned = margin > tol, |margin| <= tol is a tie (``tie_after``),
+    which these per-rewrite columns count as not aligned (the ``all_rewrites`` convention).
     """
     s = scores[["model_id", "role", "text_id", "reward"]].drop_duplicates(["model_id", "text_id"])
     out = rw.merge(s.rename(columns={"text_id": "original_text_id", "reward": "old"}), on="original_text_id")
@@ -47,9 +49,10 @@ def reward_changes(rw: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
     out["change"] = out["new"] - out["old"]
     out["margin_before"] = sign * (out["old"] - out["other"])
     out["margin_after"] = sign * (out["new"] - out["other"])
-    out["agree_before"] = (out["margin_before"] > 0).astype(int)
-    out["agree_after"] = (out["margin_after"] > 0).astype(int)
-    out["tie_after"] = out["margin_after"] == 0
+    tol = float(tol)
+    out["agree_before"] = (out["margin_before"] > tol).astype(int)
+    out["agree_after"] = (out["margin_after"] > tol).astype(int)
+    out["tie_after"] = out["margin_after"].abs() <= tol
     out["became_misaligned"] = ((out["agree_before"] == 1) & (out["agree_after"] == 0)).astype(int)
     out["became_aligned"] = ((out["agree_before"] == 0) & (out["agree_after"] == 1)).astype(int)
     return out.reset_index(drop=True)
@@ -233,8 +236,9 @@ ROBUSTNESS_VARIANTS = ("at_risk", "all_rewrites")
 VARIANT_LABELS = {
     "at_risk": "pairs at risk: became_misaligned on rewrites of pairs aligned before, became_aligned on "
                "pairs misaligned before; rewrites whose margin is a tie before or after left out",
-    "all_rewrites": "every rewrite (the paper's fit: its n = 1,608 counts all rewrites; ties count as not "
-                    "aligned); structural zeros dilute it: kept as a labelled comparison only",
+    "all_rewrites": "every rewrite (the paper's fit: its n = 1,608 counts all rewrites; a tie, |margin| <= the "
+                    "fit's tie tolerance, counts as not aligned); structural zeros dilute it: kept as a labelled "
+                    "comparison only",
 }
 CONTROL_TERMS = ("intercept", "side_rejected")
 ROBUSTNESS_TABLE_COLUMNS = [
@@ -267,8 +271,14 @@ def at_risk_rows(changes: pd.DataFrame, outcome: str, *, tie_tol: float = 0.0,
     mb = changes["margin_before"].astype(float)
     ma = changes["margin_after"].astype(float)
     tol = float(tie_tol)
-    if variant == "all_rewrites":
-        return changes, changes[outcome].astype(int), {"n_all": len(changes)}
+    if variant == "all_rewrites":  # every rewrite; a tie (|margin| <= tol) counts as not aligned
+        if outcome == "became_misaligned":
+            y = (mb > tol) & (ma <= tol)
+        elif outcome == "became_aligned":
+            y = (mb <= tol) & (ma > tol)
+        else:
+            raise ValueError(f"unknown outcome {outcome!r}")
+        return changes, y.astype(int), {"n_all": len(changes)}
     if variant != "at_risk":
         raise ValueError(f"variant must be one of {ROBUSTNESS_VARIANTS}, not {variant!r}")
     tie_b = mb.abs() <= tol
@@ -293,6 +303,40 @@ def _fisher(a: int, b: int, c: int, d: int) -> float:
     return float(fisher_exact([[a, b], [c, d]]).pvalue)
 
 
+N_PERMUTATIONS = 9999
+PERMUTATION_METHOD = (f"permutation by pair (a pair's rewrites keep their outcomes together, shuffled among "
+                      f"pairs with the same rewritten sides; {N_PERMUTATIONS:,} draws, seed 0, two-sided)")
+
+
+def pair_permutation_p(y, x, groups, sides=None, *, n_perm: int = N_PERMUTATIONS, seed: int = 0) -> float:
+    """Two-sided p of the difference in event rates with the flip ``x`` and without it, by a permutation
+    that respects the pairing: each pair's vector of outcomes (one per rewritten side) moves as one unit to
+    another pair with the same sides, so the within-pair dependence stays (Fisher's test treats a pair's
+    two rewrites as independent). Statistic: events among the rows with the flip (the rates' difference is
+    monotone in it); p = min(1, 2 min(P(S* >= S), P(S* <= S))) with the +1 correction.
+    """
+    d = pd.DataFrame({"y": np.asarray(y, int), "x": np.asarray(x, int), "g": np.asarray(groups).astype(str)})
+    d["side"] = np.asarray(sides).astype(str) if sides is not None else d.groupby("g").cumcount().astype(str)
+    d = d.sort_values(["g", "side"], kind="stable")
+    s_obs = int(d.loc[d["x"] == 1, "y"].sum())
+    rng = np.random.default_rng(seed)
+    s_perm = np.zeros(n_perm, dtype=np.int64)
+    pattern = d.groupby("g", sort=True)["side"].agg(lambda v: "|".join(v))
+    for _, gids in pattern.groupby(pattern, sort=True):
+        sub = d[d["g"].isin(set(gids.index))]
+        k = int(len(sub) / len(gids))
+        Y = sub["y"].to_numpy().reshape(len(gids), k)
+        X = sub["x"].to_numpy().reshape(len(gids), k)
+        if len(gids) == 1:
+            s_perm += int((X * Y).sum())
+            continue
+        perm = np.argsort(rng.random((n_perm, len(gids))), axis=1)
+        s_perm += np.einsum("bij,ij->b", Y[perm], X)
+    hi = (1 + int((s_perm >= s_obs).sum())) / (n_perm + 1)
+    lo = (1 + int((s_perm <= s_obs).sum())) / (n_perm + 1)
+    return float(min(1.0, 2 * min(hi, lo)))
+
+
 def _newcombe(e1: int, n1: int, e0: int, n0: int, alpha: float) -> tuple[float, float]:
     from statsmodels.stats.proportion import confint_proportions_2indep
 
@@ -302,7 +346,7 @@ def _newcombe(e1: int, n1: int, e0: int, n0: int, alpha: float) -> tuple[float, 
 
 def robustness_terms(y: pd.Series, X: pd.DataFrame, *, outcome: str, variant: str = "at_risk",
                      groups: pd.Series | None = None, min_count: int = 5, min_events: int = 5,
-                     alpha: float = 0.05) -> pd.DataFrame:
+                     alpha: float = 0.05, sides: pd.Series | None = None) -> pd.DataFrame:
     """One row per term (ROBUSTNESS_TABLE_COLUMNS): an LPM of ``y`` on the 0/1 flips ``X`` (+ intercept),
     standard errors clustered by ``groups`` (the pair; HC1 when none), and per flip its 2x2 table.
 
@@ -360,6 +404,8 @@ def robustness_terms(y: pd.Series, X: pd.DataFrame, *, outcome: str, variant: st
                        for t in ["intercept", *X.columns]])
     model = sm.OLS(y.to_numpy(float), Xd.to_numpy(), hasconst=True)
     g = None if groups is None else pd.factorize(pd.Series(groups).reset_index(drop=True))[0]
+    if sides is not None:
+        sides = pd.Series(sides).reset_index(drop=True).to_numpy()
     if g is not None and len(set(g)) > len(cols):
         res = model.fit(cov_type="cluster", cov_kwds={"groups": g})
         se_type = "cluster(pair)"
@@ -384,10 +430,18 @@ def robustness_terms(y: pd.Series, X: pd.DataFrame, *, outcome: str, variant: st
             kw["p_exact"] = pe
             if min(e1, n1 - e1, e0, n0 - e0) < min_events:
                 lo, hi = _newcombe(e1, n1, e0, n0, alpha)
-                kw.update({"estimate": e1 / n1 - e0 / n0, "se": None, "p": pe, "ci_low": lo, "ci_high": hi,
-                           "p_method": "Fisher exact (2x2 of the flip)",
-                           "ci_method": "Newcombe (difference in rates, flip vs no flip)",
-                           "status": f"small cells ({e1}/{n1} with the flip, {e0}/{n0} without): exact test; "
+                paired = g is not None and len(set(g)) < n  # some pair gives several rewrites
+                if paired:
+                    p_small = pair_permutation_p(y, x, g, sides)
+                    how, test = PERMUTATION_METHOD, "permutation test by pair"
+                else:  # one rewrite per pair: the rows are independent and Fisher's test is exact
+                    p_small, how, test = pe, "Fisher exact (2x2 of the flip; one rewrite per pair)", "exact test"
+                kw.update({"estimate": e1 / n1 - e0 / n0, "se": None, "p": p_small, "ci_low": lo, "ci_high": hi,
+                           "p_method": how,
+                           "ci_method": "Newcombe (difference in rates, flip vs no flip; treats rewrites as "
+                                        "independent)" if paired else
+                                        "Newcombe (difference in rates, flip vs no flip)",
+                           "status": f"small cells ({e1}/{n1} with the flip, {e0}/{n0} without): {test}; "
                                      "estimate = difference in rates, unadjusted"})
         rows.append(row(term, **kw))
     done = {r["term"] for r in rows}
@@ -433,7 +487,8 @@ def robustness_score(changes_post: pd.DataFrame, indicators: pd.DataFrame, *, ti
             idx = rows.index
             groups = rows["pair_id"] if "pair_id" in rows.columns else None
             t = robustness_terms(yy, X.loc[idx], outcome=oc, variant=v, groups=groups, min_count=min_count,
-                                 min_events=min_events, alpha=alpha)
+                                 min_events=min_events, alpha=alpha,
+                                 sides=rows["side"] if "side" in rows.columns else None)
             tables.append(t)
             if v == "at_risk":
                 msgs.append(f"{oc} (at risk): {len(rows):,} of {counts['n_all']:,} rewrites at risk, "

@@ -17,10 +17,12 @@ from analysis.metrics.regimes import DECIDED
 SLICES = ("subset", "split", "heldout", "gamma")
 AGREEMENT_STATS_COLUMNS = [
     "model_id", "role", "slice", "value", "n", "decided", "agree", "disagree", "tie", "unscored", "agreement",
-    "agreement_low", "agreement_high", "misalignment", "misalignment_low", "misalignment_high", "interval"]
+    "agreement_low", "agreement_high", "misalignment", "misalignment_low", "misalignment_high", "interval",
+    "human_tie"]
 REGIME_STATS_COLUMNS = ["slice", "value", "regime", "n", "decided", "share", "share_low", "share_high", "interval"]
 PAIRED_COLUMNS = ["slice", "value", "n_both_decided", "reversed", "got_aligned", "agreement_pre", "agreement_post",
-                  "difference", "diff_low", "diff_high", "p", "test", "interval"]
+                  "difference", "diff_low", "diff_high", "p", "test", "interval", "p_bh"]
+BH_NOTE = "p_bh: Benjamini-Hochberg across the tests of one slice (every subset, every split, ...)"
 BASELINE_COLUMNS = ["baseline", "slice", "value", "n", "decided", "agree", "tie", "agreement", "agreement_low",
                     "agreement_high", "method"]
 WILSON = "Wilson 95 % on decided pairs"
@@ -51,17 +53,26 @@ def agreement_stats(long: pd.DataFrame, *, tie_tol: float = 0.0, slices=SLICES) 
     """Per model and slice: counts, agreement and misalignment with Wilson intervals.
 
     ``long``: one row per (model, pair): model_id, role, reward_chosen, reward_rejected, identical and
-    the slice columns (subset, split, heldout, gamma).
+    the slice columns (subset, split, heldout, gamma); optionally ``human_tie``.
+
+    The one convention of the study: a pair the humans called a tie (``human_tie``) has no winner to
+    agree with, so it is in none of n, decided, agree, disagree, tie (the RM's ties) or unscored; it is
+    counted beside them in ``human_tie``. agreement = agree / decided, decided = agree + disagree.
     """
     rows = []
     for (mid, role), g in long.groupby(["model_id", "role"], dropna=False, sort=False):
+        g = g.reset_index(drop=True)
+        ht = (g["human_tie"].astype("boolean").fillna(False).to_numpy(bool) if "human_tie" in g.columns
+              else np.zeros(len(g), bool))
         a, t = compare(g["reward_chosen"], g["reward_rejected"], tol=tie_tol,
                        identical=g["identical"].to_numpy() if "identical" in g.columns else None)
-        gg = g.reset_index(drop=True).assign(_a=a.to_numpy(), _t=t.to_numpy())
+        gg = g.assign(_a=a.to_numpy(), _t=t.to_numpy(), _ht=ht)
         for sl, v, sub in _slices(gg, slices):
-            c = _counts(sub["_a"], sub["_t"])
+            keep = ~sub["_ht"].to_numpy(bool)
+            c = _counts(sub["_a"][keep], sub["_t"][keep])
             rows.append({"model_id": mid, "role": None if pd.isna(role) else role, "slice": sl, "value": v,
-                         **{k: c[k] for k in AGREEMENT_STATS_COLUMNS if k in c}, "interval": WILSON})
+                         **{k: c[k] for k in AGREEMENT_STATS_COLUMNS if k in c}, "interval": WILSON,
+                         "human_tie": int((~keep).sum())})
     return pd.DataFrame(rows, columns=AGREEMENT_STATS_COLUMNS)
 
 
@@ -84,7 +95,44 @@ def paired_tests(pm: pd.DataFrame, slices=SLICES) -> pd.DataFrame:
     rows = []
     for sl, v, g in _slices(pm, slices):
         rows.append({"slice": sl, "value": v, **mcnemar_exact(g["agree_pre"], g["agree_post"])})
-    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+    return add_slice_bh(pd.DataFrame(rows, columns=PAIRED_COLUMNS))
+
+
+def add_slice_bh(tab: pd.DataFrame) -> pd.DataFrame:
+    """``p_bh``: Benjamini-Hochberg adjusted p across the rows of each slice (58 subsets: 58 tests, one
+    family); the single 'all' test is its own family (p_bh = p)."""
+    from analysis.metrics.linreg import adjust_p
+
+    tab = tab.copy()
+    tab["p_bh"] = np.nan
+    for _sl, idx in tab.groupby("slice", sort=False).groups.items():
+        _b, h = adjust_p(tab.loc[idx, "p"].astype(float).to_numpy())
+        tab.loc[idx, "p_bh"] = h
+    return tab
+
+
+def length_beats_rm(agreement_stats: pd.DataFrame | list, baselines: pd.DataFrame | list) -> list[dict]:
+    """Where a length-only rule agrees with the humans more than a pre-D/post-D RM does (slice all): one
+    dict per (RM role, rule) with both agreements, their Wilson intervals and decided counts, and whether
+    the intervals are apart. The first finding a referee looks for: the RM may have learned length."""
+    ag = pd.DataFrame(agreement_stats)
+    bl = pd.DataFrame(baselines)
+    if ag.empty or bl.empty or "slice" not in ag.columns or "slice" not in bl.columns:
+        return []
+    ag = ag[(ag["slice"] == "all") & ag["role"].isin(["pre", "post"]) & ag["agreement"].notna()]
+    bl = bl[(bl["slice"] == "all") & bl["agreement"].notna()]
+    out = []
+    for r in ag.itertuples():
+        for b in bl.itertuples():
+            if b.agreement > r.agreement:
+                out.append({"role": r.role, "model_id": r.model_id, "rm_agreement": float(r.agreement),
+                            "rm_low": r.agreement_low, "rm_high": r.agreement_high, "rm_decided": int(r.decided),
+                            "baseline": b.baseline, "baseline_agreement": float(b.agreement),
+                            "baseline_low": b.agreement_low, "baseline_high": b.agreement_high,
+                            "baseline_decided": int(b.decided),
+                            "apart": bool(b.agreement_low is not None and r.agreement_high is not None
+                                          and b.agreement_low > r.agreement_high)})
+    return out
 
 
 # -- baselines --------------------------------------------------------------------------------------

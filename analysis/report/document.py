@@ -25,12 +25,16 @@ from analysis.textsafe import figure_label, md_escape, visible
 # the sections of the summary, in report order: (key in the summary, title, note)
 SECTIONS: list[tuple[str, str, str]] = [
     ("agreement_stats", "Agreement and misalignment per RM and slice",
-     "agreement = agree / decided pairs, misalignment = 1 - agreement; ties and unscored pairs counted beside; "
-     "Wilson 95 % intervals."),
+     "agreement = agree / decided pairs, misalignment = 1 - agreement; RM ties, unscored pairs and human ties "
+     "(human tie) counted beside, never in decided; Wilson 95 % intervals."),
     ("paired_tests", "Pre-D vs post-D on the same pairs", "McNemar's exact test on reversed vs got aligned (pairs "
-     "decided by both RMs); difference post - pre with a paired Wald 95 % interval."),
+     "decided by both RMs); difference post - pre with a paired Wald 95 % interval; p (BH): Benjamini-Hochberg "
+     "adjusted across the tests of one slice (all subsets together, all splits together)."),
     ("baselines", "What length alone gets", "longer-wins, shorter-wins and a length-only logistic model "
      "(5-fold cross-validated by pair), agreement over the pairs each rule decides."),
+    ("truncation", "Texts cut at each RM's maximum length",
+     "n truncated of n scored (every run of the model); the context is cut from the left, the response kept; "
+     "over 5 % is flagged in the findings."),
     ("agreement", "Agreement with the human labels (every RM)",
      "agree / decided pairs (ties and unscored counted apart)."),
     ("regimes", "Regimes (paper's Table 1)",
@@ -124,6 +128,7 @@ HUMAN_NAMES = {
     "share_low": "share 95% low", "share_high": "share 95% high", "gamma_features": "gamma features",
     "n_pairs": "pairs", "same_target_labels": "same target labels", "near_identical": "near-identical",
     "labeler_sides_with_rm": "labeler sides with RM", "theta_centered": "theta (centred)",
+    "human_tie": "human ties (left out)",
 }
 
 
@@ -143,6 +148,11 @@ def _table(records: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
 
 
 HIDDEN_COLUMNS = {"fit_id", "model_id"}
+SUBTABLE_TITLES = {  # a nested table's key as a title (the coefficients' analyses)
+    "imprint_joint_wald": "imprint, joint Wald F tests (estimate = F statistic, not a coefficient)",
+    "misalignment_lpm": "misalignment drivers, linear probability model",
+    "misalignment_logit": "misalignment drivers, logit",
+}
 
 
 def _flatten_section(key: str, obj: Any, title: str) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -161,7 +171,7 @@ def _flatten_section(key: str, obj: Any, title: str) -> list[tuple[str, list[str
             out.append((title, h, rows))
         for k, v in obj.items():
             if not _is_scalar(v):
-                out.extend(_flatten_section(f"{key}.{k}", v, f"{title}: {k}"))
+                out.extend(_flatten_section(f"{key}.{k}", v, f"{title}: {SUBTABLE_TITLES.get(k, k)}"))
     return out
 
 
@@ -434,6 +444,8 @@ def is_hh_rlhf(data: dict[str, Any]) -> bool:
 def findings(data: dict[str, Any]) -> list[str]:
     """The report's first page: one bullet per finding, numbers with intervals (Markdown lines)."""
     out: list[str] = []
+    for w in data.get("truncation_warnings") or []:  # it qualifies every number below: first
+        out.append(f"- **Truncation**: {visible(w)}.")
     ag = {r.get("role"): r for r in data.get("agreement_stats") or [] if r.get("slice") == "all"
           and r.get("role") in ("pre", "post")}
     pt = next((r for r in data.get("paired_tests") or [] if r.get("slice") == "all"), None)
@@ -445,6 +457,10 @@ def findings(data: dict[str, Any]) -> list[str]:
                 parts.append(f"{role}-D {_f3(r['agreement'])} {_ci(r['agreement_low'], r['agreement_high'])} "
                              f"({r['decided']:,} decided, {r['tie']:,} ties)")
         line = "**Agreement** with the human labels (agree / decided, Wilson 95 %): " + "; ".join(parts) + "."
+        n_ht = max(int(_num((ag.get(role) or {}).get("human_tie")) or 0) for role in ("pre", "post"))
+        if n_ht:
+            line += (f" {n_ht:,} human ties (the annotators preferred neither side) are left out of every "
+                     "agreement and counted apart.")
         if pt and pt.get("p") is not None:
             line += (f" Paired on the {pt['n_both_decided']:,} pairs both decide: post - pre "
                      f"{_num(pt['difference']):+.3f} {_ci(pt['diff_low'], pt['diff_high'], lambda v: f'{_num(v):+.3f}')}, "
@@ -459,6 +475,29 @@ def findings(data: dict[str, Any]) -> list[str]:
         out.append(f"- **Length alone**: longer-wins agrees on {_f3(base['agreement'])} "
                    f"{_ci(base['agreement_low'], base['agreement_high'])} of the pairs it decides"
                    + (f"; a cross-validated length-only logit on {_f3(logit['agreement'])}" if logit else "") + ".")
+    names = {"longer_wins": "longer-wins", "shorter_wins": "shorter-wins", "length_logit": "the length-only logit"}
+    beats: dict[str, dict] = {}
+    for b in data.get("length_beats_rm") or []:  # the best rule per RM
+        if b["role"] not in beats or b["baseline_agreement"] > beats[b["role"]]["baseline_agreement"]:
+            beats[b["role"]] = b
+    for role in ("pre", "post"):
+        b = beats.get(role)
+        if b:
+            out.append(f"- **Length alone beats the {role}-D RM**: {names.get(b['baseline'], b['baseline'])} agrees "
+                       f"with the humans on {_f3(b['baseline_agreement'])} {_ci(b['baseline_low'], b['baseline_high'])} "
+                       f"of the {b['baseline_decided']:,} pairs it decides, the {role}-D RM on "
+                       f"{_f3(b['rm_agreement'])} {_ci(b['rm_low'], b['rm_high'])} of {b['rm_decided']:,}"
+                       + ("; the intervals do not overlap" if b.get("apart") else "")
+                       + ". Read every other number here against it: the RM may track length more than the labels.")
+    sub = [r for r in data.get("paired_tests") or [] if r.get("slice") == "subset" and _num(r.get("p")) is not None]
+    if len(sub) > 1:
+        sig = [r for r in sub if (_num(r.get("p_bh")) or 1.0) < 0.05]
+        raw = [r for r in sub if (_num(r.get("p")) or 1.0) < 0.05]
+        out.append(f"- **Pre-D vs post-D per subset** ({len(sub)} McNemar tests, Benjamini-Hochberg corrected): "
+                   f"{len(sig)} of {len(sub)} subsets differ at p (BH) < 0.05 ({len(raw)} before correction)"
+                   + (": " + "; ".join(f"{visible(str(r['value']))} {_num(r['difference']):+.3f} (p BH {_pfmt(r['p_bh'])})"
+                                       for r in sorted(sig, key=lambda r: _num(r['p_bh']) or 1.0)[:5]) if sig else "")
+                   + ".")
     rs = {r.get("regime"): r for r in data.get("regime_stats") or [] if r.get("slice") == "all"}
     if rs.get("resists_alignment"):
         r = rs["resists_alignment"]

@@ -406,15 +406,16 @@ def _discrete_features(feats: pd.DataFrame) -> list[str]:
     return out
 
 
-def robustness_data(study: Study, experiment: str | None = None) -> dict:
-    """Everything the fit needs, from the study: rewrites, reward changes, feature flips."""
+def robustness_data(study: Study, experiment: str | None = None, *, tie_tol: float = 0.0) -> dict:
+    """Everything the fit needs, from the study: rewrites, reward changes (``tie_tol``: |margin| <= tol
+    is a tie, as in the fit), feature flips."""
     models = _study_models(study)
     rw = store.rewrites(study, experiment=experiment)
     unchanged = rw["new_text_id"] == rw["original_text_id"]
     rw_changed = rw[~unchanged].reset_index(drop=True)
     ids = set(rw_changed["original_text_id"]) | set(rw_changed["new_text_id"]) | set(rw_changed["other_text_id"])
     scores = store.scores_for(study, ids)
-    changes = M.reward_changes(rw_changed, scores)
+    changes = M.reward_changes(rw_changed, scores, tol=tie_tol)
     feats = store.features_for(study, set(rw_changed["original_text_id"]) | set(rw_changed["new_text_id"]))
     flips = M.feature_flips(rw_changed, feats) if len(feats) else pd.DataFrame(
         columns=["rewrite_id", "side", "feature", "before", "after", "flip"])
@@ -442,11 +443,11 @@ def fit_robustness(study: Study, experiment: str | None = None, *, min_count: in
     beside it as variant ``all_rewrites``. ``tie_tol``: None takes the latest fit's (``rmtui fit
     --tie-tol``). ``experiment=None``: all kept rewrites (interactive ones included).
     """
-    d = robustness_data(study, experiment)
+    tol = latest_tie_tol(study) if tie_tol is None else float(tie_tol)
+    d = robustness_data(study, experiment, tie_tol=tol)  # one tie rule for every variant and table
     if d["rewrites"].empty:
         raise RmtuiError(f"{study.path}: no rewrites{' in experiment ' + experiment if experiment else ''}; "
                          "run `rmtui rewrite` first", "Robustness")
-    tol = latest_tie_tol(study) if tie_tol is None else float(tie_tol)
     models, changes = d["models"], d["changes"]
     post = post_model_id(models)
     n_models = models["model_id"].nunique()
@@ -526,7 +527,7 @@ def robustness_summary(study: Study) -> dict:
     rob = store.robustness_rows(study, fit["fit_id"])
     sens = store.sensitivity_rows(study, fit["fit_id"])
     exps = store.experiments(study)
-    d = robustness_data(study, opts.get("experiment"))
+    d = robustness_data(study, opts.get("experiment"), tie_tol=float(opts.get("tie_tol", 0.0) or 0.0))
     rates = M.flip_rates(d["changes"])
     post_sens = sens[(sens["model_id"] == fit["post_model_id"]) & (sens["side"] == "all")]
     post_sens = post_sens.reindex(post_sens["mean_change"].abs().sort_values(ascending=False).index)

@@ -79,7 +79,8 @@ def _score_with(study, store, backend, role, *, name, limit, progress, check_inv
         pending = pending.head(max(int(limit), 0))
     run_settings = {**record["settings"], "limit": limit,
                     "invariance_max_abs_diff": res.invariance_max_abs_diff}
-    store.start_run(study, res.run_id, backend.model_id, backend.device, run_settings, name=backend.name)
+    store.start_run(study, res.run_id, backend.model_id, backend.device, run_settings, name=backend.name,
+                    max_length=backend.max_length)
     remaining = set(pending["text_id"])  # a frame's rows outside the pending set add nothing
     t0 = time.perf_counter()
     status, reason = "failed", "stopped by an unexpected error"

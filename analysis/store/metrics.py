@@ -92,7 +92,7 @@ def model_pair_rewards(study: Study) -> pd.DataFrame:
     return study.df(
         """
         SELECT m.model_id, m.name, m.role, p.pair_id, p.subset, p.split, p.heldout,
-               coalesce(p.identical, false) AS identical,
+               coalesce(p.identical, false) AS identical, coalesce(p.human_tie, false) AS human_tie,
                sc.reward AS reward_chosen, sr.reward AS reward_rejected
         FROM models m CROSS JOIN pairs p
         LEFT JOIN scores sc ON sc.model_id = m.model_id AND sc.text_id = p.chosen_text_id
@@ -301,11 +301,32 @@ def agreement(study: Study) -> dict:
         "SELECT count(*), avg(agree_pre::DOUBLE), avg(agree_post::DOUBLE), count(*) FILTER (WHERE tie_pre), "
         "count(*) FILTER (WHERE tie_post), count(agree_pre), count(agree_post) FROM pair_metrics"))
     pre, post = row[1], row[2]
-    return {"n": int(row[0]), "pre": pre, "post": post, "ties_pre": int(row[3]), "ties_post": int(row[4]),
-            "n_pre": int(row[5]), "n_post": int(row[6]), "pre_decided": pre, "post_decided": post,
+    n_pre, n_post, ties_pre, ties_post = int(row[5]), int(row[6]), int(row[3]), int(row[4])
+    stored = _fit_agreement(study)  # the fit's agreement_stats (slice all): the number the summary prints
+    if "pre" in stored:
+        pre, n_pre, ties_pre = stored["pre"]
+    if "post" in stored:
+        post, n_post, ties_post = stored["post"]
+    return {"n": int(row[0]), "pre": pre, "post": post, "ties_pre": ties_pre, "ties_post": ties_post,
+            "n_pre": n_pre, "n_post": n_post, "pre_decided": pre, "post_decided": post,
             "mis_pre": None if pre is None else 1 - pre, "mis_post": None if post is None else 1 - post,
             "human_ties": int(study.scalar("SELECT count(*) FROM pairs WHERE human_tie")),
             "split_votes": int(study.scalar(f"SELECT count(*) FROM pairs p WHERE ({CONSENSUS_SQL}) = 'split'"))}
+
+
+def _fit_agreement(study: Study) -> dict[str, tuple]:
+    """{role: (agreement, decided, RM ties)} from the latest fit's agreement_stats (slice all) for the
+    fit's pre-D and post-D models; {} when there is no fit or it predates the stored table."""
+    if not _table_exists(study, "agreement_stats"):
+        return {}
+    df = study.df(
+        "SELECT a.role, a.agreement, a.decided, a.tie FROM agreement_stats a "
+        "JOIN (SELECT fit_id, pre_model_id, post_model_id FROM fits WHERE kind = 'fit' "
+        "      ORDER BY created_at DESC, fit_id DESC LIMIT 1) f ON f.fit_id = a.fit_id "
+        "WHERE a.slice = 'all' AND ((a.role = 'pre' AND a.model_id = f.pre_model_id) "
+        "   OR (a.role = 'post' AND a.model_id = f.post_model_id))")
+    return {str(r.role): (None if pd.isna(r.agreement) else float(r.agreement), int(r.decided), int(r.tie))
+            for r in df.itertuples()}
 
 
 def misalignment_table(study: Study, by: str | None = None) -> dict[str, dict]:

@@ -212,6 +212,15 @@ V6_INGEST_MERGES = [
     "ALTER TABLE ingests ADD COLUMN IF NOT EXISTS n_replaced INTEGER",   # pairs of the source replaced (--replace)
 ]
 
+# issue 24: human ties counted beside agreement (never in its denominator); how many texts each score
+# run cut at the model's maximum length (n_truncated was there; the length and the share are new).
+V7_QUOTABLE = [
+    "ALTER TABLE agreement_stats ADD COLUMN IF NOT EXISTS human_tie INTEGER",  # pairs the humans tied: left out
+    "ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS max_length INTEGER",
+    "ALTER TABLE score_runs ADD COLUMN IF NOT EXISTS truncated_share DOUBLE",  # n_truncated / n_scored
+    "ALTER TABLE paired_tests ADD COLUMN IF NOT EXISTS p_bh DOUBLE",  # BH across the subsets' tests
+]
+
 MIGRATIONS: list[list[str]] = [V1, V2_HUMAN_LABELS, V3_STATS, V4_RUN_STATUS, V5_RUN_REASON_FIT_WARNINGS,
-                               V6_INGEST_MERGES]
+                               V6_INGEST_MERGES, V7_QUOTABLE]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -142,7 +142,7 @@ class RunHeldError(RmtuiError):
 
 
 def start_run(study: Study, run_id: str, model_id: str, device: str, settings: dict, *,
-              name: str | None = None) -> None:
+              name: str | None = None, max_length: int | None = None) -> None:
     """Open a run; refused (:class:`RunHeldError`, nothing written) while another live process runs
     one of the same model in this study. The check and the insert are one transaction, and DuckDB
     lets one process write at a time, so two starting together cannot both pass."""
@@ -157,9 +157,10 @@ def start_run(study: Study, run_id: str, model_id: str, device: str, settings: d
                 "finish (rmtui summary lists unfinished runs), then rerun this command to score what is left, "
                 "or stop that process")
         cur.execute(
-            "INSERT INTO score_runs (run_id, model_id, started_at, n_scored, n_skipped, n_truncated, device, settings) "
-            "VALUES (?, ?, ?, 0, 0, 0, ?, ?)",
-            [run_id, model_id, now(), device, json.dumps(settings, sort_keys=True, default=str)],
+            "INSERT INTO score_runs (run_id, model_id, started_at, n_scored, n_skipped, n_truncated, device, settings, "
+            "max_length) VALUES (?, ?, ?, 0, 0, 0, ?, ?, ?)",
+            [run_id, model_id, now(), device, json.dumps(settings, sort_keys=True, default=str),
+             None if max_length is None else int(max_length)],
         )
         jobs.register(cur, "score", run_id)
 
@@ -176,12 +177,36 @@ def finish_run(study: Study, run_id: str, n_scored: int, n_skipped: int, n_trunc
     with study.transaction() as cur:
         cur.execute(
             "UPDATE score_runs SET finished_at = ?, n_scored = ?, n_skipped = ?, n_truncated = ?, "
-            "texts_per_s = ?, settings = ?, status = ?, reason = ? WHERE run_id = ?",
+            "texts_per_s = ?, settings = ?, status = ?, reason = ?, truncated_share = ? WHERE run_id = ?",
             [now(), n_scored, n_skipped, n_truncated, texts_per_s,
-             json.dumps(settings, sort_keys=True, default=str), status, reason, run_id],
+             json.dumps(settings, sort_keys=True, default=str), status, reason,
+             (n_truncated / n_scored) if n_scored else None, run_id],
         )
         jobs.unregister(cur, "score", run_id)
 
 
 def runs_frame(study: Study) -> pd.DataFrame:
     return study.df("SELECT * FROM score_runs ORDER BY started_at")
+
+
+def truncation(study: Study) -> pd.DataFrame:
+    """Per model (registration order): how many of the texts it scored were cut at its maximum length.
+    Columns model_id, name, role, max_length, n_scored, n_truncated, share (n_truncated / n_scored, over
+    every run of the model: the scores table), runs, last_run_truncated, last_run_scored (the latest run
+    that scored anything, from score_runs)."""
+    return study.df(
+        """
+        SELECT m.model_id, m.name, m.role, coalesce(r.max_length, m.max_length) AS max_length,
+               count(s.text_id) AS n_scored, count(s.text_id) FILTER (WHERE s.truncated) AS n_truncated,
+               CASE WHEN count(s.text_id) > 0
+                    THEN (count(s.text_id) FILTER (WHERE s.truncated))::DOUBLE / count(s.text_id) END AS share,
+               any_value(r.runs) AS runs, any_value(r.n_truncated) AS last_run_truncated,
+               any_value(r.n_scored) AS last_run_scored
+        FROM models m
+        LEFT JOIN scores s ON s.model_id = m.model_id
+        LEFT JOIN (SELECT model_id, count(*) OVER (PARTITION BY model_id) AS runs, n_truncated, n_scored, max_length,
+                          row_number() OVER (PARTITION BY model_id ORDER BY (n_scored > 0) DESC, started_at DESC) AS k
+                   FROM score_runs) r ON r.model_id = m.model_id AND r.k = 1
+        GROUP BY m.model_id, m.name, m.role, r.max_length, m.max_length, m.created_at
+        ORDER BY m.created_at NULLS FIRST, m.model_id
+        """)

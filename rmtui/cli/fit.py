@@ -109,13 +109,16 @@ def _print_summary(s: dict) -> None:
         rows = []
         for r in (x for x in s["agreement"] if x["group"] == "all"):
             rows.append([f"{r['name'] or r['model_id']} ({r['role'] or '-'})", _num(r["n"]), _num(r["agree"]),
-                         _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]),
+                         _num(r["disagree"]), _num(r["decided"]), _num(r["tie"]), _num(r["unscored"]),
+                         _num(r.get("human_tie") or 0),
                          f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
                          _num(r.get("misalignment"))])
         console.print(_table(
             f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / decided "
-            "with a Wilson 95% interval, misalignment = 1 - agreement; ties and unscored pairs counted beside)",
-            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement [95% CI]", "misal."], rows))
+            "with a Wilson 95% interval, misalignment = 1 - agreement; RM ties, unscored pairs and human ties "
+            "counted beside, never in decided)",
+            ["model (role)", "pairs", "agree", "disagree", "decided", "tie", "unscored", "human tie",
+             "agreement [95% CI]", "misal."], rows))
         rows = []
         for r in (x for x in s["agreement"] if x["group"] != "all"):
             rows.append([r["name"] or r["model_id"], f"{r['group']}={r['value']}", _num(r["n"]), _num(r["tie"]),
@@ -123,15 +126,28 @@ def _print_summary(s: dict) -> None:
                          _num(r.get("misalignment"))])
         console.print(_table("Agreement per RM by subset, split and held-out (pairs.heldout)",
                              ["model", "group", "pairs", "tie", "agreement [95% CI]", "misal."], rows, left=2))
+    for r in s.get("truncation") or []:
+        if r.get("n_truncated"):
+            from analysis.metrics.truncation import truncation_line
+
+            console.print(f"truncation: {truncation_line(r)}", soft_wrap=True)
+    for w in s.get("truncation_warnings") or []:
+        console.print(styled(("warning", "yellow"), f": {w}"), soft_wrap=True)
     if s.get("paired_tests"):
         rows = [[f"{r['slice']}={r['value']}", _num(r["n_both_decided"]), _num(r["reversed"]), _num(r["got_aligned"]),
                  _num(r["agreement_pre"]), _num(r["agreement_post"]),
                  f"{_num(r['difference'], '{:+.3f}')} [{_num(r['diff_low'], '{:+.3f}')}, {_num(r['diff_high'], '{:+.3f}')}]",
-                 _p(r["p"])] for r in s["paired_tests"]]
+                 _p(r["p"]), _p(r.get("p_bh"))] for r in s["paired_tests"]]
         console.print(_table("Pre vs post on the same pairs: McNemar's exact test (reversed vs got aligned; pairs "
-                             "decided by both RMs), difference post - pre with a paired Wald 95% interval",
-                             ["slice", "pairs", "reversed", "got al.", "pre", "post", "difference [95% CI]", "p"],
-                             rows))
+                             "decided by both RMs), difference post - pre with a paired Wald 95% interval; p BH: "
+                             "Benjamini-Hochberg across the tests of one slice (all subsets together)",
+                             ["slice", "pairs", "reversed", "got al.", "pre", "post", "difference [95% CI]", "p",
+                              "p BH"], rows))
+    for b in s.get("length_beats_rm") or []:
+        console.print(styled(("length beats the RM", "yellow"),
+                             f": {b['baseline']} agrees on {_num(b['baseline_agreement'])} of {b['baseline_decided']:,} "
+                             f"decided pairs, the {b['role']}-D RM on {_num(b['rm_agreement'])} of "
+                             f"{b['rm_decided']:,}" + (" (intervals apart)" if b.get("apart") else "")), soft_wrap=True)
     if s.get("baselines"):
         rows = [[r["baseline"], f"{r['slice']}={r['value']}", _num(r["decided"]), _num(r["tie"]),
                  f"{_num(r['agreement'])} [{_num(r['agreement_low'])}, {_num(r['agreement_high'])}]"]
@@ -231,7 +247,9 @@ def _print_summary(s: dict) -> None:
     # other regressions
     titles = {"theta": "OLS of theta on chosen-/rejected-side features",
               "misalignment_lpm": "Misalignment drivers: linear probability model (ties left out)",
-              "misalignment_logit": "Misalignment drivers: logit (ties left out)"}
+              "misalignment_logit": "Misalignment drivers: logit (ties left out)",
+              "imprint_joint_wald": "Imprint: joint Wald F tests that every coefficient of a group is 0 "
+                                    "(estimate = F statistic, not a coefficient)"}
     for a, rr in (s.get("coefficients") or {}).items():
         if not rr:
             continue
@@ -325,8 +343,11 @@ def _print_human(h: dict) -> None:
     """Human ties (left out of agreement and regimes) and, with several annotators, unanimous vs split."""
     if not h or not (h.get("ties") or h.get("with_votes")):
         return
-    console.print(f"human ties: {h['ties']:,} pairs (stored; left out of agreement, regimes and the imprint); "
-                  f"pairs with several votes: {h['with_votes']:,} ({h['unanimous']:,} unanimous, "
+    if h.get("ties"):
+        console.print(f"human ties: {h['ties']:,} pairs (stored; left out of agreement, regimes and the imprint)")
+    if not h.get("with_votes"):  # one label per pair: no votes to speak of
+        return
+    console.print(f"pairs with several votes: {h['with_votes']:,} ({h['unanimous']:,} unanimous, "
                   f"{h['split']:,} split)")
     rows = [[r["consensus"], _num(r["n"]), _num(r["decided_post"]), _num(r["disagree_post"]),
              _pct(r["misalignment_post"]), _num(r["mean_annotator_agreement"])] for r in h.get("by_consensus", [])]

@@ -191,6 +191,8 @@ class ListScreen(TriageMixin, Screen):
                        "then ") + f"rmtui fit --study {study}")
         self.entries.load(filt, now=True)  # the first rows, before the screen shows
         self.entries.focus()
+        if not hint:  # an RM that cut over 5 % of its texts at its maximum length: say so first
+            hint = " · ".join(svc.truncation_warnings_short())
         runs = svc.incomplete_runs()  # a failed or interrupted scoring run: its model's rewards are incomplete
         if runs:
             more = f" (and {len(runs) - 1} more: rmtui summary lists them)" if len(runs) > 1 else ""

@@ -24,9 +24,9 @@ GLOSSARY: list[tuple[str, str, str, str | None]] = [
      "margin = r(chosen) − r(rejected)"),
     ("tie", "tie", "A margin of 0 (within the fit's tolerance): the RM does not prefer either side. Ties are "
      "counted on their own, never as agreement.", None),
-    ("agreement", "regimes screen", "The share of scored pairs on which the RM agrees with the human (ties "
-     "count against it); 'of decided' leaves the ties out.",
-     "agreement = agree / (agree + disagree + ties);  of decided = agree / (agree + disagree)"),
+    ("agreement", "regimes screen", "The share of decided pairs on which the RM agrees with the human: RM "
+     "ties and pairs the humans called a tie are left out and counted beside, never folded in.",
+     "agreement = agree / decided = agree / (agree + disagree)"),
     ("regime", "regime", "What training on D did to a pair, from whether the pre-D and the post-D RM agree "
      "with the human:", None),
     ("  stayed aligned", "stayed", "Both RMs agree with the human (pre ✓, post ✓).", None),

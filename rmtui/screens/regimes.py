@@ -54,8 +54,9 @@ class RegimeScreen(Screen):
             def num(v):
                 return "-" if v is None else f"{v:.3f}"
 
-            t.append(f": pre-D {num(a['pre'])} · post-D {num(a['post'])} (agree / decided; misalignment = 1 - "
-                     f"agreement) · ties pre {a['ties_pre']:,} post {a['ties_post']:,}"
+            t.append(f": pre-D {num(a['pre'])} of {a['n_pre']:,} decided · post-D {num(a['post'])} of "
+                     f"{a['n_post']:,} decided (agree / decided; misalignment = 1 - agreement) · RM ties pre "
+                     f"{a['ties_pre']:,} post {a['ties_post']:,}"
                      f" · {a['n']:,} pairs with metrics")
             if a.get("human_ties") or a.get("split_votes"):
                 t.append(f" · human ties {a['human_ties']:,} (left out) · split votes {a['split_votes']:,}")
