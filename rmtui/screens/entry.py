@@ -88,6 +88,10 @@ def score_lines(e, show_ids: bool = False) -> Text:
         if mid not in seen:
             seen.append(mid)
     names = {str(r.model_id): (visible_line(str(r.name)) if r.name else str(r.model_id)) for r in rw.itertuples(index=False)}
+    roles = {str(r.model_id): str(r.role or "") for r in rw.itertuples(index=False)}
+    for mid in list(names):  # a model named after its role ('pre', embedded:pre) reads once: 'pre chosen ...'
+        if names[mid] == roles[mid]:
+            names[mid] = ""
     width = min(24, max(len(names[str(m)]) for m in seen))
     for mid in seen:
         rows = rw[rw["model_id"] == mid]
@@ -97,7 +101,7 @@ def score_lines(e, show_ids: bool = False) -> Text:
         m = None if c is None or r is None or c != c or r != r else c - r
         name = names[str(mid)][:width]
         t.append(f"{role:<5}", style="bold")
-        t.append(f"{name:<{width}} ")
+        t.append(f"{name:<{width}} " if width else "")
         t.append(f"chosen {_num(c, 2)}  rejected {_num(r, 2)}  margin ")
         t.append(_num(m, 2), style="bold red" if m is not None and m < 0 else "bold")
         if m is None:
