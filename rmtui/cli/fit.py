@@ -7,6 +7,9 @@ from typing import Any, Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
+
+from analysis.textsafe import visible, visible_line
 
 from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, styled
 
@@ -93,6 +96,115 @@ def fit(
     for m in res.messages:
         console.print(f"  {m}", soft_wrap=True)
     console.print(f"see: rmtui summary --study {study}")
+
+
+# -- what the summary prints by default: findings first, then the headline tables -----------------------
+HEADLINE_IMPRINT = 8  # imprint rows in the default summary (largest shifts first)
+
+
+def model_label(s: dict, model_id: Any) -> str:
+    """A model as the summary names it: its name (else its path or hub id), never its hex id."""
+    for m in s.get("models") or []:
+        if m.get("model_id") == model_id:
+            return visible_line(str(m.get("name") or m.get("path_or_hub_id") or f"unnamed {m.get('role') or 'model'}"))
+    return "-" if model_id is None else "unknown model"
+
+
+def single_value_slices(rows: list[dict], slice_key: str, value_key: str) -> set:
+    """Slices (other than 'all') with one value only (one split, held-out unknown everywhere): their
+    one row repeats the 'all' row, so the tables leave them out."""
+    values: dict[Any, set] = {}
+    for r in rows:
+        values.setdefault(r.get(slice_key), set()).add(r.get(value_key))
+    return {k for k, v in values.items() if k != "all" and len(v) <= 1}
+
+
+def _findings_text(lines: list[str]) -> Text:
+    """The report's findings (Markdown bullets with **bold** leads) as terminal text."""
+    t = Text()
+    for line in lines:
+        body = line[2:] if line.startswith("- ") else line
+        t.append("• ")
+        for i, part in enumerate(visible(body).split("**")):
+            t.append(part, style="bold" if i % 2 else "")
+        t.append("\n")
+    t.rstrip()
+    return t
+
+
+def _header(s: dict) -> None:
+    fit = s.get("fit")
+    bits = [f"{s['n_pairs']:,} pairs", f"{len(s['models'])} models"]
+    if fit:
+        bits += [f"pre-D {model_label(s, fit.get('pre_model_id'))}", f"post-D {model_label(s, fit.get('post_model_id'))}",
+                 f"fit {str(fit.get('created_at') or '')[:19]}"]
+    console.print(styled(("Study", "bold"), f" {visible_line(str(s['study']))}: " + " · ".join(bits)))
+
+
+def _agreement_rows(s: dict) -> list[list[str]]:
+    return [[f"{model_label(s, r['model_id'])} ({r['role'] or '-'})", _num(r["n"]), _num(r["tie"]),
+             f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
+             _num(r.get("misalignment"))]
+            for r in s["agreement"] if r["group"] == "all"]
+
+
+def _print_headline(s: dict) -> None:
+    """Findings first, then agreement per RM, the regimes and the largest imprint shifts, one line a row
+    at 80 columns; what else there is, and the notes, in a line each (`--all` prints every table)."""
+    from analysis.report.document import findings
+
+    _header(s)
+    console.print(styled(("Findings", "bold underline")))
+    console.print(_findings_text(findings(s)))
+    shown = []
+    if s["agreement"]:
+        console.print(_table("Agreement per RM (share of the decided pairs, Wilson 95% CI)",
+                             ["RM (role)", "pairs", "ties", "agreement [95% CI]", "misal."],
+                             _agreement_rows(s)))
+        shown.append("agreement")
+    if s.get("regimes"):
+        rows = [[r["regime"].replace("_", " "), _num(r["n"]), _pct(r["share"]), _pct(r["share_decided"])]
+                for r in s["regimes"]]
+        console.print(_table("Regimes (pre-D, post-D agreement; % of pairs)", ["regime", "pairs", "% of all",
+                                                                             "% of decided"], rows))
+        shown.append("regimes")
+    imp = [r for r in s.get("imprint") or [] if r.get("target") in ("pre", "post", "shift")]
+    if imp:
+        from analysis.metrics.significance import significance_marker
+
+        cell = {(r["target"], r["feature"]): r for r in imp}
+        feats = list(dict.fromkeys(r["feature"] for r in imp))
+        feats.sort(key=lambda f: -abs((cell.get(("shift", f)) or {}).get("estimate") or 0))
+
+        def est(t: str, f: str) -> str:
+            r = cell.get((t, f))
+            return "-" if r is None else f"{_num(r['estimate'], '{:+.3f}')}{significance_marker(r['p_bonferroni']) or ''}"
+
+        rows = [[visible_line(f), est("pre", f), est("post", f), est("shift", f)] for f in feats[:HEADLINE_IMPRINT]]
+        more = len(feats) - len(rows)
+        console.print(_table(f"Largest imprint shifts (reward per unit of the feature, {s.get('units') or 'raw'}; "
+                             f"Bonferroni p: * < 0.05, ** < 0.01, *** < 0.001)"
+                             f"{f'; {more} more with --all' if more > 0 else ''}",
+                             ["feature", "pre-D", "post-D", "shift"], rows))
+        shown.append("imprint")
+    rest = [k for k in ("agreement by slice", "paired_tests", "baselines", "labeler_agreement", "regimes_by_gamma",
+                        "regimes_by_subset", "theta_by_regime", "theta_by_gamma", "coefficients", "confusing",
+                        "robustness") if (s.get(k) if k != "agreement by slice" else s.get("agreement"))]
+    notes = len((s.get("fit") or {}).get("messages") or [])
+    if rest or notes:
+        console.print(styled(("more", "dim"), f": {len(rest)} more tables"
+                             + (f" and {notes} fit notes" if notes else "") + ": rmtui summary --all "
+                             f"(every number: --json)"), soft_wrap=True)
+    _print_status_notes(s)
+
+
+def _print_status_notes(s: dict) -> None:
+    for m in s.get("missing") or []:
+        console.print(styled(("not yet", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("stale") or []:
+        console.print(styled(("stale", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("interrupted") or []:
+        console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
 
 
 def _print_summary(s: dict) -> None:
@@ -365,8 +477,12 @@ def suspects(
 def summary(
     study: str = typer.Option(DEFAULT_STUDY, "--study", "-s", help=STUDY_OPTION_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the same numbers as JSON."),
+    all_tables: bool = typer.Option(False, "--all", "-a", help="Print every table (agreement by slice, paired "
+                                    "tests, baselines, gamma and subset breakdowns, theta, drivers, robustness) "
+                                    "instead of the findings and the headline tables."),
 ) -> None:
-    """Print agreement, regimes, gamma breakdowns, imprint, theta, drivers, confusing entries, robustness."""
+    """The findings and the headline tables (agreement, regimes, largest imprint shifts); --all for every
+    table, --json for every number."""
     from analysis.fit.study_fit import summary as make_summary
     from analysis.store import open_study
 
@@ -375,4 +491,7 @@ def summary(
     if as_json:
         print(json.dumps(s, indent=1))
         return
-    _print_summary(s)
+    if all_tables:
+        _print_summary(s)
+    else:
+        _print_headline(s)
