@@ -208,11 +208,7 @@ def _print_status_notes(s: dict) -> None:
 
 
 def _print_summary(s: dict) -> None:
-    console.print(styled(("Study", "bold"), f" {s['study']}: {s['n_pairs']:,} pairs, {len(s['models'])} models"))
-    fit = s.get("fit")
-    if fit:
-        console.print(f"latest fit {fit['fit_id']} at {fit['created_at']}: pre-D {fit.get('pre_model_id')}, "
-                      f"post-D {fit.get('post_model_id')}")
+    _header(s)
     if s.get("pair_metrics_source"):
         console.print(f"pair metrics: {s['pair_metrics_source']}")
 
@@ -220,43 +216,53 @@ def _print_summary(s: dict) -> None:
     if s["agreement"]:
         rows = []
         for r in (x for x in s["agreement"] if x["group"] == "all"):
-            rows.append([f"{r['name'] or r['model_id']} ({r['role'] or '-'})", _num(r["n"]), _num(r["agree"]),
+            name = model_label(s, r["model_id"])
+            rows.append([name if name == r["role"] else f"{name} ({r['role'] or '-'})", _num(r["n"]), _num(r["agree"]),
                          _num(r["disagree"]), _num(r["tie"]), _num(r["unscored"]),
                          f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
                          _num(r.get("misalignment"))])
         console.print(_table(
-            f"Agreement per RM (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / decided "
-            "with a Wilson 95% interval, misalignment = 1 - agreement; ties and unscored pairs counted beside)",
-            ["model (role)", "pairs", "agree", "disagree", "tie", "unscored", "agreement [95% CI]", "misal."], rows))
+            f"Agreement per RM, pair counts (tie: |diff| <= {s['tie_tol']:g} or identical texts; agreement = agree / "
+            "decided, a share, Wilson 95% CI; misalignment = 1 - agreement)",
+            ["RM", "pairs", "agree", "disag.", "tie", "unsc.", "agreement [95% CI]", "misal."], rows))
         rows = []
-        for r in (x for x in s["agreement"] if x["group"] != "all"):
-            rows.append([r["name"] or r["model_id"], f"{r['group']}={r['value']}", _num(r["n"]), _num(r["tie"]),
+        drop = single_value_slices([x for x in s["agreement"] if x["group"] != "all"], "group", "value")
+        for r in (x for x in s["agreement"] if x["group"] != "all" and x["group"] not in drop):
+            rows.append([model_label(s, r["model_id"]), f"{r['group']}={visible_line(str(r['value']))}", _num(r["n"]),
+                         _num(r["tie"]),
                          f"{_num(r['agreement'])} [{_num(r.get('agreement_low'))}, {_num(r.get('agreement_high'))}]",
                          _num(r.get("misalignment"))])
-        console.print(_table("Agreement per RM by subset, split and held-out (pairs.heldout)",
-                             ["model", "group", "pairs", "tie", "agreement [95% CI]", "misal."], rows, left=2))
+        if rows:
+            console.print(_table("Agreement per RM by subset, split and held-out (pairs; agreement a share of "
+                                 "decided pairs; a slice with one value repeats 'all' and is left out)",
+                                 ["RM", "slice", "pairs", "tie", "agreement [95% CI]", "misal."], rows, left=2))
     if s.get("paired_tests"):
-        rows = [[f"{r['slice']}={r['value']}", _num(r["n_both_decided"]), _num(r["reversed"]), _num(r["got_aligned"]),
-                 _num(r["agreement_pre"]), _num(r["agreement_post"]),
+        drop = single_value_slices(s["paired_tests"], "slice", "value")
+        rows = [[f"{r['slice']}={visible_line(str(r['value']))}" if r["slice"] != "all" else "all",
+                 _num(r["n_both_decided"]), f"{_num(r['reversed'])}/{_num(r['got_aligned'])}",
+                 f"{_num(r['agreement_pre'])}→{_num(r['agreement_post'])}",
                  f"{_num(r['difference'], '{:+.3f}')} [{_num(r['diff_low'], '{:+.3f}')}, {_num(r['diff_high'], '{:+.3f}')}]",
-                 _p(r["p"])] for r in s["paired_tests"]]
-        console.print(_table("Pre vs post on the same pairs: McNemar's exact test (reversed vs got aligned; pairs "
-                             "decided by both RMs), difference post - pre with a paired Wald 95% interval",
-                             ["slice", "pairs", "reversed", "got al.", "pre", "post", "difference [95% CI]", "p"],
-                             rows))
+                 _p(r["p"])] for r in s["paired_tests"] if r["slice"] not in drop]
+        console.print(_table("Pre vs post on the same pairs (pairs decided by both RMs): McNemar's exact test on "
+                             "reversed vs got aligned; agreement pre→post and the difference post - pre (shares) "
+                             "with a paired Wald 95% CI",
+                             ["slice", "pairs", "rev/got", "pre→post", "difference [95% CI]", "p"], rows))
     if s.get("baselines"):
-        rows = [[r["baseline"], f"{r['slice']}={r['value']}", _num(r["decided"]), _num(r["tie"]),
+        rows = [[r["baseline"], "all" if r["slice"] == "all" else f"{r['slice']}={visible_line(str(r['value']))}",
+                 _num(r["decided"]), _num(r["tie"]),
                  f"{_num(r['agreement'])} [{_num(r['agreement_low'])}, {_num(r['agreement_high'])}]"]
                 for r in s["baselines"] if r["slice"] in ("all", "subset")]
         meth = next((r["method"] for r in s["baselines"] if r["baseline"] == "length_logit"), "")
-        console.print(_table(f"What length alone gets (agreement over pairs the rule decides; length_logit: {meth})",
-                             ["baseline", "slice", "decided", "tie", "agreement [95% CI]"], rows))
+        console.print(_table(f"What length alone gets (pairs; agreement a share of the pairs the rule decides, "
+                             f"Wilson 95% CI; length_logit: {meth})",
+                             ["baseline", "slice", "decided", "tie", "agreement [95% CI]"], rows, left=2))
 
     # regimes (paper's Table 1)
     if s.get("regimes"):
         rows = [[r["regime"], _num(r["n"]), _pct(r["share"]), _pct(r["share_decided"])] for r in s["regimes"]]
-        console.print(_table("Regimes (pre-D, post-D agreement); 'of decided' leaves ties and unscored out "
-                             "like the paper's Table 1", ["regime", "pairs", "share", "of decided"], rows))
+        console.print(_table("Regimes (pre-D, post-D agreement; pairs and % of them); 'of decided' leaves ties "
+                             "and unscored out like the paper's Table 1", ["regime", "pairs", "share", "of decided"],
+                             rows))
         if s.get("misalignment"):
             m = s["misalignment"]
             console.print(f"post-D misalignment: {_pct(m['misalignment'])} of {m['decided']:,} decided pairs "
@@ -271,13 +277,15 @@ def _print_summary(s: dict) -> None:
     if gsrc.get("caveat"):
         console.print(styled(("caveat", "yellow"), f": {gsrc['caveat']}"), soft_wrap=True)
     if s.get("labeler_agreement"):
-        rows = [[f"{r['slice']}={r['value']}", _num(r["n"]), _num(r["c"]), _num(r["i"]), _num(r["r"]),
-                 _num(r["unlabelled"]),
+        drop = single_value_slices(s["labeler_agreement"], "slice", "value")
+        rows = [["all" if r["slice"] == "all" else f"{r['slice']}={visible_line(str(r['value']))}", _num(r["n"]),
+                 _num(r["c"]), _num(r["i"]), _num(r["r"]), _num(r["unlabelled"]),
                  f"{_num(r['agreement'])} [{_num(r['agreement_low'])}, {_num(r['agreement_high'])}]"]
-                for r in s["labeler_agreement"]]
+                for r in s["labeler_agreement"] if r["slice"] not in drop]
         kind = "PROXY target labels" if gsrc.get("proxy") else "target labels"
-        console.print(_table(f"How often the {kind} behind gamma side with the human (agreement = c / (c + r), "
-                             "Wilson 95%)", ["slice", "pairs", "c", "i", "r", "unlabelled", "agreement [95% CI]"],
+        console.print(_table(f"How often the {kind} behind gamma side with the human (pair counts; agreement "
+                             "= c / (c + r), a share, Wilson 95% CI)",
+                             ["slice", "pairs", "c", "i", "r", "unlab.", "agreement [95% CI]"],
                              rows))
     regs = ["stayed_aligned", "got_aligned", "resists_alignment", "reversed"]
     for key, by, title in (("regimes_by_gamma", "gamma", "Regimes by LM-labeler preference gamma (c: labeler "
@@ -341,13 +349,20 @@ def _print_summary(s: dict) -> None:
                                  [by, "pairs", "no angle", "mean", "median", "> 0", "< 0", "sign p"], rows))
 
     # other regressions
-    titles = {"theta": "OLS of theta on chosen-/rejected-side features",
-              "misalignment_lpm": "Misalignment drivers: linear probability model (ties left out)",
-              "misalignment_logit": "Misalignment drivers: logit (ties left out)"}
+    titles = {"theta": "OLS of theta on chosen-/rejected-side features (estimate in degrees per unit)",
+              "misalignment_lpm": "Misalignment drivers: linear probability model (ties left out; estimate = "
+                                  "change in probability per unit)",
+              "misalignment_logit": "Misalignment drivers: logit (ties left out; estimate in log-odds per unit)"}
     for a, rr in (s.get("coefficients") or {}).items():
         if not rr:
             continue
-        rows = [[r["term"], f"{_num(r['estimate'])}{'' if r['term'] == 'const' else _sig(r['p_bonferroni'])}",
+        if a == "imprint_joint_wald":  # one joint test per reward (target): label each row with it
+            rows = [[f"{r.get('target')}: {visible_line(str(r['term']))}", _num(r["estimate"], "{:.2f}"), _p(r["p"])]
+                    for r in rr]
+            console.print(_table(f"Imprint joint Wald tests (F statistic, p; n = {rr[0]['n']:,} texts, SE "
+                                 f"{rr[0]['se_type']})", ["reward: features tested together", "F", "p"], rows))
+            continue
+        rows = [[visible_line(str(r["term"])), f"{_num(r['estimate'])}{'' if r['term'] == 'const' else _sig(r['p_bonferroni'])}",
                  _num(r["se"]), f"[{_num(r['ci_low'])}, {_num(r['ci_high'])}]", _p(r["p"]),
                  _p(r["p_bonferroni"])] for r in rr]
         console.print(_table(f"{titles.get(a, a)}; n = {rr[0]['n']:,}, SE {rr[0]['se_type']}; {SIG_NOTE}",
@@ -358,12 +373,15 @@ def _print_summary(s: dict) -> None:
         rows = [[k, _num(c[k]), _num(c.get(k + "_unknown"))] for k in
                 ("same_target_labels", "near_identical", "labeler_sides_with_rm", "confusing")]
         rows.append(["identical", _num(c["identical"]), "-"])
-        console.print(_table(f"Confusing entries (near-identical: {c.get('near_identical_measure')})",
+        console.print(_table(f"Confusing entries (pairs; near-identical: {c.get('near_identical_measure')})",
                              ["flag", "pairs", "unknown"], rows))
 
     for name, rr in (s.get("robustness") or {}).items():
         if name == "robustness" and rr and "variant" in rr[0]:
-            console.print(_robustness_table(rr))
+            for t in _robustness_table(rr):
+                console.print(t)
+        elif name == "sensitivity" and rr and "mean_change" in rr[0]:
+            console.print(_sensitivity_table(s, rr))
         else:
             console.print(_generic_table(f"Robustness: table {name}", rr))
 
@@ -380,23 +398,54 @@ def _print_summary(s: dict) -> None:
         console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
 
 
-def _robustness_table(rr: list[dict]) -> Table:
-    """The robustness score: per variant, outcome and flip term, events/flips, estimate, interval, p, BH."""
-    rows = []
+ROBUSTNESS_VARIANTS = {"at_risk": "rewrites at risk", "all_rewrites": "all rewrites"}
+
+
+def _robustness_table(rr: list[dict]) -> list[Table]:
+    """The robustness score, one table per variant and outcome (so that a term is one line, two when its
+    name is long, at 80 columns): flip term, events with the flip / rewrites with it, estimate (change in
+    the outcome's probability) with its 95% CI, p and p BH; † marks small cells (Fisher exact p,
+    Newcombe interval), ‡ a term that could not be estimated."""
+    groups: dict[tuple, list[dict]] = {}
     for r in rr:
         if r.get("term") in ("intercept",):
             continue
-        cells = "-" if r.get("n_flip") is None else f"{r.get('events_flip')}/{r.get('n_flip')}"
-        est = r.get("estimate")
-        rows.append([str(r.get("variant") or "-"), str(r.get("outcome")), str(r.get("term")),
-                     f"{r.get('events')}/{r.get('n')}", cells,
-                     "-" if est is None else f"{_num(est)}{_sig(r.get('p_bh'))}",
-                     "-" if est is None else f"[{_num(r.get('ci_low'))}, {_num(r.get('ci_high'))}]",
-                     _p(r.get("p")), _p(r.get("p_bh")), str(r.get("status") or "")])
-    return _table("Robustness: table robustness (LPM on flips, post-D RM; events/at risk, events/flips; "
-                  "small cells: Fisher exact p and Newcombe interval; p BH across the table)",
-                  ["variant", "outcome", "term", "events/n", "ev/flips", "estimate", "95% CI", "p", "p BH",
-                   "status"], rows)
+        groups.setdefault((r.get("variant"), r.get("outcome")), []).append(r)
+    tables = []
+    for (variant, outcome), rows_in in groups.items():
+        rows, never = [], []
+        for r in rows_in:
+            if r.get("estimate") is None and not r.get("n_flip"):  # no rewrite made this flip: one line for all
+                never.append(visible_line(str(r.get("term"))))
+                continue
+            status = str(r.get("status") or "")
+            mark = "" if status in ("", "ok") else ("†" if status.startswith("small") else "‡")
+            est = r.get("estimate")
+            rows.append([visible_line(str(r.get("term"))) + mark,
+                         "-" if r.get("n_flip") is None else f"{r.get('events_flip')}/{r.get('n_flip')}",
+                         "-" if est is None else f"{_num(est, '{:+.3f}')}{_sig(r.get('p_bh'))} "
+                         f"[{_num(r.get('ci_low'), '{:+.3f}')}, {_num(r.get('ci_high'), '{:+.3f}')}]",
+                         _p(r.get("p")), _p(r.get("p_bh"))])
+        n = next((r.get("n") for r in rows_in if r.get("n") is not None), None)
+        events = next((r.get("events") for r in rows_in if r.get("events") is not None), None)
+        title = (f"Robustness, {ROBUSTNESS_VARIANTS.get(variant, visible_line(str(variant or '-')))}: "
+                 f"{visible_line(str(outcome)).replace('_', ' ')} ~ flips (LPM, post-D RM; {events}/{n} events; "
+                 "estimate = change in probability; † small cells: Fisher exact p, Newcombe CI; ‡ not estimable; "
+                 "p BH across the table)")
+        t = _table(title, ["flip term", "ev/flips", "estimate [95% CI]", "p", "p BH"], rows)
+        if never:
+            t.caption, t.caption_justify = f"no rewrite made these flips: {', '.join(never)}", "left"
+        tables.append(t)
+    return tables
+
+
+def _sensitivity_table(s: dict, rr: list[dict]) -> Table:
+    """Mean reward change per rewrite, per rewriter, side and RM (the RM by name)."""
+    rows = [[visible_line(str(r.get("perturbation"))), str(r.get("side")), model_label(s, r.get("model_id")),
+             f"{_num(r.get('mean_change'), '{:+.3f}')} [{_num(r.get('ci_low'), '{:+.3f}')}, "
+             f"{_num(r.get('ci_high'), '{:+.3f}')}]", _num(r.get("n"))] for r in rr]
+    return _table("Robustness: reward change per rewrite (new - old reward, mean with 95% CI; n rewrites)",
+                  ["rewriter", "side", "RM", "mean change [95% CI]", "n"], rows, left=3)
 
 
 def _generic_table(title: str, rr: list[dict]) -> Table:
