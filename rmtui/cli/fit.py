@@ -385,7 +385,7 @@ def _print_summary(s: dict) -> None:
         else:
             console.print(_generic_table(f"Robustness: table {name}", rr))
 
-    fit_msgs = (fit or {}).get("messages") or []
+    fit_msgs = (s.get("fit") or {}).get("messages") or []
     if fit_msgs:
         console.print(styled(("Fit notes", "bold")))
         for m in fit_msgs:
