@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, SafeTextColumn, styled
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, progress_bar, styled
 
 
 @app.command()
@@ -41,8 +41,6 @@ def ingest(
 ) -> None:
     """Read preference pairs into the study. Re-ingesting the same data adds nothing."""
     import time
-
-    from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
     from analysis.datasets.readers import READ_STOPPED, ReadOptions
     from analysis.errors import InputError
@@ -84,8 +82,7 @@ def ingest(
     t0 = time.perf_counter()
     results = []
     with open_study(study) as st:
-        with Progress(SafeTextColumn("{task.description}"), BarColumn(), SafeTextColumn("{task.completed} pairs"),
-                      TimeElapsedColumn(), console=console, transient=True) as prog:
+        with progress_bar("pairs") as prog:
             for src in sources:
                 task = prog.add_task("ingest " + ("SQL query" if src.startswith("sql:") else src), total=None)
                 opts = options_for(src)
