@@ -129,9 +129,14 @@ def _score(st, rm, role, name, limit, check_invariance):
             rate = f"{done / dt:,.1f} texts/s" if dt > 0 and done else ""
             prog.update(task, completed=done, total=total, rate=rate)
 
-        # not on a terminal: one line when the run ends (PlainProgress), not one per committed chunk
+        def on_commit(done: int, total: int) -> None:
+            # one plain line per committed chunk when the output is a log file, not a terminal: what a
+            # killed run kept (the resume test reads them)
+            if not console.is_terminal:
+                _say(f"committed {done}/{total} texts")
+
         return score_study(st, rm, role, name=name, limit=limit, progress=progress,
-                           check_invariance_n=64 if check_invariance else 0)
+                           check_invariance_n=64 if check_invariance else 0, on_commit=on_commit)
 
 
 def _report(res, role, st) -> None:
