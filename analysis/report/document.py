@@ -201,13 +201,40 @@ def _section_tables(data: dict[str, Any], key: str, title: str):
 # figures (matplotlib, Agg, no global state)
 
 
+FIG_DPI = 110
+FIG_MAX_PX = 1600    # no side of a figure is longer, whatever the count of groups or features
+FIG_MAX_ROWS = 30    # beyond this many groups a figure shows the top and bottom halves and summarises the rest
+
+
 def _figure(w: float = 7.0, h: float = 4.0):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(w, h), dpi=110)
+    cap = FIG_MAX_PX / FIG_DPI
+    fig = Figure(figsize=(min(w, cap), min(h, cap)), dpi=FIG_DPI)
     FigureCanvasAgg(fig)
     return fig
+
+
+def _row_height(n_rows: int) -> float:
+    """A horizontal figure's height in inches for ``n_rows`` rows (title and axis included)."""
+    return min(FIG_MAX_PX / FIG_DPI, 0.27 * n_rows + 1.6)
+
+
+def top_and_bottom(items: list, value, keep: int = FIG_MAX_ROWS) -> tuple[list, list]:
+    """``items`` sorted by ``value`` (highest first; None last); beyond ``keep`` the top and bottom
+    ``keep // 2`` are kept and the rest returned apart, for a figure to summarise in one row."""
+    ranked = sorted(items, key=lambda x: (value(x) is None, -(value(x) or 0.0)))
+    if len(ranked) <= keep:
+        return ranked, []
+    h = keep // 2
+    return ranked[:h] + ranked[len(ranked) - h:], ranked[h:len(ranked) - h]
+
+
+def _rest_label(rest: list, values: list[float | None], noun: str) -> str:
+    vals = [v for v in values if v is not None]
+    span = f" ({min(vals):.2f} to {max(vals):.2f})" if vals else ""
+    return f"… {len(rest)} more {noun}{span}"
 
 
 def _save(fig, path: Path) -> Path:
@@ -283,12 +310,20 @@ def figure_coefficients(rows: list[dict[str, Any]], title: str):
         f = str(_pick(r, "feature", "term") or "")
         if f not in feats:
             feats.append(f)
-    fig = _figure(3.2 * len(targets) + 1.8, 0.32 * len(feats) + 1.4)
+    cell = {(str(_pick(x, "target", "outcome") or ""), str(_pick(x, "feature", "term") or "")): x for x in rows}
+    sort_by = targets[-1]  # rows sorted by the last panel's estimate (the shift where there is one)
+    feats, rest = top_and_bottom(feats, lambda f: _num((cell.get((sort_by, f)) or {}).get("estimate")))
+    labels = list(feats)
+    if rest:
+        at = FIG_MAX_ROWS // 2
+        labels.insert(at, _rest_label(rest, [_num((cell.get((sort_by, f)) or {}).get("estimate")) for f in rest],
+                                      "rows"))
+        feats.insert(at, None)
+    fig = _figure(3.2 * len(targets) + 1.8, _row_height(len(feats)))
     for i, t in enumerate(targets):
         ax = fig.add_subplot(1, len(targets), i + 1)
         for j, f in enumerate(feats):
-            r = next((x for x in rows if str(_pick(x, "target", "outcome") or "") == t
-                      and str(_pick(x, "feature", "term") or "") == f), None)
+            r = cell.get((t, f)) if f is not None else None
             if r is None:
                 continue
             est = _num(r["estimate"])
@@ -300,62 +335,79 @@ def figure_coefficients(rows: list[dict[str, Any]], title: str):
             ax.plot([est], [j], "o", color=color)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(range(len(feats)))
-        ax.set_yticklabels([figure_label(f) for f in feats] if i == 0 else [""] * len(feats), fontsize=8)
+        ax.set_yticklabels([figure_label(x) for x in labels] if i == 0 else [""] * len(feats), fontsize=8)
         ax.set_ylim(-0.7, len(feats) - 0.3)
         ax.invert_yaxis()
         ax.set_title(figure_label(t) or title, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title + (f" (sorted by {sort_by})" if len(targets) > 1 and sort_by else ""), fontsize=11)
     return fig
 
 
 def figure_agreement(stats: list[dict[str, Any]], baselines: list[dict[str, Any]] | None = None):
-    """Agreement (agree / decided) with Wilson 95 % intervals by subset, one marker per RM role, and the
-    longer-wins baseline as a grey marker; a Figure whose lines hold the plotted numbers."""
+    """Agreement (agree / decided) with Wilson 95 % intervals by subset as horizontal rows: 'all' on top,
+    then the subsets sorted by the post-D agreement (pre-D where there is no post-D RM), highest first;
+    beyond 30 subsets the top and bottom 15 with the rest summarised in one row. One marker per RM role
+    and the longer-wins baseline as a grey tick; a Figure whose lines hold the plotted numbers."""
     recs = [r for r in stats or [] if r.get("slice") in ("all", "subset") and _num(r.get("agreement")) is not None
             and r.get("role") in ("pre", "post")]
     if not recs:
         return None
-    groups = list(dict.fromkeys(("all" if r["slice"] == "all" else str(r["value"])) for r in recs))
-    fig = _figure(max(5.0, 1.1 * len(groups) + 2), 3.8)
+
+    def key(r):
+        return "all" if r["slice"] == "all" else str(r["value"])
+
+    by = {(r["role"], key(r)): r for r in recs}
+    sort_role = "post" if any(r["role"] == "post" for r in recs) else "pre"
+    subsets = list(dict.fromkeys(key(r) for r in recs if r["slice"] != "all"))
+    shown, rest = top_and_bottom(subsets, lambda g: _num((by.get((sort_role, g)) or {}).get("agreement")))
+    groups = (["all"] if any(key(r) == "all" for r in recs) else []) + shown
+    labels = list(groups)
+    if rest:
+        at = len(groups) - FIG_MAX_ROWS // 2
+        labels.insert(at, _rest_label(rest, [_num((by.get((sort_role, g)) or {}).get("agreement")) for g in rest],
+                                      "subsets"))
+        groups.insert(at, None)
+    fig = _figure(8.0, _row_height(len(groups)))
     ax = fig.add_subplot(1, 1, 1)
     offs = {"pre": -0.15, "post": 0.15}
     colors = {"pre": "tab:orange", "post": "tab:blue"}
     for role in ("pre", "post"):
-        xs, ys, los, his = [], [], [], []
+        ys, xs, los, his = [], [], [], []
         for gi, g in enumerate(groups):
-            r = next((x for x in recs if x["role"] == role and ("all" if x["slice"] == "all" else str(x["value"])) == g),
-                     None)
+            r = by.get((role, g)) if g is not None else None
             if r is None:
                 continue
-            xs.append(gi + offs[role])
-            ys.append(float(r["agreement"]))
+            ys.append(gi + offs[role])
+            xs.append(float(r["agreement"]))
             los.append(_num(r.get("agreement_low")))
             his.append(_num(r.get("agreement_high")))
-        for x, lo, hi in zip(xs, los, his):
+        for y, lo, hi in zip(ys, los, his):
             if lo is not None and hi is not None:
-                ax.plot([x, x], [lo, hi], color=colors[role], lw=2, gid=f"ci-{role}")
+                ax.plot([lo, hi], [y, y], color=colors[role], lw=2, gid=f"ci-{role}")
         if xs:
             ax.plot(xs, ys, "o", color=colors[role], label=f"{role}-D RM", gid=f"agreement-{role}")
     if baselines:
-        bx, by = [], []
+        bx, bys = [], []
         for gi, g in enumerate(groups):
-            r = next((b for b in baselines if b.get("baseline") == "longer_wins"
+            r = next((b for b in baselines if g is not None and b.get("baseline") == "longer_wins"
                       and ("all" if b.get("slice") == "all" else str(b.get("value"))) == g
                       and b.get("slice") in ("all", "subset")), None)
             if r is not None and _num(r.get("agreement")) is not None:
-                bx.append(gi)
-                by.append(float(r["agreement"]))
+                bys.append(gi)
+                bx.append(float(r["agreement"]))
         if bx:
-            ax.plot(bx, by, "_", color="gray", markersize=14, mew=2, label="longer wins", gid="baseline")
-    ax.axhline(0.5, color="black", lw=0.6, ls=":")
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([figure_label(g) for g in groups], rotation=15, ha="right", fontsize=8)
-    ax.set_ylabel("agreement (agree / decided)")
-    ax.set_ylim(0, 1)
-    ax.set_title("Agreement with the human labels by subset (Wilson 95 %)", fontsize=11)
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+            ax.plot(bx, bys, "|", color="gray", markersize=12, mew=2, label="longer wins", gid="baseline")
+    ax.axvline(0.5, color="black", lw=0.6, ls=":")
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels([figure_label(x) for x in labels], fontsize=8)
+    ax.set_ylim(-0.7, len(groups) - 0.3)
+    ax.invert_yaxis()
+    ax.set_xlabel("agreement (agree / decided)")
+    ax.set_xlim(0, 1)
+    ax.set_title(f"Agreement with the human labels by subset (Wilson 95 %; sorted by {sort_role}-D)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
     return fig
 
 
@@ -380,25 +432,37 @@ def _share_records(obj: Any, value_keys: tuple[str, ...]) -> list[tuple[str, str
 def fig_bars(obj: Any, path: Path, title: str, ylabel: str,
              value_keys: tuple[str, ...] = ("share", "pct", "percent", "fraction", "rate", "value", "n", "count"),
              ) -> Path | None:
+    """Horizontal bars, one row per category (regime ...), sorted by the first group's value, highest
+    first, one bar per group within a row; beyond 30 categories the top and bottom 15 with the rest
+    summarised; ``ylabel`` names the values' axis (now the horizontal one)."""
     recs = _share_records(obj, value_keys)
     if not recs:
         return None
     groups = list(dict.fromkeys(g for g, _, _ in recs))
+    value = {(g, c): v for g, c, v in recs}
     cats = list(dict.fromkeys(c for _, c, _ in recs))
-    fig = _figure(max(5.0, 0.9 * len(cats) * max(1, len(groups)) + 2), 3.8)
+    cats, rest = top_and_bottom(cats, lambda c: value.get((groups[0], c)))
+    labels = [c.replace("_", " ") for c in cats]
+    if rest:
+        at = FIG_MAX_ROWS // 2
+        labels.insert(at, _rest_label(rest, [value.get((groups[0], c)) for c in rest], "categories"))
+        cats.insert(at, None)
+    fig = _figure(7.5, _row_height(len(cats) * max(1, min(len(groups), 4)) * 0.6 + 1))
     ax = fig.add_subplot(1, 1, 1)
-    width = 0.8 / max(1, len(groups))
+    height = 0.8 / max(1, len(groups))
     for gi, g in enumerate(groups):
-        vals = [next((v for gg, c, v in recs if gg == g and c == cat), 0.0) for cat in cats]
-        xs = [ci + gi * width - 0.4 + width / 2 for ci in range(len(cats))]
-        ax.bar(xs, vals, width=width, label=figure_label(g) if len(groups) > 1 else None)
-    ax.set_xticks(range(len(cats)))
-    ax.set_xticklabels([figure_label(c.replace("_", " ")) for c in cats], rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
+        ys = [ci + gi * height - 0.4 + height / 2 for ci, c in enumerate(cats) if c is not None]
+        vals = [value.get((g, c), 0.0) for c in cats if c is not None]
+        ax.barh(ys, vals, height=height, label=figure_label(g) if len(groups) > 1 else None, gid=f"bars-{g}")
+    ax.set_yticks(range(len(cats)))
+    ax.set_yticklabels([figure_label(x) for x in labels], fontsize=8)
+    ax.set_ylim(-0.7, len(cats) - 0.3)
+    ax.invert_yaxis()
+    ax.set_xlabel(ylabel)
     ax.set_title(title, fontsize=11)
     if len(groups) > 1:
         ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    ax.grid(axis="x", alpha=0.3)
     return _save(fig, path)
 
 

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, err_console, SafeTextColumn, styled
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, err_console, progress_bar, styled
 
 
 def _fmt(v, digits=3) -> str:
@@ -64,8 +64,6 @@ def featurize(
     """Label the study's texts; cached per text, so a rerun only does what is missing."""
     import threading
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from analysis.errors import RmtuiError
     from analysis.features import featurize_study, study_texts
     from analysis.store import open_study
@@ -109,8 +107,7 @@ def featurize(
     cancel = threading.Event()
     with open_study(study, create=False) as st:
         n_total = len(study_texts(st, limit=limit))
-        with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as prog:
+        with progress_bar("texts") as prog:
             task = prog.add_task(f"featurize {spec}", total=n_total)
             try:
                 res = featurize_study(st, spec, limit=limit, progress=lambda n: prog.advance(task, n),

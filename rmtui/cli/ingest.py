@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, SafeTextColumn, styled
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, progress_bar, styled
 
 
 @app.command()
@@ -44,8 +44,6 @@ def ingest(
     """Read preference pairs into the study. Re-ingesting the same data adds nothing; repeated judgments
     of one item (the same prompt and two responses, either order) become one pair with their votes."""
     import time
-
-    from rich.progress import BarColumn, Progress, TimeElapsedColumn
 
     from analysis.datasets.readers import READ_STOPPED, ReadOptions
     from analysis.errors import InputError
@@ -94,9 +92,7 @@ def ingest(
     new_study = not _study_exists(study)
     try:
         with open_study(study) as st:
-            with Progress(SafeTextColumn("{task.description}"), BarColumn(),
-                          SafeTextColumn("{task.completed} pairs"), TimeElapsedColumn(), console=console,
-                          transient=True) as prog:
+            with progress_bar("pairs") as prog:
                 for src, opts in zip(sources, all_opts):
                     task = prog.add_task("ingest " + ("SQL query" if src.startswith("sql:") else src), total=None)
                     res = do_ingest(st, src, opts, strict=strict, replace=replace,

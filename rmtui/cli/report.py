@@ -22,7 +22,8 @@ def report(
     t0 = time.perf_counter()
     with open_study(study, read_only=True) as st:
         try:
-            res = write_report(st, out)
+            with console.status("report: summary, figures, tables"):  # a spinner on a terminal, nothing in a log
+                res = write_report(st, out)
         except OSError as e:  # a read-only folder, a full disk
             from analysis.errors import RmtuiError
 

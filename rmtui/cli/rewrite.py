@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, quiet_libraries, SafeTextColumn, styled
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, console, quiet_libraries, progress_bar, styled
 
 
 @app.command()
@@ -36,8 +36,6 @@ def rewrite(
     Resumable: rerunning with the same options skips the rewrites already stored.
     """
     quiet_libraries()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from analysis.rewrite.experiment import fit_robustness, run_experiment
     from analysis.rewrite import make_rewriter
     from analysis.store import open_study
@@ -56,8 +54,7 @@ def rewrite(
             from analysis.scoring import load_study_models
 
             scorer = default_scorer(st, load_study_models(st, trust_remote_code=True))
-        with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=True) as prog:
+        with progress_bar("rewrites") as prog:
             task = prog.add_task(f"rewrite ({rw.spec})", total=n * len(side_list))
             res = run_experiment(st, rw, n, seed, side_list, progress=lambda k: prog.advance(task, k),
                                  similarity_model=similarity_model, threshold=threshold, concurrency=concurrency,

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, bench_app, console, quiet_libraries, SafeTextColumn, styled
+from .base import DEFAULT_STUDY, STUDY_OPTION_HELP, app, bench_app, console, quiet_libraries, progress_bar, styled
 
 
 def _say(*args) -> None:
@@ -16,14 +16,7 @@ def _say(*args) -> None:
 
 
 def _progress():
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    return Progress(
-        SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        SafeTextColumn("{task.fields[rate]}"), TimeElapsedColumn(), SafeTextColumn("ETA"), TimeRemainingColumn(),
-        console=console, transient=True,
-    )
+    return progress_bar("texts", rate=True)
 
 
 @app.command()
@@ -145,7 +138,8 @@ def _score(st, rm, role, name, limit, check_invariance):
             prog.update(task, completed=done, total=total, rate=rate)
 
         def on_commit(done: int, total: int) -> None:
-            # one plain line per committed chunk when the output is a log file, not a terminal
+            # one plain line per committed chunk when the output is a log file, not a terminal: what a
+            # killed run kept (the resume test reads them)
             if not console.is_terminal:
                 _say(f"committed {done}/{total} texts")
 

@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
-from .base import app, console, quiet_libraries, SafeTextColumn
+from .base import app, console, quiet_libraries, progress_bar
 
 
 @app.command()
@@ -35,8 +35,6 @@ def train(
     import time
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
     from analysis.errors import InputError
     from analysis.store import open_study
     from analysis.models.train import TrainSettings
@@ -62,8 +60,7 @@ def train(
                   + (f" (held out in the study already: {len(extra_held):,})" if extra_held else ""))
 
     t0 = time.perf_counter()
-    with Progress(SafeTextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=console, transient=False) as prog:
+    with progress_bar(transient=False) as prog:
         tasks: dict[str, int] = {}
 
         def progress(stage: str, done: int, total: int) -> None:

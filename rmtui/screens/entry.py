@@ -1,7 +1,9 @@
 """One entry, laid out for 24 rows: the last human turn and both responses first (side by side when
-wide, else one above the other with ``o`` to jump between them), the earlier turns folded to one line
-that ``z`` unfolds, then one line per RM (rewards and margin) and a compact table of the features on
-which the two responses differ."""
+wide, else one above the other), the earlier turns folded to one line and a long last turn to a few
+lines that ``z`` unfolds, then one line per RM (rewards and margin) and a compact table of the features
+on which the two responses differ. Each response is a pane with a capped share of the height that
+scrolls on its own (``o`` moves between them) and says how much more there is ("… 42 more lines"), so
+CHOSEN and REJECTED are both on the first screen at any size from 80x24."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from ..widgets.entry_list import REGIME_WORDS
 from .common import TRIAGE_BINDINGS, TriageMixin, error_parts
 
 NARROW = 100
+LAST_TURN_LINES = 3   # a folded last human turn shows at most this many lines (the last one says how many more)
+PANE_MIN_TEXT = 2     # a response pane shows at least this many lines of its text
 _TURN = re.compile(r"(Human:|Assistant:|System:)")
 
 
@@ -84,6 +88,10 @@ def score_lines(e, show_ids: bool = False) -> Text:
         if mid not in seen:
             seen.append(mid)
     names = {str(r.model_id): (visible_line(str(r.name)) if r.name else str(r.model_id)) for r in rw.itertuples(index=False)}
+    roles = {str(r.model_id): str(r.role or "") for r in rw.itertuples(index=False)}
+    for mid in list(names):  # a model named after its role ('pre', embedded:pre) reads once: 'pre chosen ...'
+        if names[mid] == roles[mid]:
+            names[mid] = ""
     width = min(24, max(len(names[str(m)]) for m in seen))
     for mid in seen:
         rows = rw[rw["model_id"] == mid]
@@ -93,7 +101,7 @@ def score_lines(e, show_ids: bool = False) -> Text:
         m = None if c is None or r is None or c != c or r != r else c - r
         name = names[str(mid)][:width]
         t.append(f"{role:<5}", style="bold")
-        t.append(f"{name:<{width}} ")
+        t.append(f"{name:<{width}} " if width else "")
         t.append(f"chosen {_num(c, 2)}  rejected {_num(r, 2)}  margin ")
         t.append(_num(m, 2), style="bold red" if m is not None and m < 0 else "bold")
         if m is None:
@@ -135,13 +143,72 @@ def feature_table(e) -> tuple[Table | Text, int]:
     return t, equal
 
 
+def votes_words(p: dict) -> Text:
+    """The humans' labels in the entry header: the votes and their agreement where several people
+    labelled the pair, the winner where one did ("one label: A"), nothing without votes."""
+    if p.get("votes_a") is None:
+        return Text("")
+    va, vb, vt = int(p["votes_a"] or 0), int(p["votes_b"] or 0), int(p.get("votes_tie") or 0)
+    if va + vb + vt == 1:
+        return Text(" · one label: " + ("A" if va else "B" if vb else "tie"))
+    return Text(f" · votes A {va} B {vb}" + (f" tie {vt}" if vt else "")
+                + f" (agreement {_num(p.get('annotator_agreement'), 2)})",
+                style="yellow" if (p.get("annotator_agreement") or 1) < 1 else "")
+
+
+def more_lines_label(total: int, shown: int, top: int) -> str:
+    """What a response pane's lower border says: how many lines lie below the view ("… 42 more
+    lines"), "end" once scrolled to the bottom of a long text, nothing when it all fits."""
+    below = max(0, total - top - shown)
+    if below:
+        return f"… {below} more line{'s' if below != 1 else ''}"
+    return "end" if top > 0 else ""
+
+
+def fold_lines(text: Text, width: int, keep: int, console) -> tuple[Text, int]:
+    """``text`` wrapped to ``width``, cut to ``keep`` lines when longer (the last kept line then says
+    how many more there are and that z shows them); and how many lines were left out."""
+    lines = text.wrap(console, max(10, width))
+    if len(lines) <= keep:
+        return text, 0
+    kept = lines[: max(1, keep - 1)]
+    hidden = len(lines) - len(kept)
+    out = Text("\n").join(kept)
+    out.append(f"\n… {hidden} more line{'s' if hidden != 1 else ''} of this turn · z shows it all", style="dim")
+    return out, hidden
+
+
+class SidePane(VerticalScroll):
+    """One response's text: scrolls on its own, and keeps its pane's lower border saying how much of
+    the text lies below the view."""
+
+    DEFAULT_CSS = """
+    SidePane { height: auto; scrollbar-size-vertical: 1; }
+    """
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.update_label()
+
+    def on_resize(self, event) -> None:
+        self.update_label()
+
+    def update_label(self) -> None:
+        side = self.parent
+        if side is None:
+            return
+        side.border_subtitle = more_lines_label(self.virtual_size.height, self.scrollable_content_region.height,
+                                                round(self.scroll_y))
+
+
 class EntryScreen(TriageMixin, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="entry.back"),
         Binding("j", "step(1)", "Next", id="entry.next"),
         Binding("k", "step(-1)", "Prev", id="entry.prev"),
-        Binding("o", "other_response", "Other", tooltip="Jump to the other response", id="entry.other_response"),
-        Binding("z", "fold", "Context", tooltip="Unfold / fold the earlier turns", id="entry.fold"),
+        Binding("o", "other_response", "Other", tooltip="Move to the other response (↑ ↓ scroll it)",
+                id="entry.other_response"),
+        Binding("z", "fold", "Context", tooltip="Unfold / fold the earlier turns and a long last turn", id="entry.fold"),
         Binding("w", "rewrite('chosen')", "Rewrite", tooltip="Rewrite the chosen response", id="entry.rewrite_chosen"),
         Binding("W", "rewrite('rejected')", "Rewrite rejected", show=False, id="entry.rewrite_rejected"),
         Binding("I", "toggle_ids", "Model ids", tooltip="Show / hide the models' ids", show=False, id="entry.ids"),
@@ -166,10 +233,12 @@ class EntryScreen(TriageMixin, Screen):
             with Container(id="sides"):
                 with Vertical(classes="side", id="side-chosen"):
                     yield Static(id="chosen-title", classes="side-title")
-                    yield Static(id="chosen-text", classes="side-text")
+                    with SidePane(id="chosen-pane", classes="side-pane"):
+                        yield Static(id="chosen-text", classes="side-text")
                 with Vertical(classes="side", id="side-rejected"):
                     yield Static(id="rejected-title", classes="side-title")
-                    yield Static(id="rejected-text", classes="side-text")
+                    with SidePane(id="rejected-pane", classes="side-pane"):
+                        yield Static(id="rejected-text", classes="side-text")
             yield Static(id="scores")
             yield Static(id="features")
             yield Static(id="features-legend")
@@ -184,9 +253,48 @@ class EntryScreen(TriageMixin, Screen):
 
     def on_resize(self, event) -> None:
         self._layout(event.size.width)
+        if self.entry is not None:
+            self._show_context()
+        self.call_after_refresh(self._fit_panes)
 
     def _layout(self, width: int) -> None:
         self.set_class(width < NARROW, "narrow")
+
+    def _body_size(self) -> tuple[int, int]:
+        """The body's inner width and height: measured once laid out, else estimated from the screen
+        (header, two head lines, status and footer around it; one column of padding each side)."""
+        body = self.query_one("#entry-body", VerticalScroll)
+        region = body.scrollable_content_region
+        if region.width > 0 and region.height > 0:
+            return region.width, region.height
+        return max(20, self.size.width - 2), max(8, self.size.height - 5)
+
+    def _fit_panes(self) -> None:
+        """Cap each response pane's height so that both fit on the first screen under the context:
+        one above the other when narrow (half the rest each), side by side when wide (all of it)."""
+        if not self.is_attached:
+            return
+        width, height = self._body_size()
+        rest = height if self.unfolded else max(0, height - getattr(self, "_top_rows", 0))
+        if self.has_class("narrow"):  # half each; a short text leaves its slack to the other
+            inner = max(10, width - 5)  # less the pane's borders, padding and scrollbar
+            need = [len(self._wrapped_rows(s, inner)) for s in ("chosen", "rejected")]
+            half = max(PANE_MIN_TEXT, rest // 2 - 3)
+            caps = [half, half]
+            for i in (0, 1):
+                if need[i] < half:
+                    caps[1 - i] = max(PANE_MIN_TEXT, rest - 3 - (need[i] + 3))
+        else:
+            caps = [max(PANE_MIN_TEXT, rest - 3)] * 2  # side by side: all of it, less borders and title
+        for sel, text_rows in zip(("#chosen-pane", "#rejected-pane"), caps):
+            pane = self.query_one(sel, SidePane)
+            if pane.styles.max_height is None or pane.styles.max_height.value != text_rows:
+                pane.styles.max_height = text_rows
+            pane.update_label()
+
+    def _wrapped_rows(self, side: str, width: int) -> list:
+        text = getattr(self, "_side_texts", {}).get(side)
+        return [] if text is None else list(text.wrap(self.app.console, width))
 
     # -- TriageMixin hooks -------------------------------------------------------------------------
     def current_pair(self) -> str | None:
@@ -212,23 +320,21 @@ class EntryScreen(TriageMixin, Screen):
         self.pair_id = pair_id
         self.entry = e
         p, m = e.pair, e.metrics or {}
-        held = {None: "held out: unknown", True: "held out", False: "in sample"}[p.get("heldout")]
         regime = m.get("regime")
         head = Text()
         head.append(f"{pair_id[:8]}", style="bold")
         head.append(" · ")
         head.append(visible_line(str(p.get("subset") or "-")))
-        head.append("/")
-        head.append(visible_line(str(p.get("split") or "-")))
-        head.append(f" · {held} · ")
+        if p.get("split"):  # data without splits: no '/-'
+            head.append("/")
+            head.append(visible_line(str(p["split"])))
+        if p.get("heldout") is not None:  # data without held-out marks: nothing rather than 'unknown'
+            head.append(" · held out" if p["heldout"] else " · in sample")
+        head.append(" · ")
         head.append(REGIME_WORDS.get(regime, regime or "no regime"), style="bold")
         if p.get("identical"):
             head.append(" · IDENTICAL TEXTS", style="bold yellow")
-        if p.get("votes_a") is not None:  # several annotators (pairs.votes_*)
-            va, vb, vt = p["votes_a"], p["votes_b"], p["votes_tie"]
-            head.append(f" · votes A {va} B {vb}" + (f" tie {vt}" if vt else "")
-                        + f" (agreement {_num(p.get('annotator_agreement'), 2)})",
-                        style="yellow" if (p.get("annotator_agreement") or 1) < 1 else "")
+        head.append(votes_words(p))
         if p.get("human_tie"):
             head.append(" · HUMAN TIE (left out of agreement)", style="bold cyan")
         head.append("\n")
@@ -242,19 +348,19 @@ class EntryScreen(TriageMixin, Screen):
         self.query_one("#entry-head", Static).update(head)
         self._show_context()
         tc, tr, ratio = word_diff(visible(p["chosen_response"]), visible(p["rejected_response"]))
-        narrow = self.has_class("narrow")
         if p.get("human_tie"):  # stored chosen = A, rejected = B by convention: neither was preferred
             self.query_one("#chosen-title", Static).update(Text.assemble(
-                ("A", "bold cyan"), " (humans: tie)", ("  o: B ↓" if narrow else "", "dim")))
-            self.query_one("#rejected-title", Static).update(Text.assemble(
-                ("B", "bold cyan"), " (humans: tie)", ("  o: A ↑" if narrow else "", "dim")))
+                ("A", "bold cyan"), " (humans: tie)"))
+            self.query_one("#rejected-title", Static).update(Text.assemble(("B", "bold cyan"), " (humans: tie)"))
         else:
             self.query_one("#chosen-title", Static).update(Text.assemble(
-                ("CHOSEN", "bold green"), " (the human preferred it)", ("  o: rejected ↓" if narrow else "", "dim")))
-            self.query_one("#rejected-title", Static).update(Text.assemble(
-                ("REJECTED", "bold red"), ("  o: chosen ↑" if narrow else "", "dim")))
+                ("CHOSEN", "bold green"), " (the human preferred it)"))
+            self.query_one("#rejected-title", Static).update(Text.assemble(("REJECTED", "bold red")))
+        self._side_texts = {"chosen": tc, "rejected": tr}
         self.query_one("#chosen-text", Static).update(tc)
         self.query_one("#rejected-text", Static).update(tr)
+        for sel in ("#chosen-pane", "#rejected-pane"):
+            self.query_one(sel, SidePane).scroll_home(animate=False)
         self.query_one("#scores", Static).update(score_lines(e, self.show_ids))
         table, equal = feature_table(e)
         self.query_one("#features", Static).update(table)
@@ -266,6 +372,8 @@ class EntryScreen(TriageMixin, Screen):
         self.query_one("#rewrites", Static).update(self._rewrites(e))
         self._status_base = f"word similarity {ratio:.2f} (1 = same words) · underlined: words only on that side"
         self.set_status(status)
+        self._fit_panes()
+        self.call_after_refresh(self._fit_panes)
 
     def _show_context(self) -> None:
         earlier, last, n = split_context(visible(self.entry.pair["context"]))
@@ -279,7 +387,13 @@ class EntryScreen(TriageMixin, Screen):
             else:
                 fold.update(Text.assemble(("▸ ", "bold"), (f"{n} earlier turn{'s' if n != 1 else ''}", "bold"),
                                           " folded · z shows them", style="dim"))
-        self.query_one("#last-turn", Static).update(conversation_text(last))
+        turn = conversation_text(last)
+        self._last_hidden = 0
+        width = self._body_size()[0]
+        if not self.unfolded:
+            turn, self._last_hidden = fold_lines(turn, width, LAST_TURN_LINES, self.app.console)
+        self._top_rows = (1 if earlier else 0) + len(turn.wrap(self.app.console, max(10, width)))
+        self.query_one("#last-turn", Static).update(turn)
 
     def status_message(self) -> str:
         return getattr(self, "_status_msg", "")
@@ -290,7 +404,9 @@ class EntryScreen(TriageMixin, Screen):
         self.query_one("#status", Static).update(Text(base + (f" · {msg}" if msg and base else msg)))
 
     def go_top(self) -> None:
-        self.query_one("#entry-body", VerticalScroll).scroll_home(animate=False)
+        body = self.query_one("#entry-body", VerticalScroll)
+        body.scroll_home(animate=False)
+        body.focus()
         self._at_rejected = False
 
     def _rewrites(self, e) -> Text:
@@ -310,17 +426,20 @@ class EntryScreen(TriageMixin, Screen):
 
     def action_fold(self) -> None:
         earlier, _, _ = split_context(self.entry.pair["context"]) if self.entry else ("", "", 0)
-        if not earlier:
+        if not earlier and not self.unfolded and not getattr(self, "_last_hidden", 0):
             self.set_status("no earlier turns: the conversation is the one human turn shown")
             return
         self.unfolded = not self.unfolded
         self._show_context()
+        self.call_after_refresh(self._fit_panes)
 
     def action_other_response(self) -> None:
+        """Focus the other response's pane (↑ ↓ PgUp PgDn then scroll it) and bring it into view."""
         body = self.query_one("#entry-body", VerticalScroll)
-        target = self.query_one("#side-chosen" if self._at_rejected else "#side-rejected")
         self._at_rejected = not self._at_rejected
-        body.scroll_to_widget(target, animate=False, top=True)
+        side = "rejected" if self._at_rejected else "chosen"
+        body.scroll_to_widget(self.query_one(f"#side-{side}"), animate=False, top=self.unfolded)
+        self.query_one(f"#{side}-pane", SidePane).focus()
 
     def action_toggle_ids(self) -> None:
         self.show_ids = not self.show_ids

@@ -178,6 +178,8 @@ class ListScreen(TriageMixin, Screen):
         self.empty_columns = ({k for k, v in counts.items() if k not in ("total", "tags") and v == 0}
                               if counts["total"] else set())
         self.entries.empty_columns = self.empty_columns
+        # data without splits or held-out marks: no column of '-' for them (the filter still offers them)
+        self.entries.hidden |= {k for k in ("split", "heldout") if k in self.empty_columns}
         values = svc.choices()
         self.entries.configure_columns(values.get("subset", []), list(svc.tag_counts()))
         hint = ""

@@ -83,16 +83,20 @@ def outcome_lines(o, names: dict[str, str] | None = None) -> Text:
     rewards = getattr(o, "rewards", None)
     roles_done = set()
     rows = list(rewards.itertuples(index=False)) if rewards is not None else []
-    width = max((len(visible_line(names.get(str(r.model_id), str(r.model_id)))[:20]) for r in rows), default=0)
+    def shown_name(r) -> str:  # a model named after its role reads once ('pre', not 'pre pre')
+        name = visible_line(names.get(str(r.model_id), str(r.model_id)))[:20]
+        return "" if name == str(r.role) else name
+
+    width = max((len(shown_name(r)) for r in rows), default=0)
     for r in rows:
         mid, role = str(r.model_id), str(r.role)
-        name = visible_line(names.get(mid, mid))[:20]
+        name = shown_name(r)
         m_old, m_new, flip = by_model.get(mid, (mo.get(role, mo.get(mid)), mn.get(role, mn.get(mid)),
                                                 fl.get(role, fl.get(mid))))
         roles_done.add(role)
         d = None if r.old is None or r.new is None else r.new - r.old
         t.append(f"{role:<5}", style="bold")
-        t.append(f"{name:<{width}} ")
+        t.append(f"{name:<{width}} " if width else "")
         t.append(f"{side} {_num(r.old, 2)}→{_num(r.new, 2)} (Δ{_num(d, 2)})  ")
         t.append(f"margin {_num(m_old, 2)}→{_num(m_new, 2)} ")
         if is_flip(flip):

@@ -113,14 +113,58 @@ def test_report_figures_plot_the_numbers():
                               ("subset", "helpful-base", base + 0.1))]
     base = [{"baseline": "longer_wins", "slice": "subset", "value": "helpful-base", "agreement": 0.6}]
     fig = figure_agreement(stats, base)
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["all", "harmless-base", "helpful-base"]
+    ax = fig.axes[0]  # horizontal rows: 'all' first, then the subsets by post-D agreement, highest first
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["all", "helpful-base", "harmless-base"]
     post_pts = next(l for l in ax.lines if l.get_gid() == "agreement-post")
-    assert list(post_pts.get_ydata()) == pytest.approx([0.70, 0.60, 0.80])
+    assert list(post_pts.get_xdata()) == pytest.approx([0.70, 0.80, 0.60])
     ci = [l for l in ax.lines if l.get_gid() == "ci-pre"]
-    assert [list(l.get_ydata()) for l in ci] == [pytest.approx([a - 0.05, a + 0.04]) for a in (0.55, 0.45, 0.65)]
+    assert [list(l.get_xdata()) for l in ci] == [pytest.approx([a - 0.05, a + 0.04]) for a in (0.55, 0.65, 0.45)]
     b = next(l for l in ax.lines if l.get_gid() == "baseline")
-    assert list(b.get_xdata()) == [2] and list(b.get_ydata()) == pytest.approx([0.6])
+    assert list(b.get_ydata()) == [1] and list(b.get_xdata()) == pytest.approx([0.6])
+
+
+def test_figures_stay_readable_at_60_subsets(tmp_path):
+    """agreement_by_subset.png at 60 subsets (it was 7,359 x 418 px at 58): at most 1,600 px a side,
+    horizontal rows sorted by post-D agreement with their intervals, the top and bottom 15 shown and
+    the 30 between summarised in one row; the imprint and bar figures keep the same bounds."""
+    import random
+
+    from matplotlib.image import imread
+
+    from analysis.report.document import _save, fig_bars, figure_agreement, figure_coefficients
+
+    FIG_MAX_PX = 1600  # the issue's bound
+
+    rng = random.Random(3)
+    post = {f"subset-{i:02d}": rng.uniform(0.3, 0.9) for i in range(60)}
+    stats = [{"role": "post", "slice": "all", "value": "all", "agreement": 0.6, "agreement_low": 0.58,
+              "agreement_high": 0.62}, {"role": "pre", "slice": "all", "value": "all", "agreement": 0.55,
+                                         "agreement_low": 0.53, "agreement_high": 0.57}]
+    for g, a in post.items():
+        stats.append({"role": "post", "slice": "subset", "value": g, "agreement": a, "agreement_low": a - 0.05,
+                      "agreement_high": a + 0.05})
+        stats.append({"role": "pre", "slice": "subset", "value": g, "agreement": 1 - a, "agreement_low": 0.9 - a,
+                      "agreement_high": 1.1 - a})
+    fig = figure_agreement(stats)
+    png = _save(fig, tmp_path / "agreement_by_subset.png")
+    h, w = imread(png).shape[:2]
+    assert max(w, h) <= FIG_MAX_PX and h > w / 2, (w, h)  # taller than wide: rows, not columns
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    ranked = sorted(post, key=lambda g: -post[g])
+    assert labels[0] == "all" and labels[1:16] == ranked[:15] and labels[17:] == ranked[-15:]
+    assert labels[16].startswith("… 30 more subsets")
+    pts = next(l for l in ax.lines if l.get_gid() == "agreement-post")
+    xs = list(pts.get_xdata())
+    assert xs[0] == pytest.approx(0.6) and xs[1:] == sorted(xs[1:], reverse=True)
+    assert len([l for l in ax.lines if l.get_gid() == "ci-post"]) == 31
+    rows = [{"target": t, "feature": f"f{i:03d}", "estimate": rng.gauss(0, 1), "ci_low": -3, "ci_high": 3, "p": 0.5}
+            for t in ("pre", "post", "shift") for i in range(200)]
+    h, w = imread(_save(figure_coefficients(rows, "imprint"), tmp_path / "imprint.png")).shape[:2]
+    assert max(w, h) <= FIG_MAX_PX
+    regimes = [{"regime": f"r{i}", "share": rng.random()} for i in range(80)]
+    h, w = imread(fig_bars(regimes, tmp_path / "bars.png", "Regimes", "share of pairs")).shape[:2]
+    assert max(w, h) <= FIG_MAX_PX
 
 
 def test_findings_page_and_paper_comparison():

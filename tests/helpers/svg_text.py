@@ -2,13 +2,15 @@
 renderer): python tests/helpers/svg_text.py tests/__snapshots__/test_app/*.svg"""
 import re, html, sys
 from rich.cells import cell_len
-for p in sys.argv[1:]:
-    s = open(p).read()
+
+
+def svg_lines(s: str) -> list[str]:
+    """The screen's rows as text, from the SVG source of a Textual screenshot."""
     rows = {}
     for m in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', s):
         x, y, t = float(m.group(1)), float(m.group(2)), html.unescape(re.sub('<[^>]+>', '', m.group(3)))
         rows.setdefault(y, []).append((x, t))
-    print("=====", p.rsplit("/", 1)[-1])
+    out = []
     for y in sorted(rows):
         line = ""
         for x, t in sorted(rows[y]):
@@ -16,4 +18,11 @@ for p in sys.argv[1:]:
             if cell_len(line) < col:
                 line += " " * (col - cell_len(line))
             line += t.replace('\xa0', ' ')
-        print(line)
+        out.append(line)
+    return out
+
+
+if __name__ == "__main__":
+    for p in sys.argv[1:]:
+        print("=====", p.rsplit("/", 1)[-1])
+        print("\n".join(svg_lines(open(p).read())))

@@ -935,6 +935,100 @@ def test_snapshot_help(study_file, snap_compare, size):
     assert snap_compare(make_app(study_file), terminal_size=size, press=["question_mark"])
 
 
+LONG_CHOSEN = "\n".join(f"Step {i}: water the bed and check the soil." for i in range(1, 201))
+
+
+@pytest.fixture
+def long_chosen_study(study_file):
+    """The synthetic study whose first listed pair (the default filter's first row) has a 200-line
+    chosen response."""
+    with open_study(study_file) as st:
+        first = entries.sorted_ids(st, EntryFilter())[0]
+        st.execute("UPDATE pairs SET chosen_response = ? WHERE pair_id = ?", [LONG_CHOSEN, first])
+    return study_file
+
+
+async def _to_entry_settled(pilot):
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+def test_snapshot_entry_long_chosen(long_chosen_study, snap_compare):
+    """80x24, a 200-line chosen response: both panes' titles and first lines on the first screen."""
+    assert snap_compare(make_app(long_chosen_study), terminal_size=(80, 24), run_before=_to_entry_settled)
+
+
+async def test_entry_with_a_long_chosen_response_shows_both_panes_at_80x24(long_chosen_study):
+    """REJECTED no longer falls below the fold: at 80x24 both titles and the first lines of both
+    responses are on the screen (read from the screenshot's text), the long one says how many lines
+    are left, and it scrolls on its own (the body, and so REJECTED, stays where it is)."""
+    from tests.helpers.svg_text import svg_lines
+
+    app = make_app(long_chosen_study)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _to_entry_settled(pilot)
+        scr = app.screen
+        rejected_first = str(scr.entry.pair["rejected_response"]).split()[:4]
+        screen = "\n".join(svg_lines(app.export_screenshot()))
+        assert "CHOSEN" in screen and "REJECTED" in screen
+        assert "Step 1: water the bed" in screen
+        assert " ".join(rejected_first) in screen
+        assert "more lines" in screen and "Step 200" not in screen
+        pane = scr.query_one("#chosen-pane")
+        shown = pane.scrollable_content_region.height
+        assert 2 <= shown < 24
+        assert scr.query_one("#side-chosen").border_subtitle == f"… {200 - shown} more lines"
+        body_y = scr.query_one("#entry-body").scroll_y
+        await pilot.press("o", "o")  # rejected, then back to chosen: its pane has the focus
+        await settle(pilot)
+        assert app.focused is pane
+        await pilot.press("pagedown")
+        await settle(pilot)
+        assert pane.scroll_y > 0 and scr.query_one("#entry-body").scroll_y == body_y
+        assert scr.query_one("#side-chosen").border_subtitle == f"… {200 - shown - round(pane.scroll_y)} more lines"
+        screen = "\n".join(svg_lines(app.export_screenshot()))
+        assert "REJECTED" in screen and "Step 1:" not in screen
+
+
+async def test_entry_folds_a_long_request_and_drops_what_the_data_lacks(study_file):
+    """A 15-line request folds to three lines until z (CHOSEN and REJECTED stay on the first screen);
+    data without splits or held-out marks shows neither in the header or the list; one human label
+    shows its winner, not 'votes A 0 B 1 (agreement +1.00)'; a model named after its role reads once."""
+    from tests.helpers.svg_text import svg_lines
+
+    request = "Human: " + "\n".join(f"Point {i} of what I need to know about my garden." for i in range(1, 16))
+    with open_study(study_file) as st:
+        first = entries.sorted_ids(st, EntryFilter())[0]
+        st.execute("UPDATE pairs SET context = ?, split = NULL, heldout = NULL, votes_a = 0, votes_b = 1, "
+                   "votes_tie = 0, annotator_agreement = 1.0 WHERE pair_id = ?", [request, first])
+        st.execute("UPDATE pairs SET split = NULL, heldout = NULL")
+        st.execute("UPDATE models SET name = role WHERE role IN ('pre', 'post')")
+    app = make_app(study_file)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        el = app.screen.query_one("EntryList")
+        keys = [c.key for c in el.columns]
+        assert "split" not in keys and "heldout" not in keys
+        assert "split" not in el.header_text().plain and "held" not in el.header_text().plain
+        await pilot.press("enter")
+        await settle(pilot)
+        scr = app.screen
+        head = str(scr.query_one("#entry-head").render())
+        assert "unknown" not in head and "/-" not in head and "held out" not in head and "in sample" not in head
+        assert "one label: B" in head and "votes A" not in head
+        turn = str(scr.query_one("#last-turn").render())
+        assert turn.count("\n") == 2 and "Point 1 " in turn and "Point 15" not in turn and "z shows it all" in turn
+        screen = "\n".join(svg_lines(app.export_screenshot()))
+        assert "CHOSEN" in screen and "REJECTED" in screen
+        scores = str(scr.query_one("#scores").render())
+        assert "pre pre" not in " ".join(scores.split()) and "post post" not in " ".join(scores.split())
+        assert " ".join(scores.split()).startswith("pre chosen")
+        await pilot.press("z")
+        await settle(pilot)
+        assert "Point 15" in str(scr.query_one("#last-turn").render())
+
+
 async def test_coefficient_screen_names_the_features_left_out(dropped_feature_study):
     """A feature the fit left out (constant has_code) is named with the fit's reason (it disappeared
     without a word); the view and the sort show at 80 columns (only at 120 before)."""

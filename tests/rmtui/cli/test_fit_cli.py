@@ -187,7 +187,7 @@ def test_pair_metrics_table_and_rich_summary(study_path):
     exp_theta = np.degrees(np.arctan2(t["pre_c"] * t["post_r"] - t["pre_r"] * t["post_c"],
                                       t["pre_c"] * t["post_c"] + t["pre_r"] * t["post_r"]))
     assert np.allclose(pm["theta"], exp_theta)
-    out = invoke("summary", "--study", str(study_path))
+    out = invoke("summary", "--study", str(study_path), "--all")
     assert out.exit_code == 0, out.output
     text = out.output
     for title in ("Agreement per RM", "Regimes", "Regimes by LM-labeler preference gamma", "Regimes by subset",
@@ -284,9 +284,9 @@ def test_summary_prints_robustness_tables(study_path, monkeypatch):
     s = json.loads(invoke("summary", "--study", str(study_path), "--json").output)
     assert s["robustness"]["robustness"][0]["term"] == "chosen:sentiment_down"
     assert s["robustness"]["sensitivity"][0]["mean_change"] == -0.125
-    out = invoke("summary", "--study", str(study_path)).output
-    assert "Robustness: table robustness" in out and "chosen:sentiment_down" in out and "add_apology" in out
-    assert "Robustness: table sensitivity" in out and "[-0.200, -0.050]" in out and "[0.050, 0.190]" in out
+    out = invoke("summary", "--study", str(study_path), "--all").output
+    assert "Robustness, " in out and "chosen:sentiment_down" in out and "add_apology" in out
+    assert "Robustness: reward change per rewrite" in out and "[-0.200, -0.050]" in out and "[+0.050, +0.190]" in out
 
 
 def test_fit_bad_se_option(study_path):
@@ -365,3 +365,38 @@ def test_suspect_score_stored_sorted_and_exported(study_path, tmp_path):
     assert res.exit_code == 0, res.output
     lines = out.read_text().splitlines()
     assert len(lines) == 5 and json.loads(lines[0])["pair_id"] == ids[0]
+
+
+def test_summary_fits_a_screen_at_80_columns_and_names_models(study_path, monkeypatch):
+    """By default the summary is the findings first and the headline tables: under 60 lines at 80
+    columns (it was hundreds), models by name and never by their hex ids; --all prints every table,
+    where the one split (train) and the unknown held-out marks do not repeat the 'all' row."""
+    import re
+
+    from rmtui.cli.base import console
+
+    build_study(study_path, n_pairs=400, seed=1)
+    with open_study(study_path) as st:  # hex model ids, as scoring makes them
+        for t in ("models", "scores"):
+            st.execute(f"UPDATE {t} SET model_id = substr(md5(model_id), 1, 16)")
+        fit_study(st, FitOptions())
+        hexes = [r[0] for r in st.execute("SELECT model_id FROM models").fetchall()]
+    monkeypatch.setattr(console, "width", 80)
+    out = invoke("summary", "--study", str(study_path))
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert len(lines) < 60, out.output
+    assert max(len(x) for x in lines) <= 80
+    text = out.output
+    first = [x.strip() for x in lines].index("Findings")  # right under the study line, before any table
+    assert first <= 4 and first < text.index("Agreement per RM") and "• Agreement" in text
+    assert "pre-D pre RM" in " ".join(text.split()) and "post RM (post)" in text
+    assert not any(h in text for h in hexes) and not re.search(r"\b[0-9a-f]{12,}\b", text)
+    assert "rmtui summary --all" in text
+    full = invoke("summary", "--study", str(study_path), "--all")
+    assert full.exit_code == 0
+    assert len(full.output.splitlines()) > len(lines)
+    assert not any(h in full.output for h in hexes)
+    assert "split=train" not in full.output and "heldout=unknown" not in full.output
+    assert "subset=harmless-base" in full.output
+    assert json.loads(invoke("summary", "--study", str(study_path), "--json").output)["models"][0]["model_id"] in hexes
