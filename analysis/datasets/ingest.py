@@ -175,7 +175,7 @@ def read_records(records, source: str, opts: ReadOptions):
     from dataclasses import replace
 
     from analysis.datasets.readers import _read_frame_rows
-    from analysis.datasets.shapes import LabelScan
+    from analysis.datasets.shape_pairs import LabelScan
 
     subset = opts.subset or "sql"
     split = opts.split or "unknown"
