@@ -1,6 +1,6 @@
 """Strategies and checks for the property tests of the readers and the sanitizer (issue 19, item 13).
 
-Shared by tests/analysis/test_fuzz.py (a few hundred examples in CI) and benchmarks/fuzz_readers.py (tens of
+Shared by tests/analysis/datasets/test_fuzz.py (a few hundred examples in CI) and benchmarks/fuzz_readers.py (tens of
 thousands). Each ``check_*`` builds its input in a temporary folder, reads it and asserts the
 properties; it returns counts (pairs, issues) for the benchmark's report.
 

@@ -15,7 +15,7 @@ from analysis.rewrite.experiment import (SIDES, discard_rewrite, experiment_id, 
                                  robustness_summary, run_experiment, sample_pairs)
 from analysis.rewrite import RULE_PERTURBATIONS, make_rewriter
 
-from ..conftest import SAMPLE
+from tests.conftest import SAMPLE
 
 HARMLESS = SAMPLE / "hh-rlhf" / "harmless-base-test.jsonl.gz"
 
@@ -311,7 +311,7 @@ def test_llm_experiment_records_failures_and_stores_only_good_rewrites(scored):
     import threading
     from http.server import ThreadingHTTPServer
 
-    from .test_rewrite_llm import _Handler
+    from tests.analysis.rewrite.test_llm import _Handler
 
     st, models, _ = scored
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)

@@ -110,7 +110,7 @@ def test_defs_are_documented_proxies():
         assert d.name not in paper_names
     import pathlib
 
-    doc = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "features.md").read_text()
+    doc = (pathlib.Path(__file__).resolve().parents[3] / "docs" / "features.md").read_text()
     for d in DEFS:
         assert f"`{d.name}`" in doc, d.name
 

@@ -208,7 +208,7 @@ def built(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
     """A small real study (30 pairs, two tiny RMs, heuristic features, a fit), built once per module."""
     from analysis.pipeline.run import run_config
 
-    from .test_pipeline import _full_config
+    from tests.analysis.pipeline.test_pipeline import _full_config
 
     d = tmp_path_factory.mktemp("built")
     run_config(_full_config(d, tiny_rm_dir, tiny_rm_dir_b, limit=15))

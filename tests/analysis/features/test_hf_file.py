@@ -16,7 +16,7 @@ from analysis.store.features import feature_defs
 
 @pytest.fixture(scope="module")
 def tiny_clf(tmp_path_factory):
-    from ..helpers.tiny_rm import make_tiny_rm
+    from tests.helpers.tiny_rm import make_tiny_rm
 
     d = make_tiny_rm(tmp_path_factory.mktemp("m") / "tiny-clf", seed=2, num_labels=2)
     cfg = json.loads((d / "config.json").read_text())

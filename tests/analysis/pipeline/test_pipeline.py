@@ -18,7 +18,7 @@ from analysis.errors import RmtuiError
 from analysis.pipeline.run import fingerprint, plan_steps, run_config
 from analysis.store import open_study
 
-from ..conftest import ROOT, SAMPLE
+from tests.conftest import ROOT, SAMPLE
 
 HH = SAMPLE / "hh-rlhf"
 
@@ -331,7 +331,7 @@ def test_featurize_step_with_failures_is_not_done_and_a_rerun_asks_again(tmp_pat
     An endpoint nobody answers at stops the run at once, naming it (issue 19), keeping earlier steps."""
     import socket
 
-    from ..fake_openai import FakeOpenAI
+    from tests.fake_openai import FakeOpenAI
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

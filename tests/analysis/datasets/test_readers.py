@@ -14,7 +14,7 @@ from analysis.errors import InputError
 from analysis.datasets.ingest import ingest
 from analysis.store import open_study
 
-from ..conftest import HH_FILES
+from tests.conftest import HH_FILES
 
 
 def _pairs(items):
@@ -207,7 +207,7 @@ def test_study_survives_killed_ingest(tmp_path):
     import sys
     import time
 
-    from ..conftest import ROOT
+    from tests.conftest import ROOT
 
     big = tmp_path / "big-train.jsonl"
     with open(big, "w") as out:

@@ -2,7 +2,7 @@
 
 The properties are in tests/helpers/fuzz.py. CI runs a few hundred examples in all (profile
 ``rmtui-ci``; RMTUI_FUZZ_EXAMPLES=N scales every test); benchmarks/fuzz_readers.py runs tens of
-thousands. (The hf: reader needs a datasets folder per example and is left to tests/analysis/test_data.py.)
+thousands. (The hf: reader needs a datasets folder per example and is left to tests/analysis/datasets/test_readers.py.)
 """
 
 from __future__ import annotations

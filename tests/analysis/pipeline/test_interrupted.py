@@ -17,7 +17,7 @@ import pytest
 from analysis.store import open_study
 from tests.helpers.cli import run_cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _job(study: Path, body: str, *, wait: bool = True) -> subprocess.Popen:

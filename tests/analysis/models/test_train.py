@@ -17,7 +17,7 @@ from analysis.models.base import load_base
 from analysis.models.train import TRAIN_META, Encoder, RewardNet, TrainSettings, train
 from analysis.models.train_pairs import PAIR_COLUMNS, TRAINED_PAIRS, heldout_pairs, read_trained_pairs
 
-from ..conftest import HH_FILES, SAMPLE
+from tests.conftest import HH_FILES, SAMPLE
 
 
 def _score(folder: Path, contexts: list[str], responses: list[str]) -> list[float]:

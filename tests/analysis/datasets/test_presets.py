@@ -15,7 +15,7 @@ from analysis.datasets.presets import all_presets, get_preset, preset_for_hf
 from analysis.store import open_study
 from rmtui.cli.base import app
 
-FIX = Path(__file__).parents[1] / "fixtures" / "datasets"
+FIX = Path(__file__).parents[2] / "fixtures" / "datasets"
 
 
 def run(*args):

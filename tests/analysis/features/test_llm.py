@@ -19,7 +19,7 @@ from analysis.llm.client import ChatClient, ChatError, parse_json_object
 from analysis.store import open_study
 from analysis.store.features import feature_defs, label_failures
 
-from ..fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI
 
 KEY = "sk-FAKE-rmtui-test-key-5f1e2d3c4b5a"
 ENV = "RMTUI_TEST_KEY"
@@ -334,7 +334,7 @@ def test_cli_killed_then_resumed_with_check(tmp_path):
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     replies = [(f"chosen cli reply {i}", f"rejected cli reply {i}") for i in range(10)]
     st = _study(tmp_path, replies)
     st.close()

@@ -23,7 +23,7 @@ from analysis.store import open_study
 from analysis.store.triage import toggle_tag
 from analysis.textsafe import figure_label, md_escape
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SUBSET = "ev<script>alert(1)</script>|x`y\x1b[2J"
 TAG = "t<script>|`z\x1b]0;T\x07"
 

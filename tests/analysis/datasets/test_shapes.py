@@ -244,7 +244,7 @@ def test_run_config_reads_shapes_and_presets(tmp_path):
     """[[data]] tables take map (with A/B keys), label, pairs and preset like the CLI."""
     from analysis.pipeline.run import run_config
 
-    from ..conftest import ROOT
+    from tests.conftest import ROOT
 
     (tmp_path / "pairwise-test.jsonl").write_text(
         '{"instruction":"q","input":"","response1":"A","response2":"B","annotator1":1,"annotator2":2,"annotator3":0}\n'
@@ -276,7 +276,7 @@ def test_killed_ab_ingest_keeps_whole_chunks_and_a_rerun_completes_pairs_and_att
     import sys
     import time
 
-    from ..conftest import ROOT
+    from tests.conftest import ROOT
 
     n_rows = 40_000
     big = tmp_path / "ab-train.jsonl"
