@@ -199,10 +199,29 @@ def _print_headline(s: dict) -> None:
 
 
 def _print_status_notes(s: dict) -> None:
+    """What a reader must not miss, in the default summary too: the human ties beside agreement, a length
+    truncation over 5 % (a length rule that beats an RM is in the Findings), incomplete or interrupted runs, library warnings."""
+    _print_human(s.get("human") or {})
+    for w in s.get("truncation_warnings") or []:
+        console.print(styled(("warning", "yellow"), f": {w}"), soft_wrap=True)
     for m in s.get("missing") or []:
         console.print(styled(("not yet", "yellow"), ": ", m), soft_wrap=True)
     for m in s.get("stale") or []:
         console.print(styled(("stale", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("interrupted") or []:
+        console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("incomplete_runs") or []:
+        console.print(styled(("incomplete", "yellow"), ": ", m), soft_wrap=True)
+    for m in s.get("library_warnings") or []:
+        console.print(styled(("note", "yellow"), ": ", m), soft_wrap=True)
+
+
+def _print_length_beats(s: dict) -> None:
+    for b in s.get("length_beats_rm") or []:
+        console.print(styled(("length beats the RM", "yellow"),
+                             f": {b['baseline']} agrees on {_num(b['baseline_agreement'])} of {b['baseline_decided']:,} "
+                             f"decided pairs, the {b['role']}-D RM on {_num(b['rm_agreement'])} of "
+                             f"{b['rm_decided']:,}" + (" (intervals apart)" if b.get("apart") else "")), soft_wrap=True)
     for m in s.get("interrupted") or []:
         console.print(styled(("interrupted", "yellow"), ": ", m), soft_wrap=True)
 
@@ -258,11 +277,7 @@ def _print_summary(s: dict) -> None:
                              "with a paired Wald 95% CI; p BH: Benjamini-Hochberg across the tests of one slice "
                              "(all subsets together)",
                              ["slice", "pairs", "rev/got", "pre→post", "difference [95% CI]", "p", "p BH"], rows))
-    for b in s.get("length_beats_rm") or []:
-        console.print(styled(("length beats the RM", "yellow"),
-                             f": {b['baseline']} agrees on {_num(b['baseline_agreement'])} of {b['baseline_decided']:,} "
-                             f"decided pairs, the {b['role']}-D RM on {_num(b['rm_agreement'])} of "
-                             f"{b['rm_decided']:,}" + (" (intervals apart)" if b.get("apart") else "")), soft_wrap=True)
+    _print_length_beats(s)
     if s.get("baselines"):
         rows = [[r["baseline"], "all" if r["slice"] == "all" else f"{r['slice']}={visible_line(str(r['value']))}",
                  _num(r["decided"]), _num(r["tie"]),
@@ -377,7 +392,7 @@ def _print_summary(s: dict) -> None:
         if a == "imprint_joint_wald":  # one joint test per reward (target): label each row with it
             rows = [[f"{r.get('target')}: {visible_line(str(r['term']))}", _num(r["estimate"], "{:.2f}"), _p(r["p"])]
                     for r in rr]
-            console.print(_table(f"Imprint joint Wald tests (F statistic, p; n = {rr[0]['n']:,} texts, SE "
+            console.print(_table(f"Imprint: joint Wald F tests that every coefficient of a group is 0 (F statistic, p; n = {rr[0]['n']:,} texts, SE "
                                  f"{rr[0]['se_type']})", ["reward: features tested together", "F", "p"], rows))
             continue
         rows = [[visible_line(str(r["term"])), f"{_num(r['estimate'])}{'' if r['term'] == 'const' else _sig(r['p_bonferroni'])}",

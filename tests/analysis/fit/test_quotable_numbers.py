@@ -114,7 +114,7 @@ async def test_every_consumer_prints_the_same_share_and_denominator(tmp_path):
         assert stats[role]["agreement"] == pytest.approx(agree / dec)
     shares = {role: f"{a / d:.3f}" for role, (a, d, _t) in WANT.items()}  # 0.667, 0.778
 
-    text = run_cli("summary", "--study", path)
+    text = run_cli("summary", "--study", path, "--all")  # the full per-RM table: decided and human-tie columns
     assert text.code == 0, text.all
     row = {role: next(ln for ln in text.out.splitlines() if f"rm-{role} ({role})" in ln) for role in WANT}
     for role, (agree, dec, tie) in WANT.items():
@@ -326,7 +326,9 @@ def test_findings_say_when_length_alone_beats_the_rm(tmp_path):
     lines = findings(s)
     line = next(ln for ln in lines if "Length alone beats the post-D RM" in ln)
     assert "longer-wins agrees with the humans on 1.000" in line and "post-D RM on 0.400" in line
-    text = run_cli("summary", "--study", path)
+    text = run_cli("summary", "--study", path)  # the default summary says it in its Findings
+    assert "Length alone beats the post-D RM" in text.out.replace("\n", " ")
+    text = run_cli("summary", "--study", path, "--all")
     assert "length beats the RM: longer_wins agrees on 1.000 of 60 decided pairs, the post-D RM on 0.400" in text.out
 
 
@@ -394,7 +396,7 @@ def test_joint_wald_rows_are_labelled(tmp_path):
     assert "len_chars + heuristic.len_words" in wald[0]["term"] or "len_chars + len_words" in wald[0]["term"]
     titles = [t for t, _h, _r in summary_tables(s)]
     assert any("joint Wald F tests (estimate = F statistic, not a coefficient)" in t for t in titles)
-    text = run_cli("summary", "--study", path).out
+    text = run_cli("summary", "--study", path, "--all").out
     assert "Imprint: joint Wald F tests that every coefficient of a group is 0" in text
 
 
