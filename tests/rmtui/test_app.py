@@ -851,7 +851,9 @@ async def _to_rescored_rewrite(pilot):
 async def _to_empty_filter(pilot):
     subset = pilot.app.service.choices()["subset"][0]
     pilot.app.screen.apply_filter(EntryFilter(regime="reversed", subset=subset, search="no such words"))
-    await pilot.app.workers.wait_for_complete()
+    for _ in range(5):  # the empty list starts a second worker (the diagnostics) after the first posts back
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.05)
     await settle(pilot)
 
 
