@@ -95,7 +95,7 @@ def test_report_figure_warnings_are_visible_lines(tmp_path, monkeypatch):
     captured and returned as a visible line, never printed raw."""
     import warnings
 
-    import analysis.report.document as doc
+    import analysis.report.figures as doc  # the figures call _save (moved out of document)
 
     real = doc._save
 
@@ -104,6 +104,8 @@ def test_report_figure_warnings_are_visible_lines(tmp_path, monkeypatch):
         return real(fig, path)
 
     monkeypatch.setattr(doc, "_save", noisy)
+    import analysis.report.document as document
+    monkeypatch.setattr(document, "_save", noisy)
     data = {"regimes": [{"regime": "stayed_aligned", "n": 3, "share": 0.5}]}
     with open_study(tmp_path / "s.duckdb") as st:
         res = write_report(st, tmp_path / "rep", data=data)
@@ -114,7 +116,7 @@ def test_report_figure_warnings_are_visible_lines(tmp_path, monkeypatch):
 
 _SLOW_REPORT = """
 import sys, time
-import analysis.report.document as doc
+import analysis.report.figures as doc
 from analysis.store import open_study
 real = doc._save
 def slow(fig, path):
@@ -123,9 +125,11 @@ def slow(fig, path):
     time.sleep(60)
     return out
 doc._save = slow
+import analysis.report.document as document
+document._save = slow  # the report's own figures call it too
 data = {"regimes": [{"regime": "stayed_aligned", "n": 3, "share": 0.5}], "notes": ["new"]}
 with open_study(sys.argv[1], read_only=True) as st:
-    doc.write_report(st, sys.argv[2], data=data)
+    document.write_report(st, sys.argv[2], data=data)
 """
 
 
