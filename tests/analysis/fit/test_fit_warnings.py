@@ -33,10 +33,16 @@ def test_fit_captures_library_warnings_stores_them_and_says_one_line_each(tmp_pa
         rows = st.df("SELECT * FROM fit_warnings WHERE fit_id = ?", [res.fit_id])
         stored_msgs = json.loads(st.scalar("SELECT messages FROM fits WHERE fit_id = ?", [res.fit_id]))
     assert len(rows) >= 1 and set(rows["category"]) & {"PerfectSeparationWarning", "ConvergenceWarning"}
-    assert (rows["analysis"] == "agreement_and_baselines").all() and (rows["n"] >= 1).all()
+    # The planted degeneracy is the length-only baseline; the imprint fit may warn too on some CPUs'
+    # numerics (CI's did: 4 imprint rows), and then its rows name their model/target.
+    assert "agreement_and_baselines" in set(rows["analysis"]) and (rows["n"] >= 1).all()
+    assert set(rows["analysis"]) <= {"agreement_and_baselines", "imprint"}, set(rows["analysis"])
+    assert rows.loc[rows["analysis"] == "imprint", "target"].notna().all()
     lines = [m for m in res.messages if m.startswith("warning in ")]
     assert len(lines) == len(rows) and lines == [m for m in stored_msgs if m.startswith("warning in ")]
-    assert all("\n" not in m and "length-only logit baseline" in m for m in lines), lines
+    assert all("\n" not in m for m in lines), lines
+    base = [m for m in lines if m.startswith("warning in agreement_and_baselines:")]
+    assert base and all("length-only logit baseline" in m for m in base), lines
 
 
 def test_cli_fit_prints_each_warning_as_one_line(tmp_path):
