@@ -97,6 +97,8 @@ class FeaturizeResult:
     estimate: dict | None = None
     failures: list[tuple[str, str, int]] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    n_precomputed: int = 0    # texts stored from the precomputed path (shipped values and the recomputed sample)
+    precomputed: str = ""     # one line: what was taken from them and how it was checked, or why not
 
     @property
     def texts_per_s(self) -> float:
@@ -134,6 +136,16 @@ def run_featurizer(study, fz: Featurizer, texts: pd.DataFrame, *, progress: Call
                 res.cancelled = True
                 res.seconds = time.perf_counter() - t0
                 return res
+    if getattr(study, "precomputed", None) is not None and len(todo):
+        from analysis.features.precomputed import take_precomputed_features
+
+        rows, todo, res.precomputed = take_precomputed_features(study, fz, todo)
+        if len(rows):
+            res.n_values += store.write_features(study, fz.name, rows)
+            res.n_precomputed = int(rows["text_id"].nunique())
+            res.n_done += res.n_precomputed
+            if progress:
+                progress(res.n_precomputed)
     try:
         for chunk in fz.featurize_iter(todo, cancel=cancel):
             res.n_values += store.write_features(study, fz.name, chunk.values)

@@ -103,15 +103,62 @@ def get_embedder(name_or_path: str | None = None) -> Embedder:
         return _CACHE[key]
 
 
-def similarity(originals: Sequence[str], rewrites: Sequence[str], model: str | None = None) -> np.ndarray:
+def _cosines(originals: Sequence[str], rewrites: Sequence[str], idx: list[int], model: str | None) -> np.ndarray:
+    emb = get_embedder(model)
+    ea = emb.embed([originals[i] for i in idx])
+    eb = emb.embed([rewrites[i] for i in idx])
+    return np.clip((ea * eb).sum(1), -1.0, 1.0)
+
+
+def _take_precomputed(originals, rewrites, todo: list[int], model: str | None, precomputed, sims) -> list[int]:
+    """Fill ``sims`` from shipped similarities (analysis.store.precomputed) once a recomputed sample of
+    them agrees; return the indices still to compute."""
+    from analysis.store.precomputed import SIMILARITY_TOL, Check, pair_key, verify_sample
+
+    name = model or DEFAULT_MODEL
+    keys = {i: pair_key(originals[i], rewrites[i]) for i in todo}
+    hit = dict(precomputed.similarities(name, keys.values()).itertuples(index=False, name=None))
+    if not hit:
+        return todo
+    chk = precomputed.checks.get(f"similarity:{name}")
+    if chk is None:
+        sample = set(verify_sample(hit))
+        idx = list({keys[i]: i for i in todo if keys[i] in sample}.values())  # one index per key
+        got = _cosines(originals, rewrites, idx, model)
+        sims[idx] = got
+        diffs = np.abs(got - np.array([hit[keys[i]] for i in idx], dtype=float))
+        worst = float(diffs.max()) if len(diffs) else 0.0
+        ok = bool(len(idx)) and worst <= SIMILARITY_TOL
+        chk = precomputed.checks[f"similarity:{name}"] = Check(
+            f"similarity ({name})", ok, len(idx), worst,
+            "" if ok else f"recomputed similarities differ by up to {worst:.3g} (tolerance {SIMILARITY_TOL:g})")
+        done = set(idx)
+        todo = [i for i in todo if i not in done]
+    if not chk.ok:
+        return todo
+    rest = []
+    for i in todo:
+        if keys[i] in hit:
+            sims[i] = hit[keys[i]]
+            chk.n_taken += 1
+        else:
+            rest.append(i)
+    return rest
+
+
+def similarity(originals: Sequence[str], rewrites: Sequence[str], model: str | None = None,
+               precomputed=None) -> np.ndarray:
     """Cosine similarity of each original with its rewrite (one value per pair, in [-1, 1]).
 
-    Identical strings give exactly 1.0 without running the model.
+    Identical strings give exactly 1.0 without running the model. ``precomputed``: shipped values
+    (:class:`analysis.store.precomputed.Precomputed`), taken after a recomputed sample agrees.
     """
     if len(originals) != len(rewrites):
         raise ValueError("originals and rewrites differ in length")
     sims = np.ones(len(originals), dtype=float)
     todo = [i for i, (a, b) in enumerate(zip(originals, rewrites)) if a != b]
+    if todo and precomputed is not None and not precomputed.problem:
+        todo = _take_precomputed(originals, rewrites, todo, model, precomputed, sims)
     if todo:
         emb = get_embedder(model)
         ea = emb.embed([originals[i] for i in todo])

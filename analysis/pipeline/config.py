@@ -133,6 +133,7 @@ class RunConfig:
     fit: FitConfig = field(default_factory=FitConfig)
     rewrite: RewriteConfig | None = None
     heldout: str | None = None  # "embedded": mark the pairs the embedded RMs never saw
+    precomputed: Path | None = None  # shipped scores/feature values, taken after a recomputed sample agrees
 
     @property
     def name(self) -> str:
@@ -383,7 +384,7 @@ def _parse_rewrite(ctx: _Ctx, t: dict) -> RewriteConfig:
     return rw
 
 
-TOP_KEYS = {"study", "data", "models", "featurizers", "fit", "rewrite", "heldout"}
+TOP_KEYS = {"study", "data", "models", "featurizers", "fit", "rewrite", "heldout", "precomputed"}
 
 
 def parse_config(raw: dict, *, path: str | Path | None = None, base_dir: str | Path | None = None) -> RunConfig:
@@ -431,8 +432,13 @@ def parse_config(raw: dict, *, path: str | Path | None = None, base_dir: str | P
     if rewrite is not None and len(models) < 1:
         raise ctx.err("rewrite", "a rewrite experiment needs [[models]] to rescore the rewrites")
     heldout = ctx.get(raw, "", "heldout", str, None, choices=("embedded",))
+    pre = ctx.get(raw, "", "precomputed", str, None)
+    precomputed = ctx.path(pre) if pre else None
+    if precomputed is not None and not (precomputed / "manifest.json").is_file():
+        raise ctx.err("precomputed", f"{precomputed}: no manifest.json there (a folder written by "
+                      "python -m analysis.store.precomputed build)")
     return RunConfig(path=p, base_dir=base, study=ctx.path(study), data=data, models=models,
-                     featurizers=featurizers, fit=fit, rewrite=rewrite, heldout=heldout)
+                     featurizers=featurizers, fit=fit, rewrite=rewrite, heldout=heldout, precomputed=precomputed)
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -533,4 +539,6 @@ sides = ["chosen", "rejected"]
 # robustness = true        # fit the robustness score after the experiment
 
 # heldout = "embedded"     # mark the pairs the embedded demo RMs never saw in training
+# precomputed = "results"  # shipped scores and offline feature values (python -m analysis.store.precomputed
+#                          # build): taken only after a recomputed sample of them agrees
 '''

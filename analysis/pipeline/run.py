@@ -232,6 +232,8 @@ class _Runner:
             self.reporter.step_end(res)
             return res
         self.reporter.step_start(name, description)
+        pre = getattr(self.study, "precomputed", None)
+        taken_before = {k: c.n_taken for k, c in pre.checks.items()} if pre is not None else {}
         t0 = time.perf_counter()
         try:
             summary, message = fn()
@@ -241,6 +243,11 @@ class _Runner:
                 e.args = (e.message,)
             raise
         seconds = time.perf_counter() - t0
+        if pre is not None:
+            checks = _precomputed_checks(pre, taken_before)
+            if checks:
+                summary["precomputed_checks"] = [c.record(pre.source) for c in checks]
+                summary.setdefault("precomputed", "; ".join(c.line(pre.source) for c in checks))
         store_steps.record_step(self.study, name, fp, seconds, summary)
         res = StepResult(name, "ran", seconds, message, summary, fp)
         self.results.append(res)
@@ -317,6 +324,8 @@ class _Runner:
                 done = summary.get("n_scored")
                 msg = (f"scored {done:,} texts" if isinstance(done, int) else "scored") + \
                     f" with {m.spec} ({m.role}); {n_texts:,} texts in the study"
+                if summary.get("precomputed"):
+                    msg += f"; {summary['precomputed']}"
                 return summary, msg
 
             def still_there(summary: dict) -> bool:
@@ -350,6 +359,8 @@ class _Runner:
                     f" with {f.spec}; {n_texts:,} texts in the study"
                 if failed:
                     msg += f"; {failed:,} failed (in label_failures): the next run asks again for them"
+                if summary.get("precomputed"):
+                    msg += f"; {summary['precomputed']}"
                 return summary, msg
 
             def still_there(summary: dict) -> bool:  # a step with failures is not done: rerun retries them
@@ -405,6 +416,7 @@ class _Runner:
             finally:
                 handle.close()
             summary = _jsonable(res)
+            summary["stage_seconds"] = {k: round(v, 2) for k, v in (res.stage_seconds or {}).items()}
             msg = (f"rewrote {summary.get('n_done', 0):,} texts of a seeded sample of "
                    f"{summary.get('n_sampled', n):,} pairs (seed {rw.seed}) with {rw.rewriter}")
             if summary.get("n_cached"):
@@ -433,6 +445,17 @@ class _Runner:
                                  + (f" on {n_rw:,} rewrites" if isinstance(n_rw, int) else ""))
 
             self.step("robustness", "fitting robustness", [rdeps], run_rob)
+
+
+def _precomputed_checks(pre, taken_before: dict) -> list:
+    """What a step took from the precomputed results (or why it did not): one check per model,
+    featurizer or similarity model, counting what this step took."""
+    out = []
+    for key, chk in pre.checks.items():
+        n = chk.n_taken - taken_before.get(key, 0)
+        if n > 0 or (key not in taken_before and not chk.ok):
+            out.append(dataclasses.replace(chk, n_taken=n))
+    return out
 
 
 def _fit_options(cls: Any, cfg: RunConfig) -> Any:
@@ -487,6 +510,10 @@ def run_config(config: str | Path | dict | RunConfig, progress: Reporter | None 
     # rmtui summary/export) can open it meanwhile; the other steps hold it as they always did
     with open_study(cfg.study, shared=True, linger=None) as st:
         runner = _Runner(cfg, st, reporter, force)
+        if cfg.precomputed is not None:
+            from analysis.store.precomputed import Precomputed
+
+            st.precomputed = Precomputed.load(cfg.precomputed)
         with st.hold():
             runner.ingest()
             if cfg.heldout:

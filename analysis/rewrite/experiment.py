@@ -230,7 +230,8 @@ def run_experiment(study: Study, rewriter: Rewriter | str, n: int, seed: int,
             if ok:
                 new_texts = _text_frame([it[3] for it, _ in ok], [r.new_response for _, r in ok])
                 orig_texts = _text_frame([it[3] for it, _ in ok], [it[4] for it, _ in ok])
-                sims = similarity([it[4] for it, _ in ok], [r.new_response for _, r in ok], similarity_model)
+                sims = similarity([it[4] for it, _ in ok], [r.new_response for _, r in ok], similarity_model,
+                                  precomputed=getattr(study, "precomputed", None))
                 lap("similarity")
                 scorer(new_texts)
                 lap("score")

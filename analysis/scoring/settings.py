@@ -89,3 +89,5 @@ class ScoreRunResult:
     n_oom: int = 0
     demoted: list[str] = field(default_factory=list)  # model ids whose role moved to 'other'
     invariance_max_abs_diff: float | None = None
+    n_precomputed: int = 0    # rewards taken from the study's precomputed results (after a verified sample)
+    precomputed: str = ""     # one line: what was taken from them and how it was checked, or why not

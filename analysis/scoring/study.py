@@ -85,7 +85,13 @@ def _score_with(study, store, backend, role, *, name, limit, progress, check_inv
     t0 = time.perf_counter()
     status, reason = "failed", "stopped by an unexpected error"
     try:
-        for part in backend.iter_results(pending, progress):
+        rest = pending
+        if getattr(study, "precomputed", None) is not None:
+            rest = _take_shipped(study, store, backend, pending, res, run_settings, remaining, progress,
+                                 check_result_frame)
+        offset = len(pending) - len(rest)
+        step = progress if not offset or progress is None else (lambda d, t: progress(d + offset, t + offset))
+        for part in backend.iter_results(rest, step):
             _check_finite(part, backend, pending)
             part = check_result_frame(part, backend.engine)
             part = part[part["text_id"].isin(remaining)]
@@ -123,6 +129,32 @@ def _score_with(study, store, backend, role, *, name, limit, progress, check_inv
                           **({"n_retries": int(stats["n_retries"])} if "n_retries" in stats else {})},
                          status=status, reason=reason)
     return res
+
+
+def _take_shipped(study, store, backend, pending, res, run_settings, remaining, progress, check_result_frame):
+    """Store the study's precomputed rewards of ``pending`` that a recomputed sample vouches for
+    (:mod:`analysis.scoring.precomputed`); return the texts still to score."""
+    from analysis.scoring.precomputed import precomputed_line, take_precomputed
+
+    def compute(sample: pd.DataFrame) -> pd.DataFrame:
+        parts = [check_result_frame(p, backend.engine) for p in backend.iter_results(sample, None)]
+        return pd.concat(parts, ignore_index=True) if parts else sample.iloc[:0]
+
+    rows, rest, record = take_precomputed(study, backend.model_id, backend.name, pending, compute)
+    if record:
+        run_settings["precomputed"] = record
+        res.precomputed = precomputed_line(record)
+    if len(rows):
+        _check_finite(rows, backend, pending)
+        rows = check_result_frame(rows, backend.engine)
+        added = store.add_scores(study, backend.model_id, rows)
+        remaining.difference_update(rows["text_id"])
+        res.n_scored += added
+        res.n_precomputed = int(record.get("n_taken_here", 0)) if record else 0
+        res.n_truncated += int(rows["truncated"].astype(bool).sum())
+        if progress:
+            progress(len(rows), len(pending))
+    return rest
 
 
 def _check_finite(part: pd.DataFrame, backend, pending: pd.DataFrame) -> None:
@@ -222,7 +254,11 @@ def rescore(study, texts: pd.DataFrame, models: list[RewardModel] | None = None)
         cached = store.get_scores(study, rm.model_id, texts["text_id"].tolist())
         todo = texts[~texts["text_id"].isin(set(cached["text_id"]))]
         if len(todo):
-            new = rm.score_frame(todo)
+            from analysis.scoring.precomputed import take_precomputed
+
+            new, todo, _ = take_precomputed(study, rm.model_id, rm.name, todo, rm.score_frame)
+            if len(todo):
+                new = pd.concat([new, rm.score_frame(todo)], ignore_index=True) if len(new) else rm.score_frame(todo)
             store.add_scores(study, rm.model_id, new)
             cached = pd.concat([cached[["text_id", "reward"]], new[["text_id", "reward"]]], ignore_index=True)
         f = texts[["text_id"]].merge(cached[["text_id", "reward"]], on="text_id", how="left")

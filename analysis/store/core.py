@@ -182,6 +182,8 @@ class Study:
         self.n_opens = 0       # connections opened (shared mode: one per hold that found none open)
         self.n_lock_waits = 0  # retries because another process held the lock
         self.lock_wait_s = 0.0
+        # precomputed results (analysis.store.precomputed) the steps may take after a verified sample
+        self.precomputed = None
         if not self.path.exists():
             if read_only or not create:
                 raise StudyError(f"{self.path}: no such study file (make one with `rmtui ingest DATA --study "
