@@ -36,3 +36,17 @@ def tiny_rm_dir_b(tmp_path_factory) -> Path:
     from .helpers.tiny_rm import make_tiny_rm
 
     return make_tiny_rm(tmp_path_factory.mktemp("models") / "tiny-rm-1", seed=1)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``-n 2 --dist loadgroup``, the README's command) the tests of a module
+    that share a module-scoped fixture run on one worker, so the fixture is made once, not once per
+    worker; every other test is distributed one by one."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        if any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
+            if not item.get_closest_marker("xdist_group"):
+                item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -34,6 +34,10 @@ def _config(tmp_path: Path, pre_dir, post_dir, study: Path, precomputed: Path | 
     return p
 
 
+# one worker runs this module under pytest-xdist (--dist loadgroup): its module fixture is made once
+pytestmark = pytest.mark.xdist_group("precomputed")
+
+
 @pytest.fixture(scope="module")
 def computed(tmp_path_factory, tiny_rm_dir, tiny_rm_dir_b):
     """A study computed here from scratch, and its results written as a precomputed folder."""
@@ -168,7 +172,7 @@ def test_bench_demo_times_both_builds_and_finds_the_same_figures(tmp_path, compu
     p = _config(tmp_path, tiny_rm_dir, tiny_rm_dir_b, tmp_path / "unused.duckdb", results)
     r = CliRunner().invoke(app, ["bench", "demo", "--pairs", "6", "--config", str(p)], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    out = r.output[r.output.index("bench demo:"):]
+    out = " ".join(r.output[r.output.index("bench demo:"):].split())  # a line may wrap at the console's width
     assert "shipped results" in out and "computed here" in out and "ratio" in out
     for row in ("score:pre", "score:post", "fit", "rewrite", "total"):
         assert row in out, row

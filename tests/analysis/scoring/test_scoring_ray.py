@@ -40,6 +40,10 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "PYTHONUNBU
        "COLUMNS": "200", "OMP_NUM_THREADS": "1", **NO_AUTH}
 
 
+# one worker runs this module under pytest-xdist (--dist loadgroup): its module fixture is made once
+pytestmark = pytest.mark.xdist_group("ray")
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A local one-node Ray: 3 logical CPUs, so 2 one-CPU actors leave one for Ray Data."""
