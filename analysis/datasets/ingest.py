@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
+from analysis.datasets.columnar import PairColumns
 from analysis.datasets.readers import Issue, Pair, ReadOptions, read_pairs
 from analysis.errors import InputError
 from analysis.store import Study
@@ -39,7 +40,8 @@ class IngestResult:
 
 
 def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: bool = False,
-           progress: Callable[[int], None] | None = None, replace: bool = False) -> IngestResult:
+           progress: Callable[[int], None] | None = None, replace: bool = False,
+           columnar: bool = True) -> IngestResult:
     """Read one source into the study. Pairs are committed every ``CHUNK`` rows.
 
     With ``strict`` the first skipped row raises :class:`InputError` naming file and line; what was
@@ -47,6 +49,10 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
     meaning is refused (its pairs would be added again the other way round); ``replace`` removes the
     source's earlier pairs first. Repeated judgments of one item become one pair with their votes
     (:mod:`analysis.datasets.repeats`). An ingest that fails before storing anything leaves no trace.
+
+    Sources the columnar pass reads (:mod:`analysis.datasets.columnar`: JSON lines, Parquet and SQL in
+    the common shapes) are read a batch at a time and give the same rows; ``columnar=False`` reads
+    every record through the record path (the reference the tests compare it with).
     """
     from analysis.textsafe import check_utf8_name
 
@@ -80,8 +86,28 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
         buf.clear()
         pending_issues.clear()
 
+    items = None
+    if columnar:
+        from analysis.datasets.columnar import columnar_items
+
+        items = columnar_items(spec, opts, strict=strict)
+    if items is None:
+        items = _items(spec, opts)
+    writer: _ColumnWriter | None = None
     try:
-        for item in _items(spec, opts):
+        for item in items:
+            if isinstance(item, PairColumns):
+                flush()
+                if not pair_source:
+                    pair_source.append(item.source)
+                res.n_read += item.n
+                res.n_ties += item.n_ties
+                if writer is None:
+                    writer = _ColumnWriter(study, ingest_id)
+                writer.put(item)
+                if progress:
+                    progress(item.n)
+                continue
             if isinstance(item, Issue):
                 res.issues.append(item)
                 pending_issues.append(item)
@@ -101,10 +127,15 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
             if len(buf) >= CHUNK:
                 flush()
         flush()
+        if writer is not None:
+            res.n_added += writer.close()
+            writer = None
         if pair_source and shape is not None:
             _merge_repeats(study, pair_source[0], ingest_id, res)
         status = "done"
     finally:
+        if writer is not None:  # stopped early: what the writer committed counts, its error is not raised over
+            res.n_added += writer.stop()
         if shape is not None and shape.attrs and res.featurizer:  # also after --strict stopped: values written
             _register_attributes(study, res.featurizer, shape, attr_seen)  # so far get their definitions
         if status != "done" and not res.n_added and not res.issues and not res.n_replaced:
@@ -116,6 +147,56 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
                                                  n_repeated_items=res.n_repeated_items,
                                                  n_conflicting=res.n_conflicting, n_replaced=res.n_replaced)
     return res
+
+
+class _ColumnWriter:
+    """Writes the columnar pass's batches in a thread of its own, so the next batch is built while
+    DuckDB (which releases the GIL) inserts this one; at most one batch waits, so memory stays at about
+    two batches. Each batch is its own transaction, as the record path's chunks are: a killed ingest
+    keeps every batch committed before it, and reading the source again adds the rest."""
+
+    def __init__(self, study: Study, ingest_id: int) -> None:
+        import queue
+        import threading
+
+        self.study, self.ingest_id = study, ingest_id
+        self.added = 0
+        self.error: BaseException | None = None
+        self._q: queue.Queue = queue.Queue(maxsize=1)
+        self._bulk = store_pairs.bulk_load(study)
+        self._bulk.__enter__()
+        self._thread = threading.Thread(target=self._run, name="rmtui-ingest-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.added += store_pairs.add_pair_columns(self.study, item.pairs, item.texts, self.ingest_id)
+                except BaseException as e:  # noqa: BLE001 - raised in the reading thread by put/close
+                    self.error = e
+
+    def put(self, item) -> None:
+        if self.error is not None:
+            raise self.error
+        self._q.put(item)
+
+    def stop(self) -> int:
+        """Wait for the batch in hand, end the thread and the bulk load; the pairs it added."""
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+        self._bulk.__exit__(None, None, None)
+        return self.added
+
+    def close(self) -> int:
+        added = self.stop()
+        if self.error is not None:
+            raise self.error
+        return added
 
 
 # what decides how a source's records become pairs (a change makes pairs the other way round)

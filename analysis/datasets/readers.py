@@ -208,25 +208,31 @@ def _read_jsonl(path: Path, opts: ReadOptions, subset: str, split: str, dataset:
                 break
             if opts.limit is not None and lineno > opts.limit:
                 break
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                yield Issue(src, lineno, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", _excerpt(raw))
-                continue
-            try:
-                obj = json.loads(line)
-            except RecursionError:  # '[[[[...' thousands deep: this line only, the next rows are read
-                yield _nested_too_deep(src, lineno, line)
-                continue
-            except ValueError as e:
-                yield Issue(src, lineno, "malformed_json", f"malformed JSON: {e.msg} (column {e.colno})", _excerpt(line))
-                continue
-            if not isinstance(obj, dict):
-                yield Issue(src, lineno, "malformed_json", f"expected a JSON object, got {type(obj).__name__}", _excerpt(line))
-                continue
-            yield from _row(obj, src, lineno, opts, subset, split, dataset, line)
+            yield from jsonl_line(raw, src, lineno, opts, subset, split, dataset)
+
+
+def jsonl_line(raw: bytes, src: str, lineno: int, opts: ReadOptions, subset: str, split: str,
+               dataset: str) -> Iterator[Pair | Issue]:
+    """The pairs and issues of one line of a JSON-lines file (a blank line gives none)."""
+    if not raw.strip():
+        return
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        yield Issue(src, lineno, "invalid_utf8", f"invalid UTF-8 at byte {e.start}", _excerpt(raw))
+        return
+    try:
+        obj = json.loads(line)
+    except RecursionError:  # '[[[[...' thousands deep: this line only, the next rows are read
+        yield _nested_too_deep(src, lineno, line)
+        return
+    except ValueError as e:
+        yield Issue(src, lineno, "malformed_json", f"malformed JSON: {e.msg} (column {e.colno})", _excerpt(line))
+        return
+    if not isinstance(obj, dict):
+        yield Issue(src, lineno, "malformed_json", f"expected a JSON object, got {type(obj).__name__}", _excerpt(line))
+        return
+    yield from _row(obj, src, lineno, opts, subset, split, dataset, line)
 
 
 def _row(obj: dict, src: str, lineno: int, opts: ReadOptions, subset: str, split: str, dataset: str,
@@ -254,6 +260,14 @@ def _row(obj: dict, src: str, lineno: int, opts: ReadOptions, subset: str, split
 
 
 def _checked(pair: Pair, src: str, lineno: int, raw: str) -> Iterator[Pair | Issue]:
+    for side in ("chosen", "rejected"):
+        try:
+            getattr(pair, f"{side}_text").encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate ("\ud800" in JSON): not Unicode text, cannot be stored
+            yield Issue(src, lineno, "invalid_utf8", f"the {side} text holds a lone surrogate "
+                        f"(U+{ord(e.object[e.start]):04X}, an escape such as \\ud800 with no pair), which is not "
+                        "Unicode text; the row was skipped", _excerpt(raw.encode("utf-8", "backslashreplace")))
+            return
     if pair.identical:
         yield Issue(src, lineno, "identical", "chosen and rejected are identical (kept, flagged)",
                     _excerpt(pair.chosen_response), fatal=False)

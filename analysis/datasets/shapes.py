@@ -230,13 +230,18 @@ class Shape:
                 v = row.get(c)
                 vals = v.tolist() if hasattr(v, "tolist") else v
                 for x in (vals if isinstance(vals, list) else [vals]):
-                    if not _missing(x):
-                        counts = self._seen.setdefault(c, {})
-                        n = norm_label(x) if not isinstance(x, (dict, list)) else "(a list or object)"
-                        if n in counts or len(counts) < 50:
-                            counts[n] = counts.get(n, 0) + 1
-                        else:
-                            counts["(other values)"] = counts.get("(other values)", 0) + 1
+                    self.observe_value(c, x)
+
+    def observe_value(self, col: str, x: Any, times: int = 1) -> None:
+        """One label value of ``col`` seen in ``times`` records (the scan of :meth:`observe`)."""
+        if _missing(x):
+            return
+        counts = self._seen.setdefault(col, {})
+        n = norm_label(x) if not isinstance(x, (dict, list)) else "(a list or object)"
+        if n in counts or len(counts) < 50:
+            counts[n] = counts.get(n, 0) + times
+        else:
+            counts["(other values)"] = counts.get("(other values)", 0) + times
 
     def resolve(self, source: str) -> None:
         """After a scan: refuse numeric labels whose meaning the default cannot know. The message lists

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+import duckdb
 import pandas as pd
 
 from analysis import __version__
@@ -89,6 +91,70 @@ def add_pairs(study: Study, pairs: Sequence[Pair], ingest_id: int) -> int:
         cur.unregister("_new_pairs")
         cur.unregister("_new_texts")
     return int(after - before)
+
+
+@contextlib.contextmanager
+def bulk_load(study: Study):
+    """Many large inserts: DuckDB's automatic checkpoints (one per 16 MB of log, each rewriting the
+    primary-key indexes) wait until the end, then one checkpoint. Every transaction is still committed
+    to the log, so a killed load loses nothing committed (DuckDB replays the log on the next open)."""
+    with study.hold() as con:
+        try:
+            con.execute("SET checkpoint_threshold = '1GB'")
+            yield
+        finally:
+            try:
+                con.execute("RESET checkpoint_threshold")
+                con.execute("CHECKPOINT")
+            except duckdb.Error:  # another transaction still open elsewhere: DuckDB checkpoints later
+                pass
+
+
+# Arrow types of the columns of add_pair_columns (what add_pairs' DataFrame holds)
+_COLUMN_TYPES = {"source_row": "int64", "context_differs": "bool", "identical": "bool", "heldout": "bool",
+                 "ingest_id": "int64", "human_tie": "bool", "a_is_chosen": "bool", "votes_a": "int64",
+                 "votes_b": "int64", "votes_tie": "int64", "annotator_agreement": "float64",
+                 "human_margin": "float64"}
+
+
+def add_pair_columns(study: Study, pairs: dict, texts: dict, ingest_id: int) -> int:
+    """Insert pairs given as columns (``PAIR_COLUMNS`` + ``HUMAN_COLUMNS`` but ``heldout`` and
+    ``ingest_id``, each a list) and their texts (``pair_id, side, text_id, context, response, text``), in
+    one transaction, as :func:`add_pairs` does for records: existing pair ids are skipped. The columnar
+    ingest (analysis/datasets/columnar.py) calls this. Returns how many pairs were new."""
+    import pyarrow as pa
+
+    n = len(pairs["pair_id"])
+    if not n:
+        return 0
+    cols = PAIR_COLUMNS + ["human_tie"] + [c for c in HUMAN_COLUMNS if c != "human_tie"]
+    arrays = {}
+    for c in cols:
+        if c == "heldout":
+            values = [None] * n
+        elif c == "ingest_id":
+            values = [ingest_id] * n
+        else:
+            values = pairs[c]
+        arrays[c] = pa.array(values, type=pa.type_for_alias(_COLUMN_TYPES.get(c, "string")))
+    ptab = pa.table(arrays)
+    ttab = pa.table({c: pa.array(texts[c], type=pa.string()) for c in
+                     ("pair_id", "side", "text_id", "context", "response", "text")})
+    if len(set(pairs["pair_id"])) != n:  # the same id twice in one batch: keep the first, as add_pairs does
+        keep = pd.Series(pairs["pair_id"]).drop_duplicates().index.to_numpy()
+        ptab = ptab.take(keep)
+        tdf = ttab.to_pandas().drop_duplicates(["pair_id", "side"])
+        ttab = pa.Table.from_pandas(tdf, preserve_index=False)
+    with study.transaction() as cur:
+        cur.register("_new_pairs", ptab)
+        cur.register("_new_texts", ttab)
+        # the primary keys skip ids already stored (an anti join would hash the whole table per batch)
+        added = cur.execute(f"INSERT OR IGNORE INTO pairs ({', '.join(cols)}) SELECT {', '.join(cols)} "
+                            "FROM _new_pairs").fetchone()[0]
+        cur.execute("INSERT OR IGNORE INTO texts SELECT * FROM _new_texts")
+        cur.unregister("_new_pairs")
+        cur.unregister("_new_texts")
+    return int(added)
 
 
 def add_issues(study: Study, issues: Iterable[Issue], ingest_id: int) -> None:
@@ -241,15 +307,21 @@ def drop_ingest(study: Study, ingest_id: int) -> None:
 def repeat_members(study: Study, source: str) -> pd.DataFrame:
     """Pairs of ``source`` with a human label that share subset, split, dimension and their two texts
     (either order) with another pair of it: one row per pair, ``grp`` numbering the item."""
+    # the repeated keys first (a GROUP BY), then only their pairs are ranked: a window over every pair
+    # of a million-pair source sorted all of them
+    key = ("subset, split, coalesce(dimension, '') AS dim, least(chosen_text_id, rejected_text_id) AS lo, "
+           "greatest(chosen_text_id, rejected_text_id) AS hi")
     return study.df(
-        "WITH k AS (SELECT pair_id, ingest_id, source_row, a_is_chosen, chosen_text_id, rejected_text_id, "
-        "votes_a, votes_b, votes_tie, preference, merged_rows, n_records, records_disagree, "
-        "count(*) OVER w AS k, dense_rank() OVER (ORDER BY subset, split, coalesce(dimension, ''), "
-        "least(chosen_text_id, rejected_text_id), greatest(chosen_text_id, rejected_text_id)) AS grp "
-        "FROM pairs WHERE source = ? AND preference IN ('a', 'b', 'tie') "
-        "WINDOW w AS (PARTITION BY subset, split, coalesce(dimension, ''), least(chosen_text_id, rejected_text_id), "
-        "greatest(chosen_text_id, rejected_text_id))) "
-        "SELECT * EXCLUDE (k) FROM k WHERE k > 1 ORDER BY grp, source_row, pair_id", [source])
+        f"WITH r AS (SELECT {key} FROM pairs WHERE source = ? AND preference IN ('a', 'b', 'tie') "
+        "GROUP BY ALL HAVING count(*) > 1), "
+        f"k AS (SELECT pair_id, ingest_id, source_row, a_is_chosen, chosen_text_id, rejected_text_id, votes_a, "
+        f"votes_b, votes_tie, preference, merged_rows, n_records, records_disagree, {key} "
+        "FROM pairs WHERE source = ? AND preference IN ('a', 'b', 'tie')) "
+        "SELECT k.pair_id, k.ingest_id, k.source_row, k.a_is_chosen, k.chosen_text_id, k.rejected_text_id, "
+        "k.votes_a, k.votes_b, k.votes_tie, k.preference, k.merged_rows, k.n_records, k.records_disagree, "
+        "dense_rank() OVER (ORDER BY k.subset, k.split, k.dim, k.lo, k.hi) AS grp "
+        "FROM k SEMI JOIN r ON k.subset = r.subset AND k.split = r.split AND k.dim = r.dim AND k.lo = r.lo "
+        "AND k.hi = r.hi ORDER BY grp, k.source_row, k.pair_id", [source, source])
 
 
 def merge_pairs(study: Study, updates: pd.DataFrame, deletes: Sequence[str]) -> None:

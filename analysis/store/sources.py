@@ -59,6 +59,17 @@ def check_columns(cols: list[str]) -> None:
 
 def sql_records(sql: str) -> Iterator[dict]:
     """Every row of the query as a dict (NaN floats as None), fetched in batches."""
+    for batch in sql_batches(sql):
+        for row in batch.to_pylist():
+            for k, v in row.items():
+                if isinstance(v, float) and math.isnan(v):
+                    row[k] = None
+            yield row
+
+
+def sql_batches(sql: str, size: int = BATCH):
+    """Every row of the query as Arrow record batches of ``size`` rows (the columnar ingest reads these;
+    :func:`sql_records` turns them into dicts); errors as one line naming the query's problem."""
     con = _connect()
     try:
         try:
@@ -68,7 +79,7 @@ def sql_records(sql: str) -> Iterator[dict]:
         if rel is None:
             raise InputError("--sql: the statement returns no rows (give a SELECT)", "Bad query")
         try:
-            reader = rel.to_arrow_reader(BATCH) if hasattr(rel, "to_arrow_reader") else rel.fetch_arrow_reader(BATCH)
+            reader = rel.to_arrow_reader(size) if hasattr(rel, "to_arrow_reader") else rel.fetch_arrow_reader(size)
         except duckdb.Error as e:
             raise InputError(f"--sql: {str(e).splitlines()[0]}", "Bad query") from e
         while True:
@@ -78,10 +89,6 @@ def sql_records(sql: str) -> Iterator[dict]:
                 break
             except (duckdb.Error, Exception) as e:  # arrow errors while reading the file
                 raise InputError(f"--sql: {str(e).splitlines()[0]}", "Bad query") from e
-            for row in batch.to_pylist():
-                for k, v in row.items():
-                    if isinstance(v, float) and math.isnan(v):
-                        row[k] = None
-                yield row
+            yield batch
     finally:
         con.close()

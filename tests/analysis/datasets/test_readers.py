@@ -199,43 +199,57 @@ def test_hf_unreachable_is_clear(tmp_path, monkeypatch):
     assert "hf:Anthropic/hh-rlhf" in ei.value.message and "harmless-base" in ei.value.message
 
 
-def test_study_survives_killed_ingest(tmp_path):
-    """SIGKILL in the middle of an ingest: the study opens, committed chunks are whole, a rerun completes."""
+@pytest.mark.parametrize("path", ["records", "columnar"])
+def test_study_survives_killed_ingest(tmp_path, path):
+    """SIGKILL in the middle of an ingest: the study opens, committed chunks are whole, a rerun completes.
+    ``records``: --limit keeps the columnar pass out (chunks of 2,000 records); ``columnar``: batches of
+    BATCH_ROWS written by the writer thread."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
+    from analysis.datasets.columnar import BATCH_ROWS
     from tests.conftest import ROOT
 
+    total = 60_000 if path == "records" else 3 * BATCH_ROWS - 1000
+    chunk = 2000 if path == "records" else BATCH_ROWS
     big = tmp_path / "big-train.jsonl"
     with open(big, "w") as out:
-        for i in range(60_000):
+        for i in range(total):
             out.write(json.dumps({"chosen": f"\n\nHuman: q{i}\n\nAssistant: yes {i}",
                                   "rejected": f"\n\nHuman: q{i}\n\nAssistant: no {i}"}) + "\n")
     study = tmp_path / "k.duckdb"
+    threshold = 3_000_000
+    if path == "columnar":  # DuckDB writes a big batch's blocks before its commit: wait for 1.5 batches
+        one = tmp_path / "one-train.jsonl"
+        one.write_text("".join(big.open().readlines()[:chunk]))
+        with open_study(tmp_path / "one.duckdb") as st:
+            ingest(st, str(one))
+        threshold = int(1.5 * sum(f.stat().st_size for f in tmp_path.glob("one.duckdb*")))
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "rmtui", "ingest", str(big), "--study", str(study)],
+    limit = ["--limit", str(total)] if path == "records" else []
+    proc = subprocess.Popen([sys.executable, "-m", "rmtui", "ingest", str(big), "--study", str(study), *limit],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # wait until at least one chunk is committed (the WAL or the file grows), then kill hard
     deadline = time.time() + 60
     while time.time() < deadline:
         wal = study.with_name(study.name + ".wal")
         size = (study.stat().st_size if study.exists() else 0) + (wal.stat().st_size if wal.exists() else 0)
-        if size > 3_000_000:
+        if size > threshold:
             break
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     with open_study(study) as st:
         n = st.scalar("SELECT count(*) FROM pairs")
-        assert n < 60_000, "the job finished before it was killed; make the file bigger"
-        assert n > 0 and n % 2000 == 0, n  # whole chunks only, at least one
+        assert n < total, "the job finished before it was killed; make the file bigger"
+        assert n > 0 and n % chunk == 0, n  # whole chunks only, at least one
         assert st.scalar("SELECT count(*) FROM texts") == 2 * n
         res = ingest(st, str(big))
-        assert res.n_added == 60_000 - n
-        assert st.scalar("SELECT count(*) FROM pairs") == 60_000
+        assert res.n_added == total - n
+        assert st.scalar("SELECT count(*) FROM pairs") == total
 
 
 def test_study_refuses_what_is_not_a_study(tmp_path):
