@@ -174,16 +174,15 @@ class ListScreen(TriageMixin, Screen):
         if svc.has_votes():  # A/B sets with votes or ties: show the humans' votes
             self.entries.hidden.discard("votes")
         filt = self.rapp.initial_filter
-        counts = svc.non_null(EntryFilter(regime=None))
-        self.empty_columns = ({k for k, v in counts.items() if k not in ("total", "tags") and v == 0}
-                              if counts["total"] else set())
+        total, empty = svc.empty_columns()  # over every pair: not the join of non_null (0.2 s at 1 M pairs)
+        self.empty_columns = {k for k in empty if k != "tags"} if total else set()
         self.entries.empty_columns = self.empty_columns
         # data without splits or held-out marks: no column of '-' for them (the filter still offers them)
         self.entries.hidden |= {k for k in ("split", "heldout") if k in self.empty_columns}
-        values = svc.choices()
+        values = svc.choices("subset")
         self.entries.configure_columns(values.get("subset", []), list(svc.tag_counts()))
         hint = ""
-        if counts["total"] and counts["regime"] == 0 and filt.regime is not None:
+        if total and "regime" in empty and filt.regime is not None:
             # pairs but no fit: no pair has a regime, so the default 'resists' filter would show none
             filt = filt.replace(regime=None)
             study = str(self.rapp.study_path)
@@ -427,7 +426,7 @@ class ListScreen(TriageMixin, Screen):
             choices = [("any", "any"), ("only", "only selected")]
             cur = "only" if filt.selected else "any"
         else:
-            values = self.rapp.service.choices().get(field, [])
+            values = self.rapp.service.choices(field).get(field, [])
             choices = [("\0any", "any")] + [(v, v) for v in values]
             cur = getattr(filt, field) or "\0any"
 
