@@ -233,15 +233,16 @@ def get_entry(study: Study, pair_id: str) -> Entry:
         rewards = cur.execute(
             "SELECT mo.model_id, mo.name, mo.role, t.side, s.reward FROM models mo "
             "CROSS JOIN (VALUES ('chosen', ?), ('rejected', ?)) t(side, text_id) "
-            "LEFT JOIN scores s ON s.model_id = mo.model_id AND s.text_id = t.text_id "
+            "LEFT JOIN (SELECT * FROM scores WHERE text_id IN (?, ?)) s "  # the two texts' rows, filtered in the scan
+            "ON s.model_id = mo.model_id AND s.text_id = t.text_id "
             "ORDER BY CASE mo.role WHEN 'pre' THEN 0 WHEN 'post' THEN 1 ELSE 2 END, mo.name, t.side",
-            [pair["chosen_text_id"], pair["rejected_text_id"]],
+            [pair["chosen_text_id"], pair["rejected_text_id"]] * 2,
         ).df()
         features = cur.execute(
             "SELECT d.featurizer, d.name, d.role, d.proxy, fc.value AS chosen, fr.value AS rejected "
             "FROM feature_defs d "
-            "LEFT JOIN features fc ON fc.featurizer = d.featurizer AND fc.name = d.name AND fc.text_id = ? "
-            "LEFT JOIN features fr ON fr.featurizer = d.featurizer AND fr.name = d.name AND fr.text_id = ? "
+            "LEFT JOIN (SELECT * FROM features WHERE text_id = ?) fc ON fc.featurizer = d.featurizer AND fc.name = d.name "
+            "LEFT JOIN (SELECT * FROM features WHERE text_id = ?) fr ON fr.featurizer = d.featurizer AND fr.name = d.name "
             "ORDER BY CASE d.role WHEN 'target' THEN 0 ELSE 1 END, d.featurizer, d.name",
             [pair["chosen_text_id"], pair["rejected_text_id"]],
         ).df()
