@@ -168,6 +168,11 @@ class StudyService:
         return entries.non_null_counts(self.study, filt)
 
     @_held
+    def empty_columns(self) -> tuple[int, set[str]]:
+        """(pairs in the study, sortable list columns no pair has a value in): the list's start-up check."""
+        return entries.empty_columns(self.study)
+
+    @_held
     def window(self, filt: EntryFilter, sort: tuple[str, bool] | None, offset: int, limit: int) -> list[tuple]:
         return entries.fetch_window(self.study, filt, sort, offset, limit)
 
@@ -188,8 +193,9 @@ class StudyService:
         return entries.position_of(self.study, filt, sort, pair_id)
 
     @_held
-    def choices(self) -> dict[str, list[str]]:
-        return entries.list_values(self.study)
+    def choices(self, *fields: str) -> dict[str, list[str]]:
+        """The filter's choices per field (``fields``: only these; none: all)."""
+        return entries.list_values(self.study, fields or None)
 
     @_held
     def has_votes(self) -> bool:

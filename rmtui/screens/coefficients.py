@@ -153,7 +153,7 @@ class CoefficientScreen(Screen):
         self.fit = svc.fit()
         self.names = model_names(svc)
         try:
-            defs = list(svc.choices().get("feature", []))
+            defs = list(svc.choices("feature").get("feature", []))
         except Exception:
             defs = []
         feats = set(self.df["feature"]) if len(self.df) else set()
