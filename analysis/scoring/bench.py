@@ -350,7 +350,9 @@ def synthetic_texts(rm: RewardModel, n: int, tokens: int, *, seed: int = 0) -> p
         raise RmtuiError(f"{rm.name}: its vocabulary has too few one-token words to make texts of "
                          f"{tokens} tokens", "Bench")
     probe = pd.DataFrame({"text_id": ["a"], "context": [words[0]], "response": [words[1]]})
-    overhead = int(rm.encode(probe).lengths[0]) - 2  # special tokens (and a template's) around 2 words
+    untruncated = copy.copy(rm)
+    untruncated.max_length = 1 << 20
+    overhead = int(untruncated.encode(probe).lengths[0]) - 2  # special tokens (a template's) around 2 words
     body = tokens - overhead
     if body < 2:
         raise RmtuiError(f"--tokens {tokens}: must be at least {overhead + 2} for {rm.name} ({rm.format} "
@@ -470,8 +472,10 @@ def bench_matrix(*, shape: str = "deberta-v3-large", decoder_shape: str | None =
     from analysis.scoring.loading import _resolve_device, _resolve_dtype, attach_model
     from analysis.scoring.settings import ScoreSettings
 
-    if n < 1 or tokens < 1:
-        raise RmtuiError("--n and --tokens must be at least 1", "Bad option")
+    if n < 1:
+        raise RmtuiError(f"--n {n}: must be at least 1", "Bad option")
+    if tokens < 4:
+        raise RmtuiError(f"--tokens {tokens}: must be at least 4", "Bad option")
     for s in (shape, decoder_shape):
         if s is not None:
             shape_family(s)
@@ -514,14 +518,12 @@ def _bench_shape(shape, n, tokens, variants, base, bar, seed, init_std, layers, 
         _sync(device)
         build_s = time.perf_counter() - t0
         texts = synthetic_texts(rm, n, tokens, seed=seed)
+    except RmtuiError as e:
+        if e.title == "Bad option":  # --tokens too few for the format: the command's error, not a row's
+            raise
+        return _all_failed(rows, variants, row_of, e, on_row)
     except Exception as e:  # the model could not be made (out of memory, ...): every row says so
-        for label, compiled, fused in variants:
-            row = row_of(label, compiled, fused)
-            row.error = _error_text(e)
-            rows.append(row)
-            if on_row:
-                on_row(row)
-        return rows
+        return _all_failed(rows, variants, row_of, e, on_row)
     first: np.ndarray | None = None
     for label, compiled, fused in variants:
         row = row_of(label, compiled, fused)
@@ -531,6 +533,8 @@ def _bench_shape(shape, n, tokens, variants, base, bar, seed, init_std, layers, 
             row_rm = copy.copy(rm)
             row_rm.runner = BatchRunner(rm.runner.budget, max_batch_size=settings.max_batch_size)
             attach_model(row_rm, module, settings)
+            if fused is not None:  # what the module runs, not what was asked
+                row.fused_attention = row_rm._fused_attention
             # warm-up: all the texts when compiled (every batch shape seen), two batches when eager
             per_batch = max(1, row_rm.runner.budget // tokens)
             t0 = time.perf_counter()
@@ -565,4 +569,14 @@ def _bench_shape(shape, n, tokens, variants, base, bar, seed, init_std, layers, 
         if on_row:
             on_row(row)
     del module, rm
+    return rows
+
+
+def _all_failed(rows, variants, row_of, e, on_row) -> list[MatrixRow]:
+    for label, compiled, fused in variants:
+        row = row_of(label, compiled, fused)
+        row.error = _error_text(e)
+        rows.append(row)
+        if on_row:
+            on_row(row)
     return rows
