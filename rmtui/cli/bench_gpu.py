@@ -54,8 +54,18 @@ def bench_gpu(
         raise RmtuiError(f"--json {json_path}: no folder {json_path.parent}", "Bad option")
     rows = []
 
-    def on_row(row) -> None:
+    def write_json(done) -> None:
+        if json_path is None:
+            return
+        dev = done[0].device if done else device
+        json_path.write_text(json.dumps({
+            "device": dev, "device_name": torch.cuda.get_device_name() if dev == "cuda" else "CPU",
+            "torch": torch.__version__, "bar": bar, "bar_applies": dev == "cuda",
+            "rows": [r.record() for r in done]}, indent=2) + "\n")
+
+    def on_row(row) -> None:  # the JSON after every row: a run cut short by a time limit keeps its rows
         rows.append(row)
+        write_json(rows)
         what = (f"error: {row.error}" if row.error else
                 f"{row.texts_per_s:,.1f} texts/s ({row.seconds:.2f} s, warm-up {row.warmup_s:.1f} s)")
         _say(f"{row.shape} {row.label}: {what}")
@@ -68,9 +78,7 @@ def bench_gpu(
     name = torch.cuda.get_device_name() if dev == "cuda" else "CPU"
     _table(out, dev, name, bar)
     if json_path is not None:
-        json_path.write_text(json.dumps({
-            "device": dev, "device_name": name, "torch": torch.__version__, "bar": bar,
-            "bar_applies": dev == "cuda", "rows": [r.record() for r in out]}, indent=2) + "\n")
+        write_json(out)
         _say(f"rows written to {json_path}")
     failed = [r for r in out if r.error]
     off = [r for r in out if not r.error and r.agree is False]
