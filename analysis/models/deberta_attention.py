@@ -81,6 +81,23 @@ def patch_deberta_v2_first_token(model) -> bool:
     return True
 
 
+def restore_deberta_v2_attention(model) -> int:
+    """Undo :func:`patch_deberta_v2_attention`: transformers' own attention forward again (the
+    first-token layer stays as it is). Returns the number of modules restored."""
+    n = 0
+    for mod in model.modules():
+        if getattr(mod, "_rmtui_patch", None) is _fused_forward and hasattr(mod, "_rmtui_original_forward"):
+            del mod.forward, mod._rmtui_original_forward, mod._rmtui_patch
+            n += 1
+    return n
+
+
+def fused_attention_modules(model) -> int:
+    """How many modules of ``model`` run the fused attention forward now."""
+    return sum(1 for mod in model.modules()
+               if getattr(mod, "_rmtui_patch", None) is _fused_forward and "forward" in vars(mod))
+
+
 class unpatched:
     """``with unpatched(model):`` runs ``model`` with transformers' own forwards (attention and the
     whole last layer), and puts rmtui's back afterwards; ``only="attention"`` or ``"first_token"``

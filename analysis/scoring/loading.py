@@ -298,14 +298,31 @@ def load_reward_model(spec: str, settings: ScoreSettings | None = None, *, name:
     if not weights:
         rm.architecture = type(model).__name__
         return rm
-    model.eval()
-    model.to(device)
-    from analysis.models.deberta_attention import patch_deberta_v2_attention, patch_deberta_v2_first_token
-    from analysis.models.bert import supports_first_token_forward
+    return attach_model(rm, model)
 
+
+def attach_model(rm: RewardModel, model, settings: ScoreSettings | None = None) -> RewardModel:
+    """Give ``rm`` (configured by :func:`load_reward_model`, e.g. with ``weights=False``) its module:
+    eval mode on ``rm.device``, the DeBERTa-v2 fused attention and first-token paths as ``settings``
+    (default ``rm.settings``) ask (the attention put back to transformers' own when they do not, so
+    one module can serve rows of a benchmark in turn), then ``torch.compile``. Returns ``rm``."""
+    import torch
+
+    from analysis.models.bert import supports_first_token_forward
+    from analysis.models.deberta_attention import (fused_attention_modules, patch_deberta_v2_attention,
+                                                   patch_deberta_v2_first_token, restore_deberta_v2_attention)
+
+    settings = settings or rm.settings
+    rm.settings = settings
+    model.eval()
+    model.to(rm.device)
     rm._first_token = bool(settings.first_token_top and not settings.compile and rm.padding_side == "right"
                            and supports_first_token_forward(model))
-    rm._fused_attention = settings.fused_attention and patch_deberta_v2_attention(model) > 0
+    if settings.fused_attention:
+        patch_deberta_v2_attention(model)
+    else:
+        restore_deberta_v2_attention(model)
+    rm._fused_attention = fused_attention_modules(model) > 0
     rm._first_token_layer = settings.first_token_top and patch_deberta_v2_first_token(model)
     if settings.compile:
         model = torch.compile(model, dynamic=True)
