@@ -3,8 +3,8 @@
 JSON lines (plain or gzip), Parquet and ``--sql`` sources whose records are chosen/rejected
 (with or without a prompt column) or A/B with one label column are read as Arrow record batches:
 a batch's texts, ids and human labels are built in one pass over its columns and written with
-:func:`analysis.store.pairs.add_pair_columns` (1,000,000 pairs in well under a minute, where the
-record path takes minutes). Nothing is decided differently: a record the columnar pass cannot
+:func:`analysis.store.pairs.add_pair_columns` by a writer thread while the next batch is built
+(``rmtui bench ingest``: about 3x the record path's rows/s). Nothing is decided differently: a record the columnar pass cannot
 vouch for (a null or non-text side, a transcript in a prompt column, a text that may be a JSON list
 of chat messages, an empty or identical response, a label value the mapping does not know, ...)
 goes through the per-row reader (:mod:`analysis.datasets.readers`) with its own line number and
@@ -21,6 +21,7 @@ array file and ``hf:`` names.
 from __future__ import annotations
 
 import io
+import os
 from collections import Counter
 from dataclasses import dataclass, replace
 from hashlib import blake2b
@@ -29,7 +30,9 @@ from typing import Any, Iterator
 
 from analysis.datasets.records import ASSISTANT, HUMAN, Issue, Pair, ReadOptions
 
-BATCH_ROWS = 65_536
+# records per batch: one DuckDB row group (a batch this big goes to the file at once, not through the log);
+# two batches are in memory at a time (RMTUI_INGEST_BATCH_ROWS: fewer for less memory, slower)
+BATCH_ROWS = int(os.environ.get("RMTUI_INGEST_BATCH_ROWS") or 122_880)
 _MISS = object()
 _SEP = "\x1f"
 _AS = "\n\n" + ASSISTANT + " "

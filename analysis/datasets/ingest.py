@@ -103,7 +103,7 @@ def ingest(study: Study, spec: str, opts: ReadOptions | None = None, *, strict: 
                 res.n_read += item.n
                 res.n_ties += item.n_ties
                 if writer is None:
-                    writer = _ColumnWriter(study, ingest_id)
+                    writer = _ColumnWriter(study, ingest_id, known_new=not len(prior) or replace)
                 writer.put(item)
                 if progress:
                     progress(item.n)
@@ -155,11 +155,12 @@ class _ColumnWriter:
     two batches. Each batch is its own transaction, as the record path's chunks are: a killed ingest
     keeps every batch committed before it, and reading the source again adds the rest."""
 
-    def __init__(self, study: Study, ingest_id: int) -> None:
+    def __init__(self, study: Study, ingest_id: int, known_new: bool = True) -> None:
         import queue
         import threading
 
         self.study, self.ingest_id = study, ingest_id
+        self.known_new = known_new  # no earlier ingest of the source: try plain inserts first
         self.added = 0
         self.error: BaseException | None = None
         self._q: queue.Queue = queue.Queue(maxsize=1)
@@ -175,7 +176,10 @@ class _ColumnWriter:
                 return
             if self.error is None:
                 try:
-                    self.added += store_pairs.add_pair_columns(self.study, item.pairs, item.texts, self.ingest_id)
+                    n = store_pairs.add_pair_columns(self.study, item.pairs, item.texts, self.ingest_id,
+                                                     known_new=self.known_new)
+                    self.known_new = self.known_new and n == item.n  # some were stored: resuming
+                    self.added += n
                 except BaseException as e:  # noqa: BLE001 - raised in the reading thread by put/close
                     self.error = e
 

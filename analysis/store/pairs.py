@@ -117,11 +117,14 @@ _COLUMN_TYPES = {"source_row": "int64", "context_differs": "bool", "identical": 
                  "human_margin": "float64"}
 
 
-def add_pair_columns(study: Study, pairs: dict, texts: dict, ingest_id: int) -> int:
+def add_pair_columns(study: Study, pairs: dict, texts: dict, ingest_id: int, *, known_new: bool = True) -> int:
     """Insert pairs given as columns (``PAIR_COLUMNS`` + ``HUMAN_COLUMNS`` but ``heldout`` and
     ``ingest_id``, each a list) and their texts (``pair_id, side, text_id, context, response, text``), in
     one transaction, as :func:`add_pairs` does for records: existing pair ids are skipped. The columnar
-    ingest (analysis/datasets/columnar.py) calls this. Returns how many pairs were new."""
+    ingest (analysis/datasets/columnar.py) calls this. Returns how many pairs were new.
+
+    ``known_new``: first a plain INSERT (a third cheaper than INSERT OR IGNORE); where an id is already
+    stored it fails as a whole, is rolled back, and the batch is inserted again skipping stored ids."""
     import pyarrow as pa
 
     n = len(pairs["pair_id"])
@@ -145,13 +148,22 @@ def add_pair_columns(study: Study, pairs: dict, texts: dict, ingest_id: int) -> 
         ptab = ptab.take(keep)
         tdf = ttab.to_pandas().drop_duplicates(["pair_id", "side"])
         ttab = pa.Table.from_pandas(tdf, preserve_index=False)
+    if known_new:
+        try:
+            return _insert_columns(study, ptab, ttab, cols, "INSERT")
+        except (duckdb.ConstraintException, duckdb.TransactionException):  # an id already stored: rolled back
+            pass
+    return _insert_columns(study, ptab, ttab, cols, "INSERT OR IGNORE")
+
+
+def _insert_columns(study: Study, ptab, ttab, cols: list[str], verb: str) -> int:
     with study.transaction() as cur:
         cur.register("_new_pairs", ptab)
         cur.register("_new_texts", ttab)
         # the primary keys skip ids already stored (an anti join would hash the whole table per batch)
-        added = cur.execute(f"INSERT OR IGNORE INTO pairs ({', '.join(cols)}) SELECT {', '.join(cols)} "
+        added = cur.execute(f"{verb} INTO pairs ({', '.join(cols)}) SELECT {', '.join(cols)} "
                             "FROM _new_pairs").fetchone()[0]
-        cur.execute("INSERT OR IGNORE INTO texts SELECT * FROM _new_texts")
+        cur.execute(f"{verb} INTO texts SELECT * FROM _new_texts")
         cur.unregister("_new_pairs")
         cur.unregister("_new_texts")
     return int(added)

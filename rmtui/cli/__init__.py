@@ -6,6 +6,7 @@ errors reach the user as one line through ``base.main``."""
 from __future__ import annotations
 
 from . import bench_gpu as _bench_gpu  # noqa: F401
+from . import bench_ingest as _bench_ingest  # noqa: F401
 from . import explore as _explore  # noqa: F401
 from . import featurize as _featurize  # noqa: F401
 from . import fit as _fit  # noqa: F401

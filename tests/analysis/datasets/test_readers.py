@@ -200,7 +200,7 @@ def test_hf_unreachable_is_clear(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("path", ["records", "columnar"])
-def test_study_survives_killed_ingest(tmp_path, path):
+def test_study_survives_killed_ingest(tmp_path, path, monkeypatch):
     """SIGKILL in the middle of an ingest: the study opens, committed chunks are whole, a rerun completes.
     ``records``: --limit keeps the columnar pass out (chunks of 2,000 records); ``columnar``: batches of
     BATCH_ROWS written by the writer thread."""
@@ -210,11 +210,12 @@ def test_study_survives_killed_ingest(tmp_path, path):
     import sys
     import time
 
-    from analysis.datasets.columnar import BATCH_ROWS
     from tests.conftest import ROOT
 
-    total = 60_000 if path == "records" else 3 * BATCH_ROWS - 1000
-    chunk = 2000 if path == "records" else BATCH_ROWS
+    batch_rows = 20_000  # the columnar batch, set below for the killed process (and the one-batch study)
+    monkeypatch.setattr("analysis.datasets.columnar.BATCH_ROWS", batch_rows)
+    total = 60_000 if path == "records" else 3 * batch_rows - 1000
+    chunk = 2000 if path == "records" else batch_rows
     big = tmp_path / "big-train.jsonl"
     with open(big, "w") as out:
         for i in range(total):
@@ -228,7 +229,7 @@ def test_study_survives_killed_ingest(tmp_path, path):
         with open_study(tmp_path / "one.duckdb") as st:
             ingest(st, str(one))
         threshold = int(1.5 * sum(f.stat().st_size for f in tmp_path.glob("one.duckdb*")))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), RMTUI_INGEST_BATCH_ROWS=str(batch_rows))
     limit = ["--limit", str(total)] if path == "records" else []
     proc = subprocess.Popen([sys.executable, "-m", "rmtui", "ingest", str(big), "--study", str(study), *limit],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
