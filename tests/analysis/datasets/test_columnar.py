@@ -227,3 +227,20 @@ def test_reading_again_adds_nothing_and_the_columnar_batches_are_committed(tmp_p
         second = ingest(st, str(src), _opts("ab"))
         n = st.df("SELECT count(*) AS n FROM pairs")["n"][0]
     assert first.n_added == N and second.n_added == 0 and n == N
+
+
+def test_a_copy_of_an_ingested_source_adds_nothing_as_in_the_record_path(tmp_path):
+    """The copy's pair ids are stored already (same subset, split, rows and texts): the plain insert the
+    columnar pass tries first fails, is rolled back, and the batch goes in skipping stored ids."""
+    src = _parquet(tmp_path / "copy-train.parquet", _ab_records())
+    (tmp_path / "other").mkdir()
+    copy = tmp_path / "other" / "copy-train.parquet"
+    copy.write_bytes(src.read_bytes())
+    got = []
+    for col in (True, False):
+        with open_study(tmp_path / f"c-{col}.duckdb") as st:
+            first = ingest(st, str(src), _opts("ab"), columnar=col)
+            again = ingest(st, str(copy), _opts("ab"), columnar=col)
+            got.append((first.n_added, again.n_read, again.n_added, st.scalar("SELECT count(*) FROM pairs"),
+                        st.scalar("SELECT count(*) FROM texts")))
+    assert got[0] == got[1] == (N, N, 0, N, 2 * N)
