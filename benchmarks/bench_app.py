@@ -65,8 +65,7 @@ async def run(path: Path, size=(80, 24)) -> dict:
         out["first_paint_app_cpu"] = time.process_time() - c0
         # the list's own work for a first paint: count, first page, visible strips
         t = time.perf_counter()
-        el.load(el.filt, now=True)  # here, not in the worker a filter change uses
-        el._pages.clear()
+        el.load(el.filt, now=True)  # here, not in the worker a filter change uses (ids and the first page)
         el._strips.clear()
         for y in range(el.size.height):
             el.render_line(y)

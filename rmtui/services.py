@@ -177,8 +177,9 @@ class StudyService:
         return entries.fetch_window(self.study, filt, sort, offset, limit)
 
     @_held
-    def order(self, filt: EntryFilter, sort: tuple[str, bool] | None) -> list[str]:
-        return entries.sorted_ids(self.study, filt, sort)
+    def order(self, filt: EntryFilter, sort: tuple[str, bool] | None):
+        """The filter's pair ids in list order, as an Arrow string array (see entries.sorted_id_array)."""
+        return entries.sorted_id_array(self.study, filt, sort)
 
     @_held
     def rows(self, ids: list[str]) -> list[tuple]:

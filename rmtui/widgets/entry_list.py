@@ -1,10 +1,12 @@
 """The virtual entry list: a ScrollView that renders only the visible lines.
 
-On a filter or sort change the list asks DuckDB once for the pair ids in list order (160,000 ids: about
-0.2 s), in a thread worker that posts the ids back (the first load, before the list is shown, runs at
-once); rows are then fetched in pages of ``PAGE`` by slicing that order (one small query per page, about
-30 ms, at any depth), kept in an LRU of pages; rendered lines are kept in an LRU of strips (as toolong
-does). Only visible lines are ever rendered.
+On a filter or sort change the list asks DuckDB once for the pair ids in list order (one Arrow array:
+a million ids in about 0.6 s, built without the GIL), in a thread worker that posts the ids back with
+the cursor's page of rows (the first load, before the list is shown, runs at once); rows are then
+fetched in pages of ``PAGE`` by slicing that order (one small query per page, about 30 ms, at any
+depth), kept in an LRU of pages. Drawing never queries: a line whose page is not cached shows " …"
+while a worker fetches the page, and is drawn again when it arrives. Rendered lines are kept in an LRU
+of strips (as toolong does). Only visible lines are ever rendered.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from textual.strip import Strip
 
 from analysis.store.entries import LIST_COLUMNS
 from analysis.store.filters import DEFAULT_SORT, EntryFilter
+
+from .ids import IdOrder
+from .names import short_names  # noqa: F401  (imported from here by the screens and tests)
 
 PAGE = 200
 MAX_PAGES = 64
@@ -84,31 +89,6 @@ REGIME_MID = {**REGIME_WORDS, "resists_alignment": "resists"}
 REGIME_SHORT_80 = {**REGIME_SHORT, "got_aligned": "got al.", "stayed_aligned": "stayed"}
 
 
-def short_names(names: list[str], width: int) -> dict[str, str]:
-    """Names cut to ``width`` so that they stay distinguishable: inner words of a dashed name shrink to
-    their initial ('helpful-rejection-sampled' -> 'h-r-sampled') before anything is cut, and a cut
-    keeps the end (where 'helpful-base' and 'helpful-online' differ) when the starts are shared."""
-    out = {}
-    for n in names:
-        if len(n) <= width:
-            out[n] = n
-            continue
-        parts = n.split("-")
-        short = n
-        for i in range(len(parts) - 1):  # shrink from the left, keeping the last word
-            parts[i] = parts[i][:1]
-            short = "-".join(parts)
-            if len(short) <= width:
-                break
-        if len(short) > width:
-            short = short[: max(1, width - 1)] + "…"
-        out[n] = short
-    if len(set(out.values())) < len(out):  # a collision: cut in the middle instead, keeping both ends
-        h = max(1, (width - 1) // 2)
-        out = {n: n if len(n) <= width else n[:h] + "…" + n[-(width - 1 - h):] for n in names}
-    return out
-
-
 def _fmt_num(v, nd=2) -> str:
     return "-" if v is None else f"{v:+.{nd}f}"
 
@@ -141,20 +121,28 @@ class EntryList(ScrollView, can_focus=True):
             self.entry_list = entry_list
 
     class Ordered(Message):
-        """A reload's pair ids, from its worker."""
+        """A reload's pair ids, the cursor's row in them and that row's page of rows, from its worker."""
 
-        def __init__(self, generation: int, ids: list[str] | None, error: BaseException | None,
-                     keep_cursor: bool, before: str | None) -> None:
+        def __init__(self, generation: int, ids: IdOrder | None, error: BaseException | None,
+                     keep_cursor: bool, cursor: int = 0, page: tuple[int, list] | None = None) -> None:
             super().__init__()
             self.generation, self.ids, self.error = generation, ids, error
-            self.keep_cursor, self.before = keep_cursor, before
+            self.keep_cursor, self.cursor, self.page = keep_cursor, cursor, page
+
+    class PageReady(Message):
+        """A page of rows fetched by a worker for lines drawn meanwhile as placeholders."""
+
+        def __init__(self, generation: int, page: int, rows: list | None) -> None:
+            super().__init__()
+            self.generation, self.page, self.rows = generation, page, rows
 
     def __init__(self, order: Callable[[EntryFilter, tuple], list[str]],
                  rows: Callable[[list[str]], list[tuple]], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._order = order
         self._rows = rows
-        self._ids: list[str] = []
+        self._ids = IdOrder()
+        self._pending_pages: set[int] = set()  # pages a worker is fetching for the screen
         self.filt = EntryFilter()
         self.sort: tuple[str, bool] = DEFAULT_SORT
         self.total = 0
@@ -164,7 +152,7 @@ class EntryList(ScrollView, can_focus=True):
         self._loaded = False
         self._generation = 0  # of the latest load: a slower earlier reload's ids are dropped
         self.on_load_error: Callable[[BaseException], None] | None = None
-        self.lines_rendered = 0  # for benchmarks and tests: how many lines were drawn (cached or not)
+        self.lines_rendered = 0  # for benchmarks and tests: lines drawn (cached or not), placeholders not counted
         self.hidden: set[str] = {"votes"}  # columns with nothing to show in this study (the screen decides)
         self.empty_columns: set[str] = set()  # columns no pair of the study has a value in (marked ∅)
         self.hscroll = 0  # the first scrolling column on screen (an index into COLUMNS[PINNED:])
@@ -197,25 +185,43 @@ class EntryList(ScrollView, can_focus=True):
         The query runs in a thread worker (``now``: here, for the first load); the list shows the
         new ids when they arrive. ``keep_cursor``: stay on the same pair if the new order still
         holds it, else on the same row."""
-        before = self._ids[self.cursor] if keep_cursor and self.cursor < len(self._ids) else None
+        before = self._ids.at(self.cursor) if keep_cursor and self.cursor < len(self._ids) else None
         if filt is not None:
             self.filt = filt
         if sort is not None:
             self.sort = sort
         self._generation += 1
         if now:
-            self._apply(self._order(self.filt, self.sort), keep_cursor, before)
+            ids, c, page = self._ordered(self.filt, self.sort, keep_cursor, self.cursor, before)
+            self._apply(ids, keep_cursor, c, page)
         else:
-            self._order_in_worker(self._generation, self.filt, self.sort, keep_cursor, before)
+            self._order_in_worker(self._generation, self.filt, self.sort, keep_cursor, self.cursor, before)
+
+    def _ordered(self, filt: EntryFilter, sort: tuple[str, bool], keep_cursor: bool, cursor: int,
+                 before: str | None) -> tuple[IdOrder, int, tuple[int, list] | None]:
+        """The new ids, the cursor's row in them (``keep_cursor``: on the same pair if the new order
+        still holds it, else on the same row) and that row's page of rows."""
+        ids = IdOrder(self._order(filt, sort))
+        total = len(ids)
+        c = min(cursor, max(0, total - 1)) if keep_cursor else 0
+        if before is not None and c < total and ids.at(c) != before:
+            found = ids.index(before)
+            if found is not None:
+                c = found
+        if not total:
+            return ids, c, None
+        p = c // PAGE
+        return ids, c, (p, self._rows(ids.page(p * PAGE, (p + 1) * PAGE)))
 
     @work(thread=True, exit_on_error=False, group="list-order")
     def _order_in_worker(self, generation: int, filt: EntryFilter, sort: tuple[str, bool], keep_cursor: bool,
-                         before: str | None) -> None:
+                         cursor: int, before: str | None) -> None:
         try:
-            ids, error = self._order(filt, sort), None
+            ids, c, page = self._ordered(filt, sort, keep_cursor, cursor, before)
+            error = None
         except Exception as e:  # shown by the screen, never a traceback
-            ids, error = None, e
-        self.post_message(self.Ordered(generation, ids, error, keep_cursor, before))
+            ids, c, page, error = None, 0, None, e
+        self.post_message(self.Ordered(generation, ids, error, keep_cursor, c, page))
 
     def on_entry_list_ordered(self, message: "EntryList.Ordered") -> None:
         message.stop()
@@ -225,21 +231,18 @@ class EntryList(ScrollView, can_focus=True):
             if self.on_load_error is not None:
                 self.on_load_error(message.error)
             return
-        self._apply(message.ids or [], message.keep_cursor, message.before)
+        self._apply(message.ids or IdOrder(), message.keep_cursor, message.cursor, message.page)
 
-    def _apply(self, ids: list[str], keep_cursor: bool, before: str | None) -> None:
+    def _apply(self, ids: IdOrder, keep_cursor: bool, c: int, page: tuple[int, list] | None) -> None:
         self._pages.clear()
+        self._pending_pages.clear()
         self._strips.clear()
+        if page is not None:
+            self._pages[page[0]] = page[1]
         self._ids = ids
         self.total = len(self._ids)
         self._loaded = True
         self.virtual_size = Size(self.size.width or 80, self.total)
-        c = min(self.cursor, max(0, self.total - 1)) if keep_cursor else 0
-        if before is not None and c < self.total and self._ids[c] != before:
-            try:
-                c = self._ids.index(before)
-            except ValueError:
-                pass
         if not keep_cursor:
             self.scroll_to(y=0, animate=False, immediate=True)
         self.cursor = c
@@ -254,25 +257,51 @@ class EntryList(ScrollView, can_focus=True):
         self.post_message(self.Changed(self))
 
     def index_of(self, pair_id: str) -> int | None:
-        try:
-            return self._ids.index(pair_id)
-        except ValueError:
-            return None
+        return self._ids.index(pair_id)
 
-    def row(self, i: int) -> tuple | None:
+    def _keep_page(self, page: int, rows: list) -> None:
+        self._pages[page] = rows
+        if len(self._pages) > MAX_PAGES:
+            self._pages.popitem(last=False)
+
+    def row(self, i: int, *, fetch: bool = True) -> tuple | None:
+        """Row ``i`` (``LIST_COLUMNS`` order); its page is fetched here if not cached, or, with
+        ``fetch=False`` (drawing), asked of a worker while this returns None."""
         if i < 0 or i >= self.total:
             return None
         page = i // PAGE
         rows = self._pages.get(page)
         if rows is None:
-            rows = self._rows(self._ids[page * PAGE:(page + 1) * PAGE])
-            self._pages[page] = rows
-            if len(self._pages) > MAX_PAGES:
-                self._pages.popitem(last=False)
+            if not fetch:
+                if page not in self._pending_pages:
+                    self._pending_pages.add(page)
+                    self._page_in_worker(self._generation, page, self._ids.page(page * PAGE, (page + 1) * PAGE))
+                return None
+            rows = self._rows(self._ids.page(page * PAGE, (page + 1) * PAGE))
+            self._keep_page(page, rows)
         else:
             self._pages.move_to_end(page)
         j = i - page * PAGE
         return rows[j] if j < len(rows) else None
+
+    @work(thread=True, exit_on_error=False, group="list-page")
+    def _page_in_worker(self, generation: int, page: int, ids: list[str]) -> None:
+        try:
+            rows = self._rows(ids)
+        except Exception:  # drawn again (and asked again) on the next refresh
+            rows = None
+        self.post_message(self.PageReady(generation, page, rows))
+
+    def on_entry_list_page_ready(self, message: "EntryList.PageReady") -> None:
+        message.stop()
+        if message.generation != self._generation:
+            return
+        self._pending_pages.discard(message.page)
+        if message.rows is None:
+            return
+        self._keep_page(message.page, message.rows)
+        self._strips.clear()
+        self.refresh()
 
     def value(self, i: int, key: str):
         r = self.row(i)
@@ -450,10 +479,11 @@ class EntryList(ScrollView, can_focus=True):
         return out
 
     def render_line(self, y: int) -> Strip:
-        self.lines_rendered += 1
         _, scroll_y = self.scroll_offset
         i = scroll_y + y
         width = self.content_width()
+        if i >= self.total or i < 0 or self.total == 0:
+            self.lines_rendered += 1  # drawn (blank or the empty message), not waiting for rows
         if self.total == 0 and self.empty_message:
             strips = self._empty_strips(width)
             return strips[y] if 0 <= y < len(strips) else Strip.blank(width, self.rich_style)
@@ -463,18 +493,19 @@ class EntryList(ScrollView, can_focus=True):
         key = (i, width, is_cursor and self.has_focus, is_cursor)
         strip = self._strips.get(key)
         if strip is not None:
+            self.lines_rendered += 1
             return strip
-        r = self.row(i)
+        r = self.row(i, fetch=False)
         base = self.rich_style
-        if r is None:
-            strip = Strip.blank(width, base)
+        if r is None:  # its page is on its way (a worker): a placeholder now, the row when it comes
+            return Strip([Segment(" …", base + Style(dim=True))]).adjust_cell_length(width, base)
+        self.lines_rendered += 1
+        if is_cursor:
+            cur_style = Style(reverse=True, bold=True) if self.has_focus else Style(reverse=True)
+            segs = [Segment(t, base + (s or Style()) + cur_style) for t, s in self._cells(r, width)]
         else:
-            if is_cursor:
-                cur_style = Style(reverse=True, bold=True) if self.has_focus else Style(reverse=True)
-                segs = [Segment(t, base + (s or Style()) + cur_style) for t, s in self._cells(r, width)]
-            else:
-                segs = [Segment(t, base + s if s else base) for t, s in self._cells(r, width)]
-            strip = Strip(segs).adjust_cell_length(width, base)
+            segs = [Segment(t, base + s if s else base) for t, s in self._cells(r, width)]
+        strip = Strip(segs).adjust_cell_length(width, base)
         self._strips[key] = strip
         return strip
 
