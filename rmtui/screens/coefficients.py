@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from ..widgets.footer import AppFooter
 from textual.widgets import DataTable, Header, Static
@@ -119,7 +121,17 @@ def _p(v) -> str:
     return f"{v:.0e}" if v < 0.001 else f"{v:.3f}"
 
 
+class FitRead(Message):
+    """The imprint, the fit, the model names and the feature definitions, read by a worker."""
+
+    def __init__(self, df, fit, names, defs) -> None:
+        super().__init__()
+        self.df, self.fit, self.names, self.defs = df, fit, names, defs
+
+
 class CoefficientScreen(Screen):
+    """Built once and reused (the app installs it); the fit is read in a worker each time it shows."""
+
     BINDINGS = [
         Binding("escape", "back", "Back", id="coef.back"),
         Binding("enter", "filter_feature", "Filter list", id="coef.filter"),
@@ -137,6 +149,8 @@ class CoefficientScreen(Screen):
         self.desc = False
         self.row_features: dict[str, str] = {}
         self.standardized = False
+        self.df = self.fit = None  # until the worker has read them
+        self.std_column = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -146,26 +160,56 @@ class CoefficientScreen(Screen):
         yield AppFooter()
 
     def on_mount(self) -> None:
-        from .common import model_names
-
-        svc = self.app.service
-        self.df = svc.imprint()
-        self.fit = svc.fit()
-        self.names = model_names(svc)
-        try:
-            defs = list(svc.choices("feature").get("feature", []))
-        except Exception:
-            defs = []
-        feats = set(self.df["feature"]) if len(self.df) else set()
-        self.dropped = dropped_features(self.fit, feats, defs) if self.fit else []
-        self.std_column = next((c for c in STD_COLUMNS if c in self.df.columns and self.df[c].notna().any()), None)
-        self.display_names = feature_names(sorted(feats))
         t = self.query_one(DataTable)
         for key, label in (("target", "RM"), ("feature", "feature"), ("est", "coef"), ("ci", "95% CI"),
                            ("p", "p adj"), ("sig", "sig"), ("bar", "coef on one scale")):
             t.add_column(label, key=key)
-        self.refill()
         t.focus()
+        self.reload()
+
+    def on_screen_resume(self) -> None:
+        if getattr(self, "_shown_once", False):  # pushed again (the app reuses the screen): a fit may have run
+            self.reload()
+        self._shown_once = True
+
+    def reload(self) -> None:
+        """Read the fit in a worker; "loading…" until it comes (the first time: the screen is reused)."""
+        if getattr(self, "fit_key", None) is None:
+            self.query_one("#coef-head", Static).update(Text("loading the fit…", style="dim"))
+        self._read_fit()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="coefficients")
+    def _read_fit(self) -> None:
+        from .common import WorkFailed, error_parts, model_names
+
+        svc = self.app.service
+        try:
+            df, fit, names = svc.imprint(), svc.fit(), model_names(svc)
+            try:
+                defs = list(svc.choices("feature").get("feature", []))
+            except Exception:
+                defs = []
+        except Exception as e:
+            self.post_message(WorkFailed(*error_parts(e)))
+            return
+        self.post_message(FitRead(df, fit, names, defs))
+
+    def on_fit_read(self, message: "FitRead") -> None:
+        df, fit = message.df, message.fit
+        key = (repr(fit), len(df))
+        if key == getattr(self, "fit_key", None):
+            return  # the same fit as shown: keep the table (and its cursor)
+        self.fit_key = key
+        self.df, self.fit, self.names = df, fit, message.names
+        feats = set(df["feature"]) if len(df) else set()
+        self.dropped = dropped_features(fit, feats, message.defs) if fit else []
+        self.std_column = next((c for c in STD_COLUMNS if c in df.columns and df[c].notna().any()), None)
+        self.display_names = feature_names(sorted(feats))
+        self.refill()
+
+    def on_work_failed(self, message) -> None:
+        self.query_one("#coef-head", Static).update(Text("cannot read the fit (see the error)", style="dim"))
+        self.app.show_error(message.title, message.message)
 
     def _estimates(self, df):
         """(estimate, ci_low, ci_high) columns of the display mode."""
@@ -176,6 +220,8 @@ class CoefficientScreen(Screen):
         return "estimate", "ci_low", "ci_high"
 
     def refill(self) -> None:
+        if self.df is None:  # still loading
+            return
         t = self.query_one(DataTable)
         t.clear()
         df = self.df
