@@ -103,6 +103,18 @@ class ChoiceDialog(ModalScreen[str | None]):
             yield Static(self.help or "↑↓: move · enter: choose · escape: cancel", classes="dialog-help", markup=False)
 
     def on_mount(self) -> None:
+        self._highlight()
+
+    def reset(self, choices: list[tuple[str, str]], current: str | None = None) -> None:
+        """New choices for a dialog that is reused (installed once, pushed again)."""
+        self.choices, self.current = choices, current
+        if self.is_mounted:
+            ol = self.query_one(OptionList)
+            ol.clear_options()
+            ol.add_options([Option(Text(visible_line(label)), id=f"c{i}") for i, (_, label) in enumerate(choices)])
+            self._highlight()
+
+    def _highlight(self) -> None:
         ol = self.query_one(OptionList)
         values = [v for v, _ in self.choices]
         if self.current in values:

@@ -438,7 +438,13 @@ class ListScreen(TriageMixin, Screen):
             return "any" if v is None else str(v)
 
         fields = [(f, f"{f:<9} {shown(f)}") for f in FILTER_FIELDS]
-        self.app.push_screen(ChoiceDialog("Filter: pick a field", fields), self._pick_value)
+        dialog = getattr(self, "_field_dialog", None)  # built once, then reused with the filter's values
+        if dialog is None:
+            dialog = self._field_dialog = ChoiceDialog("Filter: pick a field", fields)
+            self.app.install_screen(dialog, name=f"filter-fields-{id(self)}")
+        else:
+            dialog.reset(fields)
+        self.app.push_screen(dialog, self._pick_value)
 
     def _pick_value(self, field: str | None) -> None:
         if field is None:
