@@ -151,6 +151,9 @@ class EntryList(ScrollView, can_focus=True):
         self._strips: LRUCache[tuple, Strip] = LRUCache(1024)
         self._loaded = False
         self._generation = 0  # of the latest load: a slower earlier reload's ids are dropped
+        # of the ids and rows shown: a page fetched for other ids or older rows (a worker asked before a
+        # reload arrived, or before the rows changed) is dropped
+        self._page_gen = 0
         self.on_load_error: Callable[[BaseException], None] | None = None
         self.lines_rendered = 0  # for benchmarks and tests: lines drawn (cached or not), placeholders not counted
         self.hidden: set[str] = {"votes"}  # columns with nothing to show in this study (the screen decides)
@@ -234,6 +237,7 @@ class EntryList(ScrollView, can_focus=True):
         self._apply(message.ids or IdOrder(), message.keep_cursor, message.cursor, message.page)
 
     def _apply(self, ids: IdOrder, keep_cursor: bool, c: int, page: tuple[int, list] | None) -> None:
+        self._page_gen += 1
         self._pages.clear()
         self._pending_pages.clear()
         self._strips.clear()
@@ -251,6 +255,8 @@ class EntryList(ScrollView, can_focus=True):
 
     def invalidate(self) -> None:
         """Rows changed (tags, selection) but not their order or number: refetch what is shown."""
+        self._page_gen += 1
+        self._pending_pages.clear()
         self._pages.clear()
         self._strips.clear()
         self.refresh()
@@ -275,7 +281,7 @@ class EntryList(ScrollView, can_focus=True):
             if not fetch:
                 if page not in self._pending_pages:
                     self._pending_pages.add(page)
-                    self._page_in_worker(self._generation, page, self._ids.page(page * PAGE, (page + 1) * PAGE))
+                    self._page_in_worker(self._page_gen, page, self._ids.page(page * PAGE, (page + 1) * PAGE))
                 return None
             rows = self._rows(self._ids.page(page * PAGE, (page + 1) * PAGE))
             self._keep_page(page, rows)
@@ -294,7 +300,7 @@ class EntryList(ScrollView, can_focus=True):
 
     def on_entry_list_page_ready(self, message: "EntryList.PageReady") -> None:
         message.stop()
-        if message.generation != self._generation:
+        if message.generation != self._page_gen:
             return
         self._pending_pages.discard(message.page)
         if message.rows is None:
