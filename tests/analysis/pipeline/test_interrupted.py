@@ -16,6 +16,7 @@ import pytest
 
 from analysis.store import open_study
 from tests.helpers.cli import run_cli
+from tests.helpers.kill import rmtui_killed_at
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -91,26 +92,19 @@ def test_a_job_still_running_keeps_its_row(tmp_path):
 def test_fit_killed_at_any_moment_leaves_one_whole_fit(tmp_path):
     """SIGKILL while `rmtui fit` runs (kill -9 matrix: fit had no automated test): the study opens, every
     fit it lists is whole (imprint and pair_metrics rows only for listed fits), and a rerun gives the same
-    imprint as a fit that was never interrupted."""
-    import os
-
+    imprint as a fit that was never interrupted. The kills land where a fit can break: all computed and
+    nothing written (the latest moment of the computing part), in the middle of writing the fit, and
+    between the fit's rows and its statistics."""
     from analysis.datasets.synth import make_synthetic_study
 
     study = tmp_path / "s.duckdb"
     make_synthetic_study(study, 3000, seed=5)
     ref = tmp_path / "ref.duckdb"
     ref.write_bytes(study.read_bytes())
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    t0 = time.perf_counter()  # the uninterrupted fit, timed: the kills land at 35, 65 and 90 % of it
-    subprocess.run([sys.executable, "-m", "rmtui", "fit", "--study", str(ref)], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    took = time.perf_counter() - t0
-    for delay in (0.35 * took, 0.65 * took, 0.9 * took):
-        p = subprocess.Popen([sys.executable, "-m", "rmtui", "fit", "--study", str(study)], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(delay)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    assert run_cli("fit", "--study", ref).code == 0  # the uninterrupted fit
+    write = "analysis.store.metrics:write_fit"
+    for target, when in ((write, "before"), (write, "during"), ("analysis.store.metrics:write_fit_stats", "before")):
+        rmtui_killed_at(target, when, "fit", "--study", study, delay=0.01)
         with open_study(study) as st:
             fits = set(st.df("SELECT fit_id FROM fits")["fit_id"])
             assert set(st.df("SELECT DISTINCT fit_id FROM imprint")["fit_id"]) <= fits
@@ -128,9 +122,9 @@ def test_fit_killed_at_any_moment_leaves_one_whole_fit(tmp_path):
 def test_rewrite_killed_then_rerun_matches_an_uninterrupted_run(tmp_path, tiny_rm_dir, tiny_rm_dir_b):
     """SIGKILL while `rmtui rewrite --rewriter rules` runs (kill -9 matrix: only a resume test kept it):
     the study opens after each kill, and the rerun stores exactly the rewrites and rewards of an
-    uninterrupted run, none twice."""
-    import os
-
+    uninterrupted run, none twice. The kills land where a resume can go wrong: the rewrites' pre-D
+    rewards stored and their post-D ones not, every reward and feature stored and no rewrite row, and
+    every rewrite row stored and the command not yet done."""
     from analysis.datasets.readers import ReadOptions
     from analysis.features import featurize_study
     from analysis.datasets.ingest import ingest
@@ -143,24 +137,26 @@ def test_rewrite_killed_then_rerun_matches_an_uninterrupted_run(tmp_path, tiny_r
         score_study(st, str(tiny_rm_dir), "pre", name="tiny-pre")
         score_study(st, str(tiny_rm_dir_b), "post", name="tiny-post")
         featurize_study(st, "heuristic")
+        n_scores = st.scalar("SELECT count(*) FROM scores")
     ref = tmp_path / "ref.duckdb"
     ref.write_bytes(study.read_bytes())
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "rmtui", "rewrite", "--rewriter", "rules", "--n", "20", "--seed", "3", "--no-fit"]
-    t0 = time.perf_counter()
-    subprocess.run(cmd + ["--study", str(ref)], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    took = time.perf_counter() - t0
-    for frac in (0.5, 0.75, 0.9):
-        p = subprocess.Popen(cmd + ["--study", str(study)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        time.sleep(frac * took)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
+    cmd = ["rewrite", "--rewriter", "rules", "--n", "20", "--seed", "3", "--no-fit"]
+    r = run_cli(*cmd, "--study", ref)  # the uninterrupted run
+    assert r.code == 0, r.all
+    with open_study(ref, read_only=True) as b:
+        n_new = b.scalar("SELECT count(*) FROM scores") - n_scores
+    assert n_new > 0
+    rows = "analysis.store.rewrites:add_rewrites"
+    for target, when, scored, n_rows in (("analysis.store.scores:add_scores", "after", n_new // 2, 0),
+                                         (rows, "before", n_new, 0), (rows, "after", n_new, 40)):
+        rmtui_killed_at(target, when, *cmd, "--study", study)
         with open_study(study) as st:
             assert st.scalar("SELECT count(*) FROM rewrites") == st.scalar("SELECT count(DISTINCT rewrite_id) FROM rewrites")
-    subprocess.run(cmd + ["--study", str(study)], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+            # the kill landed where it was aimed
+            assert st.scalar("SELECT count(*) FROM rewrites") == n_rows
+            assert st.scalar("SELECT count(*) FROM scores") == n_scores + scored
+    r = run_cli(*cmd, "--study", study)
+    assert r.code == 0, r.all
     q_rw = "SELECT rewrite_id, pair_id, side, new_response FROM rewrites ORDER BY ALL"
     q_sc = "SELECT model_id, text_id, round(reward, 5) AS r FROM scores ORDER BY ALL"
     with open_study(study, read_only=True) as a, open_study(ref, read_only=True) as b:

@@ -20,6 +20,7 @@ from analysis.errors import ModelError
 from analysis.store import open_study
 from analysis.datasets.synth import make_synthetic_study
 
+from ...helpers.cli import run_cli
 from ...helpers.tiny_rm import make_tiny_rm
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -74,16 +75,19 @@ def trusted_study(tmp_path_factory, tiny_rm_dir_b):
     folder = make_custom_code_rm(tmp / "x-rm", marker)
     study = tmp / "study.duckdb"
     make_synthetic_study(study, 12, seed=1, with_models=False)
-    # without the flag the folder is refused and its code does not run
-    r = rmtui(tmp, "score", "-s", str(study), "-m", str(folder), "--role", "pre", "--device", "cpu")
-    assert r.returncode == 1 and not marker.exists()
-    no_flag_message = (r.stdout + r.stderr).strip()
-    r = rmtui(tmp, "score", "-s", str(study), "-m", str(folder), "--role", "pre", "--device", "cpu",
-              "--name", "x-rm", "--trust-remote-code")
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "configuration_x" in marker.read_text() and "modeling_x" in marker.read_text()  # consented: it ran
-    r = rmtui(tmp, "score", "-s", str(study), "-m", str(tiny_rm_dir_b), "--role", "post", "--device", "cpu")
-    assert r.returncode == 0, r.stdout + r.stderr
+    # without the flag the folder is refused and its code does not run (in this process: nothing of the
+    # folder is imported here; the run with the flag is a subprocess, so its code never lands in this one)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("RMTUI_TRUST_REMOTE_CODE", raising=False)
+        r = run_cli("score", "-s", study, "-m", folder, "--role", "pre", "--device", "cpu")
+        assert r.code == 1 and not marker.exists(), r.all
+        no_flag_message = r.all.strip()
+        r = rmtui(tmp, "score", "-s", str(study), "-m", str(folder), "--role", "pre", "--device", "cpu",
+                  "--name", "x-rm", "--trust-remote-code")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "configuration_x" in marker.read_text() and "modeling_x" in marker.read_text()  # consented: it ran
+        r = run_cli("score", "-s", study, "-m", tiny_rm_dir_b, "--role", "post", "--device", "cpu")
+        assert r.code == 0, r.all
     marker.unlink()
     return tmp, study, marker, no_flag_message
 
