@@ -126,7 +126,7 @@ from analysis.scoring import ScoreSettings, score_study
 from analysis.store import open_study
 st = open_study(sys.argv[1])
 score_study(st, sys.argv[2], "pre", settings=ScoreSettings(device="cpu", max_length=64, chunk_size=4),
-            engine="ray", engine_options={"address": sys.argv[3], "actors": 2, "_batch_delay_s": 0.5},
+            engine="ray", engine_options={"address": sys.argv[3], "actors": 1, "_batch_delay_s": 0.5},
             on_commit=lambda done, total: print(f"committed {done}/{total}", flush=True))
 print("finished", flush=True)
 """
@@ -155,8 +155,10 @@ def test_driver_sigkilled_then_rerun_resumes(cluster, tiny_rm_dir, tmp_path):
     kept = st.scalar("SELECT count(*) FROM scores")
     assert 8 <= kept < n, "".join(lines)  # two 4-text chunks committed, the job not finished
     assert st.scalar("SELECT count(*) FROM score_runs WHERE finished_at IS NULL") == 1
-    # the rerun on one actor: what it must show (only the missing texts scored) does not depend on the
-    # pool size, and each actor costs a process that imports torch and loads the model
+    # both jobs on one actor: what the test checks (the killed driver keeps exactly its committed
+    # chunks, the rerun scores only the rest) does not depend on the pool size, and each actor is a
+    # process that imports torch and loads the model. One actor also runs the chunks one after another:
+    # after the 2nd commit, 6 chunks of 0.5 s remain, so the kill always lands mid-job
     res = score_study(st, str(tiny_rm_dir), "pre", settings=ScoreSettings(**SETTINGS), engine="ray",
                       engine_options={"actors": 1})
     assert res.n_skipped == kept and res.n_scored == n - kept
