@@ -28,7 +28,7 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any, Iterator
 
-from analysis.datasets.records import ASSISTANT, HUMAN, Issue, Pair, ReadOptions
+from analysis.datasets.records import ASSISTANT, HUMAN, Issue, ReadOptions
 
 # records per batch: one DuckDB row group (a batch this big goes to the file at once, not through the log);
 # two batches are in memory at a time (RMTUI_INGEST_BATCH_ROWS: fewer for less memory, slower)
@@ -234,7 +234,9 @@ def _label_ok(t, json: bool) -> bool:
 def _run(units_of, src: str, opts: ReadOptions, lay: _Layout, subset: str, split: str, dataset: str) -> Iterator:
     shape = opts.shape
     if shape is not None and shape.needs_scan():
-        scan = replace(opts, shape=_scan_shape(shape))
+        from analysis.datasets.shape_pairs import LabelScan
+
+        scan = replace(opts, shape=LabelScan(shape))
         for unit in units_of():
             if unit.batch is not None and lay.label in unit.batch.schema.names \
                     and _label_ok(unit.batch.schema.field(lay.label).type, unit.lines is not None):
@@ -255,12 +257,6 @@ def _run(units_of, src: str, opts: ReadOptions, lay: _Layout, subset: str, split
                 yield PairColumns(src, out, _texts(out), ties)
         if unit.issue is not None:
             yield unit.issue
-
-
-def _scan_shape(shape):
-    from analysis.datasets.shape_pairs import LabelScan
-
-    return LabelScan(shape)
 
 
 def _replay(unit: _Unit, rows, src: str, opts: ReadOptions, subset: str, split: str, dataset: str) -> Iterator:
@@ -460,10 +456,3 @@ def _interleave(x: list, y: list) -> list:
     z[0::2] = x
     z[1::2] = y
     return z
-
-
-def is_columns(item: Any) -> bool:
-    return isinstance(item, PairColumns)
-
-
-__all__ = ["PairColumns", "columnar_items", "layout", "is_columns", "Pair"]

@@ -107,14 +107,7 @@ def sorted_ids(study: Study, filt: EntryFilter, sort: tuple[str, bool] | None = 
     """Every pair id of the filter in list order: the app's list runs this once per filter or sort
     change and then fetches pages of rows by slicing it (:func:`fetch_rows`); the export and the
     report take their pairs from it."""
-    where, params = where_clause(filt)
-    col = (sort or DEFAULT_SORT)[0]
-    src = LIST_FROM if col == "tags" else "FROM pairs p LEFT JOIN pair_metrics m ON m.pair_id = p.pair_id "
-    cur = study.cursor()
-    try:
-        return [r[0] for r in cur.execute(f"SELECT p.pair_id {src}{where} {order_clause(sort)}", params).fetchall()]
-    finally:
-        cur.close()
+    return sorted_id_array(study, filt, sort).to_pylist()
 
 
 def sorted_id_array(study: Study, filt: EntryFilter, sort: tuple[str, bool] | None = None):

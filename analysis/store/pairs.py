@@ -74,23 +74,7 @@ def add_pairs(study: Study, pairs: Sequence[Pair], ingest_id: int) -> int:
     pdf = pdf.drop_duplicates("pair_id")
     tdf = pd.DataFrame(text_rows, columns=["pair_id", "side", "text_id", "context", "response", "text"])
     tdf = tdf.drop_duplicates(["pair_id", "side"])
-    with study.transaction() as cur:
-        cur.register("_new_pairs", pdf)
-        cur.register("_new_texts", tdf)
-        before = cur.execute("SELECT count(*) FROM pairs").fetchone()[0]
-        cur.execute(
-            f"INSERT INTO pairs ({', '.join(cols)}) "
-            f"SELECT {', '.join('n.' + c for c in cols)} FROM _new_pairs n "
-            "ANTI JOIN pairs p ON p.pair_id = n.pair_id"
-        )
-        after = cur.execute("SELECT count(*) FROM pairs").fetchone()[0]
-        cur.execute(
-            "INSERT INTO texts SELECT n.* FROM _new_texts n "
-            "ANTI JOIN texts t ON t.pair_id = n.pair_id AND t.side = n.side"
-        )
-        cur.unregister("_new_pairs")
-        cur.unregister("_new_texts")
-    return int(after - before)
+    return _insert_columns(study, pdf, tdf, cols, "INSERT OR IGNORE")
 
 
 @contextlib.contextmanager
@@ -157,6 +141,8 @@ def add_pair_columns(study: Study, pairs: dict, texts: dict, ingest_id: int, *, 
 
 
 def _insert_columns(study: Study, ptab, ttab, cols: list[str], verb: str) -> int:
+    """Pairs (``cols`` of ``ptab``) and their texts (``ttab``, Arrow tables or DataFrames) in one
+    transaction; how many pairs were added."""
     with study.transaction() as cur:
         cur.register("_new_pairs", ptab)
         cur.register("_new_texts", ttab)
